@@ -1,6 +1,6 @@
 """The PeZO perturbation generator: uniform bank -> reuse -> adaptive scaler."""
 
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
@@ -88,7 +88,11 @@ class PerturbationGenerator(wiring.Component):
             m.d.comb += [
                 pool.restart.eq(self.seed_load),
                 pool.offset_value.eq(self.offset_value), pool.offset_set.eq(self.offset_set),
-                self.offset.eq(pool.offset), self.filling.eq(pool.filling),
+                # The beat at the output left the pool one word earlier when the scaler holds it.
+                self.offset.eq(Mux(scaler.o.valid,
+                                   Mux(pool.offset == 0, cfg.pool_words - 1, pool.offset - 1),
+                                   pool.offset)),
+                self.filling.eq(pool.filling),
                 self.pool_sumsq.eq(pool.sumsq),
             ]
             flush = self.seed_load | self.offset_set

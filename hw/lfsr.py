@@ -85,13 +85,13 @@ class UniformBank(wiring.Component):
                 Cat(xor_bits(st, masks[offsets[lane] + j]) for j in range(w)))
         m.d.comb += self.o.valid.eq(1)
 
-        # Seeding: fold the seed to k bits, XOR the lane constant, force bit 0 (never all-zero).
+        # Seeding: fold the seed to k-1 bits, shift in a 1 (never all-zero), XOR the lane constant.
         sw = cfg.seed_width
-        chunks = [self.seed[i:min(i + k, sw)] for i in range(0, sw, k)]
-        fold = Signal(k)
+        chunks = [self.seed[i:min(i + k - 1, sw)] for i in range(0, sw, k - 1)]
+        fold = Signal(k - 1)
         m.d.comb += fold.eq(chunks[0])
         for c in chunks[1:]:
-            fold_next = Signal(k)
+            fold_next = Signal(k - 1)
             m.d.comb += fold_next.eq(fold ^ c)
             fold = fold_next
         consts = lane_constants(k, gens)
@@ -101,7 +101,7 @@ class UniformBank(wiring.Component):
 
         with m.If(self.seed_load):
             for g in range(gens):
-                m.d.sync += states[g].eq((fold ^ consts[g]) | 1)
+                m.d.sync += states[g].eq(Cat(1, fold) ^ consts[g])
         with m.Elif(self.o.ready):
             for g in range(gens):
                 src = states[(g + 1) % gens] if self._rotate else states[g]

@@ -164,7 +164,7 @@ class GeneratorConfig:
     def replace(self, **changes) -> "GeneratorConfig":
         if changes.get("reuse", self.reuse) != "pregen" and "pool_size" not in changes:
             changes["pool_size"] = None
-        if "lanes" in changes and "out_lanes" not in changes:
+        if ("lanes" in changes or changes.get("reuse") == "none") and "out_lanes" not in changes:
             changes["out_lanes"] = None
         return dataclasses.replace(self, **changes)
 
@@ -239,6 +239,5 @@ def load_config(path=None, overrides=None) -> GeneratorConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"Configuration file {str(path)!r} must hold a table of parameters")
         data = dict(data.get("generator", data))
-        data.pop("engine", None)
     data.update(overrides or {})
     return GeneratorConfig.from_dict(data)

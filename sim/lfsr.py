@@ -11,10 +11,11 @@ Definitions (the hardware in :mod:`pezo.hw.lfsr` is generated from the same ones
   ``leap`` next-state function is the w-th power of the companion matrix, read off the masks of
   x_w..x_{w+k-1}.
 
-Seeding rule (never the all-zero state): the master seed s (32 or 64 bits) is folded to k bits,
-``fold(s)`` = XOR of its consecutive k-bit chunks (zero-extended when k >= seed width); lane l starts
-from ``(fold(s) XOR C_l) | 1`` where C_l = splitmix64(l) with bit 0 cleared and masked to k bits.
-Bit 0 forced to 1 makes the state nonzero for every seed; distinct C_l make lanes distinct.
+Seeding rule (never the all-zero state): the master seed s (32 or 64 bits) is folded to k-1 bits,
+``fold(s)`` = XOR of its consecutive (k-1)-bit chunks (zero-extended when k-1 >= seed width); lane l
+starts from ``((fold(s) << 1) | 1) XOR C_l`` where C_l = splitmix64(l) masked to k bits with bit 0
+cleared. Bit 0 is always 1, so the state is nonzero for every seed; distinct C_l make lanes distinct;
+when k > seed width distinct seeds give distinct states.
 """
 
 import numpy as np
@@ -148,8 +149,8 @@ def fold_seed(seed: int, k: int, seed_width: int) -> int:
 
 def lane_states(seed: int, k: int, lanes: int, seed_width: int) -> list:
     """Initial LFSR states (state bit i = x_i) of ``lanes`` generators for master seed ``seed``."""
-    f = fold_seed(seed, k, seed_width)
-    return [(f ^ c) | 1 for c in lane_constants(k, lanes)]
+    f = fold_seed(seed, k - 1, seed_width)
+    return [((f << 1) | 1) ^ c for c in lane_constants(k, lanes)]
 
 
 def _extend(arr, filled, target, lags, k, bmax):

@@ -7,9 +7,10 @@ import numpy as np
 from amaranth.sim import Simulator
 
 
-def run(dut, testbench, vcd_name=None):
+def run(dut, testbench, vcd_name=None, clock=True):
     sim = Simulator(dut)
-    sim.add_clock(1e-6)
+    if clock:
+        sim.add_clock(1e-6)
     sim.add_testbench(testbench)
     if os.environ.get("PEZO_VCD") and vcd_name:
         with sim.write_vcd(f"{vcd_name}.vcd"):

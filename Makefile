@@ -1,0 +1,39 @@
+# Thin layer over the `pezo` command and pytest: every target calls one Python entry point.
+# Nothing needs an activated venv: the tools are found by pezo.toolchain.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PYTEST := $(PY) -m pytest
+
+.PHONY: setup test regress bench generate clean help
+
+help:
+	@echo "make setup    - create .venv, install pinned dependencies, warm tool caches, Icarus via apt"
+	@echo "make test     - the default test suite (unit, Amaranth simulator, cocotb subset)"
+	@echo "make regress  - full cocotb matrix and long runs (10^8 values on Verilator)"
+	@echo "make bench    - throughput of golden model, Amaranth simulator, Verilator; make test time"
+	@echo "make generate - Verilog/RTLIL of the default generator into build/rtl (CONFIG=file)"
+
+setup:
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed, found " + sys.version'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[extras]"
+	$(PY) -m pezo setup
+
+test:
+	$(PYTEST) -q -n 2 -p no:cacheprovider
+
+regress:
+	PEZO_REGRESS=1 $(PYTEST) -q -p no:cacheprovider -m "regress or cocotb"
+
+bench:
+	$(PY) -m pezo bench
+
+CONFIG ?=
+generate:
+	$(PY) -m pezo generate generator $(if $(CONFIG),--config $(CONFIG)) --out build/rtl
+
+clean:
+	rm -rf build .pytest_cache

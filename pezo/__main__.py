@@ -1,0 +1,5 @@
+import sys
+
+from pezo.cli import main
+
+sys.exit(main())

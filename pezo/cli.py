@@ -1,0 +1,264 @@
+# amaranth: UnusedElaboratable=no
+"""The ``pezo`` command line: ``pezo <command> --help`` for each command."""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pezo.config import ConfigError, load_config, parse_assignments
+from pezo.toolchain import ToolMissing, setup_environment
+
+__all__ = ["main", "BLOCKS"]
+
+BLOCKS = ("generator", "bank", "scaler", "pool", "fanout")
+
+
+def _add_config_args(p):
+    p.add_argument("--config", "-c", metavar="FILE",
+                   help="generator configuration (TOML or JSON; a [generator] table or flat keys)")
+    p.add_argument("--set", "-s", metavar="KEY=VALUE", action="append", default=[],
+                   help="override one parameter, e.g. --set lanes=8 --set reuse=pregen "
+                        "(repeatable)")
+
+
+def _config(args):
+    return load_config(args.config, parse_assignments(args.set))
+
+
+def build_block(block, cfg):
+    """The Amaranth component for ``block`` under configuration ``cfg``."""
+    from pezo.hw.generator import PerturbationGenerator
+    from pezo.hw.lfsr import UniformBank
+    from pezo.hw.reuse import Fanout, PoolBuffer
+    from pezo.hw.scaler import Scaler
+    table = {
+        "generator": lambda: PerturbationGenerator(cfg),
+        "bank": lambda: UniformBank(cfg, rotate=cfg.reuse == "onthefly"),
+        "scaler": lambda: Scaler(cfg),
+        "pool": lambda: PoolBuffer(cfg),
+        "fanout": lambda: Fanout(cfg),
+    }
+    if block not in table:
+        raise ValueError(f"Block must be one of {', '.join(BLOCKS)}, not {block!r}")
+    return table[block]()
+
+
+def write_block(block, cfg, out_dir, name=None, formats=("v", "il")):
+    """Write Verilog/RTLIL of ``block`` into ``out_dir``; returns the written paths."""
+    from amaranth.back import rtlil, verilog
+    name = name or f"pezo_{block}"
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in formats:
+        dut = build_block(block, cfg)  # a fresh elaboration per back-end
+        if fmt == "v":
+            text = verilog.convert(dut, name=name, strip_internal_attrs=True)
+        elif fmt == "il":
+            text = rtlil.convert(dut, name=name)
+        else:
+            raise ValueError(f"Output format must be 'v' or 'il', not {fmt!r}")
+        path = out_dir / f"{name}.{fmt}"
+        path.write_text(text)
+        written.append(path)
+    dut = build_block(block, cfg)
+    meta = {
+        "block": block, "name": name, "config": cfg.to_dict(),
+        "latency": getattr(dut, "latency", None),
+        "ports": {pname: {"dir": str(member.flow.value), "width": _width(member)}
+                  for pname, member in dut.signature.members.flatten()
+                  if member.is_port},
+    }
+    meta_path = out_dir / f"{name}.json"
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    written.append(meta_path)
+    return written
+
+
+def _width(member):
+    from amaranth.hdl import Shape
+    return Shape.cast(member.shape).width
+
+
+def cmd_generate(args):
+    cfg = _config(args)
+    formats = tuple(args.format.split(","))
+    for path in write_block(args.block, cfg, args.out, args.name, formats):
+        print(path)
+    return 0
+
+
+def _bits_pack(values, width):
+    """Pack w-bit two's complement values contiguously, LSB first, into bytes."""
+    import numpy as np
+    v = values.astype(np.int64) & ((1 << width) - 1)
+    bits = ((v[:, None] >> np.arange(width)) & 1).astype(np.uint8)
+    return np.packbits(bits.reshape(-1), bitorder="little").tobytes()
+
+
+def cmd_stream(args):
+    import numpy as np
+
+    from pezo.sim.generator import GeneratorModel, STAGES
+    from pezo.sim.bank import BankModel
+    cfg = _config(args)
+    if args.count < 0:
+        raise ValueError(f"Count must be a non-negative integer, not {args.count!r}")
+    width = {"z": cfg.z_bits, "uniform": cfg.width, "bank": cfg.width}[args.stage]
+    container = next(b for b in (1, 2, 4, 8) if 8 * b >= width)
+    per_beat = cfg.lanes if args.stage == "bank" else cfg.out_lanes
+    out = sys.stdout.buffer if args.output in (None, "-") else open(args.output, "wb")
+    model = BankModel(cfg, args.seed) if args.stage == "bank" else GeneratorModel(cfg, args.seed)
+    chunk_beats = max(1, (1 << 20) // per_beat)
+    left, carry = args.count, np.empty(0, dtype=np.int64)
+    try:
+        while left > 0:
+            beats = min(chunk_beats, -(-left // per_beat))
+            if args.stage == "z":
+                vals = model.next(beats)
+            elif args.stage == "uniform":
+                vals = model.next_uniform(beats)
+            else:
+                vals = model.next(beats)
+            vals = vals.reshape(-1)[:left]
+            left -= len(vals)
+            if args.format == "raw":
+                out.write(vals.astype(f"<i{container}").tobytes())
+            else:
+                # Keep whole bytes: carry values over so the bit packing is continuous.
+                vals = np.concatenate([carry, vals])
+                keep = len(vals) - (len(vals) % 8) if left > 0 else len(vals)
+                out.write(_bits_pack(vals[:keep], width))
+                carry = vals[keep:]
+    except BrokenPipeError:  # e.g. `pezo stream ... | head -c 100`
+        return 0
+    finally:
+        if out is not sys.stdout.buffer:
+            out.close()
+    return 0
+
+
+def cmd_info(args):
+    from pezo.sim import scaler
+    from pezo.sim.lfsr import POLYNOMIALS
+    from pezo.hw.generator import PerturbationGenerator
+    cfg = _config(args)
+    dut = PerturbationGenerator(cfg)
+    rep = scaler.alpha_report(cfg)
+    poly = " + ".join(f"x^{e}" if e > 1 else ("x" if e == 1 else "1")
+                      for e in (cfg.state_bits,) + POLYNOMIALS[cfg.state_bits])
+    info = {
+        "name": cfg.name(), "config": cfg.to_dict(), "polynomial": poly,
+        "alpha0": rep["alpha0"], "alpha": rep["alpha"], "alpha_rel_error": rep["rel_error"],
+        "alpha_digits": rep["digits"], "z_format": f"Q{cfg.z_int}.{cfg.z_frac}",
+        "latency": dut.latency, "fill_cycles": dut.fill_cycles,
+        "random_bits_per_cycle": cfg.lanes * cfg.width,
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+    t = Table(title=f"PeZO generator {cfg.name()}", show_header=False)
+    for k, v in info.items():
+        if k != "config":
+            t.add_row(k, f"{v:.6g}" if isinstance(v, float) else str(v))
+    for k, v in cfg.to_dict().items():
+        t.add_row(f"  {k}", str(v))
+    Console().print(t)
+    return 0
+
+
+def cmd_setup(args):
+    """Finish set-up: warm the YoWASP caches, check Verilator, install Icarus where possible."""
+    env = setup_environment()
+    steps = [("yosys", [env["YOSYS"], "-V"]),
+             ("nextpnr-ice40", [env["NEXTPNR_ICE40"], "--version"]),
+             ("nextpnr-ecp5", [env["NEXTPNR_ECP5"], "--version"]),
+             ("verilator", ["verilator", "--version"])]
+    for name, cmd in steps:
+        t0 = time.time()
+        print(f"[setup] {name}: {' '.join(cmd)}", flush=True)
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if r.returncode != 0:
+            raise ToolMissing(f"{name} does not run ({' '.join(cmd)}):\n{r.stderr.strip()}")
+        print(f"[setup]   {(r.stdout or r.stderr).strip().splitlines()[0]} "
+              f"({time.time() - t0:.1f} s)", flush=True)
+    if shutil.which("iverilog"):
+        print("[setup] icarus: " + subprocess.run(["iverilog", "-V"], capture_output=True,
+                                                  text=True).stdout.splitlines()[0])
+    elif args.no_apt:
+        print("[setup] icarus: not installed (skipped); cocotb tests will run on Verilator only")
+    elif shutil.which("apt-get") and os.geteuid() == 0:
+        print("[setup] icarus: installing with apt-get (iverilog)", flush=True)
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "iverilog"], check=True,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    else:
+        print("[setup] icarus: not installed and cannot install it here (needs root and "
+              "apt-get). Install it with `sudo apt-get install iverilog` to add the Icarus "
+              "cocotb tests; everything else works without it.")
+    print("[setup] done")
+    return 0
+
+
+def cmd_bench(args):
+    from pezo.bench import run_bench
+    return run_bench(args)
+
+
+def make_parser():
+    p = argparse.ArgumentParser(prog="pezo", description="PeZO perturbation hardware generator "
+                                "and co-simulator")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    g = sub.add_parser("generate", help="write Verilog and RTLIL for a block")
+    g.add_argument("block", nargs="?", default="generator", choices=BLOCKS,
+                   help="which block (default: generator)")
+    _add_config_args(g)
+    g.add_argument("--out", "-o", default="build/rtl", metavar="DIR", help="output folder")
+    g.add_argument("--name", help="top module name (default pezo_<block>)")
+    g.add_argument("--format", default="v,il", help="comma list of v, il (default both)")
+    g.set_defaults(func=cmd_generate)
+
+    s = sub.add_parser("stream", help="write the generator's exact output stream as binary")
+    _add_config_args(s)
+    s.add_argument("--seed", type=lambda x: int(x, 0), default=0, help="master seed (default 0)")
+    s.add_argument("--count", "-n", type=int, required=True, help="number of values")
+    s.add_argument("--stage", choices=("z", "uniform", "bank"), default="z",
+                   help="z: scaled output (default); uniform: after reuse; bank: raw bank numbers")
+    s.add_argument("--format", choices=("raw", "bits"), default="raw",
+                   help="raw: each value little-endian two's complement in 1/2/4/8 bytes; bits: "
+                        "the values' w bits packed back to back, LSB first (for dieharder)")
+    s.add_argument("--output", "-o", metavar="FILE", help="file (default: stdout)")
+    s.set_defaults(func=cmd_stream)
+
+    i = sub.add_parser("info", help="print a configuration's derived figures (alpha, latency)")
+    _add_config_args(i)
+    i.add_argument("--json", action="store_true", help="print JSON")
+    i.set_defaults(func=cmd_info)
+
+    b = sub.add_parser("bench", help="measure model and simulator throughput")
+    b.add_argument("--quick", action="store_true", help="smaller runs (for a smoke check)")
+    b.add_argument("--no-test-timing", action="store_true", help="skip timing `make test`")
+    b.set_defaults(func=cmd_bench)
+
+    st = sub.add_parser("setup", help="warm tool caches, check Verilator, install Icarus")
+    st.add_argument("--no-apt", action="store_true", help="do not try apt-get for Icarus")
+    st.set_defaults(func=cmd_setup)
+    return p
+
+
+def main(argv=None):
+    setup_environment()
+    args = make_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, ValueError, TypeError, ToolMissing, FileNotFoundError) as e:
+        print(f"pezo {args.command}: error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,145 @@
+"""Every parameter error message, pinned (GeneratorConfig validates for all blocks)."""
+
+import json
+
+import pytest
+
+from pezo.config import ConfigError, GeneratorConfig as G, load_config, parse_assignments
+from pezo.fixed import Q, parse_q
+from pezo.hw.generator import PerturbationGenerator
+from pezo.hw.lfsr import UniformBank
+from pezo.hw.reuse import PoolBuffer
+from pezo.hw.scaler import Scaler
+
+VALUE_ERRORS = [
+    (dict(lanes=0), r"^Lane count \(lanes\) must be an integer in 1\.\.64, not 0$"),
+    (dict(lanes=65), r"^Lane count \(lanes\) must be an integer in 1\.\.64, not 65$"),
+    (dict(width=1), r"^Number width \(width\) must be an integer in 2\.\.32, not 1$"),
+    (dict(width=33), r"^Number width \(width\) must be an integer in 2\.\.32, not 33$"),
+    (dict(state_bits=2), r"^LFSR state bits \(state_bits\) must be an integer in 3\.\.64, not 2$"),
+    (dict(state_bits=65), r"^LFSR state bits \(state_bits\) must be an integer in 3\.\.64, not 65$"),
+    (dict(step="jump"), r"^Stepping mode \(step\) must be one of 'leap', 'shift', not 'jump'$"),
+    (dict(seed_width=48), r"^Seed width \(seed_width\) must be 32 or 64, not 48$"),
+    (dict(reuse="pool"), r"^Reuse strategy \(reuse\) must be one of 'none', 'pregen', "
+                         r"'onthefly', not 'pool'$"),
+    (dict(out_lanes=0), r"^Output lane count \(out_lanes\) must be an integer in 1\.\.256, not 0$"),
+    (dict(out_lanes=8), r"^Reuse 'none' needs out_lanes equal to lanes \(4\), not 8$"),
+    (dict(reuse="onthefly", out_lanes=6), r"^Output lane count \(out_lanes\) must be a multiple "
+                                          r"of lanes \(4\), not 6$"),
+    (dict(reuse="onthefly", shared=True, state_bits=64),
+     r"^Reuse 'onthefly' rotates the generators' states and needs independent lanes "
+     r"\(shared=False\)$"),
+    (dict(reuse="pregen", pool_size=0), r"^Pool size \(pool_size\) must be an integer in "
+                                        r"1\.\.1048576, not 0$"),
+    (dict(reuse="pregen", pool_size=1 << 21), r"^Pool size \(pool_size\) must be an integer in "
+                                              r"1\.\.1048576, not 2097152$"),
+    (dict(reuse="pregen", pool_size=10), r"^Pool size \(pool_size\) must be a multiple of "
+                                         r"out_lanes \(4\), not 10$"),
+    (dict(pool_size=64), r"^pool_size applies only to reuse 'pregen', not to reuse 'none'$"),
+    (dict(scale="float"), r"^Scale mode \(scale\) must be one of 'runtime', 'fixed', not 'float'$"),
+    (dict(scale_digits=0), r"^Scale digit count \(scale_digits\) must be an integer in 1\.\.8, "
+                           r"not 0$"),
+    (dict(scale_shift_bits=5), r"^Scale shift bits \(scale_shift_bits\) must be an integer in "
+                               r"1\.\.4, not 5$"),
+    (dict(z_int=1), r"^Integer bits of z \(z_int\) must be an integer in 2\.\.16, not 1$"),
+    (dict(z_frac=31), r"^Fraction bits of z \(z_frac\) must be an integer in 0\.\.30, not 31$"),
+    (dict(z_int=16, z_frac=20), r"^z format Q16\.20 is wider than 32 bits$"),
+    (dict(shared=True, lanes=64, width=32), r"^A shared bank gives lanes\*width bits per cycle, "
+                                            r"at most 1024$"),
+    (dict(state_bits=3, lanes=8), r"^3 LFSR state bits cannot give 8 lanes distinct seeds; use "
+                                  r"more state_bits or fewer lanes$"),
+]
+
+
+@pytest.mark.parametrize("kwargs,msg", VALUE_ERRORS)
+def test_value_errors(kwargs, msg):
+    with pytest.raises(ValueError, match=msg):
+        G(**kwargs)
+
+
+TYPE_ERRORS = [
+    (dict(lanes=2.0), r"^Lane count \(lanes\) must be an integer, not 2\.0$"),
+    (dict(lanes=True), r"^Lane count \(lanes\) must be an integer, not True$"),
+    (dict(width="16"), r"^Number width \(width\) must be an integer, not '16'$"),
+    (dict(step=1), r"^Stepping mode \(step\) must be a string, not 1$"),
+    (dict(shared=1), r"^shared must be a bool, not 1$"),
+    (dict(seed_width="32"), r"^Seed width \(seed_width\) must be an integer, not '32'$"),
+    (dict(reuse=None), r"^Reuse strategy \(reuse\) must be a string, not None$"),
+]
+
+
+@pytest.mark.parametrize("kwargs,msg", TYPE_ERRORS)
+def test_type_errors(kwargs, msg):
+    with pytest.raises(TypeError, match=msg):
+        G(**kwargs)
+
+
+@pytest.mark.parametrize("cls", [UniformBank, Scaler, PoolBuffer, PerturbationGenerator])
+def test_components_want_a_config(cls):
+    with pytest.raises(TypeError, match=r"^Configuration must be a GeneratorConfig, not \{'lanes': 4\}$"):
+        cls({"lanes": 4})
+
+
+def test_component_specific_errors():
+    with pytest.raises(ValueError, match=r"^PoolBuffer needs reuse 'pregen', not 'none'$"):
+        PoolBuffer(G())
+    with pytest.raises(TypeError, match=r"^rotate must be a bool, not 1$"):
+        UniformBank(G(), rotate=1)
+    with pytest.raises(ValueError, match=r"^A shared bank cannot rotate its lanes \(they share "
+                                         r"one state\)$"):
+        UniformBank(G(shared=True, state_bits=64), rotate=True)
+    with pytest.raises(ValueError, match=r"^Constant digits apply only to a 'fixed' scale$"):
+        Scaler(G(), digits=[(1, 14)])
+
+
+def test_defaults_and_properties():
+    cfg = G(reuse="pregen")
+    assert cfg.out_lanes == cfg.lanes == 4 and cfg.pool_size == 1024 and cfg.pool_words == 256
+    gen = PerturbationGenerator(cfg)
+    assert gen.config is cfg and gen.fill_cycles == 256 and gen.latency == 3
+    assert UniformBank(cfg).latency == 1 and Scaler(cfg).latency == 1
+    assert cfg.replace(reuse="none").pool_size is None
+
+
+def test_load_toml_json_and_overrides(tmp_path):
+    t = tmp_path / "a.toml"
+    t.write_text('[generator]\nlanes = 8\nreuse = "pregen"\npool_size = 256\n')
+    assert load_config(t) == G(lanes=8, reuse="pregen", pool_size=256)
+    j = tmp_path / "b.json"
+    j.write_text(json.dumps({"lanes": 2, "width": 12}))
+    assert load_config(j, parse_assignments(["step=shift", "shared=false"])) == \
+        G(lanes=2, width=12, step="shift")
+
+
+@pytest.mark.parametrize("name,text,msg", [
+    ("c.toml", "lanes = [", r"^Configuration file '.*c\.toml' is malformed: "),
+    ("c.json", "{", r"^Configuration file '.*c\.json' is malformed: "),
+    ("c.yaml", "lanes: 4", r"^Configuration file '.*c\.yaml' must end in \.toml or \.json$"),
+    ("c.json", "[1, 2]", r"^Configuration file '.*c\.json' must hold a table of parameters$"),
+    ("c.toml", "lanez = 4", r"^Unknown generator parameter\(s\) lanez; accepted: "),
+])
+def test_bad_files(tmp_path, name, text, msg):
+    p = tmp_path / name
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=msg):
+        load_config(p)
+
+
+def test_missing_file_and_bad_assignment(tmp_path):
+    with pytest.raises(ConfigError, match=r"^Configuration file '.*nope\.toml' does not exist$"):
+        load_config(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match=r"^Setting 'lanes' is not of the form key=value$"):
+        parse_assignments(["lanes"])
+
+
+def test_q_format_errors():
+    assert parse_q("Q4.12") == Q(4, 12) and Q(4, 12).bits == 16 and str(Q(3, 13)) == "Q3.13"
+    with pytest.raises(ValueError, match=r"^Fixed-point format must look like 'Q4\.12', not 'Q4'$"):
+        parse_q("Q4")
+    with pytest.raises(ValueError, match=r"^Q format int_bits must be at least 1 \(the sign\), "
+                                         r"not 0$"):
+        Q(0, 8)
+    with pytest.raises(TypeError, match=r"^Q format frac_bits must be an integer, not 1\.5$"):
+        Q(1, 1.5)
+    with pytest.raises(ValueError, match=r"^Q format frac_bits must be >= 0, not -1$"):
+        Q(1, -1)

@@ -1,0 +1,166 @@
+"""The whole generator: Amaranth simulation vs golden model, and the stream's properties."""
+
+import random
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from pezo.config import GeneratorConfig as G
+from pezo.hw.generator import PerturbationGenerator
+from pezo.sim import scaler as smodel
+from pezo.sim.generator import GeneratorModel, generate
+from tests.simutil import collect, run
+
+CONFIGS = [
+    G(),
+    G(lanes=1, width=8, z_int=2, z_frac=6),
+    G(lanes=8, width=12, step="shift", scale="fixed"),
+    G(lanes=4, width=16, state_bits=64, shared=True),
+    G(lanes=2, reuse="onthefly", out_lanes=8),
+    G(lanes=1, width=12, reuse="onthefly", out_lanes=4),
+    G(lanes=4, reuse="pregen", pool_size=64),
+    G(lanes=1, width=8, reuse="pregen", out_lanes=8, pool_size=256, z_int=2, z_frac=6),
+]
+
+
+async def strobe(ctx, port, value=None, port_value=None):
+    if value is not None:
+        ctx.set(value, port_value)
+    ctx.set(port, 1)
+    await ctx.tick()
+    ctx.set(port, 0)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: c.name())
+def test_generator_matches_model(cfg):
+    dut = PerturbationGenerator(cfg)
+    seed = 0xC0FFEE
+    got = {}
+
+    async def tb(ctx):
+        got["reset"] = await collect(ctx, dut.o, 40, cfg.out_lanes, random.Random(1))
+        await strobe(ctx, dut.seed_load, dut.seed, seed)
+        got["a"] = await collect(ctx, dut.o, 500, cfg.out_lanes, random.Random(2), 0.6)
+        if cfg.reuse == "pregen":
+            got["sumsq"] = ctx.get(dut.pool_sumsq)
+            got["off"] = ctx.get(dut.offset)
+            got["b"] = await collect(ctx, dut.o, 70, cfg.out_lanes, random.Random(3), 0.5)
+            await strobe(ctx, dut.offset_set, dut.offset_value, got["off"])   # rewind
+            got["c"] = await collect(ctx, dut.o, 70, cfg.out_lanes, random.Random(4), 0.8)
+        else:
+            await strobe(ctx, dut.seed_load, dut.seed, seed)                 # reseed
+            got["c"] = await collect(ctx, dut.o, 70, cfg.out_lanes, random.Random(4), 0.8)
+        got["sat"] = ctx.get(dut.saturated)
+
+    run(dut, tb, f"gen_{cfg.name()}")
+    assert (got["reset"] == GeneratorModel(cfg, 0).next(40)).all()
+    model = GeneratorModel(cfg, seed)
+    assert (got["a"] == model.next(500)).all()
+    if cfg.reuse == "pregen":
+        assert got["sumsq"] == model.pool_sumsq
+        assert got["off"] == model.offset
+        b = model.next(70)
+        assert (got["b"] == b).all() and (got["c"] == b).all()
+    else:
+        assert (got["c"] == GeneratorModel(cfg, seed).next(70)).all()
+    assert got["sat"] == 0 and not model.saturated
+
+
+def test_runtime_scale_register_and_pool_correction():
+    """The host loads the pool-corrected alpha; the stream follows the new digits."""
+    cfg = G(lanes=2, reuse="pregen", pool_size=32, out_lanes=4)
+    dut = PerturbationGenerator(cfg)
+    got = {}
+
+    async def tb(ctx):
+        for _ in range(dut.fill_cycles + 1):
+            await ctx.tick()
+        got["sumsq"] = ctx.get(dut.pool_sumsq)
+        digits = smodel.csd_digits(smodel.pool_alpha(got["sumsq"], cfg.pool_size), cfg)
+        got["digits"] = digits
+        assert ctx.get(dut.scale) == smodel.encode_scale(smodel.default_digits(cfg), cfg)
+        await strobe(ctx, dut.scale_load, dut.scale_value, smodel.encode_scale(digits, cfg))
+        await strobe(ctx, dut.offset_set, dut.offset_value, 0)
+        assert ctx.get(dut.scale) == smodel.encode_scale(digits, cfg)
+        got["z"] = await collect(ctx, dut.o, 16, 4, random.Random(1))
+
+    run(dut, tb)
+    model = GeneratorModel(cfg, 0)
+    assert got["sumsq"] == model.pool_sumsq
+    model.set_digits(got["digits"])
+    assert (got["z"] == model.next(16)).all()
+
+
+def test_reseed_reproduces_and_seeds_differ():
+    cfg = G(lanes=8)
+    a = generate(cfg, 42, 100_000)
+    assert (a == generate(cfg, 42, 100_000)).all()
+    assert (a != generate(cfg, 43, 100_000)).mean() > 0.99
+    m = GeneratorModel(cfg, 42)
+    parts = np.concatenate([m.next(1).reshape(-1), m.next(999).reshape(-1), m.next(11_500).reshape(-1)])
+    assert (parts == a[:len(parts)]).all()
+
+
+@pytest.mark.parametrize("reuse,extra", [("none", {}), ("onthefly", {"out_lanes": 8}),
+                                         ("pregen", {"pool_size": 4096})])
+def test_pregen_rewind_and_replay(reuse, extra):
+    """Passes 1-4 of a ZO step see the same z: rewind (pregen) or reseed (none/onthefly)."""
+    cfg = G(lanes=4, reuse=reuse, **extra)
+    m = GeneratorModel(cfg, 7)
+    m.next(123)
+    start = m.offset
+    z1 = m.next(300)
+    if reuse == "pregen":
+        m.set_offset(start)
+        assert m.offset == start
+    else:
+        m = GeneratorModel(cfg, 7)
+        m.next(123)
+    assert (m.next(300) == z1).all()
+
+
+@pytest.mark.parametrize("cfg", [G(lanes=8), G(lanes=1, width=12, state_bits=24),
+                                 G(lanes=4, shared=True, state_bits=64),
+                                 G(lanes=2, reuse="onthefly", out_lanes=8, width=8, z_int=2,
+                                   z_frac=6)],
+                         ids=lambda c: c.name())
+def test_scaled_output_is_unit_variance_and_uniform(cfg):
+    n = 200_000
+    z = generate(cfg, 2024, n) / 2.0 ** cfg.z_frac
+    ratio = smodel.alpha_report(cfg)["alpha"] / cfg.alpha0     # realised vs ideal alpha
+    assert abs(z.mean()) < 5 * ratio / np.sqrt(n)
+    # Var of alpha*u for u uniform on w-bit integers: ratio^2 * (1 - 4^-(w-1)) (+ rounding noise).
+    var_expected = ratio ** 2 * (1 - 4.0 ** -(cfg.width - 1))
+    assert abs(z.var() - var_expected) < 5 * 0.8 / np.sqrt(n) + 2 ** -cfg.z_frac
+    ks = stats.kstest(z[:10_000], stats.uniform(loc=-np.sqrt(3), scale=2 * np.sqrt(3)).cdf)
+    assert ks.pvalue > 1e-3, ks
+
+
+def test_pregen_pool_has_unit_second_moment_after_correction():
+    cfg = G(lanes=4, reuse="pregen", pool_size=1024, scale="fixed", scale_digits=8)
+    m = GeneratorModel(cfg, 99)
+    alpha = smodel.pool_alpha(m.pool_sumsq, cfg.pool_size)
+    digits = smodel.csd_digits(alpha, cfg)
+    m.set_digits(digits)
+    z = m.next(cfg.pool_words).reshape(-1) / 2.0 ** cfg.z_frac
+    assert abs(np.mean(z * z) - 1) < 2e-3   # exact up to CSD and output rounding
+    # ... while the uncorrected pool is off by its own sampling error.
+    m.set_digits(smodel.default_digits(cfg))
+    z0 = m.next(cfg.pool_words).reshape(-1) / 2.0 ** cfg.z_frac
+    assert abs(np.mean(z0 * z0) - 1) > abs(np.mean(z * z) - 1)
+
+
+def test_shift_mode_overlaps_by_w_minus_1_bits():
+    cfg = G(lanes=1, width=16, step="shift", reuse="none")
+    u = generate(cfg, 5, 1000, stage="bank") & 0xFFFF
+    assert ((u[1:] & 0x7FFF) == (u[:-1] >> 1)).all()
+
+
+def test_generate_rejects_bad_arguments():
+    with pytest.raises(ValueError, match=r"^Stage must be one of bank, uniform, z, not 'q'$"):
+        generate(G(), 1, 10, stage="q")
+    with pytest.raises(ValueError, match=r"^Count must be a non-negative integer, not -1$"):
+        generate(G(), 1, -1)
+    with pytest.raises(ValueError, match=r"^Pool offset must be a word index in 0\.\.255, not 256$"):
+        GeneratorModel(G(reuse="pregen"), 1).set_offset(256)
