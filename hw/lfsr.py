@@ -1,12 +1,15 @@
 """The uniform RNG bank: n maximal-length LFSR lanes of w-bit two's complement numbers."""
 
+from functools import reduce
+from operator import xor
+
 from amaranth.hdl import Cat, Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from pezo.hw.common import check_config, xor_bits
 from pezo.sim.bank import bank_geometry
-from pezo.sim.lfsr import bit_masks, lane_constants, lane_states, polynomial
+from pezo.sim.lfsr import POLYNOMIALS, bit_masks, lane_constants, lane_states, polynomial
 
 __all__ = ["UniformBank"]
 
@@ -79,10 +82,27 @@ class UniformBank(wiring.Component):
         init = lane_states(0, k, gens, cfg.seed_width)
         states = [Signal(k, init=init[g], name=f"state{g}") for g in range(gens)]
 
+        exps = POLYNOMIALS[k]
+
+        def window(st, a, length):
+            """Sequence bits x_a..x_{a+length-1} as an expression of the state x_0..x_{k-1}."""
+            parts = []
+            if a < k:
+                parts.append(st[a:min(a + length, k)])
+                length -= min(a + length, k) - a
+                a = k
+            if length > 0:
+                if all(a - k + e + length <= k for e in exps):
+                    # One level of x_{i+k} = XOR_e x_{i+e}: word-wide XOR of state slices (no
+                    # bit appears twice, so nothing for synthesis to cancel).
+                    parts.append(reduce(xor, [st[a - k + e:a - k + e + length] for e in exps]))
+                else:  # several levels: per-bit XOR masks (the companion-matrix power)
+                    parts.append(Cat(xor_bits(st, masks[a + j]) for j in range(length)))
+            return Cat(*parts)
+
         for lane in range(cfg.lanes):
             st = states[0 if cfg.shared else lane]
-            m.d.comb += self.o.payload[lane].eq(
-                Cat(xor_bits(st, masks[offsets[lane] + j]) for j in range(w)))
+            m.d.comb += self.o.payload[lane].eq(window(st, offsets[lane], w))
         m.d.comb += self.o.valid.eq(1)
 
         # Seeding: fold the seed to k-1 bits, shift in a 1 (never all-zero), XOR the lane constant.
@@ -97,7 +117,7 @@ class UniformBank(wiring.Component):
         consts = lane_constants(k, gens)
 
         def advance(st):
-            return Cat(xor_bits(st, masks[step + i]) for i in range(k))
+            return window(st, step, k)
 
         with m.If(self.seed_load):
             for g in range(gens):
