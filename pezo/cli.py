@@ -70,9 +70,8 @@ def write_block(block, cfg, out_dir, name=None, formats=("v", "il")):
     meta = {
         "block": block, "name": name, "config": cfg.to_dict(),
         "latency": getattr(dut, "latency", None),
-        "ports": {pname: {"dir": str(member.flow.value), "width": _width(member)}
-                  for pname, member in dut.signature.members.flatten()
-                  if member.is_port},
+        "ports": {"__".join(map(str, path)): {"dir": member.flow.value, "width": _width(member)}
+                  for path, member in dut.signature.members.flatten() if member.is_port},
     }
     meta_path = out_dir / f"{name}.json"
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
@@ -260,5 +259,7 @@ def main(argv=None):
     try:
         return args.func(args)
     except (ConfigError, ValueError, TypeError, ToolMissing, FileNotFoundError) as e:
+        if os.environ.get("PEZO_DEBUG"):
+            raise
         print(f"pezo {args.command}: error: {e}", file=sys.stderr)
         return 2

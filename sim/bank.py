@@ -32,7 +32,7 @@ class BankModel:
     The generators' sequences are produced in large packed blocks and read from there, so many
     small ``next`` calls cost about the same as one large one."""
 
-    BLOCK_BITS = 1 << 22
+    BLOCK_BITS = 1 << 24
 
     def __init__(self, cfg, seed, rotate=False):
         self.cfg = cfg

@@ -48,7 +48,7 @@ class GeneratorModel:
         """The next ``beats`` output beats: (beats, m) int64 z integers."""
         beats = int(beats)
         out = np.empty((beats, self.cfg.out_lanes), dtype=np.int64)
-        step = max(1, (1 << 15) // self.cfg.out_lanes)
+        step = max(1, (1 << 16) // self.cfg.out_lanes)
         for b in range(0, beats, step):  # chunks that stay in cache
             z, sat = scaler.scale_values(self.reuse.next(min(step, beats - b)), self.digits,
                                          self.cfg)

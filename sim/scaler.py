@@ -111,11 +111,13 @@ def decode_scale(value: int, cfg) -> list:
 
 def scale_values(u, digits, cfg):
     """z integers (Qz_int.z_frac) for uniform integers ``u``; returns (z, saturated)."""
-    u = np.asarray(u, dtype=np.int64)
     T = top_exponent(cfg, digits)
     # The digits' sum is exact integer arithmetic, so it equals one product with the integer
     # alpha * 2^T (the hardware builds it from shifts and adds instead).
-    acc = u * sum(s << (T - t) for s, t in digits)
+    c = sum(s << (T - t) for s, t in digits)
+    narrow = cfg.width + max(abs(c), 1).bit_length() + 1 <= 31    # int32 is exact: faster
+    u = np.asarray(u, dtype=np.int32 if narrow else np.int64)
+    acc = u * (np.int32(c) if narrow else c)
     z = rshift_round_even(acc, T - cfg.z_frac)
     return saturate(z, cfg.z_bits)
 

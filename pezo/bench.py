@@ -1,0 +1,128 @@
+"""``make bench`` / ``pezo bench``: throughput figures, measured here and printed (not asserted).
+
+* golden model: values per second for 10^7 values (best of 3), per configuration;
+* Amaranth simulator: generator cycles per second;
+* Verilator: generator cycles per second with the compiled harness (random stalls, 75 % ready),
+  and the bulk comparison speed with the golden model;
+* the wall time of ``make test``.
+
+Results go to the terminal (a table) and to ``build/bench/bench.json``.
+"""
+
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pezo.config import GeneratorConfig as G
+
+__all__ = ["run_bench"]
+
+MODEL_CONFIGS = [G(), G(lanes=8), G(lanes=8, scale="fixed"), G(reuse="pregen"),
+                 G(lanes=2, reuse="onthefly", out_lanes=8), G(lanes=4, width=12, step="shift")]
+
+
+def _best_of(fn, repeat=3):
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def bench_model(count):
+    from pezo.sim.generator import generate
+    rows = []
+    for cfg in MODEL_CONFIGS:
+        generate(cfg, 1, 1000)
+        secs = _best_of(lambda: generate(cfg, 1, count))
+        rows.append({"what": "golden model", "config": cfg.name(), "count": count,
+                     "seconds": secs, "rate": count / secs, "unit": "values/s"})
+    return rows
+
+
+def bench_amaranth(cycles):
+    from amaranth.sim import Simulator
+
+    from pezo.hw.generator import PerturbationGenerator
+    rows = []
+    for cfg in (G(), G(lanes=8)):
+        dut = PerturbationGenerator(cfg)
+
+        async def tb(ctx):
+            ctx.set(dut.o.ready, 1)
+            await ctx.tick().repeat(cycles)
+
+        sim = Simulator(dut)
+        sim.add_clock(1e-6)
+        sim.add_testbench(tb)
+        t0 = time.perf_counter()
+        sim.run()
+        secs = time.perf_counter() - t0
+        rows.append({"what": "Amaranth simulator", "config": cfg.name(), "count": cycles,
+                     "seconds": secs, "rate": cycles / secs, "unit": "cycles/s"})
+    return rows
+
+
+def bench_verilator(beats, tmp):
+    from pezo.sim.harness import build_harness, compare_with_model, run_harness
+    rows = []
+    for cfg in (G(lanes=8), G(lanes=8, scale="fixed")):
+        exe = build_harness(cfg)
+        run = run_harness(exe, tmp / f"{cfg.name()}.bin", beats, 1, ready_pct=75)
+        rows.append({"what": "Verilator harness", "config": cfg.name(), "count": run.cycles,
+                     "seconds": run.seconds, "rate": run.cycles_per_second, "unit": "cycles/s"})
+        t0 = time.perf_counter()
+        n = compare_with_model(cfg, 1, run)
+        secs = time.perf_counter() - t0
+        rows.append({"what": "bulk check vs golden", "config": cfg.name(), "count": n,
+                     "seconds": secs, "rate": n / secs, "unit": "values/s"})
+        (tmp / f"{cfg.name()}.bin").unlink()
+    return rows
+
+
+def bench_make_test():
+    t0 = time.perf_counter()
+    r = subprocess.run(["make", "test"], capture_output=True, text=True)
+    secs = time.perf_counter() - t0
+    tail = (r.stdout.strip().splitlines() or ["?"])[-1]
+    return [{"what": "make test (wall)", "config": tail, "count": 1, "seconds": secs,
+             "rate": secs, "unit": "s", "ok": r.returncode == 0}]
+
+
+def run_bench(args):
+    from rich.console import Console
+    from rich.table import Table
+    console = Console(width=max(140, Console().width))
+    out = Path("build/bench")
+    out.mkdir(parents=True, exist_ok=True)
+    quick = getattr(args, "quick", False)
+    rows = []
+    steps = [("golden model", lambda: bench_model(10**6 if quick else 10**7)),
+             ("Amaranth simulator", lambda: bench_amaranth(500 if quick else 5000)),
+             ("Verilator harness", lambda: bench_verilator(10**5 if quick else 2 * 10**6, out))]
+    if not getattr(args, "no_test_timing", False) and not quick:
+        steps.append(("make test", bench_make_test))
+    for name, fn in steps:
+        with console.status(f"measuring {name} ..."):
+            rows += fn()
+    t = Table(title="pezo bench (this machine)")
+    for col in ("measurement", "configuration", "count", "seconds", "rate"):
+        t.add_column(col, justify="right" if col in ("count", "seconds", "rate") else "left")
+    for r in rows:
+        if r["unit"] == "s":
+            rate = f"{r['rate']:.1f} s"
+        elif r["rate"] >= 1e6:
+            rate = f"{r['rate'] / 1e6:.2f} M{r['unit']}"
+        else:
+            rate = f"{r['rate'] / 1e3:.2f} k{r['unit']}"
+        t.add_row(r["what"], r["config"], f"{r['count']:,}", f"{r['seconds']:.3f}", rate)
+    console.print(t)
+    meta = {"python": sys.version.split()[0], "machine": platform.machine(),
+            "processor": platform.processor(), "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+    (out / "bench.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    console.print(f"written {out / 'bench.json'}")
+    return 0
