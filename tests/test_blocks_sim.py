@@ -222,3 +222,17 @@ def test_csd_digits_and_register_round_trip():
         smodel.csd_digits(-1, cfg)
     with pytest.raises(ValueError, match=r"^Only a 'runtime' scale has a scale register$"):
         smodel.encode_scale(d, fine)
+
+
+def test_scale_register_errors():
+    cfg = G()
+    with pytest.raises(ValueError, match=r"^At most 3 scale digits fit the register, not 4$"):
+        smodel.encode_scale([(1, 14)] * 4, cfg)
+    with pytest.raises(ValueError, match=r"^Scale digit sign must be \+1 or -1, not 2$"):
+        smodel.encode_scale([(2, 14)], cfg)
+    with pytest.raises(ValueError, match=r"^Scale alpha 1\.0 is above what the runtime scale "
+                                         r"window can represent \(at most 0\.000244140625 for "
+                                         r"exponents 13\.\.20\)$"):
+        smodel.csd_digits(1.0, cfg)
+    with pytest.raises(ValueError, match=r"^Pool second moment must be positive, not 0$"):
+        smodel.pool_alpha(0, 16)

@@ -37,3 +37,8 @@ def test_harness_detects_a_wrong_seed(tmp_path):
                          ids=lambda c: c.name())
 def test_harness_hundred_million_values(cfg, tmp_path):
     _run(cfg, 100_000_000, tmp_path, ready_pct=80)
+
+
+def test_harness_rejects_bad_ready_percentage(tmp_path):
+    with pytest.raises(ValueError, match=r"^ready_pct must be in 1\.\.100, not 0$"):
+        run_harness(tmp_path / "none", tmp_path / "o.bin", 10, 1, ready_pct=0)
