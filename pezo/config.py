@@ -13,7 +13,8 @@ import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-__all__ = ["GeneratorConfig", "load_config", "parse_assignments", "ConfigError"]
+__all__ = ["GeneratorConfig", "EngineConfig", "load_config", "load_engine_config",
+           "parse_assignments", "ConfigError"]
 
 STEPS = ("leap", "shift")
 REUSES = ("none", "pregen", "onthefly")
@@ -219,25 +220,138 @@ def parse_assignments(items) -> dict:
     return out
 
 
+def _read_table_file(path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"Configuration file {str(path)!r} does not exist")
+    text = path.read_text()
+    try:
+        if path.suffix == ".json":
+            data = json.loads(text)
+        elif path.suffix == ".toml":
+            data = tomllib.loads(text)
+        else:
+            raise ConfigError(f"Configuration file {str(path)!r} must end in .toml or .json")
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"Configuration file {str(path)!r} is malformed: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"Configuration file {str(path)!r} must hold a table of parameters")
+    return data
+
+
 def load_config(path=None, overrides=None) -> GeneratorConfig:
-    """Read a generator configuration from a TOML/JSON file, then apply ``overrides`` (a dict)."""
+    """Read a generator configuration from a TOML/JSON file (a ``[generator]`` table, or flat
+    keys), then apply ``overrides`` (a dict). An ``[engine]`` table in the file is ignored here."""
     data = {}
     if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise ConfigError(f"Configuration file {str(path)!r} does not exist")
-        text = path.read_text()
-        try:
-            if path.suffix == ".json":
-                data = json.loads(text)
-            elif path.suffix == ".toml":
-                data = tomllib.loads(text)
-            else:
-                raise ConfigError(f"Configuration file {str(path)!r} must end in .toml or .json")
-        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
-            raise ConfigError(f"Configuration file {str(path)!r} is malformed: {e}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"Configuration file {str(path)!r} must hold a table of parameters")
-        data = dict(data.get("generator", data))
+        data = _read_table_file(path)
+        if "generator" in data or "engine" in data:
+            data = dict(data.get("generator", {}))
     data.update(overrides or {})
     return GeneratorConfig.from_dict(data)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Parameters of the ZO perturbation engine: generator + MAC + weight memory + control.
+
+    Parameters
+    ----------
+    generator : GeneratorConfig
+        The perturbation generator; its ``out_lanes`` m is the MAC's lane count.
+    depth : int
+        d, weights in the engine's memory: a multiple of m, 1..2^20 (the host pads a model's
+        weights to a multiple of m).
+    w_int, w_frac : int
+        Weight format Qw_int.w_frac (sign in w_int), 4..32 bits in all.
+    coef_bits, coef_frac : int
+        Format of the mu and c = -eta*g registers: signed ``coef_bits`` (2..32) integers scaled by
+        2^-coef_frac (0..48; may exceed coef_bits, giving small magnitudes fine resolution).
+    stochastic : bool
+        Build the stochastic-rounding option of the update pass (random bits from a second LFSR
+        bank); the rounding mode is then a run-time choice.
+    """
+
+    generator: GeneratorConfig = GeneratorConfig()
+    depth: int = 1024
+    w_int: int = 4
+    w_frac: int = 12
+    coef_bits: int = 16
+    coef_frac: int = 20
+    stochastic: bool = True
+
+    def __post_init__(self):
+        if isinstance(self.generator, dict):
+            object.__setattr__(self, "generator", GeneratorConfig.from_dict(self.generator))
+        if not isinstance(self.generator, GeneratorConfig):
+            raise TypeError(f"generator must be a GeneratorConfig, not {self.generator!r}")
+        m = self.generator.out_lanes
+        _check_int("Weight count (depth)", self.depth, 1, 1 << 20)
+        if self.depth % m:
+            raise ValueError(f"Weight count (depth) must be a multiple of the lane count "
+                             f"out_lanes ({m}), not {self.depth!r}")
+        _check_int("Weight integer bits (w_int)", self.w_int, 1, 32)
+        _check_int("Weight fraction bits (w_frac)", self.w_frac, 0, 31)
+        if not 4 <= self.w_int + self.w_frac <= 32:
+            raise ValueError(f"Weight format Q{self.w_int}.{self.w_frac} must be 4..32 bits wide, "
+                             f"not {self.w_int + self.w_frac}")
+        _check_int("Coefficient bits (coef_bits)", self.coef_bits, 2, 32)
+        _check_int("Coefficient fraction bits (coef_frac)", self.coef_frac, 0, 48)
+        if not isinstance(self.stochastic, bool):
+            raise TypeError(f"stochastic must be a bool, not {self.stochastic!r}")
+        if self.coef_bits + self.generator.z_bits > 62:
+            raise ValueError(f"Coefficient ({self.coef_bits} bits) times z "
+                             f"({self.generator.z_bits} bits) must fit 62 bits")
+        if self.stochastic and self.product_shift > 32:
+            raise ValueError(f"Stochastic rounding draws at most 32 random bits, but the product "
+                             f"shift coef_frac + z_frac - w_frac is {self.product_shift}")
+
+    @property
+    def lanes(self) -> int:
+        return self.generator.out_lanes
+
+    @property
+    def w_bits(self) -> int:
+        return self.w_int + self.w_frac
+
+    @property
+    def words(self) -> int:
+        """Weight memory words (m weights each)."""
+        return self.depth // self.lanes
+
+    @property
+    def product_shift(self) -> int:
+        """Right shift taking coef*z to weight LSBs: coef_frac + z_frac - w_frac."""
+        return self.coef_frac + self.generator.z_frac - self.w_frac
+
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["generator"] = self.generator.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "EngineConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"Unknown engine parameter(s) {', '.join(unknown)}; "
+                              f"accepted: {', '.join(sorted(known))}")
+        data = dict(data)
+        data["generator"] = GeneratorConfig.from_dict(dict(data.get("generator", {})))
+        return cls(**data)
+
+    def name(self) -> str:
+        return f"{self.generator.name()}-d{self.depth}-Q{self.w_int}.{self.w_frac}"
+
+
+def load_engine_config(path=None, overrides=None, generator_overrides=None) -> EngineConfig:
+    """Read an engine configuration: an ``[engine]`` table and a ``[generator]`` table."""
+    data = {}
+    if path is not None:
+        data = _read_table_file(path)
+    eng = dict(data.get("engine", {}))
+    gen = dict(data.get("generator", {}))
+    gen.update(generator_overrides or {})
+    eng.update(overrides or {})
+    eng["generator"] = gen
+    return EngineConfig.from_dict(eng)

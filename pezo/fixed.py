@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Q", "rshift_round_even", "saturate", "parse_q"]
+__all__ = ["Q", "rshift_round_even", "rshift_round_stochastic", "saturate", "parse_q", "to_fixed",
+           "from_fixed"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,28 @@ def rshift_round_even(x, shift: int):
     q, r = x >> shift, x & ((1 << shift) - 1)
     half = 1 << (shift - 1)
     return q + (1 if r > half or (r == half and q & 1) else 0)
+
+
+def rshift_round_stochastic(x, shift: int, r):
+    """floor((x + r) / 2^shift) for random r uniform in [0, 2^shift): rounds up with probability
+    equal to the discarded fraction (unbiased). ``r`` supplies the random bits."""
+    if shift <= 0:
+        return x << (-shift)
+    return (x + r) >> shift
+
+
+def to_fixed(x, q: Q):
+    """Float(s) -> Q integers, round half to even, saturating; returns (ints, any_saturated)."""
+    v = np.rint(np.asarray(x, dtype=np.float64) * 2.0 ** q.frac_bits)
+    if not np.all(np.isfinite(v)):
+        raise ValueError(f"Cannot convert non-finite values to {q}")
+    sat = bool(np.any((v < q.min_int) | (v > q.max_int)))
+    return np.clip(v, q.min_int, q.max_int).astype(np.int64), sat
+
+
+def from_fixed(v, q: Q):
+    """Q integers -> float64."""
+    return np.asarray(v, dtype=np.float64) / 2.0 ** q.frac_bits
 
 
 def saturate(x, bits: int):

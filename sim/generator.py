@@ -45,9 +45,9 @@ class GeneratorModel:
         return self.reuse.next(beats)
 
     def next(self, beats: int) -> np.ndarray:
-        """The next ``beats`` output beats: (beats, m) int64 z integers."""
+        """The next ``beats`` output beats: (beats, m) int32 z integers."""
         beats = int(beats)
-        out = np.empty((beats, self.cfg.out_lanes), dtype=np.int64)
+        out = np.empty((beats, self.cfg.out_lanes), dtype=np.int32)   # z is at most 32 bits
         step = max(1, (1 << 16) // self.cfg.out_lanes)
         for b in range(0, beats, step):  # chunks that stay in cache
             z, sat = scaler.scale_values(self.reuse.next(min(step, beats - b)), self.digits,

@@ -1,0 +1,127 @@
+"""The perturbation MAC: golden model vs exact arithmetic, hardware vs golden, +1/-2/+1 property."""
+
+import random
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from pezo.config import EngineConfig as E, GeneratorConfig as G
+from pezo.hw.mac import MacOp, PerturbMAC
+from pezo.sim.mac import mac
+from tests.simutil import lanes_of, run
+
+CFGS = [E(), E(generator=G(lanes=8, width=8, z_int=2, z_frac=6), depth=64, w_int=2, w_frac=6,
+              coef_bits=12, coef_frac=10),
+        E(generator=G(lanes=2), depth=64, w_int=8, w_frac=8, coef_bits=16, coef_frac=12,
+          stochastic=False)]
+
+
+def exact(cfg, w, z, coef, op, r):
+    S = cfg.product_shift
+    prod = Fraction(int(coef) * int(z), 2 ** S) if S >= 0 else Fraction(int(coef) * int(z) * 2 ** -S)
+    if op == "update" and r is not None and S > 0:
+        q = (prod + Fraction(int(r) % (1 << S), 2 ** S)).__floor__()
+    else:
+        q = round(prod)
+    v = int(w) - 2 * q if op == "minus2" else int(w) + q
+    lo, hi = -(1 << (cfg.w_bits - 1)), (1 << (cfg.w_bits - 1)) - 1
+    return min(max(v, lo), hi)
+
+
+@pytest.mark.parametrize("cfg", CFGS, ids=lambda c: c.name())
+@pytest.mark.parametrize("op", ["plus", "minus2", "update"])
+@pytest.mark.parametrize("stoch", [False, True])
+def test_golden_mac_is_exact(cfg, op, stoch):
+    rng = np.random.default_rng(5)
+    n = 3000
+    wl = 1 << (cfg.w_bits - 1)
+    zl = 1 << (cfg.generator.z_bits - 1)
+    cl = 1 << (cfg.coef_bits - 1)
+    w = rng.integers(-wl, wl, n)
+    z = rng.integers(-zl, zl, n)
+    coef = int(rng.integers(-cl, cl))
+    r = rng.integers(0, 1 << 32, n) if stoch else None
+    got, _ = mac(cfg, w, z, coef, op, r)
+    want = [exact(cfg, a, b, coef, op, None if r is None else c)
+            for a, b, c in zip(w, z, r if r is not None else [None] * n)]
+    assert got.tolist() == want
+
+
+@pytest.mark.parametrize("cfg", CFGS, ids=lambda c: c.name())
+def test_plus_minus2_plus_restores_unless_saturated(cfg):
+    rng = np.random.default_rng(11)
+    for trial in range(50):
+        wl = 1 << (cfg.w_bits - 1)
+        w = rng.integers(-wl, wl, 512)
+        z = rng.integers(-(1 << (cfg.generator.z_bits - 1)), 1 << (cfg.generator.z_bits - 1), 512)
+        mu = int(rng.integers(1, 1 << (cfg.coef_bits - 1)) >> rng.integers(0, cfg.coef_bits - 1))
+        w1, s1 = mac(cfg, w, z, mu, "plus")
+        w2, s2 = mac(cfg, w1, z, mu, "minus2")
+        w3, s3 = mac(cfg, w2, z, mu, "plus")
+        if not (s1 or s2 or s3):
+            assert (w3 == w).all()
+        else:
+            assert s1 or s2 or s3   # flagged; restoring is then not promised
+
+
+def test_mac_rejects_unknown_op():
+    with pytest.raises(ValueError, match=r"^MAC operation must be one of plus, minus2, update, "
+                                         r"not 'times'$"):
+        mac(E(), [0], [0], 1, "times")
+
+
+@pytest.mark.parametrize("cfg", CFGS, ids=lambda c: c.name())
+def test_hardware_mac_matches_golden_with_stalls(cfg):
+    dut = PerturbMAC(cfg)
+    rng = random.Random(3)
+    m = cfg.lanes
+    S = cfg.product_shift
+    has_r = cfg.stochastic and S > 0
+    plans = []
+    for op in ("plus", "minus2", "update", "update"):
+        stoch = op == "update" and has_r and len(plans) == 3
+        coef = rng.randrange(-(1 << (cfg.coef_bits - 1)), 1 << (cfg.coef_bits - 1))
+        beats = []
+        for _ in range(60):
+            w = [rng.randrange(-(1 << (cfg.w_bits - 1)), 1 << (cfg.w_bits - 1)) for _ in range(m)]
+            z = [rng.randrange(-(1 << (cfg.generator.z_bits - 1)), 1 << (cfg.generator.z_bits - 1))
+                 for _ in range(m)]
+            r = [rng.randrange(1 << S) for _ in range(m)] if has_r else None
+            beats.append((w, z, r))
+        plans.append((op, coef, stoch, beats))
+    got = []
+
+    async def tb(ctx):
+        for op, coef, stoch, beats in plans:
+            ctx.set(dut.op, {"plus": MacOp.PLUS, "minus2": MacOp.MINUS2, "update": MacOp.UPDATE}[op])
+            ctx.set(dut.coef, coef)
+            ctx.set(dut.stochastic, stoch)
+            outs, k = [], 0
+            while len(outs) < len(beats):
+                send = k < len(beats) and rng.random() < 0.7
+                ctx.set(dut.i.valid, send)
+                if k < len(beats):
+                    w, z, r = beats[k]
+                    payload = {"w": w, "z": z}
+                    if has_r:
+                        payload["r"] = r
+                    ctx.set(dut.i.payload, payload)
+                ctx.set(dut.o.ready, rng.random() < 0.7)
+                took = send and ctx.get(dut.i.ready)
+                if ctx.get(dut.o.valid) and ctx.get(dut.o.ready):
+                    outs.append(lanes_of(ctx.get(dut.o.payload), m))
+                await ctx.tick()
+                k += bool(took)
+            ctx.set(dut.i.valid, 0)
+            got.append((outs, ctx.get(dut.saturated)))
+
+    run(dut, tb)
+    for (op, coef, stoch, beats), (outs, sat) in zip(plans, got):
+        w = np.array([b[0] for b in beats])
+        z = np.array([b[1] for b in beats])
+        r = np.array([b[2] for b in beats]) if stoch else None
+        want, flag = mac(cfg, w, z, coef, op, r)
+        assert (np.array(outs) == want).all(), op
+        if flag:
+            assert sat
