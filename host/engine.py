@@ -1,0 +1,256 @@
+"""Host API of the perturbation engine: one interface over the golden model or a simulated engine.
+
+>>> from pezo.config import EngineConfig
+>>> eng = EngineClient(EngineConfig(depth=64), transport="golden")    # or "amaranth"
+>>> eng.write_weights(np.zeros(64)); eng.load_seed(1234); eng.set_mu(1e-3)
+>>> eng.perturb(+1); ...; eng.perturb(-2); ...; eng.perturb(+1)
+
+A *transport* executes engine commands (:mod:`pezo.sim.engine` defines them) and reports status:
+
+* :class:`GoldenTransport` runs :class:`pezo.sim.engine.EngineModel` (fast, bit-exact);
+* :class:`AmaranthTransport` runs the hardware (:class:`pezo.hw.engine.PerturbEngine`) in the
+  Amaranth simulator, step by step, so host code can interleave its own work (a forward pass)
+  between commands.
+
+Training code talks only to :class:`EngineClient`, so it does not care which transport it has.
+"""
+
+import collections
+
+import numpy as np
+
+from pezo.fixed import Q, from_fixed, to_fixed
+from pezo.sim import scaler as smodel
+from pezo.sim.engine import EngineModel, Err, Op, encode_signed
+
+__all__ = ["EngineClient", "EngineError", "GoldenTransport", "AmaranthTransport", "TRANSPORTS"]
+
+
+class EngineError(RuntimeError):
+    """The engine reported an error status for a command."""
+
+
+class GoldenTransport:
+    """Executes commands on the bit-exact golden model."""
+
+    name = "golden"
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.model = EngineModel(cfg)
+        self.cycles = 0
+
+    def command(self, op, arg=0, wdata=None, rcount=0):
+        return self.model.execute(op, arg, wdata)
+
+    def status(self):
+        return self.model.status()
+
+    def close(self):
+        pass
+
+
+class AmaranthTransport:
+    """Executes commands on the engine hardware in the Amaranth simulator.
+
+    The simulator is advanced only while a command is in flight; ``cycles`` counts clock cycles
+    spent, so benchmarks can report cycles per pass."""
+
+    name = "amaranth"
+
+    def __init__(self, cfg):
+        from amaranth.sim import Simulator
+
+        from pezo.hw.engine import PerturbEngine
+        self.cfg = cfg
+        self.dut = dut = PerturbEngine(cfg)
+        self._queue = collections.deque()
+        self._result = None
+        self.cycles = 0
+        self._sim = sim = Simulator(dut)
+        sim.add_clock(1e-6)
+        sim.add_testbench(self._server, background=True)
+
+    async def _server(self, ctx):
+        dut = self.dut
+        m = self.cfg.lanes
+        while True:
+            if not self._queue:
+                await ctx.tick()
+                continue
+            op, arg, wdata, rcount = self._queue.popleft()
+            ctx.set(dut.cmd.payload, {"op": int(op), "arg": int(arg)})
+            ctx.set(dut.cmd.valid, 1)
+            while not ctx.get(dut.cmd.ready):
+                await self._tick(ctx)
+            await self._tick(ctx)
+            ctx.set(dut.cmd.valid, 0)
+            if op == Op.WRITE and wdata is not None:
+                for row in np.asarray(wdata).reshape(-1, m):
+                    ctx.set(dut.wdata.payload, [int(v) for v in row])
+                    ctx.set(dut.wdata.valid, 1)
+                    while not ctx.get(dut.wdata.ready):
+                        await self._tick(ctx)
+                    await self._tick(ctx)
+                ctx.set(dut.wdata.valid, 0)
+            out = []
+            if op == Op.READ and rcount:
+                ctx.set(dut.rdata.ready, 1)
+                while len(out) < rcount and (ctx.get(dut.busy) or ctx.get(dut.rdata.valid)):
+                    if ctx.get(dut.rdata.valid):
+                        p = ctx.get(dut.rdata.payload)
+                        out.append([int(p[j]) for j in range(m)])
+                    await self._tick(ctx)
+                ctx.set(dut.rdata.ready, 0)
+            while ctx.get(dut.busy):
+                await self._tick(ctx)
+            self._result = np.array(out, dtype=np.int64).reshape(-1, m) if out else None
+            self._status = {name: int(ctx.get(getattr(dut, name))) for name in
+                            ("busy", "error", "error_code", "saturated", "filling", "last_pass",
+                             "offset")}
+
+    async def _tick(self, ctx):
+        await ctx.tick()
+        self.cycles += 1
+
+    def _run(self, item):
+        self._result = None
+        self._status = None
+        self._queue.append(item)
+        while self._status is None:
+            self._sim.advance()
+
+    def command(self, op, arg=0, wdata=None, rcount=0):
+        bad_write = False
+        if op == Op.WRITE:
+            start, count = int(arg) & 0xFFFFFFFF, int(arg) >> 32
+            bad_write = count == 0 or start + count > self.cfg.words
+        self._run((op, arg, None if bad_write else wdata, rcount))
+        return self._result
+
+    def status(self):
+        if getattr(self, "_status", None) is None:
+            self._run((Op.NOP, 0, None, 0))
+        return dict(self._status)
+
+    def close(self):
+        pass
+
+
+TRANSPORTS = {"golden": GoldenTransport, "amaranth": AmaranthTransport}
+
+
+class EngineClient:
+    """Drive a perturbation engine; floats in, fixed point on the wire, errors raised.
+
+    Parameters
+    ----------
+    cfg : EngineConfig
+    transport : str or transport object
+        ``"golden"`` (default) or ``"amaranth"``, or an object with ``command``/``status``.
+    """
+
+    def __init__(self, cfg, transport="golden"):
+        self.cfg = cfg
+        if isinstance(transport, str):
+            if transport not in TRANSPORTS:
+                raise ValueError(f"Transport must be one of {', '.join(TRANSPORTS)}, "
+                                 f"not {transport!r}")
+            transport = TRANSPORTS[transport](cfg)
+        self.transport = transport
+        self.w_format = Q(cfg.w_int, cfg.w_frac)
+
+    # Conversions --------------------------------------------------------------------------------
+    def coef_to_int(self, value: float, what="coefficient") -> int:
+        """A real coefficient (mu, c) as the engine's integer; out of range raises."""
+        cfg = self.cfg
+        v = int(np.rint(value * 2.0 ** cfg.coef_frac))
+        lim = 1 << (cfg.coef_bits - 1)
+        if not -lim <= v < lim:
+            raise ValueError(f"{what} {value!r} does not fit the coefficient format (signed "
+                             f"{cfg.coef_bits} bits scaled by 2^-{cfg.coef_frac}: |x| < "
+                             f"{lim / 2.0 ** cfg.coef_frac!r})")
+        return v
+
+    # Commands -----------------------------------------------------------------------------------
+    def _do(self, op, arg=0, wdata=None, rcount=0):
+        out = self.transport.command(op, arg, wdata, rcount)
+        st = self.transport.status()
+        if st["error"]:
+            code = Err(st["error_code"]).name
+            self.transport.command(Op.CLEAR)
+            raise EngineError(f"Engine rejected {Op(op).name} with argument {arg:#x}: "
+                              f"error {code}")
+        return out
+
+    def load_seed(self, seed: int):
+        self._do(Op.SEED, seed)
+
+    def set_mu(self, mu: float) -> int:
+        v = self.coef_to_int(mu, "mu")
+        self._do(Op.MU, encode_signed(v))
+        return v
+
+    def perturb(self, sign: int):
+        """One pass: sign +1 adds p, -2 subtracts 2p (p = round(mu * z))."""
+        if sign not in (1, -2):
+            raise ValueError(f"Perturbation sign must be +1 or -2, not {sign!r}")
+        self._do(Op.PERTURB, 0 if sign == 1 else 1)
+
+    def update(self, c: float) -> int:
+        """The update pass w += round(c * z), c = -eta * g (a float)."""
+        v = self.coef_to_int(c, "update coefficient c")
+        self._do(Op.UPDATE, encode_signed(v))
+        return v
+
+    def update_int(self, c: int):
+        self._do(Op.UPDATE, encode_signed(c))
+
+    def set_scale_digits(self, digits):
+        self._do(Op.SCALE, smodel.encode_scale(digits, self.cfg.generator))
+
+    def set_offset(self, word: int):
+        self._do(Op.OFFSET, word)
+
+    def set_rounding(self, mode: str):
+        if mode not in ("nearest", "stochastic"):
+            raise ValueError(f"Rounding must be 'nearest' or 'stochastic', not {mode!r}")
+        self._do(Op.ROUNDING, int(mode == "stochastic"))
+
+    def clear(self):
+        self._do(Op.CLEAR)
+
+    def write_weights(self, weights, start=0, raw=False):
+        """Write weights (floats in the weight format, or integers with ``raw``) from word
+        ``start``; the length must be a multiple of the lane count. Values outside the format
+        raise (nothing is clamped silently)."""
+        m = self.cfg.lanes
+        w = np.asarray(weights)
+        if w.size % m:
+            raise ValueError(f"Weight count must be a multiple of the lane count {m}, not {w.size}")
+        if raw:
+            ints = w.astype(np.int64)
+            if (ints < self.w_format.min_int).any() or (ints > self.w_format.max_int).any():
+                raise ValueError(f"Raw weights must be in {self.w_format.min_int}.."
+                                 f"{self.w_format.max_int} ({self.w_format})")
+        else:
+            ints, sat = to_fixed(w, self.w_format)
+            if sat:
+                raise ValueError(f"Weights outside the {self.w_format} range "
+                                 f"[{from_fixed(self.w_format.min_int, self.w_format)}, "
+                                 f"{from_fixed(self.w_format.max_int, self.w_format)}]")
+        count = ints.size // m
+        self._do(Op.WRITE, (count << 32) | start, ints.reshape(count, m))
+
+    def read_weights(self, start=0, count=None, raw=False):
+        count = self.cfg.words - start if count is None else count
+        out = self._do(Op.READ, (count << 32) | start, rcount=count)
+        flat = out.reshape(-1)
+        return flat if raw else from_fixed(flat, self.w_format)
+
+    def status(self) -> dict:
+        return self.transport.status()
+
+    @property
+    def offset(self) -> int:
+        return self.status()["offset"]

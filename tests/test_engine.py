@@ -1,0 +1,224 @@
+"""The engine: golden-model properties, hardware (Amaranth simulator) vs golden for every command,
+bad commands, timing, and the host API."""
+
+import numpy as np
+import pytest
+
+from pezo.config import ConfigError, EngineConfig as E, GeneratorConfig as G, load_engine_config
+from pezo.host.engine import AmaranthTransport, EngineClient, EngineError, GoldenTransport
+from pezo.hw.engine import PerturbEngine
+from pezo.hw.mac import PerturbMAC
+from pezo.sim.engine import EngineModel, Err, Op, encode_signed, signed_arg
+
+REUSES = {
+    "none": G(lanes=4),
+    "onthefly": G(lanes=2, reuse="onthefly", out_lanes=4),
+    "pregen": G(lanes=4, reuse="pregen", pool_size=256),
+}
+
+
+def random_weights(cfg, rng, scale=0.25):
+    lim = 1 << (cfg.w_bits - 1)
+    return rng.integers(int(-lim * scale), int(lim * scale), cfg.depth)
+
+
+@pytest.mark.parametrize("reuse", REUSES)
+def test_plus_minus2_plus_restores_every_weight(reuse):
+    """Property over random weights, seeds and mu: restored exactly, or saturation flagged."""
+    rng = np.random.default_rng(1)
+    cfg = E(generator=REUSES[reuse], depth=512)
+    for trial in range(12):
+        model = EngineModel(cfg)
+        w0 = random_weights(cfg, rng, scale=1.0 if trial % 3 == 0 else 0.25)
+        model.execute(Op.WRITE, (cfg.words << 32), w0.reshape(-1, cfg.lanes))
+        seed = int(rng.integers(0, 1 << 32))
+        model.execute(Op.SEED, seed)
+        mu = int(rng.integers(1, 1 << (cfg.coef_bits - 1)))
+        model.execute(Op.MU, mu)
+        start = model.status()["offset"]
+        for sign in (0, 1, 0):
+            if reuse == "pregen":
+                model.execute(Op.OFFSET, start)
+            else:
+                model.execute(Op.SEED, seed)
+            model.execute(Op.PERTURB, sign)
+        if model.status()["saturated"]:
+            continue
+        assert (model.weights == w0).all()
+    # a huge mu saturates: the flag says so
+    model = EngineModel(cfg)
+    model.execute(Op.WRITE, (cfg.words << 32), np.full((cfg.words, cfg.lanes), 32700))
+    model.execute(Op.MU, (1 << (cfg.coef_bits - 1)) - 1)
+    model.execute(Op.PERTURB, 0)
+    assert model.status()["saturated"] == 1
+
+
+def _script(cfg, rng):
+    """A command script touching every command, including bad ones."""
+    g = cfg.generator
+    w = random_weights(cfg, rng).reshape(cfg.words, cfg.lanes)
+    full = cfg.words << 32
+    s = [(Op.WRITE, full, w), (Op.SEED, 0xDEADBEEF, None), (Op.MU, encode_signed(40000 >> 4), None),
+         (Op.READ, full, None), (Op.PERTURB, 0, None), (Op.READ, full, None),
+         (Op.PERTURB, 1, None), (Op.READ, (2 << 32) | 1, None), (Op.PERTURB, 0, None),
+         (Op.UPDATE, encode_signed(-3000), None), (Op.READ, full, None),
+         # bad commands: each sets the error status and changes no weight
+         (15, 0, None), (Op.CLEAR, 0, None), (Op.PERTURB, 2, None), (Op.READ, full, None),
+         (Op.CLEAR, 0, None), (Op.MU, 1 << 40, None), (Op.CLEAR, 0, None),
+         (Op.WRITE, ((cfg.words) << 32) | 1, w), (Op.CLEAR, 0, None),
+         (Op.READ, 0, None), (Op.CLEAR, 0, None), (Op.SEED, 1 << g.seed_width, None),
+         (Op.CLEAR, 0, None), (Op.ROUNDING, 2, None), (Op.CLEAR, 0, None),
+         (Op.OFFSET, 1 << 20, None), (Op.CLEAR, 0, None), (Op.SCALE, 1 << 40, None),
+         (Op.READ, full, None), (Op.CLEAR, 0, None)]
+    if cfg.stochastic:
+        s += [(Op.ROUNDING, 1, None),
+              (Op.UPDATE, encode_signed(-(1 << (cfg.coef_bits - 2)) - 5), None),
+              (Op.UPDATE, encode_signed(777), None), (Op.READ, full, None)]
+    if g.reuse == "pregen":
+        s += [(Op.OFFSET, 3, None), (Op.PERTURB, 0, None), (Op.READ, full, None)]
+    if g.scale == "runtime":
+        from pezo.sim import scaler
+        s += [(Op.SCALE, scaler.encode_scale([(1, scaler.t_min(g) + 1)], g), None),
+              (Op.PERTURB, 1, None), (Op.READ, full, None)]
+    s += [(Op.NOP, 0, None), (Op.MU, encode_signed(-(1 << (cfg.coef_bits - 1))), None),
+          (Op.PERTURB, 0, None), (Op.READ, full, None)]
+    return s
+
+
+@pytest.mark.parametrize("cfg", [
+    E(generator=REUSES["none"], depth=64),
+    E(generator=REUSES["onthefly"], depth=32, w_int=2, w_frac=6, coef_frac=12),
+    E(generator=REUSES["pregen"], depth=48, stochastic=False),
+    E(generator=G(lanes=1, width=8, z_int=2, z_frac=6, scale="fixed"), depth=16, w_int=8,
+      w_frac=8, coef_bits=12, coef_frac=16),
+], ids=lambda c: c.name())
+def test_hardware_matches_golden_for_every_command(cfg):
+    rng = np.random.default_rng(7)
+    hw, gold = AmaranthTransport(cfg), GoldenTransport(cfg)
+    errored = 0
+    for op, arg, wdata in _script(cfg, rng):
+        rcount = (arg >> 32) if op == Op.READ else 0
+        before = gold.model.weights.copy()
+        a = hw.command(op, arg, wdata, rcount)
+        b = gold.command(op, arg, wdata, rcount)
+        sa, sb = hw.status(), gold.status()
+        assert sa == sb, (Op(op).name if op in Op._value2member_map_ else op, sa, sb)
+        assert (a is None and b is None) or (a == b).all()
+        if sb["error"] and not errored:       # this command failed: no weight changed
+            assert (gold.model.weights == before).all()
+        errored = sb["error"]
+    # every weight agrees at the end
+    full = cfg.words << 32
+    assert (hw.command(Op.READ, full, None, cfg.words) == gold.command(Op.READ, full)).all()
+
+
+def test_error_codes():
+    m = EngineModel(E(generator=REUSES["none"], depth=16, stochastic=False))
+    for op, arg, code in [(12, 0, Err.OPCODE), (Op.PERTURB, 5, Err.ARG),
+                          (Op.OFFSET, 0, Err.UNSUPPORTED), (Op.ROUNDING, 1, Err.UNSUPPORTED),
+                          (Op.READ, (5 << 32) | 0, Err.ARG), (Op.MU, 1 << 20, Err.ARG)]:
+        m.execute(Op.CLEAR)
+        m.execute(op, arg)
+        assert m.status()["error"] == 1 and m.status()["error_code"] == code
+
+
+def test_pass_takes_documented_cycles():
+    cfg = E(generator=G(lanes=4), depth=256)
+    t = AmaranthTransport(cfg)
+    t.command(Op.SEED, 5)
+    t.command(Op.NOP)                     # let the generator fill its pipeline
+    before = t.cycles
+    t.command(Op.PERTURB, 0)
+    assert t.cycles - before == PerturbEngine(cfg).pass_cycles == cfg.words + 5
+
+
+def test_signed_argument_rule():
+    assert signed_arg(encode_signed(-5), 16) == -5 and signed_arg(32767, 16) == 32767
+    assert signed_arg(32768, 16) is None and signed_arg(encode_signed(-32769), 16) is None
+
+
+def test_host_client_golden_and_amaranth_agree():
+    cfg = E(generator=G(lanes=2, reuse="pregen", pool_size=64), depth=32)
+    rng = np.random.default_rng(3)
+    w = rng.normal(0, 0.5, cfg.depth)
+    results = []
+    for kind in ("golden", "amaranth"):
+        eng = EngineClient(cfg, kind)
+        eng.write_weights(w)
+        eng.load_seed(99)
+        eng.set_mu(1e-2)
+        start = eng.offset
+        for sign in (1, -2, 1):
+            eng.set_offset(start)
+            eng.perturb(sign)
+        eng.set_offset(start)
+        eng.update(-0.003)
+        results.append(eng.read_weights())
+        with pytest.raises(EngineError, match=r"^Engine rejected OFFSET with argument 0x3e8: "
+                                              r"error ARG$"):
+            eng.set_offset(1000)
+        assert eng.status()["error"] == 0     # the client cleared it
+    assert (results[0] == results[1]).all()
+    assert np.abs(results[0] - w).max() < 0.01
+
+
+def test_host_client_input_errors():
+    eng = EngineClient(E(depth=16))
+    with pytest.raises(ValueError, match=r"^mu 1\.0 does not fit the coefficient format \(signed "
+                                         r"16 bits scaled by 2\^-20: \|x\| < 0\.03125\)$"):
+        eng.set_mu(1.0)
+    with pytest.raises(ValueError, match=r"^Weights outside the Q4\.12 range \[-8\.0, "
+                                         r"7\.999755859375\]$"):
+        eng.write_weights(np.full(16, 9.0))
+    with pytest.raises(ValueError, match=r"^Weight count must be a multiple of the lane count 4, "
+                                         r"not 3$"):
+        eng.write_weights(np.zeros(3))
+    with pytest.raises(ValueError, match=r"^Perturbation sign must be \+1 or -2, not -1$"):
+        eng.perturb(-1)
+    with pytest.raises(ValueError, match=r"^Transport must be one of golden, amaranth, not 'x'$"):
+        EngineClient(E(), "x")
+    with pytest.raises(ValueError, match=r"^Rounding must be 'nearest' or 'stochastic', not 'up'$"):
+        eng.set_rounding("up")
+
+
+@pytest.mark.parametrize("kwargs,exc,msg", [
+    (dict(depth=10), ValueError, r"^Weight count \(depth\) must be a multiple of the lane count "
+                                 r"out_lanes \(4\), not 10$"),
+    (dict(depth=0), ValueError, r"^Weight count \(depth\) must be an integer in 1\.\.1048576, "
+                                r"not 0$"),
+    (dict(w_int=0), ValueError, r"^Weight integer bits \(w_int\) must be an integer in 1\.\.32, "
+                                r"not 0$"),
+    (dict(w_frac=32), ValueError, r"^Weight fraction bits \(w_frac\) must be an integer in "
+                                  r"0\.\.31, not 32$"),
+    (dict(w_int=1, w_frac=2), ValueError, r"^Weight format Q1\.2 must be 4\.\.32 bits wide, "
+                                          r"not 3$"),
+    (dict(coef_bits=1), ValueError, r"^Coefficient bits \(coef_bits\) must be an integer in "
+                                    r"2\.\.32, not 1$"),
+    (dict(coef_frac=49), ValueError, r"^Coefficient fraction bits \(coef_frac\) must be an "
+                                     r"integer in 0\.\.48, not 49$"),
+    (dict(coef_bits=32, generator=G(z_int=16, z_frac=16)), ValueError,
+     r"^Coefficient \(32 bits\) times z \(32 bits\) must fit 62 bits$"),
+    (dict(coef_frac=40), ValueError, r"^Stochastic rounding draws at most 32 random bits, but the "
+                                     r"product shift coef_frac \+ z_frac - w_frac is 41$"),
+    (dict(stochastic=1), TypeError, r"^stochastic must be a bool, not 1$"),
+    (dict(generator="g"), TypeError, r"^generator must be a GeneratorConfig, not 'g'$"),
+])
+def test_engine_config_errors(kwargs, exc, msg):
+    with pytest.raises(exc, match=msg):
+        E(**kwargs)
+
+
+def test_engine_components_want_an_engine_config():
+    for cls in (PerturbEngine, PerturbMAC):
+        with pytest.raises(TypeError, match=r"^Configuration must be an EngineConfig, not 4$"):
+            cls(4)
+
+
+def test_load_engine_config(tmp_path):
+    p = tmp_path / "e.toml"
+    p.write_text('[engine]\ndepth = 64\nw_int = 2\nw_frac = 6\n[generator]\nlanes = 8\n')
+    cfg = load_engine_config(p)
+    assert cfg.depth == 64 and cfg.lanes == 8 and cfg.w_bits == 8
+    p.write_text('[engine]\ndepht = 64\n')
+    with pytest.raises(ConfigError, match=r"^Unknown engine parameter\(s\) depht; accepted: "):
+        load_engine_config(p)
