@@ -4,6 +4,9 @@
 * Amaranth simulator: generator cycles per second;
 * Verilator: generator cycles per second with the compiled harness (random stalls, 75 % ready),
   and the bulk comparison speed with the golden model;
+* engine cycles per pass for d = 4096 weights at m = 1/4/8 (Amaranth simulator, counted), and the
+  cocotb-on-Verilator co-simulation speed of the engine in weight updates per second (MeZO passes
+  with a full read-back after each, so the figure includes the checking traffic);
 * the wall time of ``make test``.
 
 Results go to the terminal (a table) and to ``build/bench/bench.json``.
@@ -84,6 +87,40 @@ def bench_verilator(beats, tmp):
     return rows
 
 
+def bench_engine(quick):
+    """Engine cycles per pass (Amaranth simulator, measured) for d = 4096 at m = 1/4/8, and the
+    cocotb-on-Verilator co-simulation speed in weight updates per second."""
+    from pezo.config import EngineConfig
+    from pezo.host.engine import AmaranthTransport
+    from pezo.sim.engine import Op
+    rows = []
+    depth = 512 if quick else 4096
+    for m in (1, 4, 8):
+        cfg = EngineConfig(generator=G(lanes=m), depth=depth)
+        t = AmaranthTransport(cfg)
+        t.command(Op.SEED, 1)
+        t.command(Op.NOP)
+        c0, t0 = t.cycles, time.perf_counter()
+        t.command(Op.PERTURB, 0)
+        secs = time.perf_counter() - t0
+        rows.append({"what": "engine pass (Amaranth sim)", "config": f"{cfg.name()}",
+                     "count": t.cycles - c0, "seconds": secs, "rate": depth / secs,
+                     "unit": "weights/s", "cycles_per_pass": t.cycles - c0})
+    from pezo.hw.engine import PerturbEngine
+    from pezo.sim.cocotb_run import run_cocotb
+    cfg = EngineConfig(generator=G(lanes=8), depth=depth)
+    steps = 2 if quick else 6
+    text, secs = run_cocotb("verilator", "pezo_engine", PerturbEngine(cfg), f"bench-{cfg.name()}",
+                            "pezo.sim.cocotb_engine_tb",
+                            {"config": cfg.to_dict(), "seed": 3, "steps": steps, "queries": 1,
+                             "stall": 0.0, "rng_seed": 1}, root="build/bench/cocotb")
+    updates = steps * 4 * depth
+    rows.append({"what": "engine co-sim (cocotb+Verilator)", "config": cfg.name(),
+                 "count": updates, "seconds": secs, "rate": updates / secs,
+                 "unit": "weight updates/s"})
+    return rows
+
+
 def bench_make_test():
     t0 = time.perf_counter()
     r = subprocess.run(["make", "test"], capture_output=True, text=True)
@@ -103,7 +140,8 @@ def run_bench(args):
     rows = []
     steps = [("golden model", lambda: bench_model(10**6 if quick else 10**7)),
              ("Amaranth simulator", lambda: bench_amaranth(500 if quick else 5000)),
-             ("Verilator harness", lambda: bench_verilator(10**5 if quick else 2 * 10**6, out))]
+             ("Verilator harness", lambda: bench_verilator(10**5 if quick else 2 * 10**6, out)),
+             ("engine", lambda: bench_engine(quick))]
     if not getattr(args, "no_test_timing", False) and not quick:
         steps.append(("make test", bench_make_test))
     for name, fn in steps:
@@ -119,7 +157,8 @@ def run_bench(args):
             rate = f"{r['rate'] / 1e6:.2f} M{r['unit']}"
         else:
             rate = f"{r['rate'] / 1e3:.2f} k{r['unit']}"
-        t.add_row(r["what"], r["config"], f"{r['count']:,}", f"{r['seconds']:.3f}", rate)
+        count = f"{r['count']:,}" + (" cycles" if "cycles_per_pass" in r else "")
+        t.add_row(r["what"], r["config"], count, f"{r['seconds']:.3f}", rate)
     console.print(t)
     meta = {"python": sys.version.split()[0], "machine": platform.machine(),
             "processor": platform.processor(), "time": time.strftime("%Y-%m-%d %H:%M:%S")}

@@ -15,19 +15,39 @@ from pezo.toolchain import ToolMissing, setup_environment
 
 __all__ = ["main", "BLOCKS"]
 
-BLOCKS = ("generator", "bank", "scaler", "pool", "fanout")
+BLOCKS = ("generator", "bank", "scaler", "pool", "fanout", "mac", "engine")
+ENGINE_BLOCKS = ("mac", "engine")
 
 
 def _add_config_args(p):
     p.add_argument("--config", "-c", metavar="FILE",
                    help="generator configuration (TOML or JSON; a [generator] table or flat keys)")
     p.add_argument("--set", "-s", metavar="KEY=VALUE", action="append", default=[],
-                   help="override one parameter, e.g. --set lanes=8 --set reuse=pregen "
-                        "(repeatable)")
+                   help="override one parameter, e.g. --set lanes=8 --set reuse=pregen; engine "
+                        "keys (depth, w_int, w_frac, coef_bits, coef_frac, stochastic) go to the "
+                        "[engine] table, the rest to [generator] (repeatable)")
 
 
 def _config(args):
-    return load_config(args.config, parse_assignments(args.set))
+    return load_config(args.config, _split_sets(args)[0])
+
+
+def _split_sets(args):
+    """--set assignments split into (generator keys, engine keys)."""
+    import dataclasses
+
+    from pezo.config import EngineConfig
+    engine_keys = {f.name for f in dataclasses.fields(EngineConfig)} - {"generator"}
+    sets = parse_assignments(args.set)
+    eng = {k: v for k, v in sets.items() if k in engine_keys}
+    gen = {k: v for k, v in sets.items() if k not in engine_keys}
+    return gen, eng
+
+
+def _engine_config(args):
+    from pezo.config import load_engine_config
+    gen, eng = _split_sets(args)
+    return load_engine_config(args.config, eng, gen)
 
 
 def build_block(block, cfg):
@@ -36,7 +56,11 @@ def build_block(block, cfg):
     from pezo.hw.lfsr import UniformBank
     from pezo.hw.reuse import Fanout, PoolBuffer
     from pezo.hw.scaler import Scaler
+    from pezo.hw.engine import PerturbEngine
+    from pezo.hw.mac import PerturbMAC
     table = {
+        "mac": lambda: PerturbMAC(cfg),
+        "engine": lambda: PerturbEngine(cfg),
         "generator": lambda: PerturbationGenerator(cfg),
         "bank": lambda: UniformBank(cfg, rotate=cfg.reuse == "onthefly"),
         "scaler": lambda: Scaler(cfg),
@@ -70,6 +94,7 @@ def write_block(block, cfg, out_dir, name=None, formats=("v", "il")):
     meta = {
         "block": block, "name": name, "config": cfg.to_dict(),
         "latency": getattr(dut, "latency", None),
+        "pass_cycles": getattr(dut, "pass_cycles", None),
         "ports": {"__".join(map(str, path)): {"dir": member.flow.value, "width": _width(member)}
                   for path, member in dut.signature.members.flatten() if member.is_port},
     }
@@ -85,7 +110,7 @@ def _width(member):
 
 
 def cmd_generate(args):
-    cfg = _config(args)
+    cfg = _engine_config(args) if args.block in ENGINE_BLOCKS else _config(args)
     formats = tuple(args.format.split(","))
     for path in write_block(args.block, cfg, args.out, args.name, formats):
         print(path)

@@ -82,3 +82,19 @@ def test_info_json(capsys):
 def test_cli_errors_name_the_value(argv, msg, capsys):
     assert main(argv) == 2
     assert msg in capsys.readouterr().err
+
+
+def test_generate_engine_and_mac(tmp_path):
+    cfg = tmp_path / "e.toml"
+    cfg.write_text('[engine]\ndepth = 256\n[generator]\nlanes = 2\nreuse = "pregen"\n'
+                   'out_lanes = 4\npool_size = 512\n')
+    assert main(["generate", "engine", "-c", str(cfg), "--set", "w_int=2", "--set", "w_frac=6",
+                 "-o", str(tmp_path)]) == 0
+    meta = json.loads((tmp_path / "pezo_engine.json").read_text())
+    assert meta["config"]["depth"] == 256 and meta["config"]["w_int"] == 2
+    assert meta["config"]["generator"]["out_lanes"] == 4
+    assert meta["pass_cycles"] == 256 // 4 + 5
+    assert meta["ports"]["rdata__payload"]["width"] == 4 * 8
+    assert main(["generate", "mac", "-o", str(tmp_path), "--format", "v"]) == 0
+    assert "module pezo_mac" in (tmp_path / "pezo_mac.v").read_text()
+    assert main(["generate", "engine", "--set", "depth=10", "-o", str(tmp_path)]) == 2

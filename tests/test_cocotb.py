@@ -5,15 +5,12 @@ the golden model as a scoreboard, with random ``o.ready`` stalls (and pool rewin
 `make test` runs the first two configurations; `make regress` the whole matrix.
 """
 
-import json
-import os
-import re
 from pathlib import Path
 
 import pytest
 
 from pezo.config import EngineConfig as E, GeneratorConfig as G
-from pezo.toolchain import have_icarus, have_verilator, setup_environment
+from pezo.toolchain import have_icarus, have_verilator
 
 MATRIX = [
     G(lanes=4, width=16, reuse="none"),
@@ -35,7 +32,6 @@ SIMS = [
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
-VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style"]
 
 
 def _cases():
@@ -45,24 +41,8 @@ def _cases():
 
 
 def _run_cocotb(sim, top, dut, name, test_module, params):
-    from amaranth.back import verilog
-    from cocotb_tools.runner import get_runner
-    setup_environment()
-    build = ROOT / "build" / "cocotb" / re.sub(r"[^A-Za-z0-9_.-]", "_", name)
-    build.mkdir(parents=True, exist_ok=True)
-    src = build / f"{top}.v"
-    src.write_text(verilog.convert(dut, name=top, strip_internal_attrs=True))
-    pfile = build / "params.json"
-    pfile.write_text(json.dumps(params))
-    runner = get_runner(sim)
-    runner.build(sources=[src], hdl_toplevel=top, build_dir=build, always=True,
-                 timescale=("1ns", "1ps"),
-                 build_args=VERILATOR_ARGS if sim == "verilator" else [])
-    xml = runner.test(hdl_toplevel=top, test_module=test_module, build_dir=build,
-                      test_dir=build, extra_env={"PEZO_COCOTB_PARAMS": str(pfile)})
-    text = Path(xml).read_text()
-    assert "<failure" not in text and "<error" not in text, text[-2000:]
-    return text
+    from pezo.sim.cocotb_run import run_cocotb
+    return run_cocotb(sim, top, dut, name, test_module, params, root=ROOT / "build" / "cocotb")[0]
 
 
 @pytest.mark.parametrize("sim", SIMS)
