@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: setup test regress bench generate clean help
+.PHONY: setup test regress bench generate synth program clean help
 
 help:
 	@echo "make setup    - create .venv, install pinned dependencies, warm tool caches, Icarus via apt"
@@ -14,6 +14,8 @@ help:
 	@echo "make regress  - full cocotb matrix and long runs (10^8 values on Verilator)"
 	@echo "make bench    - throughput of golden model, Amaranth simulator, Verilator; make test time"
 	@echo "make generate - Verilog/RTLIL of the default generator into build/rtl (CONFIG=file)"
+	@echo "make synth BOARD=ice40 [CONFIG=file] - yosys + nextpnr, report in build/<board>/<config>/"
+	@echo "make program BOARD=ice40 - program a connected board (iceprog / openFPGALoader)"
 
 setup:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed, found " + sys.version'
@@ -34,6 +36,13 @@ bench:
 CONFIG ?=
 generate:
 	$(PY) -m pezo generate generator $(if $(CONFIG),--config $(CONFIG)) --out build/rtl
+
+BOARD ?= ice40
+synth:
+	$(PY) -m pezo synth --board $(BOARD) $(if $(CONFIG),--config $(CONFIG))
+
+program:
+	$(PY) -m pezo program --board $(BOARD)
 
 clean:
 	rm -rf build .pytest_cache

@@ -231,6 +231,53 @@ def cmd_setup(args):
     return 0
 
 
+def cmd_synth(args):
+    from pezo.boards.targets import get_board
+    from pezo.synth import synth
+    board = get_board(args.board)
+    cfg = None
+    if args.config or args.set:
+        base = {"engine": {k: v for k, v in board.default.to_dict().items() if k != "generator"},
+                "generator": board.default.generator.to_dict()}
+        from pezo.config import EngineConfig, _read_table_file
+        data = _read_table_file(args.config) if args.config else {}
+        gen, eng = _split_sets(args)
+        base["engine"].update(data.get("engine", {}))
+        base["engine"].update(eng)
+        g = dict(data.get("generator", {})) or base["generator"]
+        g.update(gen)
+        cfg = EngineConfig.from_dict({**base["engine"], "generator": g})
+    synth(board.name, cfg, seed=args.seed)
+    return 0
+
+
+def cmd_boards(args):
+    from pezo.boards.targets import BOARDS
+    for b in BOARDS.values():
+        print(f"{b.name:<12} {b.description}\n{'':<12} default: {b.default.name()}")
+    return 0
+
+
+def cmd_program(args):
+    from pezo.boards.targets import get_board
+    board = get_board(args.board)
+    cfg_name = board.default.name()
+    bitdir = Path("build") / board.name / (args.name or cfg_name)
+    bit = bitdir / ("pezo_top.bin" if board.family == "ice40" else "pezo_top.bit")
+    if not bit.exists():
+        raise FileNotFoundError(f"No bitstream at {bit}: run `make synth BOARD={board.name}` first")
+    tool = "iceprog" if board.family == "ice40" else "openFPGALoader"
+    var = "ICEPROG" if board.family == "ice40" else "OPENFPGALOADER"
+    exe = os.environ.get(var) if os.environ.get(var) not in (None, "true") else shutil.which(tool)
+    if not exe:
+        raise ToolMissing(f"{tool} is not installed: `sudo apt-get install "
+                          f"{'fpga-icestorm' if tool == 'iceprog' else 'openfpgaloader'}` "
+                          f"(or set {var})")
+    cmd = [exe, str(bit)] if tool == "iceprog" else [exe, "-b", "ulx3s", "-m", str(bit)]
+    print(" ".join(cmd))
+    return subprocess.run(cmd).returncode
+
+
 def cmd_bench(args):
     from pezo.bench import run_bench
     return run_bench(args)
@@ -271,6 +318,23 @@ def make_parser():
     b.add_argument("--quick", action="store_true", help="smaller runs (for a smoke check)")
     b.add_argument("--no-test-timing", action="store_true", help="skip timing `make test`")
     b.set_defaults(func=cmd_bench)
+
+    sy = sub.add_parser("synth", help="synthesise, place and route for a board; writes "
+                        "build/<board>/<config>/report.json")
+    sy.add_argument("--board", "-b", default="ice40", help="board name (default ice40); "
+                    "`pezo boards` lists them")
+    _add_config_args(sy)
+    sy.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    sy.set_defaults(func=cmd_synth)
+
+    pr = sub.add_parser("program", help="program a connected board with its bitstream")
+    pr.add_argument("--board", "-b", default="ice40")
+    pr.add_argument("--name", help="configuration folder under build/<board>/ (default: the "
+                    "board's default configuration)")
+    pr.set_defaults(func=cmd_program)
+
+    bo = sub.add_parser("boards", help="list the board targets and their default configuration")
+    bo.set_defaults(func=cmd_boards)
 
     st = sub.add_parser("setup", help="warm tool caches, check Verilator, install Icarus")
     st.add_argument("--no-apt", action="store_true", help="do not try apt-get for Icarus")

@@ -1,0 +1,138 @@
+"""Byte protocol between a serial port and the engine (the board's command port).
+
+Host -> board, one frame per command (little-endian):
+
+* 1 byte: the engine opcode (:class:`pezo.sim.engine.Op`), or 0x0F for a status query;
+* 8 bytes: the 64-bit argument;
+* WRITE only: ``count * m`` weights, each ``ceil(b / 8)`` bytes two's complement (the host must
+  send values that fit b bits; :class:`pezo.host.engine.EngineClient` checks).
+
+Board -> host, for every frame once the engine is idle again: READ data first (``count * m``
+weights, sign-extended to ``ceil(b / 8)`` bytes each), then a 4-byte status word: byte 0 =
+error | error_code << 1 | saturated << 3 | filling << 4 | last_pass << 5; bytes 1-3 = offset.
+A WRITE or READ whose argument the engine rejects carries no data either way.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Signal, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from pezo.config import EngineConfig
+from pezo.hw.engine import PerturbEngine
+from pezo.sim.engine import Op
+
+__all__ = ["SerialBridge", "STATUS_QUERY", "weight_bytes"]
+
+STATUS_QUERY = 0x0F
+
+
+def weight_bytes(cfg) -> int:
+    return -(-cfg.w_bits // 8)
+
+
+class SerialBridge(wiring.Component):
+    """Frames of bytes in, engine commands out; replies (data, status) as bytes.
+
+    Members
+    -------
+    i : In(stream.Signature(8))
+        Bytes from the host.
+    o : Out(stream.Signature(8))
+        Bytes to the host.
+    error : Out(1), saturated : Out(1)
+        The engine's sticky flags (for LEDs).
+    """
+
+    i: In(stream.Signature(8))
+    o: Out(stream.Signature(8))
+    error: Out(1)
+    saturated: Out(1)
+
+    def __init__(self, config):
+        if not isinstance(config, EngineConfig):
+            raise TypeError(f"Configuration must be an EngineConfig, not {config!r}")
+        self._cfg = config
+        super().__init__()
+
+    config = property(lambda self: self._cfg)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        m.submodules.engine = eng = PerturbEngine(cfg)
+        wb = weight_bytes(cfg)
+        lanes = cfg.lanes
+        beat_bytes = lanes * wb
+
+        frame = Signal(72)
+        nbytes = Signal(range(max(beat_bytes, 9) + 1))
+        op = frame[:8]
+        m.d.comb += [eng.cmd.payload.op.eq(op[:4]), eng.cmd.payload.arg.eq(frame[8:]),
+                     self.error.eq(eng.error), self.saturated.eq(eng.saturated)]
+
+        beat = Signal(8 * beat_bytes)           # WRITE: assembling / READ: serialising
+        m.d.comb += eng.wdata.payload.eq(
+            Cat(beat[j * 8 * wb:j * 8 * wb + cfg.w_bits] for j in range(lanes)))
+        ext = [Signal(signed(8 * wb), name=f"ext{j}") for j in range(lanes)]
+        m.d.comb += [ext[j].eq(eng.rdata.payload[j]) for j in range(lanes)]   # sign-extend
+        packed = Cat(*ext)
+        status = Cat(eng.error, eng.error_code, eng.saturated, eng.filling, eng.last_pass,
+                     Const(0, 1), eng.offset)
+        status_reg = Signal(32)
+
+        with m.FSM():
+            with m.State("CMD"):
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(self.i.valid):
+                    m.d.sync += [frame.eq(Cat(frame[8:], self.i.payload)), nbytes.eq(nbytes + 1)]
+                    with m.If(nbytes == 8):
+                        m.d.sync += nbytes.eq(0)
+                        m.next = "ISSUE"
+            with m.State("ISSUE"):
+                with m.If(op == STATUS_QUERY):
+                    m.next = "WAIT"
+                with m.Else():
+                    m.d.comb += eng.cmd.valid.eq(1)
+                    with m.If(eng.cmd.ready):
+                        m.next = "ROUTE"
+            with m.State("ROUTE"):
+                with m.If(eng.busy & (op == Op.WRITE)):
+                    m.next = "WDATA"
+                with m.Elif(eng.busy & (op == Op.READ)):
+                    m.next = "RDATA"
+                with m.Else():
+                    m.next = "WAIT"
+            with m.State("WDATA"):
+                with m.If(nbytes == beat_bytes):
+                    m.d.comb += eng.wdata.valid.eq(1)
+                    with m.If(eng.wdata.ready):
+                        m.d.sync += nbytes.eq(0)
+                with m.Elif(~eng.busy):
+                    m.next = "WAIT"
+                with m.Else():
+                    m.d.comb += self.i.ready.eq(1)
+                    with m.If(self.i.valid):
+                        m.d.sync += [beat.eq(Cat(beat[8:], self.i.payload)),
+                                     nbytes.eq(nbytes + 1)]
+            with m.State("RDATA"):
+                with m.If(nbytes != 0):
+                    m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(beat[:8])]
+                    with m.If(self.o.ready):
+                        m.d.sync += [beat.eq(beat >> 8), nbytes.eq(nbytes - 1)]
+                with m.Elif(eng.rdata.valid):
+                    m.d.comb += eng.rdata.ready.eq(1)
+                    m.d.sync += [beat.eq(packed), nbytes.eq(beat_bytes)]
+                with m.Elif(~eng.busy):
+                    m.next = "WAIT"
+            with m.State("WAIT"):
+                with m.If(~eng.busy):
+                    m.d.sync += [status_reg.eq(status), nbytes.eq(0)]
+                    m.next = "STATUS"
+            with m.State("STATUS"):
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(status_reg[:8])]
+                with m.If(self.o.ready):
+                    m.d.sync += [status_reg.eq(status_reg >> 8), nbytes.eq(nbytes + 1)]
+                    with m.If(nbytes == 3):
+                        m.d.sync += nbytes.eq(0)
+                        m.next = "CMD"
+        return m

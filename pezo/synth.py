@@ -1,0 +1,113 @@
+"""``make synth BOARD=...`` / ``pezo synth``: yosys + nextpnr for a board, and its report.json.
+
+The board top level (:class:`pezo.boards.top.BoardTop`: the engine behind a UART command port)
+is built with the amaranth-boards platform, using the YoWASP tools by default (a ``YOSYS``,
+``NEXTPNR_ICE40``, ``ICEPACK``, ``NEXTPNR_ECP5`` or ``ECPPACK`` variable selects another build).
+Products land in ``build/<board>/<config>/``: the bitstream, ``pezo_top.rpt`` (yosys log),
+``pezo_top.tim`` (nextpnr log), ``stat.json`` (yosys cells), ``nextpnr.json`` (nextpnr report) and
+``report.json`` (the summary this module writes).
+"""
+
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+
+from pezo.toolchain import setup_environment
+
+__all__ = ["synth", "summarise"]
+
+# yosys 0.70's ABC9 step fails an internal assertion (count_id(wire->name) == 0) on the MAC's
+# netlist unless unused wires are purged first; this is harmless for every design.
+PRE_SYNTH = "proc; opt_clean -purge"
+
+
+def _tool_version(env, var, arg):
+    try:
+        r = subprocess.run([env[var], arg], capture_output=True, text=True, env=env, timeout=120)
+        return (r.stdout or r.stderr).strip().splitlines()[0]
+    except Exception as e:    # the version is informative only
+        return f"unknown ({e})"
+
+
+def synth(board_name, config=None, build_root="build", seed=1, name=None, progress=print):
+    """Synthesise, place and route ``config`` (default: the board's) for ``board_name``.
+
+    Returns the report dict (also written to ``<build_root>/<board>/<name>/report.json``)."""
+    from pezo.boards.targets import get_board
+    from pezo.boards.top import BoardTop
+    board = get_board(board_name)
+    cfg = config or board.default
+    env = setup_environment()
+    name = name or cfg.name()
+    out = Path(build_root) / board.name / name
+    out.mkdir(parents=True, exist_ok=True)
+    platform = board.platform_class()()
+    overrides = {"script_after_read": PRE_SYNTH,
+                 "script_after_synth": "tee -q -o stat.json stat -json",
+                 "nextpnr_opts": f"--seed {seed} --report nextpnr.json"}
+    if board.family == "ice40" and board.dsp:
+        overrides["synth_opts"] = "-dsp"
+    progress(f"[synth] {board.name}: {cfg.name()} -> {out}")
+    t0 = time.time()
+    try:
+        platform.build(BoardTop(cfg), name="pezo_top", build_dir=str(out), do_program=False,
+                       **overrides)
+    except Exception as e:
+        log = out / "pezo_top.tim"
+        tail = log.read_text()[-1500:] if log.exists() else ""
+        if "Unable to place" in tail or "failed to place" in tail.lower() or "available" in tail:
+            raise ValueError(f"Configuration {name} does not fit {board.description}: "
+                             f"{tail.strip().splitlines()[-1] if tail.strip() else e}") from None
+        raise RuntimeError(f"Synthesis for {board.name} failed ({e}); see the logs in {out}") \
+            from None
+    secs = time.time() - t0
+    report = summarise(out, board, cfg, seed, secs, env)
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    progress(format_summary(report))
+    return report
+
+
+def summarise(out, board, cfg, seed, seconds, env):
+    stat = json.loads((Path(out) / "stat.json").read_text())
+    design = stat.get("design", {})
+    cells = design.get("num_cells_by_type", {})
+    pnr = json.loads((Path(out) / "nextpnr.json").read_text())
+    util = {k: {"used": v["used"], "available": v["available"],
+                "percent": round(100.0 * v["used"] / v["available"], 2) if v["available"] else 0}
+            for k, v in pnr.get("utilization", {}).items()}
+    fmax = {clk: {"achieved_mhz": round(v["achieved"], 2), "constraint_mhz": round(v["constraint"], 2)}
+            for clk, v in pnr.get("fmax", {}).items()}
+    family = board.family
+    nxp = "NEXTPNR_ICE40" if family == "ice40" else "NEXTPNR_ECP5"
+    lut = sum(v for k, v in cells.items() if re.match(r"(SB_LUT4|LUT4)$", k))
+    ff = sum(v for k, v in cells.items() if re.match(r"(SB_DFF\w*|TRELLIS_FF)$", k))
+    return {
+        "board": board.name, "description": board.description, "family": family,
+        "config_name": cfg.name(), "config": cfg.to_dict(), "seed": seed,
+        "tools": {"yosys": _tool_version(env, "YOSYS", "-V"),
+                  "nextpnr": _tool_version(env, nxp, "--version")},
+        "cells": dict(sorted(cells.items())),
+        "summary": {"lut4": lut, "ff": ff,
+                    "carry": cells.get("SB_CARRY", cells.get("CCU2C", 0)),
+                    "bram": cells.get("SB_RAM40_4K", 0) + cells.get("DP16KD", 0),
+                    "spram": cells.get("SB_SPRAM256KA", 0),
+                    "dsp": cells.get("SB_MAC16", 0) + cells.get("MULT18X18D", 0)},
+        "utilization": util, "fmax": fmax, "seconds": round(seconds, 1),
+    }
+
+
+def format_summary(r):
+    s = r["summary"]
+    lines = [f"[synth] {r['board']} {r['config_name']}",
+             f"        LUT4 {s['lut4']}  FF {s['ff']}  carry {s['carry']}  BRAM {s['bram']}  "
+             f"SPRAM {s['spram']}  DSP {s['dsp']}"]
+    for k, v in r["utilization"].items():
+        if v["used"]:
+            lines.append(f"        {k:<16} {v['used']:>6} / {v['available']:<6} ({v['percent']:.1f} %)")
+    for clk, f in r["fmax"].items():
+        lines.append(f"        fmax {clk}: {f['achieved_mhz']:.1f} MHz (constraint "
+                     f"{f['constraint_mhz']:.1f} MHz)")
+    lines.append(f"        {r['seconds']} s; report: build/{r['board']}/{r['config_name']}/report.json")
+    return "\n".join(lines)

