@@ -69,14 +69,14 @@ class PerturbEngine(wiring.Component):
     @property
     def pass_cycles(self):
         """Cycles from accepting PERTURB/UPDATE to accepting the next command, when the generator
-        does not stall: one issue cycle per word, then 5 (last read, 2 MAC stages, write, return to
-        idle)."""
-        return self._cfg.words + 5
+        does not stall: one issue cycle per word, then 6 (last read, 3 MAC stages, write, return
+        to idle)."""
+        return self._cfg.words + 6
 
     @property
     def latency(self):
         """Cycles from a word's read to its write-back in a pass."""
-        return 3
+        return 4
 
     def elaborate(self, platform):
         m = Module()
@@ -124,13 +124,14 @@ class PerturbEngine(wiring.Component):
         counter = Signal(range(words + 1))
         base = Signal(range(words + 1))
         total = Signal(range(words + 1))
-        drain = Signal(range(4))
+        drain = Signal(range(8))
         # Pass pipeline registers.
         va = Signal()
         za = Signal(data.ArrayLayout(signed(g.z_bits), cfg.lanes))
         ra = Signal(data.ArrayLayout(unsigned(S), cfg.lanes)) if has_r else None
-        addr_a, addr_b, addr_c = (Signal(range(words), name=n) for n in ("addr_a", "addr_b",
-                                                                          "addr_c"))
+        # Word addresses travel beside the data: one register per MAC stage.
+        addr_a = Signal(range(words), name="addr_a")
+        addr_pipe = [Signal(range(words), name=f"addr_s{i}") for i in range(mac.latency)]
         # Read pipeline register.
         rvalid = Signal()
         rdone = Signal(range(words + 1))
@@ -138,7 +139,10 @@ class PerturbEngine(wiring.Component):
         m.d.comb += [mac.i.valid.eq(va), mac.i.payload.w.eq(rd.data), mac.i.payload.z.eq(za)]
         if has_r:
             m.d.comb += mac.i.payload.r.eq(ra)
-        m.d.sync += [va.eq(0), addr_b.eq(addr_a), addr_c.eq(addr_b)]
+        m.d.sync += va.eq(0)
+        for prev, nxt in zip([addr_a] + addr_pipe[:-1], addr_pipe):
+            m.d.sync += nxt.eq(prev)
+        addr_c = addr_pipe[-1]
 
         with m.FSM(init="FILL"):
             with m.State("IDLE"):
@@ -248,7 +252,7 @@ class PerturbEngine(wiring.Component):
             with m.State("DRAIN"):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += drain.eq(drain + 1)
-                with m.If(drain == 2):
+                with m.If(drain == mac.latency):
                     m.next = "IDLE"
 
             with m.State("WRITE"):

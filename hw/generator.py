@@ -66,7 +66,7 @@ class PerturbationGenerator(wiring.Component):
     @property
     def fill_cycles(self):
         cfg = self._cfg
-        return cfg.pool_size // cfg.lanes if cfg.reuse == "pregen" else 0
+        return cfg.pool_size // cfg.lanes + 2 if cfg.reuse == "pregen" else 0
 
     def elaborate(self, platform):
         m = Module()

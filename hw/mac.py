@@ -30,9 +30,10 @@ class PerturbMAC(wiring.Component):
 
     Stage 1 registers coef * z per lane (one multiplier each: an SB_MAC16 on iCE40 UP5K when the
     operands fit 16 x 16, LUT logic elsewhere, whatever yosys infers from ``*``). Stage 2 rounds
-    (half to even, or stochastic with the ``r`` bits), adds p, -2p (p shifted, not re-rounded) or
-    u, and saturates to the weight format. The two stages stall together (``i.ready`` =
-    ``~o.valid | o.ready``).
+    (half to even, or stochastic with the ``r`` bits). Stage 3 adds p, -2p (p shifted, not
+    re-rounded) or u, and saturates to the weight format. The stages stall together
+    (``i.ready`` = ``~o.valid | o.ready``); the sticky ``saturated`` flag rises one cycle after
+    the saturating value leaves.
 
     Parameters
     ----------
@@ -66,7 +67,7 @@ class PerturbMAC(wiring.Component):
         })
 
     config = property(lambda self: self._cfg)
-    latency = property(lambda self: 2, doc="Two register stages: 2 cycles.")
+    latency = property(lambda self: 3, doc="Three register stages: 3 cycles.")
 
     def elaborate(self, platform):
         m = Module()
@@ -90,31 +91,44 @@ class PerturbMAC(wiring.Component):
             for l in range(cfg.lanes):
                 m.d.sync += prods[l].eq(self.coef * self.i.payload.z[l])
 
-        # Stage 2: round, add, saturate.
+        # Stage 2: round (half to even, or stochastic) -> register.
+        v2 = Signal()
+        w2 = Signal(data.ArrayLayout(signed(cfg.w_bits), cfg.lanes))
+        qw = pw - max(S, 0) + 1
+        q2 = [Signal(signed(max(qw, 2) - min(S, 0)), name=f"q{l}") for l in range(cfg.lanes)]
+        with m.If(advance):
+            m.d.sync += [v2.eq(v1), w2.eq(w1)]
+            for l in range(cfg.lanes):
+                nearest = hw_rshift_round_even(prods[l], S)
+                if has_r:
+                    stoch = (prods[l] + Cat(r1[l], Const(0, 1)).as_signed()) >> S
+                    q = Mux((self.op == MacOp.UPDATE) & self.stochastic, stoch, nearest)
+                else:
+                    q = nearest
+                m.d.sync += q2[l].eq(q)
+
+        # Stage 3: add p, -2p (p shifted, not re-rounded) or u; saturate -> register.
         over = []
         results = []
         for l in range(cfg.lanes):
-            nearest = hw_rshift_round_even(prods[l], S)
-            if has_r:
-                stoch = (prods[l] + Cat(r1[l], Const(0, 1)).as_signed()) >> S
-                q = Mux((self.op == MacOp.UPDATE) & self.stochastic, stoch, nearest)
-            else:
-                q = nearest
-            total = Signal(signed(max(pw - min(S, 0), cfg.w_bits) + 3), name=f"sum{l}")
+            total = Signal(signed(max(len(q2[l]) + 1, cfg.w_bits) + 2), name=f"sum{l}")
             with m.Switch(self.op):
                 with m.Case(MacOp.MINUS2):
-                    m.d.comb += total.eq(w1[l] - (q << 1))
+                    m.d.comb += total.eq(w2[l] - (q2[l] << 1))
                 with m.Default():
-                    m.d.comb += total.eq(w1[l] + q)
+                    m.d.comb += total.eq(w2[l] + q2[l])
             z, o = hw_saturate(total, cfg.w_bits)
             results.append(z)
             over.append(o)
+        over3 = Signal()
         with m.If(advance):
-            m.d.sync += self.o.valid.eq(v1)
+            m.d.sync += [self.o.valid.eq(v2), over3.eq(v2 & Cat(*over).any())]
             for l in range(cfg.lanes):
                 m.d.sync += self.o.payload[l].eq(results[l])
+        # The sticky flag follows one cycle after the value that saturated (a registered OR, off
+        # the datapath's critical path).
         with m.If(self.sat_clear):
-            m.d.sync += self.saturated.eq(0)
-        with m.Elif(advance & v1 & Cat(*over).any()):
+            m.d.sync += [self.saturated.eq(0), over3.eq(0)]
+        with m.Elif(over3):
             m.d.sync += self.saturated.eq(1)
         return m

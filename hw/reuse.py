@@ -97,8 +97,8 @@ class PoolBuffer(wiring.Component):
 
     @property
     def fill_cycles(self):
-        """Bank transfers (cycles) a fill takes: N / n."""
-        return self._cfg.pool_size // self._cfg.lanes
+        """Cycles a fill takes: N / n bank transfers, plus 2 for the second-moment pipeline."""
+        return self._cfg.pool_size // self._cfg.lanes + 2
 
     def elaborate(self, platform):
         m = Module()
@@ -116,27 +116,43 @@ class PoolBuffer(wiring.Component):
         gather = [Signal(data.ArrayLayout(signed(cfg.width), n), name=f"gather{b}")
                   for b in range(beats - 1)]
         sumsq = Signal(unsigned(sumsq_bits(cfg)))
-        m.d.comb += [self.filling.eq(filling), self.sumsq.eq(sumsq), self.i.ready.eq(filling)]
+        m.d.comb += [self.filling.eq(filling), self.sumsq.eq(sumsq)]
 
         # Fill side.
+        tail = Signal(range(3))
+        taking = filling & (tail == 0)
+        m.d.comb += self.i.ready.eq(taking)
         last_beat = fill_beat == beats - 1
         m.d.comb += [
             wr.addr.eq(fill_addr),
             wr.data.eq(Cat(*gather, self.i.payload)),
-            wr.en.eq(filling & self.i.valid & last_beat),
+            wr.en.eq(taking & self.i.valid & last_beat),
         ]
-        squares = sum(self.i.payload[l] * self.i.payload[l] for l in range(n))
+        # Second moment, pipelined: squares are registered, then accumulated one cycle later;
+        # `filling` stays high until the last square is in (TAIL cycles after the last write).
+        squares = [Signal(unsigned(2 * cfg.width), name=f"sq{l}") for l in range(n)]
+        sq_valid = Signal()
+        m.d.sync += sq_valid.eq(0)
+        with m.If(sq_valid):
+            m.d.sync += sumsq.eq(sumsq + sum(squares))
+        with m.If(tail != 0):
+            m.d.sync += tail.eq(tail - 1)
+            with m.If(tail == 1):
+                m.d.sync += filling.eq(0)
         with m.If(self.restart):
-            m.d.sync += [filling.eq(1), fill_addr.eq(0), fill_beat.eq(0), sumsq.eq(0)]
-        with m.Elif(filling & self.i.valid):
-            m.d.sync += sumsq.eq(sumsq + squares)
+            m.d.sync += [filling.eq(1), fill_addr.eq(0), fill_beat.eq(0), sumsq.eq(0),
+                         tail.eq(0), sq_valid.eq(0)]
+        with m.Elif(filling & (tail == 0) & self.i.valid):
+            m.d.sync += sq_valid.eq(1)
+            for l in range(n):
+                m.d.sync += squares[l].eq(self.i.payload[l] * self.i.payload[l])
             for b in range(beats - 1):
                 with m.If(fill_beat == b):
                     m.d.sync += gather[b].eq(self.i.payload)
             with m.If(last_beat):
                 m.d.sync += [fill_beat.eq(0), fill_addr.eq(fill_addr + 1)]
                 with m.If(fill_addr == words - 1):
-                    m.d.sync += [filling.eq(0), fill_addr.eq(0)]
+                    m.d.sync += [tail.eq(2), fill_addr.eq(0)]
             with m.Else():
                 m.d.sync += fill_beat.eq(fill_beat + 1)
 

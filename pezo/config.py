@@ -340,6 +340,9 @@ class EngineConfig:
         data["generator"] = GeneratorConfig.from_dict(dict(data.get("generator", {})))
         return cls(**data)
 
+    def replace(self, **changes) -> "EngineConfig":
+        return dataclasses.replace(self, **changes)
+
     def name(self) -> str:
         return f"{self.generator.name()}-d{self.depth}-Q{self.w_int}.{self.w_frac}"
 

@@ -137,8 +137,7 @@ def test_synthesis_per_family(board, tmp_path_factory):
     """A small engine (one lane, 8-bit weights) through yosys + nextpnr for each family."""
     from pezo.synth import synth
     small = get_board("icestick").default
-    rep = synth(board, small.replace(depth=256) if hasattr(small, "replace") else
-                E(**{**small.__dict__, "depth": 256}), build_root="build/test-synth",
+    rep = synth(board, small.replace(depth=256), build_root="build/test-synth",
                 progress=lambda *_: None)
     assert rep["summary"]["lut4"] > 50 and rep["summary"]["ff"] > 50
     assert rep["fmax"] and all(f["achieved_mhz"] > 0 for f in rep["fmax"].values())
