@@ -70,9 +70,12 @@ class SerialBridge(wiring.Component):
         m.d.comb += [eng.cmd.payload.op.eq(op[:4]), eng.cmd.payload.arg.eq(frame[8:]),
                      self.error.eq(eng.error), self.saturated.eq(eng.saturated)]
 
-        beat = Signal(8 * beat_bytes)           # WRITE: assembling / READ: serialising
+        wbeat = Signal(8 * beat_bytes)          # WRITE: the beat being assembled
+        beat = Signal(8 * beat_bytes)           # READ: the word being serialised
+        wn = Signal(range(beat_bytes + 1))      # WRITE: bytes of the beat so far
+        rn = Signal(range(beat_bytes + 1))      # READ: bytes still to send
         m.d.comb += eng.wdata.payload.eq(
-            Cat(beat[j * 8 * wb:j * 8 * wb + cfg.w_bits] for j in range(lanes)))
+            Cat(wbeat[j * 8 * wb:j * 8 * wb + cfg.w_bits] for j in range(lanes)))
         ext = [Signal(signed(8 * wb), name=f"ext{j}") for j in range(lanes)]
         m.d.comb += [ext[j].eq(eng.rdata.payload[j]) for j in range(lanes)]   # sign-extend
         packed = Cat(*ext)
@@ -80,52 +83,82 @@ class SerialBridge(wiring.Component):
                      Const(0, 1), eng.offset)
         status_reg = Signal(32)
 
+        # Registered copies of the engine's handshake/status signals: the bridge's decisions do
+        # not chain through the engine's control logic.
+        busy_r, wready_r, rvalid_r = Signal(), Signal(), Signal()
+        m.d.sync += [busy_r.eq(eng.busy), wready_r.eq(eng.wdata.ready), rvalid_r.eq(eng.rdata.valid)]
+        left = Signal(range(cfg.words + 1))    # beats still to transfer in WDATA / RDATA
+        done = Signal()                        # left == 0, registered
+        wfull = Signal()                       # WDATA: a whole beat is assembled
+        rword = Signal(8 * beat_bytes)         # RDATA: the word taken from the engine
+        rword_v = Signal()
+        is_w, is_r, is_q = Signal(), Signal(), Signal()    # the frame's opcode, decoded
+
         with m.FSM():
             with m.State("CMD"):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.valid):
                     m.d.sync += [frame.eq(Cat(frame[8:], self.i.payload)), nbytes.eq(nbytes + 1)]
                     with m.If(nbytes == 8):
-                        m.d.sync += nbytes.eq(0)
+                        nxt = frame[8:16]      # the opcode byte once this last byte is in
+                        m.d.sync += [nbytes.eq(0), is_w.eq(nxt == Op.WRITE),
+                                     is_r.eq(nxt == Op.READ), is_q.eq(nxt == STATUS_QUERY)]
                         m.next = "ISSUE"
             with m.State("ISSUE"):
-                with m.If(op == STATUS_QUERY):
+                with m.If(is_q):
                     m.next = "WAIT"
                 with m.Else():
                     m.d.comb += eng.cmd.valid.eq(1)
                     with m.If(eng.cmd.ready):
-                        m.next = "ROUTE"
+                        m.next = "ROUTE0"
+            with m.State("ROUTE0"):
+                # The engine executes the command in the next cycle; the bridge sees the
+                # engine's handshake and busy signals through registers (timing), so it waits
+                # one more cycle before it looks at them.
+                m.next = "ROUTE"
             with m.State("ROUTE"):
-                with m.If(eng.busy & (op == Op.WRITE)):
+                # A WRITE or READ the engine takes shows as wdata.ready / rdata.valid, one it
+                # rejects as busy falling.
+                with m.If(is_w & wready_r):
+                    m.d.sync += [left.eq(frame[40:40 + len(left)]), wn.eq(0), done.eq(0),
+                                 wfull.eq(0)]
                     m.next = "WDATA"
-                with m.Elif(eng.busy & (op == Op.READ)):
+                with m.Elif(is_r & rvalid_r):
+                    m.d.sync += [left.eq(frame[40:40 + len(left)]), rn.eq(0), done.eq(0),
+                                 rword_v.eq(0)]
                     m.next = "RDATA"
-                with m.Else():
+                with m.Elif(~busy_r | ~(is_w | is_r)):
                     m.next = "WAIT"
             with m.State("WDATA"):
-                with m.If(nbytes == beat_bytes):
+                # wfull / rword_v / done are registers: the handshakes with the engine are
+                # decided from flip-flops only.
+                with m.If(done):
+                    m.next = "WAIT"
+                with m.Elif(wfull):
                     m.d.comb += eng.wdata.valid.eq(1)
                     with m.If(eng.wdata.ready):
-                        m.d.sync += nbytes.eq(0)
-                with m.Elif(~eng.busy):
-                    m.next = "WAIT"
+                        m.d.sync += [wn.eq(0), wfull.eq(0), left.eq(left - 1),
+                                     done.eq(left == 1)]
                 with m.Else():
                     m.d.comb += self.i.ready.eq(1)
                     with m.If(self.i.valid):
-                        m.d.sync += [beat.eq(Cat(beat[8:], self.i.payload)),
-                                     nbytes.eq(nbytes + 1)]
+                        m.d.sync += [wbeat.eq(Cat(wbeat[8:], self.i.payload)),
+                                     wn.eq(wn + 1), wfull.eq(wn == beat_bytes - 1)]
             with m.State("RDATA"):
-                with m.If(nbytes != 0):
+                m.d.comb += eng.rdata.ready.eq(~rword_v & ~done)
+                with m.If(eng.rdata.valid & ~rword_v & ~done):
+                    m.d.sync += [rword.eq(packed), rword_v.eq(1), left.eq(left - 1),
+                                 done.eq(left == 1)]
+                with m.If(rn != 0):
                     m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(beat[:8])]
                     with m.If(self.o.ready):
-                        m.d.sync += [beat.eq(beat >> 8), nbytes.eq(nbytes - 1)]
-                with m.Elif(eng.rdata.valid):
-                    m.d.comb += eng.rdata.ready.eq(1)
-                    m.d.sync += [beat.eq(packed), nbytes.eq(beat_bytes)]
-                with m.Elif(~eng.busy):
+                        m.d.sync += [beat.eq(beat >> 8), rn.eq(rn - 1)]
+                with m.Elif(rword_v):
+                    m.d.sync += [beat.eq(rword), rn.eq(beat_bytes), rword_v.eq(0)]
+                with m.Elif(done):
                     m.next = "WAIT"
             with m.State("WAIT"):
-                with m.If(~eng.busy):
+                with m.If(~busy_r):
                     m.d.sync += [status_reg.eq(status), nbytes.eq(0)]
                     m.next = "STATUS"
             with m.State("STATUS"):

@@ -17,6 +17,7 @@ class Board:
     default: EngineConfig
     dsp: bool = False        # the device has DSP blocks yosys can map multipliers to
     lut_cells: int = 0       # logic cells / LUTs available (for the fit check message)
+    pll_mhz: float | None = None   # iCE40: clock the design from the PLL at this frequency
 
     def platform_class(self):
         mod, cls = self.platform.split(":")
@@ -29,9 +30,10 @@ _UP5K = EngineConfig(
 
 BOARDS = {b.name: b for b in [
     Board("ice40", "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40",
-          "iCEBreaker, iCE40 UP5K (the default iCE40 board)", _UP5K, dsp=True, lut_cells=5280),
+          "iCEBreaker, iCE40 UP5K (the default iCE40 board)", _UP5K, dsp=True, lut_cells=5280,
+          pll_mhz=48.0),
     Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40",
-          "iCEBreaker, iCE40 UP5K", _UP5K, dsp=True, lut_cells=5280),
+          "iCEBreaker, iCE40 UP5K", _UP5K, dsp=True, lut_cells=5280, pll_mhz=48.0),
     Board("ice40-hx8k", "amaranth_boards.ice40_hx8k_b_evn:ICE40HX8KBEVNPlatform", "ice40",
           "iCE40-HX8K breakout board (no DSP)",
           EngineConfig(generator=GeneratorConfig(lanes=2, scale="fixed"), depth=2048,

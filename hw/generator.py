@@ -61,7 +61,7 @@ class PerturbationGenerator(wiring.Component):
     def latency(self):
         """Cycles from a seed load (or rewind) to the first valid beat on ``o`` when ``o`` is not
         stalled. For ``pregen`` a seed load first fills the pool: add ``fill_cycles``."""
-        return 2 + (1 if self._cfg.reuse == "pregen" else 0)
+        return 1 + Scaler(self._cfg).latency + (1 if self._cfg.reuse == "pregen" else 0)
 
     @property
     def fill_cycles(self):
@@ -88,10 +88,9 @@ class PerturbationGenerator(wiring.Component):
             m.d.comb += [
                 pool.restart.eq(self.seed_load),
                 pool.offset_value.eq(self.offset_value), pool.offset_set.eq(self.offset_set),
-                # The beat at the output left the pool one word earlier when the scaler holds it.
-                self.offset.eq(Mux(scaler.o.valid,
-                                   Mux(pool.offset == 0, cfg.pool_words - 1, pool.offset - 1),
-                                   pool.offset)),
+                # Beats held in the scaler left the pool earlier: count them back.
+                self.offset.eq(Mux(pool.offset >= scaler.held, pool.offset - scaler.held,
+                                   pool.offset + cfg.pool_words - scaler.held)),
                 self.filling.eq(pool.filling),
                 self.pool_sumsq.eq(pool.sumsq),
             ]
@@ -101,6 +100,7 @@ class PerturbationGenerator(wiring.Component):
             reg = Signal(scale_register_bits(cfg), init=reset)
             with m.If(self.scale_load):
                 m.d.sync += reg.eq(self.scale_value)
+            m.d.comb += scaler.scale_changed.eq(self.scale_load)
             m.d.comb += [scaler.scale.eq(reg), self.scale.eq(reg)]
         m.d.comb += [scaler.flush.eq(flush), scaler.sat_clear.eq(self.sat_clear),
                      self.saturated.eq(scaler.saturated)]

@@ -5,7 +5,7 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from pezo.config import EngineConfig
-from pezo.fixed import hw_rshift_round_even, hw_saturate
+from pezo.fixed import hw_saturate
 
 __all__ = ["MacOp", "PerturbMAC", "mac_input_layout"]
 
@@ -28,10 +28,12 @@ def mac_input_layout(cfg):
 class PerturbMAC(wiring.Component):
     """m-lane MAC, bit-exact with :func:`pezo.sim.mac.mac`.
 
-    Stage 1 registers coef * z per lane (one multiplier each: an SB_MAC16 on iCE40 UP5K when the
-    operands fit 16 x 16, LUT logic elsewhere, whatever yosys infers from ``*``). Stage 2 rounds
-    (half to even, or stochastic with the ``r`` bits). Stage 3 adds p, -2p (p shifted, not
-    re-rounded) or u, and saturates to the weight format. The stages stall together
+    Stage 1 registers coef * z per lane (one multiplier each: SB_MAC16 blocks on iCE40 UP5K,
+    LUT logic elsewhere, whatever yosys infers from ``*``). Stage 2 registers the rounding parts
+    (floor and the half-to-even increment, or the stochastic sum with the ``r`` bits). Stage 3
+    completes the rounding and forms the addend (p, u, or the complement of 2p: -2p is p
+    shifted, never re-rounded). Stage 4 adds it to the weight in one carry chain and saturates
+    to the weight format. The stages stall together
     (``i.ready`` = ``~o.valid | o.ready``); the sticky ``saturated`` flag rises one cycle after
     the saturating value leaves.
 
@@ -67,7 +69,7 @@ class PerturbMAC(wiring.Component):
         })
 
     config = property(lambda self: self._cfg)
-    latency = property(lambda self: 3, doc="Three register stages: 3 cycles.")
+    latency = property(lambda self: 4, doc="Four register stages: 4 cycles.")
 
     def elaborate(self, platform):
         m = Module()
@@ -91,44 +93,67 @@ class PerturbMAC(wiring.Component):
             for l in range(cfg.lanes):
                 m.d.sync += prods[l].eq(self.coef * self.i.payload.z[l])
 
-        # Stage 2: round (half to even, or stochastic) -> register.
+        # Stage 2: rounding parts -> registers: floor(prod / 2^S) and the half-to-even increment
+        # (guard and sticky bits: LUT logic only), or the stochastic sum (prod + r) / 2^S.
         v2 = Signal()
         w2 = Signal(data.ArrayLayout(signed(cfg.w_bits), cfg.lanes))
         qw = pw - max(S, 0) + 1
-        q2 = [Signal(signed(max(qw, 2) - min(S, 0)), name=f"q{l}") for l in range(cfg.lanes)]
+        aw = max(max(qw, 2) - min(S, 0) + 1, cfg.w_bits) + 1
+        minus = self.op == MacOp.MINUS2
+        use_stoch = (self.op == MacOp.UPDATE) & self.stochastic if has_r else 0
+        qf2 = [Signal(signed(aw), name=f"qfloor{l}") for l in range(cfg.lanes)]
+        inc2 = [Signal(name=f"inc{l}") for l in range(cfg.lanes)]
         with m.If(advance):
             m.d.sync += [v2.eq(v1), w2.eq(w1)]
             for l in range(cfg.lanes):
-                nearest = hw_rshift_round_even(prods[l], S)
+                p = prods[l]
+                if S <= 0:
+                    m.d.sync += [qf2[l].eq(p << (-S)), inc2[l].eq(0)]
+                    continue
+                floor = p >> S
+                low = p.as_unsigned()[:S]
+                sticky = low[:S - 1].any() if S > 1 else 0
+                inc = low[S - 1] & (sticky | floor.as_unsigned()[0])
                 if has_r:
-                    stoch = (prods[l] + Cat(r1[l], Const(0, 1)).as_signed()) >> S
-                    q = Mux((self.op == MacOp.UPDATE) & self.stochastic, stoch, nearest)
+                    stoch = (p + Cat(r1[l], Const(0, 1)).as_signed()) >> S
+                    m.d.sync += [qf2[l].eq(Mux(use_stoch, stoch, floor)),
+                                 inc2[l].eq(~use_stoch & inc)]
                 else:
-                    q = nearest
-                m.d.sync += q2[l].eq(q)
+                    m.d.sync += [qf2[l].eq(floor), inc2[l].eq(inc)]
 
-        # Stage 3: add p, -2p (p shifted, not re-rounded) or u; saturate -> register.
+        # Stage 3: q = floor + increment; register the addend of stage 4: q, or ~(q << 1) with a
+        # carry-in of 1 for -2q (p shifted, never re-rounded; no second adder).
+        v3 = Signal()
+        w3 = Signal(data.ArrayLayout(signed(cfg.w_bits), cfg.lanes))
+        a3 = [Signal(signed(aw), name=f"addend{l}") for l in range(cfg.lanes)]
+        cin3 = Signal()
+        with m.If(advance):
+            m.d.sync += [v3.eq(v2), w3.eq(w2), cin3.eq(minus)]
+            for l in range(cfg.lanes):
+                q = Signal(signed(aw), name=f"q{l}")
+                m.d.comb += q.eq(qf2[l] + inc2[l])
+                m.d.sync += a3[l].eq(Mux(minus, ~(q << 1), q))
+
+        # Stage 4: w + addend + carry-in (one carry chain: the carry-in rides in as an extra LSB
+        # on both operands); saturate -> register.
         over = []
         results = []
         for l in range(cfg.lanes):
-            total = Signal(signed(max(len(q2[l]) + 1, cfg.w_bits) + 2), name=f"sum{l}")
-            with m.Switch(self.op):
-                with m.Case(MacOp.MINUS2):
-                    m.d.comb += total.eq(w2[l] - (q2[l] << 1))
-                with m.Default():
-                    m.d.comb += total.eq(w2[l] + q2[l])
+            wide = Signal(signed(aw + 2), name=f"sum_x{l}")
+            m.d.comb += wide.eq(Cat(cin3, w3[l]).as_signed() + Cat(cin3, a3[l]).as_signed())
+            total = wide[1:].as_signed()
             z, o = hw_saturate(total, cfg.w_bits)
             results.append(z)
             over.append(o)
-        over3 = Signal()
+        over4 = Signal()
         with m.If(advance):
-            m.d.sync += [self.o.valid.eq(v2), over3.eq(v2 & Cat(*over).any())]
+            m.d.sync += [self.o.valid.eq(v3), over4.eq(v3 & Cat(*over).any())]
             for l in range(cfg.lanes):
                 m.d.sync += self.o.payload[l].eq(results[l])
         # The sticky flag follows one cycle after the value that saturated (a registered OR, off
         # the datapath's critical path).
         with m.If(self.sat_clear):
-            m.d.sync += [self.saturated.eq(0), over3.eq(0)]
-        with m.Elif(over3):
+            m.d.sync += [self.saturated.eq(0), over4.eq(0)]
+        with m.Elif(over4):
             m.d.sync += self.saturated.eq(1)
         return m

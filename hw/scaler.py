@@ -22,8 +22,9 @@ class Scaler(wiring.Component):
     The definition (digits, window T, rounding, register layout) is :mod:`pezo.sim.scaler`'s.
     ``runtime`` scale: each digit is a shifted, optionally negated copy of u selected by the
     ``scale`` input (a barrel shifter per digit and lane); ``fixed`` scale: constant shifts, so the
-    block is an adder tree only. One register stage (holding u) with backpressure; z is computed
-    from the held u and the current ``scale``.
+    block is an adder tree only. Register stages with backpressure: u, then u with its digit
+    sum (recomputed once after a ``scale`` change); rounding and saturation follow at the
+    output (``runtime``) or rounding in a third stage (``fixed``).
 
     Parameters
     ----------
@@ -38,7 +39,12 @@ class Scaler(wiring.Component):
     scale : In(scale_register_bits)  (``runtime`` only)
         The digits; they apply to every value not yet transferred.
     flush : In(1)
-        Drop the number held in the stage (used on seed load / rewind).
+        Drop the numbers held in the stages (used on seed load / rewind).
+    scale_changed : In(1)
+        Pulse in the cycle ``scale`` changes: the output is invalid in the next cycle while the
+        held value is rescaled.
+    held : Out(range(5))
+        Numbers held in the stages (for the pool offset the generator reports).
     saturated : Out(1)
         Sticky: some output saturated since reset or ``sat_clear``.
     sat_clear : In(1)
@@ -53,6 +59,8 @@ class Scaler(wiring.Component):
             "i": In(stream.Signature(data.ArrayLayout(signed(cfg.width), cfg.out_lanes))),
             "o": Out(stream.Signature(data.ArrayLayout(signed(cfg.z_bits), cfg.out_lanes))),
             "flush": In(1),
+            "scale_changed": In(1),
+            "held": Out(range(5)),
             "saturated": Out(1),
             "sat_clear": In(1),
         }
@@ -63,7 +71,10 @@ class Scaler(wiring.Component):
 
     config = property(lambda self: self._cfg)
     digits = property(lambda self: list(self._digits))
-    latency = property(lambda self: 1, doc="One register stage: 1 cycle.")
+    @property
+    def latency(self):
+        """Register stages: 3 for a ``fixed`` scale (u, digit sum, rounded z), 2 for ``runtime``."""
+        return 3 if self._cfg.scale == "fixed" else 2
 
     def elaborate(self, platform):
         m = Module()
@@ -71,20 +82,57 @@ class Scaler(wiring.Component):
         T = model.top_exponent(cfg, self._digits)
         E = cfg.scale_shift_bits
         shift = T - cfg.z_frac
-        # The stage register holds u; z is computed from it and the *current* scale, so a scale
-        # change applies to every value not yet transferred, and only transferred values can
-        # raise the saturation flag (as in the golden model).
-        held = Signal(data.ArrayLayout(signed(cfg.width), cfg.out_lanes))
-        load = ~self.o.valid | self.o.ready
-        m.d.comb += self.i.ready.eq(load)
+        # Two stages. A holds u as it arrived (with a skid slot); B holds u and the CSD sum of its digits
+        # (registered: the adders are off the output path), rounding and saturation follow at
+        # the output. B's sum is recomputed every cycle it is not reloaded, so after a scale
+        # change (``scale_changed``) the output is invalid for exactly one cycle and then carries
+        # the new scale: a scale change applies to every value not yet transferred, and only
+        # transferred values can raise the saturation flag (as in the golden model).
+        ua = Signal(data.ArrayLayout(signed(cfg.width), cfg.out_lanes))
+        ub = Signal(data.ArrayLayout(signed(cfg.width), cfg.out_lanes))
+        va, vb, stale = Signal(), Signal(), Signal()
+        us = Signal(data.ArrayLayout(signed(cfg.width), cfg.out_lanes))
+        vs = Signal()
+        # A ``fixed`` scale never changes, so a third stage C registers the rounded z (only the
+        # saturation is left at the output); a ``runtime`` scale rounds at the output.
+        piped = cfg.scale == "fixed"
+        vc = Signal()
+        out_valid = vc if piped else vb & ~stale
+        m.d.comb += [self.o.valid.eq(out_valid), self.held.eq(va + vb + vc + vs)]
+        # The stages advance together (one enable, no ready chain through the stages): whenever
+        # the output is empty or taken, and not in the cycle after a scale change.
+        if piped:
+            advance = ~vc | self.o.ready
+        else:
+            advance = (~vb | self.o.ready) & ~stale
+        take_c = take_b = load_a = advance
+        # A is a skid buffer: ``i.ready`` is a register (the skid slot is empty), so the ready
+        # chain from the consumer ends here instead of running on into the pool or bank.
+        m.d.comb += self.i.ready.eq(~vs)
+        m.d.sync += stale.eq(self.scale_changed)
         with m.If(self.flush):
-            m.d.sync += self.o.valid.eq(0)
-        with m.Elif(load):
-            m.d.sync += [self.o.valid.eq(self.i.valid), held.eq(self.i.payload)]
+            m.d.sync += [va.eq(0), vb.eq(0), vs.eq(0)]
+        with m.Else():
+            with m.If(load_a):
+                with m.If(vs):
+                    m.d.sync += [va.eq(1), ua.eq(us), vs.eq(0)]
+                with m.Else():
+                    m.d.sync += [va.eq(self.i.valid), ua.eq(self.i.payload)]
+            with m.Elif(self.i.valid & ~vs):
+                m.d.sync += vs.eq(1)
+            with m.If(take_b):
+                m.d.sync += [vb.eq(va), ub.eq(ua)]
+        with m.If(~vs):         # the skid slot's data follows the input while it is empty
+            m.d.sync += us.eq(self.i.payload)
+        # The digit sum is of A's u when B reloads, of B's own u in the cycle after a scale
+        # change (B does not reload then); the select is a register, off the adders' path.
+        src = Signal(data.ArrayLayout(signed(cfg.width), cfg.out_lanes))
+        m.d.comb += src.eq(Mux(stale, ub, ua))
+        acc_en = take_b | stale
 
         sat_any = []
         for lane in range(cfg.out_lanes):
-            u = held[lane]
+            u = src[lane]
             terms = []
             if cfg.scale == "runtime":
                 R = (1 << E) - 1
@@ -100,10 +148,22 @@ class Scaler(wiring.Component):
                     terms.append(term if s > 0 else -term)
             acc = Signal(signed(cfg.width + (T - model.t_min(cfg)) + cfg.scale_digits + 1),
                          name=f"l{lane}_acc")
-            m.d.comb += acc.eq(sum(terms) if terms else Const(0))
-            z, over = hw_saturate(hw_rshift_round_even(acc, shift), cfg.z_bits)
+            with m.If(acc_en):
+                m.d.sync += acc.eq(sum(terms) if terms else Const(0))
+            rounded = hw_rshift_round_even(acc, shift)
+            if piped:       # stage C holds the rounded value; saturation is at the output
+                rc = Signal(signed(len(rounded)), name=f"l{lane}_rounded")
+                with m.If(take_c):
+                    m.d.sync += rc.eq(rounded)
+                rounded = rc
+            z, over = hw_saturate(rounded, cfg.z_bits)
             m.d.comb += self.o.payload[lane].eq(z)
             sat_any.append(over)
+        if piped:
+            with m.If(self.flush):
+                m.d.sync += vc.eq(0)
+            with m.Elif(take_c):
+                m.d.sync += vc.eq(vb)
 
         with m.If(self.sat_clear):
             m.d.sync += self.saturated.eq(0)

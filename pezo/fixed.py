@@ -126,9 +126,16 @@ def hw_rshift_round_even(value, shift: int):
 
 def hw_saturate(value, bits: int):
     """Amaranth expressions (clamped value of ``bits`` bits, overflow flag) for a signed value."""
-    from amaranth.hdl import Mux, signed
+    from amaranth.hdl import Mux, Value
+    value = Value.cast(value)
+    if len(value) <= bits:
+        return value.as_signed(), 0
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    over_hi = value > hi
-    over_lo = value < lo
-    clamped = Mux(over_hi, hi, Mux(over_lo, lo, value[:bits].as_signed()))
+    # The value fits iff bits bits-1 .. top are all equal (no comparator carry chains).
+    top = value[bits - 1:]
+    fits = top.all() | ~top.any()
+    sign = value[-1]
+    over_hi = ~sign & ~fits
+    over_lo = sign & ~fits
+    clamped = Mux(fits, value[:bits], Mux(sign, lo, hi))
     return clamped.as_signed()[:bits].as_signed(), over_hi | over_lo

@@ -19,7 +19,7 @@ def test_generate_writes_verilog_rtlil_and_sidecar(tmp_path):
     assert "module pezo_generator" in v and "o__payload" in v and "pool_sumsq" in v
     assert (tmp_path / "pezo_generator.il").read_text().startswith("attribute")
     meta = json.loads((tmp_path / "pezo_generator.json").read_text())
-    assert meta["config"]["lanes"] == 2 and meta["latency"] == 3
+    assert meta["config"]["lanes"] == 2 and meta["latency"] == 3 + 1
     assert meta["ports"]["o__payload"]["width"] == 2 * 16
 
 
@@ -93,7 +93,7 @@ def test_generate_engine_and_mac(tmp_path):
     meta = json.loads((tmp_path / "pezo_engine.json").read_text())
     assert meta["config"]["depth"] == 256 and meta["config"]["w_int"] == 2
     assert meta["config"]["generator"]["out_lanes"] == 4
-    assert meta["pass_cycles"] == 256 // 4 + 6
+    assert meta["pass_cycles"] == 256 // 4 + 8
     assert meta["ports"]["rdata__payload"]["width"] == 4 * 8
     assert main(["generate", "mac", "-o", str(tmp_path), "--format", "v"]) == 0
     assert "module pezo_mac" in (tmp_path / "pezo_mac.v").read_text()

@@ -96,8 +96,8 @@ def test_defaults_and_properties():
     cfg = G(reuse="pregen")
     assert cfg.out_lanes == cfg.lanes == 4 and cfg.pool_size == 1024 and cfg.pool_words == 256
     gen = PerturbationGenerator(cfg)
-    assert gen.config is cfg and gen.fill_cycles == 256 + 2 and gen.latency == 3
-    assert UniformBank(cfg).latency == 1 and Scaler(cfg).latency == 1
+    assert gen.config is cfg and gen.fill_cycles == 256 + 2 and gen.latency == 4
+    assert UniformBank(cfg).latency == 1 and Scaler(cfg).latency == 2 and Scaler(G(scale="fixed")).latency == 3
     assert cfg.replace(reuse="none").pool_size is None
 
 

@@ -129,7 +129,7 @@ def test_pass_takes_documented_cycles():
     t.command(Op.NOP)                     # let the generator fill its pipeline
     before = t.cycles
     t.command(Op.PERTURB, 0)
-    assert t.cycles - before == PerturbEngine(cfg).pass_cycles == cfg.words + 6
+    assert t.cycles - before == PerturbEngine(cfg).pass_cycles == cfg.words + 8
 
 
 def test_signed_argument_rule():

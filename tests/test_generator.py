@@ -164,3 +164,27 @@ def test_generate_rejects_bad_arguments():
         generate(G(), 1, -1)
     with pytest.raises(ValueError, match=r"^Pool offset must be a word index in 0\.\.255, not 256$"):
         GeneratorModel(G(reuse="pregen"), 1).set_offset(256)
+
+
+@pytest.mark.parametrize("cfg", [G(), G(reuse="onthefly", lanes=2, out_lanes=4),
+                                 G(reuse="pregen", pool_size=64)], ids=lambda c: c.name())
+def test_latency_property_matches_simulation(cfg):
+    """Cycles from a seed load to the first valid beat are ``latency`` (+ ``fill_cycles`` for
+    pregen), with ``o.ready`` low all the time."""
+    dut = PerturbationGenerator(cfg)
+    seen = []
+
+    async def tb(ctx):
+        await ctx.tick().repeat(dut.fill_cycles + 10)
+        ctx.set(dut.seed, 1234)
+        ctx.set(dut.seed_load, 1)
+        await ctx.tick()
+        ctx.set(dut.seed_load, 0)
+        for cycle in range(1, dut.fill_cycles + 20):
+            if ctx.get(dut.o.valid):
+                seen.append(cycle)
+                return
+            await ctx.tick()
+
+    run(dut, tb)
+    assert seen == [dut.latency + dut.fill_cycles]
