@@ -88,7 +88,7 @@ class PerturbEngine(wiring.Component):
         S = cfg.product_shift
         has_r = "r" in dict(mac_input_layout(cfg).members)
 
-        m.submodules.gen = gen = PerturbationGenerator(g)
+        m.submodules.gen = gen = PerturbationGenerator(g, sumsq=False)   # not in the command map
         m.submodules.mac = mac = PerturbMAC(cfg)
         if has_r:
             m.submodules.rbank = rbank = UniformBank(rounding_config(cfg))

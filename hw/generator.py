@@ -33,11 +33,15 @@ class PerturbationGenerator(wiring.Component):
     offset : Out(range(N/m)), offset_value : In(range(N/m)), offset_set : In(1),
     filling : Out(1), pool_sumsq : Out(unsigned)
         (``pregen``) Pool read position (word of the beat on ``o``), rewind, fill status, second
-        moment of the pool.
+        moment of the pool (``pool_sumsq`` only with ``sumsq=True``, the default; the engine
+        builds its generator without it).
     """
 
-    def __init__(self, config):
+    def __init__(self, config, *, sumsq=True):
         self._cfg = cfg = check_config(config)
+        if not isinstance(sumsq, bool):
+            raise TypeError(f"sumsq must be a bool, not {sumsq!r}")
+        self._sumsq = sumsq
         ports = {
             "o": Out(stream.Signature(data.ArrayLayout(signed(cfg.z_bits), cfg.out_lanes))),
             "seed": In(cfg.seed_width),
@@ -52,7 +56,9 @@ class PerturbationGenerator(wiring.Component):
         if cfg.reuse == "pregen":
             ports.update(offset=Out(range(cfg.pool_words)),
                          offset_value=In(range(cfg.pool_words)), offset_set=In(1),
-                         filling=Out(1), pool_sumsq=Out(sumsq_bits(cfg)))
+                         filling=Out(1))
+            if sumsq:
+                ports.update(pool_sumsq=Out(sumsq_bits(cfg)))
         super().__init__(ports)
 
     config = property(lambda self: self._cfg)
@@ -82,7 +88,7 @@ class PerturbationGenerator(wiring.Component):
             connect(m, bank.o, fan.i)
             connect(m, fan.o, scaler.i)
         else:
-            m.submodules.pool = pool = PoolBuffer(cfg)
+            m.submodules.pool = pool = PoolBuffer(cfg, sumsq=self._sumsq)
             connect(m, bank.o, pool.i)
             connect(m, pool.o, scaler.i)
             m.d.comb += [
@@ -92,8 +98,9 @@ class PerturbationGenerator(wiring.Component):
                 self.offset.eq(Mux(pool.offset >= scaler.held, pool.offset - scaler.held,
                                    pool.offset + cfg.pool_words - scaler.held)),
                 self.filling.eq(pool.filling),
-                self.pool_sumsq.eq(pool.sumsq),
             ]
+            if self._sumsq:
+                m.d.comb += self.pool_sumsq.eq(pool.sumsq)
             flush = self.seed_load | self.offset_set
         if cfg.scale == "runtime":
             reset = scaler_model.encode_scale(scaler_model.default_digits(cfg), cfg)

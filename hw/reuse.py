@@ -72,11 +72,15 @@ class PoolBuffer(wiring.Component):
     filling : Out(1)
         The pool is being filled; ``o`` is not valid.
     sumsq : Out(unsigned)
-        Sum of the squares of the pool's numbers (valid when ``filling`` is low).
+        Sum of the squares of the pool's numbers (valid when ``filling`` is low). Only with
+        ``sumsq=True`` (the default); without it the block has no squaring logic.
     """
 
-    def __init__(self, config):
+    def __init__(self, config, *, sumsq=True):
         self._cfg = cfg = check_config(config)
+        if not isinstance(sumsq, bool):
+            raise TypeError(f"sumsq must be a bool, not {sumsq!r}")
+        self._sumsq = sumsq
         if cfg.reuse != "pregen":
             raise ValueError(f"PoolBuffer needs reuse 'pregen', not {cfg.reuse!r}")
         words = cfg.pool_words
@@ -88,7 +92,7 @@ class PoolBuffer(wiring.Component):
             "offset_value": In(range(words)),
             "offset_set": In(1),
             "filling": Out(1),
-            "sumsq": Out(unsigned(sumsq_bits(cfg))),
+            **({"sumsq": Out(unsigned(sumsq_bits(cfg)))} if sumsq else {}),
         })
 
     config = property(lambda self: self._cfg)
@@ -116,7 +120,9 @@ class PoolBuffer(wiring.Component):
         gather = [Signal(data.ArrayLayout(signed(cfg.width), n), name=f"gather{b}")
                   for b in range(beats - 1)]
         sumsq = Signal(unsigned(sumsq_bits(cfg)))
-        m.d.comb += [self.filling.eq(filling), self.sumsq.eq(sumsq)]
+        m.d.comb += self.filling.eq(filling)
+        if self._sumsq:
+            m.d.comb += self.sumsq.eq(sumsq)
 
         # Fill side.
         tail = Signal(range(3))
@@ -133,7 +139,7 @@ class PoolBuffer(wiring.Component):
         squares = [Signal(unsigned(2 * cfg.width), name=f"sq{l}") for l in range(n)]
         sq_valid = Signal()
         m.d.sync += sq_valid.eq(0)
-        with m.If(sq_valid):
+        with m.If(sq_valid & self._sumsq):
             m.d.sync += sumsq.eq(sumsq + sum(squares))
         with m.If(tail != 0):
             m.d.sync += tail.eq(tail - 1)
@@ -144,7 +150,7 @@ class PoolBuffer(wiring.Component):
                          tail.eq(0), sq_valid.eq(0)]
         with m.Elif(filling & (tail == 0) & self.i.valid):
             m.d.sync += sq_valid.eq(1)
-            for l in range(n):
+            for l in range(n if self._sumsq else 0):
                 m.d.sync += squares[l].eq(self.i.payload[l] * self.i.payload[l])
             for b in range(beats - 1):
                 with m.If(fill_beat == b):

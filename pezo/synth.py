@@ -62,11 +62,55 @@ def synth(board_name, config=None, build_root="build", seed=1, name=None, progre
                              f"{tail.strip().splitlines()[-1] if tail.strip() else e}") from None
         raise RuntimeError(f"Synthesis for {board.name} failed ({e}); see the logs in {out}") \
             from None
+    progress(f"[synth] per-module breakdown (hierarchy kept)")
+    modules = module_breakdown(out, board.family, board.dsp, env=env)
     secs = time.time() - t0
     report = summarise(out, board, cfg, seed, secs, env)
+    report["design"] = "engine"
+    report["modules"] = modules
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     progress(format_summary(report))
     return report
+
+
+def _resources(cells):
+    """LUT4 / FF / carry / BRAM / SPRAM / DSP counts of a yosys cells-by-type dict."""
+    return {"lut4": sum(v for k, v in cells.items() if re.match(r"(SB_LUT4|LUT4)$", k)),
+            "ff": sum(v for k, v in cells.items() if re.match(r"(SB_DFF\w*|TRELLIS_FF)$", k)),
+            "carry": cells.get("SB_CARRY", cells.get("CCU2C", 0)),
+            "bram": cells.get("SB_RAM40_4K", 0) + cells.get("DP16KD", 0),
+            "spram": cells.get("SB_SPRAM256KA", 0),
+            "dsp": cells.get("SB_MAC16", 0) + cells.get("MULT18X18D", 0)}
+
+
+def module_breakdown(out, family, dsp, top="pezo_top", env=None):
+    """Per-module cells from a hierarchy-keeping synthesis of ``<out>/<top>.il``.
+
+    The main build flattens the design (as vendor flows do), so module boundaries are gone from
+    its netlist; this second yosys run maps the same RTLIL with ``-noflatten`` and reports every
+    module's own cells (not its submodules'). Its totals can differ from the flat build by the
+    optimisations that cross module boundaries (a few percent). Returns {path: resources}, where
+    path is the instance path (``pezo_top.bridge.engine.gen.bank``)."""
+    env = env or setup_environment()
+    synth_cmd = "synth_ice40" if family == "ice40" else "synth_ecp5"
+    opts = " -dsp" if (family == "ice40" and dsp) else ""
+    script = (f"read_rtlil {top}.il\n{PRE_SYNTH}\n{synth_cmd} -noflatten{opts} -top {top}\n"
+              "tee -q -o modules.json stat -json\n")
+    (Path(out) / "breakdown.ys").write_text(script)
+    r = subprocess.run([env["YOSYS"], "-q", "-l", "breakdown.log", "-s", "breakdown.ys"],
+                       cwd=out, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"Per-module synthesis failed; see {Path(out) / 'breakdown.log'}")
+    stat = json.loads((Path(out) / "modules.json").read_text())
+    names = {k.lstrip("\\") for k in stat.get("modules", {})}
+    modules = {}
+    for name, info in stat.get("modules", {}).items():
+        cells = {k: v for k, v in info.get("num_cells_by_type", {}).items()
+                 if k.lstrip("\\") not in names}
+        res = _resources(cells)
+        res["cells"] = dict(sorted(cells.items()))
+        modules[name.lstrip("\\")] = res
+    return dict(sorted(modules.items()))
 
 
 def summarise(out, board, cfg, seed, seconds, env):
@@ -81,19 +125,13 @@ def summarise(out, board, cfg, seed, seconds, env):
             for clk, v in pnr.get("fmax", {}).items()}
     family = board.family
     nxp = "NEXTPNR_ICE40" if family == "ice40" else "NEXTPNR_ECP5"
-    lut = sum(v for k, v in cells.items() if re.match(r"(SB_LUT4|LUT4)$", k))
-    ff = sum(v for k, v in cells.items() if re.match(r"(SB_DFF\w*|TRELLIS_FF)$", k))
     return {
         "board": board.name, "description": board.description, "family": family,
         "config_name": cfg.name(), "config": cfg.to_dict(), "seed": seed,
         "tools": {"yosys": _tool_version(env, "YOSYS", "-V"),
                   "nextpnr": _tool_version(env, nxp, "--version")},
         "cells": dict(sorted(cells.items())),
-        "summary": {"lut4": lut, "ff": ff,
-                    "carry": cells.get("SB_CARRY", cells.get("CCU2C", 0)),
-                    "bram": cells.get("SB_RAM40_4K", 0) + cells.get("DP16KD", 0),
-                    "spram": cells.get("SB_SPRAM256KA", 0),
-                    "dsp": cells.get("SB_MAC16", 0) + cells.get("MULT18X18D", 0)},
+        "summary": _resources(cells),
         "utilization": util, "fmax": fmax, "seconds": round(seconds, 1),
     }
 

@@ -188,3 +188,11 @@ def test_latency_property_matches_simulation(cfg):
 
     run(dut, tb)
     assert seen == [dut.latency + dut.fill_cycles]
+
+
+def test_sumsq_option():
+    cfg = G(reuse="pregen", pool_size=64)
+    assert hasattr(PerturbationGenerator(cfg), "pool_sumsq")
+    assert not hasattr(PerturbationGenerator(cfg, sumsq=False), "pool_sumsq")
+    with pytest.raises(TypeError, match=r"^sumsq must be a bool, not 1$"):
+        PerturbationGenerator(cfg, sumsq=1)
