@@ -52,7 +52,8 @@ class GeneratorConfig:
     width : int
         w, bits of each uniform number, 2..32. Numbers are two's complement in [-2^(w-1), 2^(w-1)).
     state_bits : int
-        k, LFSR state bits per generator (per bank when ``shared``), 3..64; the polynomial comes from
+        k, LFSR state bits per generator (per bank when ``shared``), 3..64 or a wide trinomial of the
+        table (71, 79, 81, 93, 95, 97, 127: cheapest shared banks); the polynomial comes from
         the built-in table of primitive polynomials.
     step : str
         ``"leap"`` (default): the state advances w (n*w when shared) sequence steps per number, every
@@ -100,7 +101,16 @@ class GeneratorConfig:
     def __post_init__(self):
         _check_int("Lane count (lanes)", self.lanes, 1, 64)
         _check_int("Number width (width)", self.width, 2, 32)
-        _check_int("LFSR state bits (state_bits)", self.state_bits, 3, 64)
+        from pezo.sim.lfsr import POLYNOMIALS
+        if isinstance(self.state_bits, int) and self.state_bits in POLYNOMIALS:
+            pass
+        elif isinstance(self.state_bits, int) and self.state_bits > 64 \
+                and not isinstance(self.state_bits, bool):
+            raise ValueError(f"LFSR state bits (state_bits) must be an integer in 3..64 or one of "
+                             f"{', '.join(str(k) for k in POLYNOMIALS if k > 64)} (the wide "
+                             f"trinomials of the table), not {self.state_bits!r}")
+        else:
+            _check_int("LFSR state bits (state_bits)", self.state_bits, 3, 64)
         _check_choice("Stepping mode (step)", self.step, STEPS)
         if not isinstance(self.shared, bool):
             raise TypeError(f"shared must be a bool, not {self.shared!r}")

@@ -31,16 +31,27 @@ def _tool_version(env, var, arg):
         return f"unknown ({e})"
 
 
-def synth(board_name, config=None, build_root="build", seed=1, name=None, progress=print):
-    """Synthesise, place and route ``config`` (default: the board's) for ``board_name``.
+def synth(board_name, config=None, build_root="build", seed=1, name=None, progress=print,
+          design="engine", power=True):
+    """Synthesise, place and route ``design`` (:mod:`pezo.designs`) under ``config`` (default:
+    the board's) for ``board_name``.
 
+    ``config`` is an :class:`~pezo.config.EngineConfig` (its generator configuration is used by
+    block designs) or, for block designs, a :class:`~pezo.config.GeneratorConfig`. With
+    ``power``, the activity-based power estimate (:mod:`pezo.power`, iCE40 only) is added.
     Returns the report dict (also written to ``<build_root>/<board>/<name>/report.json``)."""
     from pezo.boards.targets import get_board
     from pezo.boards.top import BoardTop
+    from pezo.designs import check_design, design_block, design_name
     board = get_board(board_name)
+    check_design(design)
     cfg = config or board.default
+    if design == "engine" and not hasattr(cfg, "generator"):
+        raise ValueError("The engine design needs an engine configuration (an [engine] table), "
+                         "not a generator configuration alone")
+    gen = getattr(cfg, "generator", cfg)
     env = setup_environment()
-    name = name or cfg.name()
+    name = name or design_name(design, cfg)
     out = Path(build_root) / board.name / name
     out.mkdir(parents=True, exist_ok=True)
     platform = board.platform_class()()
@@ -49,11 +60,16 @@ def synth(board_name, config=None, build_root="build", seed=1, name=None, progre
                  "nextpnr_opts": f"--seed {seed} --report nextpnr.json --timing-allow-fail"}
     if board.family == "ice40" and board.dsp:
         overrides["synth_opts"] = "-dsp"
-    progress(f"[synth] {board.name}: {cfg.name()} -> {out}")
+    progress(f"[synth] {board.name}: {design} {name} -> {out}")
     t0 = time.time()
+    if design == "engine":
+        top, core = BoardTop(cfg, pll_mhz=board.pll_mhz), "pezo_top.bridge.engine"
+    else:
+        from pezo.boards.harness import BlockHarness
+        top = BoardTop(None, pll_mhz=board.pll_mhz, design=BlockHarness(design_block(design, gen)))
+        core = "pezo_top.bridge.dut"
     try:
-        platform.build(BoardTop(cfg, pll_mhz=board.pll_mhz), name="pezo_top", build_dir=str(out), do_program=False,
-                       **overrides)
+        platform.build(top, name="pezo_top", build_dir=str(out), do_program=False, **overrides)
     except Exception as e:
         log = out / "pezo_top.tim"
         tail = log.read_text()[-1500:] if log.exists() else ""
@@ -65,9 +81,16 @@ def synth(board_name, config=None, build_root="build", seed=1, name=None, progre
     progress(f"[synth] per-module breakdown (hierarchy kept)")
     modules = module_breakdown(out, board.family, board.dsp, env=env)
     secs = time.time() - t0
-    report = summarise(out, board, cfg, seed, secs, env)
-    report["design"] = "engine"
+    report = summarise(out, board, cfg if design == "engine" else gen, seed, secs, env)
+    report["config_name"] = name
+    report["design"] = design
+    report["core_module"] = core
     report["modules"] = modules
+    if power:
+        from pezo.power import estimate_power
+        progress("[synth] power estimate (gate-level simulation of the core netlist)")
+        report["power"] = estimate_power(design, cfg, board, out, report, env=env,
+                                         progress=progress)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     progress(format_summary(report))
     return report
@@ -147,5 +170,11 @@ def format_summary(r):
     for clk, f in r["fmax"].items():
         lines.append(f"        fmax {clk}: {f['achieved_mhz']:.1f} MHz (constraint "
                      f"{f['constraint_mhz']:.1f} MHz)")
+    p = r.get("power") or {}
+    if p.get("total_mw") is not None:
+        lines.append(f"        power (model, {p['clock_mhz']:.1f} MHz): static {p['static_mw']:.3f} mW"
+                     f"  dynamic {p['dynamic_mw']:.3f} mW  total {p['total_mw']:.3f} mW")
+    elif p.get("unavailable"):
+        lines.append(f"        power: not estimated ({p['unavailable']})")
     lines.append(f"        {r['seconds']} s; report: build/{r['board']}/{r['config_name']}/report.json")
     return "\n".join(lines)

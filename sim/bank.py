@@ -42,7 +42,7 @@ class BankModel:
         self._base = 0          # sequence index of bit 0 of self._words
         self._words = sequence_words(cfg.state_bits,
                                      lane_states(seed, cfg.state_bits, self.gens, cfg.seed_width),
-                                     64)
+                                     cfg.state_bits + 64)
 
     def _cover(self, first: int, last: int):
         """Make self._words hold sequence bits first..last (absolute indices)."""
@@ -53,7 +53,13 @@ class BankModel:
         new_base = first - first % 64
         at = np.array([new_base - self._base], dtype=np.int64)
         mask = (1 << k) - 1
-        states = [int(extract(self._words[g], at, k)[0]) & mask for g in range(self.gens)]
+        states = []
+        for g in range(self.gens):      # in fields of at most 64 bits (k may exceed 64)
+            st = 0
+            for lo in range(0, k, 64):
+                f = min(64, k - lo)
+                st |= (int(extract(self._words[g], at + lo, f)[0]) & ((1 << f) - 1)) << lo
+            states.append(st & mask)
         self._words = sequence_words(k, states, max(last - new_base + 1 + 64, self.BLOCK_BITS))
         self._base = new_base
 

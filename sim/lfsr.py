@@ -92,6 +92,15 @@ POLYNOMIALS = {
     62: (6, 5, 3, 0),
     63: (1, 0),
     64: (4, 3, 1, 0),
+    # Wide trinomials x^k + x^a + 1 with k - a >= 64, for a shared bank of up to 64 bits per cycle:
+    # every new state bit is then the XOR of two current ones (one LUT4 with the seed-load mux).
+    71: (6, 0),
+    79: (9, 0),
+    81: (4, 0),
+    93: (2, 0),
+    95: (11, 0),
+    97: (6, 0),
+    127: (1, 0),
 }
 
 _MASK64 = (1 << 64) - 1
@@ -108,8 +117,8 @@ def splitmix64(x: int) -> int:
 def polynomial(k: int) -> int:
     """The table polynomial for k state bits as an int bit mask (bit e = coefficient of x^e)."""
     if k not in POLYNOMIALS:
-        raise ValueError(f"LFSR state bits must be in {min(POLYNOMIALS)}..{max(POLYNOMIALS)}, "
-                         f"not {k!r}")
+        raise ValueError(f"LFSR state bits must be in 3..64 or one of "
+                         f"{', '.join(str(k) for k in POLYNOMIALS if k > 64)}, not {k!r}")
     p = 1 << k
     for e in POLYNOMIALS[k]:
         p |= 1 << e

@@ -22,6 +22,7 @@ BANK_CONFIGS = [
     G(lanes=2, width=8, state_bits=13, shared=True, step="shift"),
     G(lanes=3, width=20, state_bits=17),           # w > k: output bits beyond the state
     G(lanes=2, width=32, state_bits=64, seed_width=64),
+    G(lanes=4, width=16, state_bits=71, shared=True, seed_width=64),   # wide trinomial, 64 b/cycle
 ]
 
 

@@ -17,7 +17,8 @@ VALUE_ERRORS = [
     (dict(width=1), r"^Number width \(width\) must be an integer in 2\.\.32, not 1$"),
     (dict(width=33), r"^Number width \(width\) must be an integer in 2\.\.32, not 33$"),
     (dict(state_bits=2), r"^LFSR state bits \(state_bits\) must be an integer in 3\.\.64, not 2$"),
-    (dict(state_bits=65), r"^LFSR state bits \(state_bits\) must be an integer in 3\.\.64, not 65$"),
+    (dict(state_bits=65), r"^LFSR state bits \(state_bits\) must be an integer in 3\.\.64 or one of 71, 79, 81, "
+                           r"93, 95, 97, 127 \(the wide trinomials of the table\), not 65$"),
     (dict(step="jump"), r"^Stepping mode \(step\) must be one of 'leap', 'shift', not 'jump'$"),
     (dict(seed_width=48), r"^Seed width \(seed_width\) must be 32 or 64, not 48$"),
     (dict(reuse="pool"), r"^Reuse strategy \(reuse\) must be one of 'none', 'pregen', "

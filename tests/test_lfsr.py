@@ -118,5 +118,6 @@ def test_bad_seed_type():
 
 
 def test_polynomial_out_of_table():
-    with pytest.raises(ValueError, match=r"^LFSR state bits must be in 3\.\.64, not 65$"):
+    with pytest.raises(ValueError, match=r"^LFSR state bits must be in 3\.\.64 or one of 71, 79, 81, 93, 95, 97, 127, "
+                                         r"not 65$"):
         polynomial(65)

@@ -1,0 +1,117 @@
+"""Report aggregation and comparison (pezo.report), on hand-built report.json files whose figures
+are chosen here, so every expected delta and sum is computed independently of the code."""
+
+import csv
+import json
+
+import pytest
+
+from pezo import report as R
+
+
+def _mod(lut, ff, bram=0, dsp=0, carry=0):
+    return {"lut4": lut, "ff": ff, "carry": carry, "bram": bram, "spram": 0, "dsp": dsp,
+            "cells": {"SB_LUT4": lut, "SB_DFF": ff}}
+
+
+def _report(name, modules, fmax=40.0, power=None, board="ice40"):
+    summary = {k: sum(m[k] for m in modules.values()) for k in R.RESOURCES}
+    rep = {"board": board, "family": "ice40", "design": "generator", "config_name": name,
+           "seed": 1, "summary": summary, "modules": modules,
+           "utilization": {"ICESTORM_LC": {"used": summary["lut4"] + 10, "available": 5280,
+                                           "percent": 0.0}},
+           "fmax": {"clk": {"achieved_mhz": fmax, "constraint_mhz": 48.0}}, "seconds": 3.0}
+    if power:
+        rep["power"] = power
+    return rep
+
+
+A = _report("a", {"top": _mod(10, 5), "top.gen": _mod(0, 0), "top.gen.bank": _mod(100, 64),
+                  "top.gen.scaler": _mod(50, 40)}, power={"static_mw": 0.1, "dynamic_mw": 2.0,
+                                                          "total_mw": 2.1})
+B = _report("b", {"top": _mod(10, 5), "top.gen": _mod(0, 0), "top.gen.bank": _mod(60, 64),
+                  "top.gen.scaler": _mod(50, 40), "top.gen.pool": _mod(30, 20, bram=2)},
+            fmax=50.0, power={"static_mw": 0.1, "dynamic_mw": 1.0, "total_mw": 1.1})
+
+
+@pytest.fixture
+def files(tmp_path):
+    for name, rep in (("a", A), ("b", B)):
+        d = tmp_path / "build" / "ice40" / name
+        d.mkdir(parents=True)
+        (d / "report.json").write_text(json.dumps(rep))
+    return tmp_path
+
+
+def test_load_and_flatten(files):
+    reps = R.load_reports([files / "build"])
+    assert [r["config_name"] for r in reps] == ["a", "b"]
+    row = R.flatten(reps[1])
+    assert row["lut4"] == 60 + 10 + 50 + 30 and row["ff"] == 64 + 5 + 40 + 20 and row["bram"] == 2
+    assert row["logic_cells_used"] == row["lut4"] + 10 and row["logic_cells_available"] == 5280
+    assert row["fmax_mhz"] == 50.0 and row["power_total_mw"] == 1.1 
+    assert row["missing"].split() == ["description", "config", "tools", "cells"]
+
+
+def test_missing_fields_and_bad_files(tmp_path):
+    old = {k: v for k, v in A.items() if k not in ("power", "modules")}
+    assert set(R.missing_fields(old)) >= {"power", "modules"}
+    (tmp_path / "x.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"is not a synthesis report: it holds a JSON list"):
+        R.load_report(tmp_path / "x.json")
+    (tmp_path / "y.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"is not valid JSON"):
+        R.load_report(tmp_path / "y.json")
+    (tmp_path / "z.json").write_text(json.dumps({"board": "ice40"}))
+    with pytest.raises(ValueError, match=r"lacks 'summary'"):
+        R.load_report(tmp_path / "z.json")
+    with pytest.raises(FileNotFoundError, match=r"does not exist"):
+        R.load_report(tmp_path / "nope.json")
+    with pytest.raises(ValueError, match=r"No report paths given"):
+        R.load_reports([])
+
+
+def test_csv_markdown_and_plots(files, tmp_path):
+    out = tmp_path / "out"
+    R.aggregate([files / "build"], out)
+    with open(out / "report.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["config_name"] for r in rows] == ["a", "b"]
+    assert [int(r["lut4"]) for r in rows] == [160, 150]
+    md = (out / "report.md").read_text()
+    lines = [ln for ln in md.splitlines() if ln.startswith("| ice40")]
+    assert len(lines) == 2 and "| 160 |" in lines[0] and "| 150 |" in lines[1]
+    # 40 MHz against a 48 MHz constraint is marked as failing timing, 50 MHz is not.
+    assert "40.0*" in lines[0] and "50.0*" not in lines[1]
+    for png in ("lut.png", "ff.png", "power.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_resources_and_modules():
+    c = R.compare(A, B)
+    res = {e["key"]: e for e in c["resources"]}
+    assert res["lut4"]["a"] == 160 and res["lut4"]["b"] == 150 and res["lut4"]["delta"] == -10
+    assert res["lut4"]["percent"] == pytest.approx(-10 / 160 * 100)
+    assert res["ff"]["delta"] == 20 and res["bram"]["delta"] == 2 and res["bram"]["percent"] is None
+    power = [e for e in c["resources"] if e["key"].startswith("power")]
+    assert any(e["delta"] == pytest.approx(-1.0) for e in power)
+    matched = {m["module"]: m for m in c["modules"]["matched"]}
+    assert matched["gen.bank"]["delta"]["lut4"] == -40
+    assert [m["module"] for m in c["modules"]["only_b"]] == ["gen.pool"]
+    # The new pool (|+30 LUT| + |+20 FF| = 50) and the bank (|-40 LUT| = 40) are the whole
+    # change; the explanation names both, the larger first, with shares 50/90 and 40/90.
+    text = " ".join(c["explanation"])
+    assert text.index("gen.pool") < text.index("gen.bank")
+    assert "56 %" in text and "44 %" in text
+    out = R.format_compare(c)
+    assert "LUT4" in out and "-10" in out and "only in B" in out
+
+
+def test_module_totals_and_subtree_compare():
+    t = R.module_totals(B, "top.gen")
+    assert (t["lut4"], t["ff"], t["bram"]) == (60 + 50 + 30, 64 + 40 + 20, 2)
+    c = R.compare(A, B, module_a="top.gen.bank", module_b="top.gen.bank")
+    res = {e["key"]: e for e in c["resources"]}
+    assert res["lut4"]["a"] == 100 and res["lut4"]["b"] == 60
+    with pytest.raises(ValueError, match=r"nope"):
+        R.module_totals(B, "top.nope")
