@@ -74,7 +74,7 @@ class BoardTop(Elaboratable):
         f_in = platform.default_clk_frequency / 1e6
         p = ice40_pll_params(f_in, self.pll_mhz)
         clk_pin = platform.request(platform.default_clk, dir="-")
-        clk, lock = Signal(), Signal()
+        clk, lock = Signal(name="pll_clk"), Signal(name="pll_lock")
         m.submodules.pll = Instance(
             "SB_PLL40_PAD",
             p_FEEDBACK_PATH="SIMPLE", p_DIVR=p["DIVR"], p_DIVF=p["DIVF"], p_DIVQ=p["DIVQ"],

@@ -246,8 +246,66 @@ def cmd_synth(args):
         base["engine"].update(eng)
         g = dict(data.get("generator", {})) or base["generator"]
         g.update(gen)
+        # Board-default keys that only make sense with the board's own reuse/lane choice.
+        if g.get("reuse") != "pregen" and "pool_size" not in gen:
+            g.pop("pool_size", None)
+        if "lanes" in gen and "out_lanes" not in gen:
+            g.pop("out_lanes", None)
         cfg = EngineConfig.from_dict({**base["engine"], "generator": g})
-    synth(board.name, cfg, seed=args.seed)
+    synth(board.name, cfg, seed=args.seed, design=args.design, power=not args.no_power)
+    return 0
+
+
+def cmd_report(args):
+    from pezo.report import aggregate
+    res = aggregate(args.paths, args.out)
+    print(res["markdown"].read_text())
+    print(f"{res['reports']} report(s) aggregated into {res['csv']}, {res['markdown']}"
+          + "".join(f", {p}" for p in res["plots"]))
+    return 0
+
+
+def _report_for(arg, args):
+    """A report dict for a compare argument: a report file, a folder with one, or a config file
+    (synthesised for --board/--design unless its build exists)."""
+    from pezo.report import load_report, load_reports
+    p = Path(arg)
+    if p.is_dir():
+        reps = load_reports([p])
+        if len(reps) != 1:
+            raise ValueError(f"Folder {arg!r} holds {len(reps)} reports; give one report.json")
+        return reps[0]
+    if not p.exists():
+        raise FileNotFoundError(f"{arg!r} does not exist; give a report.json, a build folder or "
+                                f"a configuration file")
+    data = json.loads(p.read_text()) if p.suffix == ".json" else None
+    if isinstance(data, dict) and "summary" in data and "board" in data:
+        return load_report(p)
+    from pezo.boards.targets import get_board
+    from pezo.config import load_engine_config
+    from pezo.designs import design_name
+    from pezo.synth import synth
+    board = get_board(args.board)
+    cfg = load_engine_config(str(p), {}, {})
+    out = Path("build") / board.name / design_name(args.design, cfg) / "report.json"
+    if out.exists():
+        return load_report(out)
+    return synth(board.name, cfg, design=args.design)
+
+
+def cmd_compare(args):
+    from pezo.report import compare, format_compare
+    if args.paper:
+        if args.a or args.b:
+            raise ValueError("--paper takes no A/B arguments")
+        from pezo.paper import run_paper
+        return run_paper([b for b in args.boards.split(",") if b], out_dir=args.out,
+                         force=args.force)
+    if not args.a or not args.b:
+        raise ValueError("compare needs two reports A and B (or --paper)")
+    res = compare(_report_for(args.a, args), _report_for(args.b, args), args.module_a,
+                  args.module_b)
+    print(json.dumps(res, indent=2) if args.json else format_compare(res), end="")
     return 0
 
 
@@ -325,7 +383,42 @@ def make_parser():
                     "`pezo boards` lists them")
     _add_config_args(sy)
     sy.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    sy.add_argument("--design", "-d", default="engine", metavar="DESIGN",
+                    help="what to put on the board: engine (default; behind the serial command "
+                         "port), or a block behind a UART harness: generator, bank, passthrough "
+                         "(harness only), clt4, clt8, clt12, boxmuller (Gaussian baselines)")
+    sy.add_argument("--no-power", action="store_true", help="skip the power estimate")
     sy.set_defaults(func=cmd_synth)
+
+    rp = sub.add_parser("report", help="aggregate report.json files into CSV, Markdown and PNG "
+                        "plots")
+    rp.add_argument("paths", nargs="*", default=["build"], metavar="PATH",
+                    help="report.json files or folders searched for them (default: build)")
+    rp.add_argument("--out", "-o", default="build/report", metavar="DIR",
+                    help="output folder (default build/report)")
+    rp.set_defaults(func=cmd_report)
+
+    cp = sub.add_parser("compare", help="compare two synthesis reports (files, folders or "
+                        "configuration files), or reproduce the paper's comparison (--paper)")
+    cp.add_argument("a", nargs="?", metavar="A", help="report.json, a folder holding one, or a "
+                    "configuration file (synthesised for --board first if not built yet)")
+    cp.add_argument("b", nargs="?", metavar="B", help="the same for the second design")
+    cp.add_argument("--board", "-b", default="ice40", help="board for configuration files")
+    cp.add_argument("--design", "-d", default="engine", help="design for configuration files")
+    cp.add_argument("--module-a", help="compare only this module subtree of A (hierarchy path)")
+    cp.add_argument("--module-b", help="the subtree of B (default: the same as --module-a)")
+    cp.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    cp.add_argument("--paper", action="store_true",
+                    help="synthesise the Gaussian baselines and PeZO variants at equal output "
+                         "width and rate for iCE40 UP5K and ECP5, print the table against the "
+                         "paper's figures and write it (Markdown, PNG) to --out")
+    cp.add_argument("--boards", default="ice40,ulx3s-85f",
+                    help="--paper: comma list of boards (default ice40,ulx3s-85f)")
+    cp.add_argument("--out", "-o", default="docs", metavar="DIR",
+                    help="--paper: folder for paper_compare.md/.png (default docs)")
+    cp.add_argument("--force", action="store_true",
+                    help="--paper: synthesise again even where a report exists")
+    cp.set_defaults(func=cmd_compare)
 
     pr = sub.add_parser("program", help="program a connected board with its bitstream")
     pr.add_argument("--board", "-b", default="ice40")

@@ -226,7 +226,9 @@ def parse_assignments(items) -> dict:
         if "=" not in item:
             raise ConfigError(f"Setting {item!r} is not of the form key=value")
         key, value = item.split("=", 1)
-        out[key.strip().replace("-", "_")] = _coerce(value)
+        key = key.strip().replace("-", "_")
+        # reuse=none names the strategy "none"; elsewhere none/null means "the default".
+        out[key] = "none" if key == "reuse" and value.strip().lower() == "none" else _coerce(value)
     return out
 
 

@@ -190,7 +190,7 @@ def _core(design, cfg):
     return design_block(design, getattr(cfg, "generator", cfg))
 
 
-def _block_tb(cfg, dut, cycles, warmup):
+def _block_tb(cfg, dut, cycles, warmup, ports):
     """Testbench: reset, seed load, then streaming with ``o.ready`` high; every other input of
     the block (scale_value, offset_set...) is held at 0."""
     from amaranth.hdl import Value
@@ -202,14 +202,16 @@ def _block_tb(cfg, dut, cycles, warmup):
     for path, member, value in dut.signature.flatten(dut):
         name = "__".join(map(str, path))
         if member.flow == In and name not in own:
-            ties.append(f".{name}({len(Value.cast(value))}'d0)")
-    extra = "".join(f", {t}" for t in ties)
+            ties.append((name, f".{name}({len(Value.cast(value))}'d0)"))
+    conns = [(p, f".{p}({p})") for p in ("clk", "rst", "seed", "seed_load", "o__ready")] + ties
+    # Only the netlist's ports (a block without registers has no clk/rst).
+    conns = ", ".join(c for p, c in conns if p in ports)
     return f"""`timescale 1ns/1ps
 module tb;
   reg clk = 0, rst = 1, seed_load = 0, o__ready = 0;
   reg [{seed_w - 1}:0] seed = {seed_w}'h{0x0123456789ABCDEF & ((1 << seed_w) - 1):x};
   always #5 clk = ~clk;
-  core dut (.clk(clk), .rst(rst), .seed(seed), .seed_load(seed_load), .o__ready(o__ready){extra});
+  core dut ({conns});
   initial begin
     $dumpfile("power.vcd");
     $dumpvars(1, dut);
@@ -377,7 +379,8 @@ def estimate_power(design, cfg, board, out, report=None, env=None, progress=prin
         warm = 64
         if design == "generator" and gen.reuse == "pregen":
             warm += gen.pool_size // gen.lanes + 16
-        tb = _block_tb(cfg, dut, cycles, warm)
+        ports = set(json.loads((work / "core_net.json").read_text())["modules"]["core"]["ports"])
+        tb = _block_tb(cfg, dut, cycles, warm, ports)
         workload = (f"{design}: seed load, then streaming with o.ready high; window = {cycles} "
                     f"cycles after {warm} warm-up cycles")
     (work / "tb.v").write_text(tb)

@@ -144,3 +144,11 @@ def test_q_format_errors():
         Q(1, 1.5)
     with pytest.raises(ValueError, match=r"^Q format frac_bits must be >= 0, not -1$"):
         Q(1, -1)
+
+
+def test_assignment_values():
+    """--set values: integers in any base, booleans, none/null as "default", except that
+    reuse=none names the 'none' strategy."""
+    got = parse_assignments(["lanes=0x8", "shared=yes", "pool_size=none", "reuse=None"])
+    assert got == {"lanes": 8, "shared": True, "pool_size": None, "reuse": "none"}
+    assert load_config(None, {"reuse": got["reuse"]}).reuse == "none"
