@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: setup test regress bench generate synth program clean help
+.PHONY: setup test regress bench generate synth program report compare parity clean help
 
 help:
 	@echo "make setup    - create .venv, install pinned dependencies, warm tool caches, Icarus via apt"
@@ -16,6 +16,9 @@ help:
 	@echo "make generate - Verilog/RTLIL of the default generator into build/rtl (CONFIG=file)"
 	@echo "make synth BOARD=ice40 [CONFIG=file] - yosys + nextpnr, report in build/<board>/<config>/"
 	@echo "make program BOARD=ice40 - program a connected board (iceprog / openFPGALoader)"
+	@echo "make report   - aggregate build/**/report.json into build/report (CSV, Markdown, PNG)"
+	@echo "make compare  - the paper's comparison (Gaussian baselines vs PeZO) into docs/"
+	@echo "make parity   - training-quality study (gaussian vs uniform vs pezo) into docs/ (QUICK=1: reduced)"
 
 setup:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed, found " + sys.version'
@@ -39,10 +42,20 @@ generate:
 
 BOARD ?= ice40
 synth:
-	$(PY) -m pezo synth --board $(BOARD) $(if $(CONFIG),--config $(CONFIG))
+	$(PY) -m pezo synth --board $(BOARD) $(if $(CONFIG),--config $(CONFIG)) $(if $(DESIGN),--design $(DESIGN))
 
 program:
 	$(PY) -m pezo program --board $(BOARD)
+
+report:
+	$(PY) -m pezo report build --out build/report
+
+compare:
+	$(PY) -m pezo compare --paper --out docs
+
+QUICK ?=
+parity:
+	$(PY) -m pezo.host.parity $(if $(QUICK),--quick) --out docs
 
 clean:
 	rm -rf build .pytest_cache

@@ -98,3 +98,39 @@ def test_generate_engine_and_mac(tmp_path):
     assert main(["generate", "mac", "-o", str(tmp_path), "--format", "v"]) == 0
     assert "module pezo_mac" in (tmp_path / "pezo_mac.v").read_text()
     assert main(["generate", "engine", "--set", "depth=10", "-o", str(tmp_path)]) == 2
+
+
+def _write_report(path, name, lut, ff):
+    path.mkdir(parents=True)
+    rep = {"board": "ice40", "family": "ice40", "design": "bank", "config_name": name,
+           "summary": {"lut4": lut, "ff": ff, "carry": 0, "bram": 0, "spram": 0, "dsp": 0},
+           "modules": {"top": {"lut4": lut, "ff": ff, "carry": 0, "bram": 0, "spram": 0,
+                               "dsp": 0}}}
+    (path / "report.json").write_text(json.dumps(rep))
+    return path / "report.json"
+
+
+def test_report_and_compare_commands(tmp_path, capsys):
+    a = _write_report(tmp_path / "b" / "a", "cfg-a", 200, 100)
+    b = _write_report(tmp_path / "b" / "b", "cfg-b", 150, 110)
+    assert main(["report", str(tmp_path / "b"), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "| ice40 | bank | cfg-a | 200 | 100 |" in out and "2 report(s) aggregated" in out
+    assert (tmp_path / "out" / "report.csv").exists() and (tmp_path / "out" / "lut.png").exists()
+    assert main(["compare", str(a), str(b.parent)]) == 0
+    out = capsys.readouterr().out
+    lut = next(ln for ln in out.splitlines() if ln.startswith("LUT4"))
+    assert lut.split()[1:] == ["200", "150", "-50", "-25.0", "%"]
+    assert main(["compare", str(a), str(b), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert {e["key"]: e["delta"] for e in res["resources"]}["ff"] == 10
+
+
+def test_compare_errors(tmp_path, capsys):
+    assert main(["compare", str(tmp_path / "nope.json"), str(tmp_path)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["compare", str(tmp_path)]) == 2
+    assert "compare needs two reports A and B (or --paper)" in capsys.readouterr().err
+    assert main(["synth", "--board", "ice40", "--design", "nope"]) == 2
+    assert "Design must be one of engine, generator, bank, passthrough, clt4, clt8, clt12, " \
+           "boxmuller, not 'nope'" in capsys.readouterr().err
