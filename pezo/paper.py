@@ -1,6 +1,6 @@
 """``pezo compare --paper`` / ``make compare``: the comparison the PeZO paper made, reproduced.
 
-At equal output width (16-bit values, Q3.13) and equal numbers per cycle (4), the Gaussian
+At equal output width (16-bit values, Q4.12) and equal numbers per cycle (4), the Gaussian
 baselines (CLT with k = 4/8/12 uniforms, fixed-point Box-Muller) and the PeZO variants (the
 uniform bank alone; the generator with ``pregen`` reuse, 1 generator filling a 1,024-value pool;
 with ``onthefly`` reuse, 2 generators rotated across the 4 lanes) are each synthesised behind the
@@ -25,7 +25,7 @@ __all__ = ["PAPER", "VARIANTS", "paper_runs", "run_paper", "paper_table"]
 #: The paper's reported reductions (PeZO vs Gaussian random-number generation), in percent.
 PAPER = {"lut4": -48.6, "ff": -12.7, "power": -86.0}
 
-OUT_LANES, Z_INT, Z_FRAC = 4, 3, 13
+OUT_LANES, Z_INT, Z_FRAC = 4, 4, 12   # 16-bit values; Q4.12 holds the 4-sigma tails
 
 
 def _gen(**kw):

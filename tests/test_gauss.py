@@ -116,3 +116,26 @@ def test_component_type_errors():
         generate(GC(), 1, -1)
     with pytest.raises(ValueError, match=r"^Statistical checks need at least 1000 samples, not 10$"):
         stat_checks(np.zeros(10))
+
+
+from dataclasses import asdict  # noqa: E402
+
+from tests.test_cocotb import SIMS, _run_cocotb  # noqa: E402
+
+
+@pytest.mark.cocotb
+@pytest.mark.parametrize("sim", SIMS)
+@pytest.mark.parametrize("values", [pytest.param(10_000, id="10k"),
+                                    pytest.param(100_000, id="100k", marks=pytest.mark.regress)])
+@pytest.mark.parametrize("cfg", [GC(kind="clt", k=12, lanes=4), GC(kind="boxmuller", lanes=4,
+                                                                    z_int=4, z_frac=12)],
+                         ids=lambda c: c.name())
+def test_gauss_cocotb(cfg, values, sim):
+    """The generated Verilog equals the golden model, with 30 % stalls and a reseed half way:
+    10,000 values in `make test`, 100,000 in `make regress` (cocotb's per-cycle callbacks make
+    the long runs minutes each)."""
+    text = _run_cocotb(sim, "pezo_gauss", make_gauss(cfg), f"gauss-{cfg.name()}-{sim}",
+                       "pezo.sim.cocotb_gauss_tb",
+                       {"config": asdict(cfg), "seeds": [0x5EED, 987654321], "values": values,
+                        "ready_prob": 0.7, "rng_seed": 3})
+    assert 'name="gauss_matches_golden_model"' in text
