@@ -342,7 +342,7 @@ def _activity(netlist, toggles, cycles, period):
 
 
 def estimate_power(design, cfg, board, out, report=None, env=None, progress=print,
-                   cycles=4096, engine_steps=1):
+                   cycles=1024, engine_steps=1):
     """The power estimate for ``design`` under ``cfg`` on ``board`` (iCE40 only), computed in
     ``<out>/power``; returns the dict stored as ``report["power"]``. Where the estimate cannot be
     made (no Icarus, not iCE40) the dict says why under ``unavailable``."""
@@ -401,11 +401,11 @@ def estimate_power(design, cfg, board, out, report=None, env=None, progress=prin
     netlist = json.loads((work / "core_net.json").read_text())
     act, counts, unseen = _activity(netlist, toggles, n_cycles, period)
     (work / "power.vcd").unlink()
-    clock = None
-    if report and report.get("fmax"):
-        f = next(iter(report["fmax"].values()))
-        clock = f.get("constraint_mhz")
-    clock = clock or board.pll_mhz or 12.0
+    # The design clock: the board's PLL output where it has one, else the clock constraint.
+    clock = board.pll_mhz
+    if clock is None and report and report.get("fmax"):
+        clock = max(f.get("constraint_mhz") or 0 for f in report["fmax"].values()) or None
+    clock = clock or 12.0
     p = power_from_activity(act, clock)
     p.update({"clock_mhz": clock, "model": "pezo.power (activity-based, iCE40 UP5K calibration)",
               "workload": workload, "cycles": n_cycles, "activity_per_cycle": act,
