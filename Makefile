@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: setup test regress bench generate synth program report compare clean help
+.PHONY: setup test regress bench generate synth program report compare parity clean help
 
 help:
 	@echo "make setup    - create .venv, install pinned dependencies, warm tool caches, Icarus via apt"
@@ -18,6 +18,7 @@ help:
 	@echo "make program BOARD=ice40 - program a connected board (iceprog / openFPGALoader)"
 	@echo "make report   - aggregate build/**/report.json into build/report (CSV, Markdown, PNG)"
 	@echo "make compare  - the paper's comparison (Gaussian baselines vs PeZO) into docs/"
+	@echo "make parity   - training quality: gaussian vs uniform vs pezo into docs/ (QUICK=1: reduced)"
 
 setup:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed, found " + sys.version'
@@ -51,6 +52,10 @@ report:
 
 compare:
 	$(PY) -m pezo compare --paper --out docs
+
+QUICK ?=
+parity:
+	$(PY) -m pezo.host.parity $(if $(QUICK),--quick) --out docs
 
 clean:
 	rm -rf build .pytest_cache

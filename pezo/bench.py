@@ -130,6 +130,11 @@ def bench_make_test():
              "rate": secs, "unit": "s", "ok": r.returncode == 0}]
 
 
+def _bench_training(quick):
+    from pezo.host.parity import bench_training
+    return bench_training(quick)
+
+
 def run_bench(args):
     from rich.console import Console
     from rich.table import Table
@@ -141,7 +146,8 @@ def run_bench(args):
     steps = [("golden model", lambda: bench_model(10**6 if quick else 10**7)),
              ("Amaranth simulator", lambda: bench_amaranth(500 if quick else 5000)),
              ("Verilator harness", lambda: bench_verilator(10**5 if quick else 2 * 10**6, out)),
-             ("engine", lambda: bench_engine(quick))]
+             ("engine", lambda: bench_engine(quick)),
+             ("training", lambda: _bench_training(quick))]
     if not getattr(args, "no_test_timing", False) and not quick:
         steps.append(("make test", bench_make_test))
     for name, fn in steps:
@@ -153,6 +159,8 @@ def run_bench(args):
     for r in rows:
         if r["unit"] == "s":
             rate = f"{r['rate']:.1f} s"
+        elif r["rate"] < 1e3:
+            rate = f"{r['rate']:.2f} {r['unit']}"
         elif r["rate"] >= 1e6:
             rate = f"{r['rate'] / 1e6:.2f} M{r['unit']}"
         else:

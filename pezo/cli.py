@@ -429,6 +429,9 @@ def make_parser():
     bo = sub.add_parser("boards", help="list the board targets and their default configuration")
     bo.set_defaults(func=cmd_boards)
 
+    from pezo.host.train import register as register_train
+    register_train(sub)
+
     st = sub.add_parser("setup", help="warm tool caches, check Verilator, install Icarus")
     st.add_argument("--no-apt", action="store_true", help="do not try apt-get for Icarus")
     st.set_defaults(func=cmd_setup)

@@ -1,0 +1,419 @@
+"""The parity study: does PeZO's cheap perturbation train as well as Gaussian perturbation?
+
+``python -m pezo.host.parity [--quick] [--out docs]`` (``make parity``, ``QUICK=1``) trains every
+(data set, model) pair with the float baselines (``gaussian``, ``uniform``) and the bit-exact engine
+(``pezo``: each reuse strategy, a few pregen pool sizes, ``leap`` and ``shift`` stepping), 3 seeds
+each, the same number of steps (so the same number of forward passes: 2 per step, q = 1) and the
+same minibatches for every source. It writes into the output folder:
+
+* ``parity.md``: the tables (test accuracy mean +- std over seeds, test and train loss, the
+  difference to ``gaussian`` in accuracy points) and the pool-size study;
+* ``parity_<dataset>_<model>.png``: learning curves (mean over seeds);
+* ``parity_pool.png``: test accuracy against the pregen pool size N, down to small pools;
+* ``parity.json``: every run's final figures and the mean curves.
+
+The full setting runs all three data sets with both models (about 5 minutes of wall time on 2
+cores); ``--quick`` (for CI, under 2 minutes on 2 cores) runs the logistic regression with fewer
+steps and variants.
+
+:func:`bench_training` measures training steps per second with the golden engine (batched and
+plain) and with the simulated hardware, and the NumPy forward pass per step, for ``make bench``.
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["main", "run_study", "bench_training", "VARIANTS", "QUICK_VARIANTS", "POOL_SIZES"]
+
+# name -> TrainConfig overrides. "pezo none leap" uses the trainer's default bank (one shared
+# LFSR); "independent lanes" is the engine's default bank with one LFSR per lane.
+VARIANTS = {
+    "gaussian": dict(source="gaussian"),
+    "uniform": dict(source="uniform"),
+    "pezo none leap": dict(source="pezo", reuse="none", stepping="leap"),
+    "pezo none shift": dict(source="pezo", reuse="none", stepping="shift"),
+    "pezo none leap, independent lanes": dict(source="pezo", reuse="none", shared=False),
+    "pezo onthefly leap": dict(source="pezo", reuse="onthefly", stepping="leap"),
+    "pezo onthefly shift": dict(source="pezo", reuse="onthefly", stepping="shift"),
+    "pezo pregen leap N=256": dict(source="pezo", reuse="pregen", pool_size=256),
+    "pezo pregen leap N=1024": dict(source="pezo", reuse="pregen", pool_size=1024),
+    "pezo pregen leap N=8192": dict(source="pezo", reuse="pregen", pool_size=8192),
+    "pezo pregen shift N=8192": dict(source="pezo", reuse="pregen", pool_size=8192,
+                                     stepping="shift"),
+}
+QUICK_VARIANTS = ["gaussian", "uniform", "pezo none leap", "pezo none shift",
+                  "pezo none leap, independent lanes", "pezo onthefly leap",
+                  "pezo pregen leap N=8192"]
+PLOTTED = ["gaussian", "uniform", "pezo none leap", "pezo none shift",
+           "pezo none leap, independent lanes", "pezo onthefly leap", "pezo pregen leap N=1024",
+           "pezo pregen leap N=8192"]
+POOL_SIZES = [16, 64, 256, 1024, 4096, 16384, 65536]
+QUICK_POOL_SIZES = [64, 1024, 16384]
+POOL_CASE = ("digits", "logreg")
+PAIRS = [(d, m) for d in ("digits", "breast_cancer", "wine") for m in ("logreg", "mlp")]
+QUICK_STEPS = {"digits": 1500, "breast_cancer": 600, "wine": 600}
+
+
+def _run(job):
+    from pezo.host.train import train
+    key, overrides = job
+    r = train(**overrides)
+    return key, {"test_acc": r.test_acc, "test_loss": r.test_loss, "val_acc": r.val_acc,
+                 "val_loss": r.val_loss, "train_loss": r.train_loss, "train_acc": r.train_acc,
+                 "forward_passes": r.forward_passes, "wall_time": r.wall_time,
+                 "source_time": r.source_time, "forward_time": r.forward_time,
+                 "best_step": r.best_step, "depth": r.depth, "n_params": r.n_params,
+                 "stats": r.stats, "source": r.source,
+                 "curve": [(p["step"], p["train_loss"], p["val_acc"]) for p in r.curve]}
+
+
+def _jobs(quick, seeds, pairs, variants, pool_sizes):
+    from pezo.host.train import DEFAULTS
+    jobs = []
+    for ds, model in pairs:
+        steps = QUICK_STEPS[ds] if quick else DEFAULTS[(ds, model)]["steps"]
+        for name in variants:
+            for seed in range(seeds):
+                jobs.append((("main", ds, model, name, seed),
+                             dict(VARIANTS[name], dataset=ds, model=model, seed=seed,
+                                  steps=steps)))
+    ds, model = POOL_CASE
+    if pool_sizes and (ds, model) in pairs:
+        steps = QUICK_STEPS[ds] if quick else DEFAULTS[(ds, model)]["steps"]
+        for n in pool_sizes:
+            for seed in range(seeds):
+                jobs.append((("pool", ds, model, f"pezo pregen leap N={n}", seed),
+                             dict(source="pezo", reuse="pregen", pool_size=n, dataset=ds,
+                                  model=model, seed=seed, steps=steps)))
+    # longest first (digits, mlp, engine sources) for a balanced pool of workers
+    jobs.sort(key=lambda j: (j[0][1] != "digits", j[0][2] != "mlp", j[1]["source"] != "pezo"))
+    return jobs
+
+
+def run_study(quick=False, seeds=3, jobs=2, pairs=None, variants=None, pool_sizes=None,
+              progress=True):
+    """Run the study; returns {"main": {(ds, model, variant): [run, ...]}, "pool": {...}}."""
+    pairs = pairs or ([(d, "logreg") for d in ("digits", "breast_cancer", "wine")] if quick
+                      else PAIRS)
+    variants = variants or (QUICK_VARIANTS if quick else list(VARIANTS))
+    if pool_sizes is None:
+        pool_sizes = QUICK_POOL_SIZES if quick else POOL_SIZES
+    todo = _jobs(quick, seeds, pairs, variants, pool_sizes)
+    # a pool-study run identical to a main-table run is not trained twice
+    main_keys = {(k[1], k[2], k[3], k[4]) for k, _ in todo if k[0] == "main"}
+    todo = [j for j in todo if j[0][0] == "main" or (j[0][1], j[0][2], j[0][3], j[0][4])
+            not in main_keys]
+    out = {"main": {}, "pool": {}}
+
+    def put(key, res):
+        kind, ds, model, name, seed = key
+        out[kind].setdefault((ds, model, name), []).append(dict(res, seed=seed))
+
+    bar = None
+    if progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+        bar = Progress("parity study", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        bar.start()
+        task = bar.add_task("runs", total=len(todo))
+    try:
+        if jobs <= 1:
+            for job in todo:
+                put(*_run(job))
+                if bar:
+                    bar.advance(task)
+        else:
+            with ProcessPoolExecutor(jobs) as ex:
+                for fut in as_completed([ex.submit(_run, j) for j in todo]):
+                    put(*fut.result())
+                    if bar:
+                        bar.advance(task)
+    finally:
+        if bar:
+            bar.stop()
+    for (ds, model, name), runs in list(out["main"].items()):
+        if (ds, model) == POOL_CASE and name.startswith("pezo pregen leap N="):
+            n = int(name.split("=")[1])
+            if n in pool_sizes:
+                out["pool"][(ds, model, name)] = runs
+    for runs in list(out["main"].values()) + list(out["pool"].values()):
+        runs.sort(key=lambda r: r["seed"])
+    return out
+
+
+# Report -------------------------------------------------------------------------------------------
+
+def _agg(runs):
+    acc = np.array([r["test_acc"] for r in runs]) * 100
+    return {"acc_mean": float(acc.mean()), "acc_std": float(acc.std()),
+            "test_loss": float(np.mean([r["test_loss"] for r in runs])),
+            "train_loss": float(np.mean([r["train_loss"] for r in runs])),
+            "forward_passes": int(runs[0]["forward_passes"]), "seeds": len(runs),
+            "seconds": float(np.mean([r["wall_time"] for r in runs])),
+            "coef_clipped": float(np.mean([r["stats"].get("coef_clipped", 0) for r in runs])),
+            "saturated": float(np.mean([r["stats"].get("saturated_passes", 0) for r in runs]))}
+
+
+def _mean_curve(runs):
+    steps = [p[0] for p in runs[0]["curve"]]
+    n = min(len(r["curve"]) for r in runs)
+    tl = np.mean([[p[1] for p in r["curve"][:n]] for r in runs], axis=0)
+    va = np.mean([[p[2] for p in r["curve"][:n]] for r in runs], axis=0)
+    return steps[:n], tl.tolist(), va.tolist()
+
+
+def write_report(study, out_dir, quick, seeds, elapsed, command):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pezo.host.train import DEFAULTS
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    main = study["main"]
+    pairs = sorted({(d, m) for d, m, _ in main}, key=lambda p: PAIRS.index(p))
+    variants = [v for v in VARIANTS if any(v == k[2] for k in main)]
+    lines = ["# Parity study: PeZO perturbations vs Gaussian (ZO-SGD, MeZO form)", "",
+             f"Generated by `{command}` ({'reduced (--quick)' if quick else 'full'} setting, "
+             f"{seeds} seeds per cell, {elapsed / 60:.1f} min wall time on "
+             f"{os.cpu_count()} cores, {platform.machine()}, {time.strftime('%Y-%m-%d')}).", "",
+             "Every cell: the same steps, minibatches and forward passes (2 per step, q = 1) for "
+             "every source; test accuracy at the best-validation checkpoint, in % (mean +- std "
+             "over seeds); losses are mean cross-entropy (nats). Engine (`pezo`): Q4.12 weights, "
+             "16-bit coefficients (2^-20), m = 4 lanes, stochastic rounding of the update, one "
+             "shared LFSR bank unless the row says *independent lanes* (`onthefly` always has "
+             "independent lanes, n = 2 generators over m = 4 lanes). "
+             "Delta = accuracy minus `gaussian`, in points.", ""]
+    # summary
+    lines += ["## Summary", "",
+              "| data set | model | steps | gaussian | uniform | pezo none leap | delta | "
+              "best pezo variant | delta |", "|---|---|---|---|---|---|---|---|---|"]
+    summary = {}
+    for ds, model in pairs:
+        cells = {v: _agg(main[(ds, model, v)]) for v in variants if (ds, model, v) in main}
+        g = cells.get("gaussian")
+        pz = {v: c for v, c in cells.items() if v.startswith("pezo")}
+        best = max(pz, key=lambda v: pz[v]["acc_mean"]) if pz else None
+        steps = QUICK_STEPS[ds] if quick else DEFAULTS[(ds, model)]["steps"]
+
+        def fmt(c):
+            return f"{c['acc_mean']:.2f} +- {c['acc_std']:.2f}" if c else "-"
+
+        def delta(c):
+            return f"{c['acc_mean'] - g['acc_mean']:+.2f}" if c and g else "-"
+
+        d = cells.get("pezo none leap")
+        lines.append(f"| {ds} | {model} | {steps} | {fmt(g)} | {fmt(cells.get('uniform'))} | "
+                     f"{fmt(d)} | {delta(d)} | {best or '-'}: {fmt(pz.get(best))} | "
+                     f"{delta(pz.get(best))} |")
+        summary[f"{ds}/{model}"] = cells
+    lines.append("")
+    for ds, model in pairs:
+        cells = summary[f"{ds}/{model}"]
+        g = cells.get("gaussian")
+        any_run = main[(ds, model, next(iter(cells)))][0]
+        lines += [f"## {ds} / {model}", "",
+                  f"{any_run['n_params']} parameters; engine depth "
+                  f"{max(r['depth'] or 0 for v in cells for r in main[(ds, model, v)])}. "
+                  f"![curves](parity_{ds}_{model}.png)", "",
+                  "| variant | test accuracy % | delta | test loss | train loss | forward passes "
+                  "| s/run | coef. clipped |", "|---|---|---|---|---|---|---|---|"]
+        for v, c in cells.items():
+            dl = f"{c['acc_mean'] - g['acc_mean']:+.2f}" if g else "-"
+            lines.append(f"| {v} | {c['acc_mean']:.2f} +- {c['acc_std']:.2f} | {dl} | "
+                         f"{c['test_loss']:.4f} | {c['train_loss']:.4f} | "
+                         f"{c['forward_passes']:,} | {c['seconds']:.1f} | "
+                         f"{c['coef_clipped']:.1f} |")
+        lines.append("")
+        fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+        for v in PLOTTED:
+            if (ds, model, v) not in main:
+                continue
+            steps, tl, va = _mean_curve(main[(ds, model, v)])
+            style = "--" if v in ("gaussian", "uniform") else "-"
+            a.plot(steps, tl, style, label=v, lw=1.2)
+            b.plot(steps, va, style, label=v, lw=1.2)
+        a.set_xlabel("step")
+        a.set_ylabel("train loss (full split)")
+        a.set_yscale("log")
+        b.set_xlabel("step")
+        b.set_ylabel("validation accuracy")
+        b.set_ylim(max(0.0, b.get_ylim()[0]), 1.0)
+        for ax in (a, b):
+            ax.grid(alpha=0.3)
+        b.legend(fontsize=7, loc="lower right")
+        fig.suptitle(f"{ds} / {model}: mean of {seeds} seeds")
+        fig.tight_layout()
+        fig.savefig(out / f"parity_{ds}_{model}.png", dpi=100)
+        plt.close(fig)
+    # pool-size study
+    pool = study["pool"]
+    pool_rows = []
+    if pool:
+        ds, model = POOL_CASE
+        g = summary.get(f"{ds}/{model}", {}).get("gaussian")
+        depth = next(iter(pool.values()))[0]["depth"]
+        lines += ["## Pool-size study (pregen, leap)", "",
+                  f"{ds} / {model}, engine depth d = {depth}: a perturbation reads d pool numbers "
+                  f"cyclically from the carried-over offset, so a pool of N numbers gives at most "
+                  f"N/m distinct perturbations (cyclic shifts of one vector).",
+                  "![pool](parity_pool.png)", "",
+                  "| N | N/d | test accuracy % | delta vs gaussian | test loss |",
+                  "|---|---|---|---|---|"]
+        for key in sorted(pool, key=lambda k: int(k[2].split("=")[1])):
+            n = int(key[2].split("=")[1])
+            c = _agg(pool[key])
+            pool_rows.append((n, c))
+            dl = f"{c['acc_mean'] - g['acc_mean']:+.2f}" if g else "-"
+            lines.append(f"| {n} | {n / depth:.2f} | {c['acc_mean']:.2f} +- {c['acc_std']:.2f} "
+                         f"| {dl} | {c['test_loss']:.4f} |")
+        lines.append("")
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ns = [n for n, _ in pool_rows]
+        ax.errorbar(ns, [c["acc_mean"] for _, c in pool_rows],
+                    yerr=[c["acc_std"] for _, c in pool_rows], marker="o", label="pezo pregen")
+        if g:
+            ax.axhline(g["acc_mean"], color="k", ls="--", lw=1, label="gaussian")
+        ax.axvline(depth, color="grey", ls=":", lw=1, label="N = d")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("pool size N")
+        ax.set_ylabel("test accuracy %")
+        ax.set_title(f"{ds} / {model}: accuracy vs pool size")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "parity_pool.png", dpi=100)
+        plt.close(fig)
+    (out / "parity.md").write_text("\n".join(lines) + "\n")
+    data = {"setting": "quick" if quick else "full", "seeds": seeds, "command": command,
+            "elapsed_s": elapsed,
+            "cells": {k: {v: c for v, c in cells.items()} for k, cells in summary.items()},
+            "pool": {str(n): c for n, c in pool_rows},
+            "runs": {" | ".join(map(str, k)): [{kk: vv for kk, vv in r.items() if kk != "curve"}
+                                               for r in runs] for k, runs in main.items()},
+            "curves": {" | ".join(map(str, k)): _mean_curve(runs) for k, runs in main.items()}}
+    (out / "parity.json").write_text(json.dumps(data, indent=1, default=float) + "\n")
+    return summary, pool_rows
+
+
+# Bench --------------------------------------------------------------------------------------------
+
+def bench_training(quick=False):
+    """Training speed on digits / logreg (batch 64; 652 engine weights at m = 4): steps per second
+    with the float Gaussian source, the golden engine (batched front end and plain model) and the
+    hardware in the Amaranth simulator, and the NumPy forward pass alone (per step: L+ and L-).
+    Returns rows in the format of :mod:`pezo.bench` (what, config, count, seconds, rate, unit)."""
+    from pezo.host.data import load_dataset
+    from pezo.host.models import make_model
+    from pezo.host.train import train
+    rows = []
+    ds, model = "digits", "logreg"
+    n_golden = 500 if quick else 2000
+    runs = [("training step, float gaussian source", dict(source="gaussian"), n_golden),
+            ("training step, golden engine (batched)", dict(source="pezo"), n_golden),
+            ("training step, golden engine (plain model)", dict(source="pezo", engine="golden"),
+             5 if quick else 20),
+            ("training step, hardware in Amaranth sim", dict(source="pezo-sim"),
+             2 if quick else 5)]
+    for what, kw, steps in runs:
+        train(dataset=ds, model=model, steps=2, eval_every=10**6, **kw)      # warm caches
+        r = train(dataset=ds, model=model, steps=steps, eval_every=10**6, **kw)
+        rows.append({"what": what, "config": f"{ds}/{model} {r.source}", "count": steps,
+                     "seconds": r.wall_time, "rate": steps / r.wall_time, "unit": "steps/s",
+                     "source_ms_per_step": 1e3 * r.source_time / steps,
+                     "forward_ms_per_step": 1e3 * r.forward_time / steps})
+    from threadpoolctl import threadpool_limits
+    d = load_dataset(ds)
+    rng = np.random.default_rng(0)
+    n = 200 if quick else 2000
+    idx = [rng.choice(len(d.y_train), 64, replace=False) for _ in range(n)]
+    for kind in ("logreg", "mlp"):          # the trainer's setting: one BLAS thread
+        m = make_model(kind, d.n_features, d.n_classes)
+        theta = np.stack([m.init(0), m.init(1)])
+        with threadpool_limits(limits=1, user_api="blas"):
+            t0 = time.perf_counter()
+            for i in idx:
+                m.loss(theta, d.X_train[i], d.y_train[i])
+            secs = time.perf_counter() - t0
+        rows.append({"what": "NumPy forward pass per step (L+, L-)",
+                     "config": f"{ds}/{kind} batch 64", "count": n, "seconds": secs,
+                     "rate": n / secs, "unit": "steps/s", "forward_ms_per_step": 1e3 * secs / n})
+    return rows
+
+
+# CLI ----------------------------------------------------------------------------------------------
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m pezo.host.parity",
+                                description="Training-quality parity study: gaussian vs uniform "
+                                            "vs pezo perturbations (tables and plots)")
+    p.add_argument("--quick", action="store_true", help="reduced setting for CI (logreg, fewer "
+                   "steps and variants; under 2 minutes on 2 cores)")
+    p.add_argument("--out", "-o", default="docs", metavar="DIR",
+                   help="output folder (default docs)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per cell (default 3)")
+    p.add_argument("--jobs", "-j", type=int, default=min(2, os.cpu_count() or 1),
+                   help="worker processes (default 2)")
+    p.add_argument("--datasets", help="comma list of data sets (default: all; quick: all)")
+    p.add_argument("--models", help="comma list of models (default: logreg,mlp; quick: logreg)")
+    p.add_argument("--variants", help="semicolon list of variant names (default: the setting's); "
+                   "known: " + "; ".join(VARIANTS))
+    p.add_argument("--no-pool", action="store_true", help="skip the pool-size study")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--bench", action="store_true", help="only print bench_training() figures")
+    args = p.parse_args(argv)
+    if args.bench:
+        for r in bench_training():
+            print(f"{r['what']:45s} {r['config']:60s} {r['rate']:10.2f} {r['unit']}")
+        return 0
+    if args.seeds < 1 or args.jobs < 1:
+        p.error("--seeds and --jobs must be positive")
+    from pezo.host.data import DATASETS
+    from pezo.host.models import MODELS
+    pairs = variants = None
+    if args.datasets or args.models:
+        dss = args.datasets.split(",") if args.datasets else list(DATASETS)
+        mds = args.models.split(",") if args.models else (["logreg"] if args.quick
+                                                           else list(MODELS))
+        for v, known, what in [(d, DATASETS, "Dataset") for d in dss] + \
+                [(m, MODELS, "Model") for m in mds]:
+            if v not in known:
+                p.error(f"{what} must be one of {', '.join(known)}, not {v!r}")
+        pairs = [(d, m) for d in dss for m in mds]
+    if args.variants:
+        variants = [v.strip() for v in args.variants.split(";") if v.strip()]
+        for v in variants:
+            if v not in VARIANTS:
+                p.error(f"Variant must be one of {'; '.join(VARIANTS)}, not {v!r}")
+    command = "python -m pezo.host.parity" + (" --quick" if args.quick else "") + \
+        f" --out {args.out}" + (f" --seeds {args.seeds}" if args.seeds != 3 else "") + \
+        (f" --datasets {args.datasets}" if args.datasets else "") + \
+        (f" --models {args.models}" if args.models else "") + \
+        (f" --variants '{args.variants}'" if args.variants else "") + \
+        (" --no-pool" if args.no_pool else "")
+    t0 = time.perf_counter()
+    study = run_study(quick=args.quick, seeds=args.seeds, jobs=args.jobs, pairs=pairs,
+                      variants=variants, pool_sizes=[] if args.no_pool else None,
+                      progress=not args.no_progress)
+    elapsed = time.perf_counter() - t0
+    summary, pool_rows = write_report(study, args.out, args.quick, args.seeds, elapsed, command)
+    print(f"parity study ({'quick' if args.quick else 'full'}): {elapsed:.0f} s")
+    for key, cells in summary.items():
+        g = cells.get("gaussian", {}).get("acc_mean", float("nan"))
+        parts = [f"{v} {c['acc_mean']:.2f}" for v, c in cells.items()]
+        print(f"  {key}: " + ", ".join(parts) + f" (gaussian {g:.2f})")
+    for n, c in pool_rows:
+        print(f"  pool N={n}: {c['acc_mean']:.2f} +- {c['acc_std']:.2f}")
+    print(f"written {Path(args.out) / 'parity.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

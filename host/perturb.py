@@ -1,0 +1,735 @@
+"""Perturbation sources for host ZO training, all behind one interface.
+
+=============  =====================================================================================
+source         what produces z and holds the weights
+=============  =====================================================================================
+``gaussian``   float64 weights on the host, z ~ N(0, 1) from ``numpy.random.default_rng(step seed)``
+               (the MeZO baseline)
+``uniform``    the same with z ~ U(-sqrt 3, sqrt 3) (unit variance, float)
+``pezo``       the bit-exact golden engine model (:class:`pezo.sim.engine.EngineModel`): weights in
+               fixed point in the engine, z from the PeZO generator (reuse ``none`` / ``pregen`` /
+               ``onthefly``, stepping ``leap`` / ``shift``), all passes through
+               :class:`pezo.host.engine.EngineClient`
+``pezo-sim``   the same commands to the generated hardware (:class:`pezo.hw.engine.PerturbEngine`)
+               in the Amaranth simulator (``EngineClient(transport="amaranth")``)
+=============  =====================================================================================
+
+The interface is the MeZO pass sequence (one *query* = one z):
+
+>>> q = src.begin(seed)          # remember how to replay z: the seed, or the pregen pool offset
+>>> src.perturb(q, +1); Lp = loss(src.params())
+>>> src.perturb(q, -2); Lm = loss(src.params())
+>>> src.perturb(q, +1)           # restores theta (bit-exactly in the engine unless saturated)
+>>> src.update(q, -eta * (Lp - Lm) / (2 * src.mu))    # z regenerated, never stored
+
+How the engine replays z (see the engine's command map in :mod:`pezo.sim.engine`):
+
+* ``none`` / ``onthefly``: every pass is preceded by ``SEED s`` (the step seed), which restarts the
+  generator (and the stochastic-rounding bank) so the pass sees the same z;
+* ``pregen``: the pool is filled once, from a pool seed derived from the run seed, when training
+  starts; :meth:`begin` reads the pool ``offset`` o, and every pass of that query is preceded by
+  ``OFFSET o``. A pass leaves the offset at o + d/m (mod N/m), so after the update the next query
+  starts on the following pool numbers ("leftover numbers shift to the start of the next
+  perturbation").
+
+Coefficients. mu and c = -eta*g are signed ``coef_bits`` registers scaled by 2^-coef_frac. The
+realised mu (``src.mu``) is what the trainer divides by. c is quantised on the host: clipped to the
+register's range (which acts as clipping of g at c_max/eta; counted in ``stats["coef_clipped"]``)
+and rounded to the register's grid, unbiased-stochastically by default (an RNG seeded by the query
+seed, so runs are reproducible): a c below one register step is then applied with the right
+probability instead of vanishing. A c that rounds to 0 skips the UPDATE pass, which would change no
+weight (``stats["coef_zero"]``). The update pass itself rounds c*z to weight LSBs stochastically by
+default (the engine's ``ROUNDING 1``), so updates smaller than one weight LSB still move the
+weights in expectation.
+
+Speed. The plain golden model rebuilds its LFSR bank on every ``SEED`` (a few ms each, four per
+MeZO step). :class:`BatchedGoldenTransport` runs the same :class:`~pezo.sim.engine.EngineModel`
+(MAC, scaler, commands, status unchanged) with a generator front end that computes the first pass
+of many step seeds at once (one vectorised LFSR run over all their lanes) and caches them; the
+trainer announces upcoming seeds with :meth:`PerturbSource.prefetch`. It is bit-exact with the
+plain model (tested), and the default for ``pezo``; ``engine="golden"`` selects the plain model.
+"""
+
+import collections
+import math
+
+import numpy as np
+
+from pezo.config import EngineConfig, GeneratorConfig
+from pezo.fixed import Q
+from pezo.host.engine import EngineClient, GoldenTransport
+from pezo.sim import scaler as smodel
+from pezo.sim.bank import BankModel, bank_geometry
+from pezo.sim.engine import EngineModel, Op
+from pezo.sim.lfsr import fold_seed, lane_constants, sequence_words, splitmix64
+from pezo.sim.mac import rounding_seed
+from pezo.sim.reuse import ReuseModel
+
+__all__ = ["SOURCES", "FLOAT_SOURCES", "ENGINE_SOURCES", "REUSES", "STEPPINGS", "ROUNDINGS",
+           "Query", "PerturbSource", "FloatSource", "EngineSource", "BatchedGoldenTransport",
+           "make_source", "engine_config", "derive_seed"]
+
+SOURCES = ("gaussian", "uniform", "pezo", "pezo-sim")
+FLOAT_SOURCES = ("gaussian", "uniform")
+ENGINE_SOURCES = ("pezo", "pezo-sim")
+REUSES = ("none", "pregen", "onthefly")
+STEPPINGS = ("leap", "shift")
+ROUNDINGS = ("stochastic", "nearest")
+ENGINES = ("batched", "golden", "amaranth")
+
+
+def derive_seed(run_seed: int, *tags, bits: int = 32) -> int:
+    """A ``bits``-bit seed from the run seed and integer tags (step, query, ...): splitmix64
+    chained over the tags. Distinct tags give unrelated seeds; the same inputs the same seed."""
+    x = splitmix64(int(run_seed) & ((1 << 64) - 1))
+    for t in tags:
+        x = splitmix64(x ^ (int(t) & ((1 << 64) - 1)))
+    return x & ((1 << bits) - 1)
+
+
+class Query:
+    """One perturbation z: how to replay it (``seed``, or ``offset`` for a pregen pool)."""
+
+    __slots__ = ("seed", "offset")
+
+    def __init__(self, seed, offset=None):
+        self.seed, self.offset = seed, offset
+
+    def __repr__(self):
+        return f"Query(seed={self.seed:#x}, offset={self.offset})"
+
+
+class PerturbSource:
+    """Interface of a perturbation source (see the module docstring for the pass sequence)."""
+
+    name = "?"
+    kind = "?"
+
+    def __init__(self, n_params):
+        self.n_params = int(n_params)
+        self.mu = 0.0
+        self.stats = collections.Counter()
+
+    def reset(self, theta0, run_seed=0):
+        """Load the initial weights (and, for pregen, fill the pool from the run seed)."""
+        raise NotImplementedError
+
+    def set_mu(self, mu: float) -> float:
+        """Set mu; returns the realised mu (the trainer divides by it)."""
+        raise NotImplementedError
+
+    def begin(self, seed: int) -> Query:
+        raise NotImplementedError
+
+    def perturb(self, query: Query, sign: int):
+        raise NotImplementedError
+
+    def update(self, query: Query, coef: float) -> float:
+        """theta += coef * z(query); returns the coefficient actually applied."""
+        raise NotImplementedError
+
+    def params(self) -> np.ndarray:
+        """The current weights as float64 (n_params,)."""
+        raise NotImplementedError
+
+    def set_params(self, theta):
+        raise NotImplementedError
+
+    def decay(self, factor: float, seed=0):
+        """theta *= factor (weight decay; host-side: read, scale, write back)."""
+        raise NotImplementedError
+
+    def prefetch(self, seeds):
+        """Hint: these step seeds come next (a source may prepare their perturbations)."""
+
+    def describe(self) -> str:
+        return self.name
+
+    def close(self):
+        pass
+
+
+def _check_sign(sign):
+    if sign not in (1, -2):
+        raise ValueError(f"Perturbation sign must be +1 or -2, not {sign!r}")
+
+
+class FloatSource(PerturbSource):
+    """Float64 weights, z ~ N(0, 1) (``gaussian``) or U(-sqrt 3, sqrt 3) (``uniform``) from
+    ``numpy.random.default_rng(seed)``: z is regenerated from the seed for the update, as MeZO
+    does (it is kept only between the passes of one query)."""
+
+    kind = "float"
+
+    def __init__(self, n_params, dist="gaussian"):
+        if dist not in FLOAT_SOURCES:
+            raise ValueError(f"Float distribution must be one of {', '.join(FLOAT_SOURCES)}, "
+                             f"not {dist!r}")
+        super().__init__(n_params)
+        self.name = dist
+        self.theta = np.zeros(self.n_params)
+        self._z_seed, self._z = None, None
+
+    def z(self, seed: int) -> np.ndarray:
+        rng = np.random.default_rng(int(seed))
+        if self.name == "gaussian":
+            return rng.standard_normal(self.n_params)
+        r3 = math.sqrt(3.0)
+        return rng.uniform(-r3, r3, self.n_params)
+
+    def reset(self, theta0, run_seed=0):
+        self.theta = np.array(theta0, dtype=np.float64)[:self.n_params].copy()
+
+    def set_mu(self, mu):
+        if not mu > 0:
+            raise ValueError(f"mu must be positive, not {mu!r}")
+        self.mu = float(mu)
+        return self.mu
+
+    def begin(self, seed):
+        self._z_seed, self._z = seed, self.z(seed)
+        return Query(seed)
+
+    def perturb(self, query, sign):
+        _check_sign(sign)
+        if self._z_seed != query.seed:
+            self._z_seed, self._z = query.seed, self.z(query.seed)
+        self.theta += (sign * self.mu) * self._z
+
+    def update(self, query, coef):
+        self._z_seed = self._z = None
+        self.theta += float(coef) * self.z(query.seed)   # regenerated from the seed
+        return float(coef)
+
+    def params(self):
+        return self.theta.copy()
+
+    def set_params(self, theta):
+        self.theta = np.array(theta, dtype=np.float64)[:self.n_params].copy()
+
+    def decay(self, factor, seed=0):
+        self.theta *= factor
+
+
+# Engine sources -----------------------------------------------------------------------------------
+
+def engine_config(n_params, lanes=4, reuse="none", pool_size=None, stepping="leap",
+                  generators=None, weight_format="Q4.12", coef_bits=16, coef_frac=20,
+                  stochastic=True, shared=False, state_bits=32) -> EngineConfig:
+    """The engine configuration for a model of ``n_params`` weights.
+
+    ``lanes`` is m (weights per cycle, the MAC's lane count); ``generators`` is n, the uniform
+    generators: m for ``none`` and ``pregen``, m/2 by default for ``onthefly`` (n generators
+    rotated over m lanes). The depth is ``n_params`` rounded up to a multiple of m.
+    """
+    from pezo.fixed import parse_q
+    from pezo.host.models import engine_depth
+    if reuse not in REUSES:
+        raise ValueError(f"Reuse strategy must be one of {', '.join(REUSES)}, not {reuse!r}")
+    if stepping not in STEPPINGS:
+        raise ValueError(f"Stepping mode must be one of {', '.join(STEPPINGS)}, not {stepping!r}")
+    q = weight_format if isinstance(weight_format, Q) else parse_q(weight_format)
+    m = int(lanes)
+    if generators is None:
+        generators = max(1, m // 2) if reuse == "onthefly" else m
+    gen = GeneratorConfig(lanes=int(generators), out_lanes=m, step=stepping, reuse=reuse,
+                          pool_size=pool_size if reuse == "pregen" else None, shared=shared,
+                          state_bits=state_bits)
+    return EngineConfig(generator=gen, depth=engine_depth(n_params, m), w_int=q.int_bits,
+                        w_frac=q.frac_bits, coef_bits=coef_bits, coef_frac=coef_frac,
+                        stochastic=stochastic)
+
+
+class EngineSource(PerturbSource):
+    """Weights in a perturbation engine (fixed point); every pass is an engine command.
+
+    Parameters
+    ----------
+    n_params : int
+    cfg : EngineConfig
+        Its depth must hold ``n_params`` weights.
+    engine : str
+        ``"batched"`` (default: golden model with the batched generator front end),
+        ``"golden"`` (the plain golden model) or ``"amaranth"`` (the hardware in the Amaranth
+        simulator).
+    rounding : str
+        Update-pass rounding of c*z: ``"stochastic"`` (default; needs ``cfg.stochastic``) or
+        ``"nearest"``.
+    coef_rounding : str
+        Host rounding of c to the register grid: ``"stochastic"`` (default) or ``"nearest"``.
+    pool_correct : bool
+        ``pregen`` with a runtime scale: load the scale digits that give the pool unit mean square
+        (alpha = sqrt(N / sum u^2), the adaptive scaler's pool correction) after the fill.
+    """
+
+    kind = "engine"
+
+    def __init__(self, n_params, cfg, engine="batched", rounding="stochastic",
+                 coef_rounding="stochastic", pool_correct=True):
+        super().__init__(n_params)
+        if not isinstance(cfg, EngineConfig):
+            raise TypeError(f"Configuration must be an EngineConfig, not {cfg!r}")
+        if cfg.depth < self.n_params:
+            raise ValueError(f"Engine depth {cfg.depth} cannot hold {self.n_params} parameters")
+        if engine not in ENGINES:
+            raise ValueError(f"Engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+        if rounding not in ROUNDINGS:
+            raise ValueError(f"Rounding must be one of {', '.join(ROUNDINGS)}, not {rounding!r}")
+        if rounding == "stochastic" and not cfg.stochastic:
+            raise ValueError("Stochastic rounding needs an engine built with stochastic=True")
+        if coef_rounding not in ROUNDINGS:
+            raise ValueError(f"Coefficient rounding must be one of {', '.join(ROUNDINGS)}, "
+                             f"not {coef_rounding!r}")
+        self.cfg = cfg
+        self.engine = engine
+        self.name = "pezo-sim" if engine == "amaranth" else "pezo"
+        self.rounding, self.coef_rounding = rounding, coef_rounding
+        self.pool_correct = pool_correct
+        transport = BatchedGoldenTransport(cfg) if engine == "batched" else engine
+        self.eng = EngineClient(cfg, transport)
+        self.reuse = cfg.generator.reuse
+        self._c_scale = 2.0 ** cfg.coef_frac
+        self._c_max = (1 << (cfg.coef_bits - 1)) - 1
+        fmt = self.eng.w_format
+        self._w_lo = fmt.min_int / 2.0 ** fmt.frac_bits
+        self._w_hi = fmt.max_int / 2.0 ** fmt.frac_bits
+        self.pool_seed = None
+        self._next_offset = None
+
+    def describe(self):
+        g = self.cfg.generator
+        s = f"{self.name} {g.reuse}"
+        if g.reuse == "pregen":
+            s += f" N={g.pool_size}"
+        if g.reuse == "onthefly":
+            s += f" n={g.lanes}"
+        bank = "shared bank" if g.shared else "independent lanes"
+        return f"{s} {g.step} {bank} m={self.cfg.lanes} Q{self.cfg.w_int}.{self.cfg.w_frac}"
+
+    def reset(self, theta0, run_seed=0):
+        self.set_params(theta0)
+        self.eng.set_rounding(self.rounding)
+        self._next_offset = None
+        if self.reuse == "pregen":
+            self.pool_seed = derive_seed(run_seed, 0x9001, bits=self.cfg.generator.seed_width)
+            self.eng.load_seed(self.pool_seed)
+            if self.pool_correct and self.cfg.generator.scale == "runtime":
+                g = self.cfg.generator
+                pool = pool_of(g, self.pool_seed)
+                sumsq = int(np.sum(pool * pool))
+                try:
+                    digits = smodel.csd_digits(smodel.pool_alpha(sumsq, g.pool_size), g)
+                except ValueError:       # the pool's alpha is outside the runtime window
+                    digits = None
+                if digits:
+                    self.eng.set_scale_digits(digits)
+                    self.stats["pool_alpha"] = smodel.realised_alpha(digits) / g.alpha0
+        self.eng.clear()
+
+    def set_mu(self, mu):
+        v = self.eng.set_mu(mu)
+        if v <= 0:
+            raise ValueError(f"mu {mu!r} rounds to {v} in the coefficient register (resolution "
+                             f"2^-{self.cfg.coef_frac}); use a larger mu")
+        self.mu = v / self._c_scale
+        return self.mu
+
+    def prefetch(self, seeds):
+        t = self.eng.transport
+        if self.reuse != "pregen" and hasattr(t, "prefetch"):
+            t.prefetch(seeds)
+
+    def begin(self, seed):
+        if self.reuse == "pregen":
+            # Query k of the run reads the pool from word k*d/m (mod N/m): the position after the
+            # previous query's passes, carried over across steps whatever updates were skipped.
+            o = self.eng.offset if self._next_offset is None else self._next_offset
+            self._next_offset = (o + self.cfg.words) % self.cfg.generator.pool_words
+            return Query(seed, o)
+        return Query(seed)
+
+    def _replay(self, query):
+        if query.offset is not None:
+            self.eng.set_offset(query.offset)
+        else:
+            self.eng.load_seed(query.seed)
+
+    def perturb(self, query, sign):
+        _check_sign(sign)
+        self._replay(query)
+        self.eng.perturb(sign)
+        self._check_saturation()
+
+    def quantise_coef(self, coef: float, seed=0) -> int:
+        """c as the register integer: clipped to the range, rounded to the grid (stochastically
+        with an RNG seeded by ``seed`` unless ``coef_rounding="nearest"``)."""
+        x = float(coef) * self._c_scale
+        if not math.isfinite(x):
+            raise ValueError(f"Update coefficient must be finite, not {coef!r}")
+        if abs(x) > self._c_max:
+            self.stats["coef_clipped"] += 1
+            x = math.copysign(self._c_max, x)
+        if self.coef_rounding == "nearest":
+            return int(np.rint(x))
+        lo = math.floor(x)
+        frac = x - lo
+        if frac == 0.0:
+            return int(lo)
+        u = splitmix64((int(seed) << 8) ^ 0xC0EF) / 2.0 ** 64     # uniform in [0, 1)
+        return int(lo + (u < frac))
+
+    def update(self, query, coef):
+        v = self.quantise_coef(coef, query.seed)
+        if v == 0:
+            self.stats["coef_zero"] += 1
+            return 0.0
+        self._replay(query)
+        self.eng.update_int(v)
+        self._check_saturation()
+        return v / self._c_scale
+
+    def _check_saturation(self):
+        if self.eng.status()["saturated"]:
+            self.stats["saturated_passes"] += 1
+            self.eng.clear()
+
+    def params(self):
+        return self.eng.read_weights()[:self.n_params]
+
+    def set_params(self, theta):
+        theta = np.asarray(theta, dtype=np.float64)[:self.n_params]
+        full = np.zeros(self.cfg.depth)
+        clipped = np.clip(theta, self._w_lo, self._w_hi)
+        n_clipped = int(np.count_nonzero(clipped != theta))
+        if n_clipped:
+            self.stats["write_clipped"] += n_clipped
+        full[:self.n_params] = clipped
+        if self.n_params < self.cfg.depth:      # keep the padding words as they are
+            full[self.n_params:] = self.eng.read_weights()[self.n_params:]
+        self.eng.write_weights(full)
+
+    def decay(self, factor, seed=0):
+        """Read the weights, scale by ``factor``, round stochastically to the weight grid (an RNG
+        seeded by ``seed``; nearest rounding would erase a decay below half an LSB) and write
+        them back: one READ and one WRITE of d/m words."""
+        w = self.eng.read_weights(raw=True).astype(np.float64)
+        x = w * float(factor)
+        lo = np.floor(x)
+        r = np.random.default_rng([int(seed), 0xDECA]).random(x.shape)
+        self.eng.write_weights((lo + (r < x - lo)).astype(np.int64), raw=True)
+
+    def close(self):
+        self.eng.transport.close()
+
+
+def make_source(name, n_params, *, lanes=4, reuse="none", pool_size=None, stepping="leap",
+                generators=None, weight_format="Q4.12", coef_bits=16, coef_frac=20,
+                rounding="stochastic", coef_rounding="stochastic", engine=None,
+                pool_correct=True, shared=False, state_bits=32) -> PerturbSource:
+    """A perturbation source by name (one of :data:`SOURCES`); engine options apply to ``pezo``
+    and ``pezo-sim`` only. ``engine`` overrides the transport of ``pezo`` (``"batched"`` by
+    default, or ``"golden"``)."""
+    if name not in SOURCES:
+        raise ValueError(f"Source must be one of {', '.join(SOURCES)}, not {name!r}")
+    if name in FLOAT_SOURCES:
+        return FloatSource(n_params, name)
+    if reuse == "pregen" and pool_size is None:
+        pool_size = 1024
+    cfg = engine_config(n_params, lanes, reuse, pool_size, stepping, generators, weight_format,
+                        coef_bits, coef_frac, stochastic=rounding == "stochastic", shared=shared,
+                        state_bits=state_bits)
+    if name == "pezo-sim":
+        engine = "amaranth"
+    elif engine is None:
+        engine = "batched"
+    elif engine == "amaranth":
+        raise ValueError("Source 'pezo' runs the golden model; use source 'pezo-sim' for the "
+                         "Amaranth simulator")
+    return EngineSource(n_params, cfg, engine, rounding, coef_rounding, pool_correct)
+
+
+# The batched golden transport ---------------------------------------------------------------------
+
+def _extract_rows(words, positions, width):
+    """:func:`pezo.sim.lfsr.extract` for every row of ``words`` (2-D) at once."""
+    idx = positions >> 6
+    sh = (positions & 63).astype(np.uint64)
+    lo = words[:, idx] >> sh
+    hi = (words[:, idx + 1] << np.uint64(1)) << (np.uint64(63) - sh)
+    v = lo | hi
+    if width == 64:
+        return v.astype(np.int64)
+    v = (v & np.uint64((1 << width) - 1)).astype(np.int64)
+    sign = np.int64(1 << (width - 1))
+    return (v ^ sign) - sign
+
+
+_BASIS = {}
+_CONSTS = {}
+
+
+def _lane_constants(k, lanes):
+    key = (k, lanes)
+    if key not in _CONSTS:
+        _CONSTS[key] = lane_constants(k, lanes)
+    return _CONSTS[key]
+
+
+def _linear_sequence_words(k, states, nbits):
+    """:func:`pezo.sim.lfsr.sequence_words` for many start states at once, by linearity: the
+    sequence of a state is the XOR of the sequences of its set bits (k basis sequences, computed
+    once per (k, length) and kept)."""
+    nwords = -(-max(int(nbits), 1) // 64) + 1
+    basis = _BASIS.get((k, nwords))
+    if basis is None:
+        basis = sequence_words(k, [1 << i for i in range(k)], nbits)[:, :nwords]
+        _BASIS[(k, nwords)] = basis
+        while len(_BASIS) > 16:
+            _BASIS.pop(next(iter(_BASIS)))
+    out = np.zeros((len(states), nwords), dtype=np.uint64)
+    if k <= 64:
+        st = np.array(states, dtype=np.uint64)
+        for i in range(k):
+            sel = ((st >> np.uint64(i)) & np.uint64(1)).astype(bool)
+            out[sel] ^= basis[i]
+    else:
+        for i in range(k):
+            sel = np.array([(s >> i) & 1 for s in states], dtype=bool)
+            out[sel] ^= basis[i]
+    return out
+
+
+def bank_first_cycles(cfg, seeds, cycles, rotate=False) -> np.ndarray:
+    """The first ``cycles`` outputs of the uniform bank for each of ``seeds``:
+    (len(seeds), cycles, lanes) int64, equal to ``BankModel(cfg, seed, rotate).next(cycles)``.
+    One vectorised LFSR run covers every seed's generators (the stream definition of
+    :mod:`pezo.sim.bank`)."""
+    gens, step, offsets = bank_geometry(cfg)
+    k, w, n = cfg.state_bits, cfg.width, cfg.lanes
+    consts = _lane_constants(k, gens)
+    states = []
+    for s in seeds:     # lane_states(s, k, gens, seed_width), with the constants computed once
+        f = (fold_seed(int(s), k - 1, cfg.seed_width) << 1) | 1
+        states += [f ^ c for c in consts]
+    nbits = (cycles - 1) * step + max(offsets) + w
+    words = _linear_sequence_words(k, states, nbits)
+    words = words.reshape(len(seeds), gens, words.shape[1])
+    pos = np.arange(cycles, dtype=np.int64) * step
+    out = np.empty((len(seeds), cycles, n), dtype=np.int64)
+    for lane in range(n):
+        g = 0 if cfg.shared else lane
+        out[:, :, lane] = _extract_rows(words[:, g, :], pos + offsets[lane], w)
+    if rotate and n > 1:
+        perm = (np.arange(n)[None, :] + np.arange(cycles)[:, None]) % n
+        out = np.take_along_axis(out, np.broadcast_to(perm, out.shape), axis=2)
+    return out
+
+
+_POOLS = collections.OrderedDict()
+
+
+def pool_of(cfg, seed) -> np.ndarray:
+    """The pregen pool after ``SEED seed``: (N/m, m) uniform integers, equal to
+    ``ReuseModel(cfg, seed).pool`` (pool[c*n + l] = bank number g[c, l])."""
+    key = (cfg, int(seed))
+    pool = _POOLS.get(key)
+    if pool is None:
+        bank = bank_first_cycles(cfg, [int(seed)], cfg.pool_size // cfg.lanes)[0]
+        pool = bank.reshape(cfg.pool_words, cfg.out_lanes)
+        pool.setflags(write=False)
+        _POOLS[key] = pool
+        while len(_POOLS) > 4:
+            _POOLS.popitem(last=False)
+    return pool
+
+
+class _SeedStreams:
+    """The first ``beats`` beats of (bank or reuse) output after each seed, computed for many
+    seeds per LFSR run and kept in an LRU cache."""
+
+    ROWS = 256          # generators per vectorised run (cost grows past this)
+    CACHE = 1024
+
+    def __init__(self, cfg, beats, onthefly=False):
+        self.cfg, self.beats, self.onthefly = cfg, int(beats), onthefly
+        gens = bank_geometry(cfg)[0]
+        self.batch = max(1, self.ROWS // gens)
+        self.cache = collections.OrderedDict()
+        self.pending = collections.deque()
+
+    def hint(self, seeds):
+        self.pending.extend(int(s) for s in seeds)
+
+    def first(self, seed):
+        seed = int(seed)
+        hit = self.cache.get(seed)
+        if hit is not None:
+            self.cache.move_to_end(seed)
+            return hit
+        batch = [seed]
+        while self.pending and len(batch) < self.batch:
+            s = self.pending.popleft()
+            if s not in self.cache and s not in batch:
+                batch.append(s)
+        out = bank_first_cycles(self.cfg, batch, self.beats, rotate=self.onthefly)
+        for s, block in zip(batch, out):
+            if self.onthefly:
+                block = np.tile(block, (1, self.onthefly))
+            self.cache[s] = block
+        while len(self.cache) > self.CACHE:
+            self.cache.popitem(last=False)
+        return self.cache[seed]
+
+
+class _FastGenerator:
+    """Stands in for :class:`pezo.sim.generator.GeneratorModel` inside the engine model: the same
+    controls and stream, with the first pass after a seed served from :class:`_SeedStreams` and
+    anything else from a real :class:`~pezo.sim.reuse.ReuseModel` (exact in every case)."""
+
+    def __init__(self, cfg, streams, seed=0):
+        self.cfg = cfg
+        self.streams = streams
+        self.digits = list(smodel.default_digits(cfg))
+        self.saturated = False
+        self._zcache = collections.OrderedDict()
+        self.load_seed(seed)
+
+    def load_seed(self, seed):
+        self.seed, self.pos, self._fallback = int(seed), 0, None
+        self._offset = 0
+        if self.cfg.reuse == "pregen":
+            self._pool = pool_of(self.cfg, self.seed)
+
+    def set_digits(self, digits):
+        self.digits = list(digits)
+
+    @property
+    def offset(self):
+        return self._offset if self.cfg.reuse == "pregen" else 0
+
+    def set_offset(self, word):
+        words = self.cfg.pool_words
+        if not 0 <= word < words:
+            raise ValueError(f"Pool offset must be a word index in 0..{words - 1}, not {word!r}")
+        self._offset = int(word)
+
+    def next_uniform(self, beats):
+        cfg = self.cfg
+        if cfg.reuse == "pregen":
+            idx = (self._offset + np.arange(beats)) % cfg.pool_words
+            self._offset = int((self._offset + beats) % cfg.pool_words)
+            return self._pool[idx]
+        if self._fallback is None and self.pos + beats <= self.streams.beats:
+            u = self.streams.first(self.seed)[self.pos:self.pos + beats]
+        else:
+            if self._fallback is None:
+                self._fallback = ReuseModel(cfg, self.seed)
+                if self.pos:
+                    self._fallback.next(self.pos)
+            u = self._fallback.next(beats)
+        self.pos += beats
+        return u
+
+    def next(self, beats):
+        beats = int(beats)
+        if self.cfg.reuse == "pregen":
+            # z = scale(pool)[index]: scale the pool once per (seed, digits); exact whenever no
+            # pool value saturates (else every pass scales its own values, as the model does).
+            key = ("pool", self.seed, tuple(self.digits))
+            hit = self._zcache.get(key)
+            if hit is None:
+                hit = smodel.scale_values(self._pool, self.digits, self.cfg)
+                self._zcache[key] = hit
+                while len(self._zcache) > 8:
+                    self._zcache.popitem(last=False)
+            if not hit[1]:
+                idx = (self._offset + np.arange(beats)) % self.cfg.pool_words
+                self._offset = int((self._offset + beats) % self.cfg.pool_words)
+                return hit[0][idx]
+        key = None
+        if self.cfg.reuse != "pregen" and self._fallback is None and self.pos == 0 \
+                and beats == self.streams.beats:
+            # The first pass after a seed: its z is what every pass of a MeZO query uses.
+            key = (self.seed, tuple(self.digits))
+            hit = self._zcache.get(key)
+            if hit is not None:
+                self.pos = beats
+                self.saturated |= hit[1]
+                return hit[0]
+        z, sat = smodel.scale_values(self.next_uniform(beats), self.digits, self.cfg)
+        self.saturated |= sat
+        if key is not None:
+            self._zcache[key] = (z, sat)
+            while len(self._zcache) > 8:
+                self._zcache.popitem(last=False)
+        return z
+
+
+class _FastBank:
+    """Stands in for the stochastic-rounding :class:`~pezo.sim.bank.BankModel` after a SEED."""
+
+    AHEAD = 64          # passes read ahead from the real bank at a time (one call, sliced)
+
+    def __init__(self, streams, seed):
+        self.streams, self.seed, self.pos, self._fallback = streams, int(seed), 0, None
+        self._buf = None
+
+    def next(self, cycles):
+        if self._fallback is None and self.pos + cycles <= self.streams.beats:
+            out = self.streams.first(self.seed)[self.pos:self.pos + cycles]
+        else:
+            if self._fallback is None:
+                self._fallback = BankModel(self.streams.cfg, self.seed)
+                if self.pos:
+                    self._fallback.next(self.pos)
+                self._buf = self._fallback.next(0)
+            if len(self._buf) < cycles:
+                more = self._fallback.next(max(cycles, self.AHEAD * self.streams.beats))
+                self._buf = np.concatenate([self._buf, more])
+            out, self._buf = self._buf[:cycles], self._buf[cycles:]
+        self.pos += cycles
+        return out
+
+
+class _FastEngineModel(EngineModel):
+    """:class:`~pezo.sim.engine.EngineModel` with the batched generator front end; commands,
+    MAC, scaler and status are the golden model's own code."""
+
+    def __init__(self, cfg, gen_streams, round_streams):
+        super().__init__(cfg)
+        self._round_streams = round_streams
+        self.gen = _FastGenerator(cfg.generator, gen_streams, 0)
+
+    def execute(self, op, arg=0, wdata=None):
+        g = self.cfg.generator
+        a = int(arg) & ((1 << 64) - 1)
+        if op == Op.SEED and not a >> g.seed_width:
+            self.gen.load_seed(a)
+            self.rbank = _FastBank(self._round_streams, rounding_seed(a, g.seed_width))
+            return None
+        return super().execute(op, arg, wdata)
+
+
+class BatchedGoldenTransport(GoldenTransport):
+    """The golden engine model with a batched, cached generator front end (bit-exact with
+    :class:`~pezo.host.engine.GoldenTransport`, much faster when every pass follows a SEED).
+    :meth:`prefetch` announces upcoming seeds so their first passes are computed together."""
+
+    name = "golden-batched"
+
+    def __init__(self, cfg):
+        from pezo.sim.mac import rounding_config
+        self.cfg = cfg
+        g = cfg.generator
+        onthefly = g.out_lanes // g.lanes if g.reuse == "onthefly" else False
+        self.gen_streams = _SeedStreams(g, cfg.words, onthefly)
+        self.round_streams = _SeedStreams(rounding_config(cfg), cfg.words)
+        self.model = _FastEngineModel(cfg, self.gen_streams, self.round_streams)
+        self.cycles = 0
+
+    def prefetch(self, seeds):
+        seeds = [int(s) for s in seeds]
+        self.gen_streams.hint(seeds)
+        if self.cfg.stochastic and self.model.stochastic:
+            sw = self.cfg.generator.seed_width
+            self.round_streams.hint(rounding_seed(s, sw) for s in seeds)

@@ -1,0 +1,498 @@
+"""ZO-SGD on real data in the MeZO form, through a perturbation source (float, golden engine, or the
+simulated hardware): ``pezo train``.
+
+One step t (learning rate eta_t from the schedule, a minibatch B_t, q queries):
+
+    for i in 1..q:                       query seed s_{t,i} = derive_seed(run seed, 3, t, i)
+        pass 1  theta += mu*z_i          L+ = L(theta; B_t)       (host forward pass)
+        pass 2  theta -= 2*mu*z_i        L- = L(theta; B_t)
+        pass 3  theta += mu*z_i          (restores theta; bit-exact in the engine unless saturated)
+        g_i = (L+ - L-) / (2*mu)         (mu = the realised register value)
+    for i in 1..q:
+        pass 4  theta += c_i * z_i       c_i = -eta_t * g_i / q   (z_i regenerated, never stored)
+    weight decay (if any): theta *= (1 - eta_t * lambda)
+
+so the update is theta -= eta_t * (1/q) * sum_i g_i z_i: the q projected gradients are all taken at
+the same theta and averaged (MeZO's n > 1 form), then applied as q update passes, each replaying
+its own z_i. Weight decay is not an engine command: the host reads the weights, scales them and
+writes them back (for the engine, rounded stochastically to the weight grid), once per step.
+
+Minibatches are drawn without replacement from a per-epoch shuffle seeded by the run seed (the
+same for every source, so sources differ only in z). ``batch=0`` uses the full training set. The
+learning curve is evaluated every ``eval_every`` steps on the full train and validation splits;
+early stopping stops after ``patience`` evaluations without a better validation loss, and the best
+validation checkpoint is restored before the test evaluation (``restore_best``).
+
+Defaults (:data:`DEFAULTS`, chosen so the ``pezo`` source trains well on each data set with the
+default engine: Q4.12 weights, 16-bit coefficients scaled by 2^-20, stochastic rounding) are
+documented in ``docs/training.md``.
+"""
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pezo.host.data import DATASETS, load_dataset
+from pezo.host.models import ACTIVATIONS, MODELS, make_model
+from pezo.host.perturb import REUSES, ROUNDINGS, SOURCES, STEPPINGS, derive_seed, make_source
+
+__all__ = ["SCHEDULES", "DEFAULTS", "TrainConfig", "TrainResult", "train", "lr_at",
+           "auto_pool_size", "write_log", "plot_curves", "register", "cmd_train"]
+
+SCHEDULES = ("constant", "cosine", "step")
+
+# Per (dataset, model): steps, lr (eta), mu, batch. Chosen from a sweep on this project's machine
+# (gaussian and pezo sources, 3 seeds; docs/training.md): constant eta, the largest that does not
+# saturate the coefficient register more than a handful of times per run.
+DEFAULTS = {
+    ("digits", "logreg"): dict(steps=8000, lr=5e-3, mu=5e-3, batch=64),
+    ("digits", "mlp"): dict(steps=8000, lr=5e-3, mu=5e-3, batch=64),
+    ("breast_cancer", "logreg"): dict(steps=2000, lr=5e-3, mu=5e-3, batch=32),
+    ("breast_cancer", "mlp"): dict(steps=2000, lr=5e-3, mu=5e-3, batch=32),
+    ("wine", "logreg"): dict(steps=2000, lr=1e-2, mu=5e-3, batch=32),
+    ("wine", "mlp"): dict(steps=2000, lr=1e-2, mu=5e-3, batch=32),
+}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (``None``: the per-data-set default)."""
+
+    dataset: str = "digits"
+    model: str = "logreg"
+    hidden: int = 16
+    activation: str = "tanh"
+    source: str = "pezo"
+    reuse: str = "none"
+    pool_size: int | None = None
+    stepping: str = "leap"
+    lanes: int = 4
+    generators: int | None = None
+    shared: bool | None = None
+    state_bits: int = 32
+    weight_format: str = "Q4.12"
+    coef_bits: int = 16
+    coef_frac: int = 20
+    rounding: str = "stochastic"
+    coef_rounding: str = "stochastic"
+    engine: str | None = None
+    steps: int | None = None
+    seed: int = 0
+    lr: float | None = None
+    mu: float | None = None
+    q: int = 1
+    batch: int | None = None
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    patience: int = 0
+    eval_every: int | None = None
+    restore_best: bool = True
+
+    def resolved(self) -> "TrainConfig":
+        """A copy with the defaults filled in and every choice checked."""
+        c = dataclasses.replace(self)
+        for name, value, choices in (("Dataset", c.dataset, DATASETS), ("Model", c.model, MODELS),
+                                     ("Source", c.source, SOURCES), ("Reuse strategy", c.reuse,
+                                                                     REUSES),
+                                     ("Stepping mode", c.stepping, STEPPINGS),
+                                     ("Schedule", c.schedule, SCHEDULES),
+                                     ("Activation", c.activation, ACTIVATIONS),
+                                     ("Rounding", c.rounding, ROUNDINGS)):
+            if value not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+        d = DEFAULTS[(c.dataset, c.model)]
+        for k in ("steps", "lr", "mu", "batch"):
+            if getattr(c, k) is None:
+                setattr(c, k, d[k])
+        for name, v, lo in (("Step count (steps)", c.steps, 1), ("Query count (q)", c.q, 1),
+                            ("Batch size (batch)", c.batch, 0), ("Patience", c.patience, 0)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ValueError(f"{name} must be an integer >= {lo}, not {v!r}")
+        for name, v in (("Learning rate (lr)", c.lr), ("mu", c.mu)):
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be a positive number, not {v!r}")
+        if not (math.isfinite(c.weight_decay) and c.weight_decay >= 0):
+            raise ValueError(f"Weight decay must be a non-negative number, not {c.weight_decay!r}")
+        if c.eval_every is None:
+            c.eval_every = max(1, c.steps // 50)
+        if c.reuse == "pregen" and c.pool_size is None:
+            c.pool_size = auto_pool_size(c)
+        if c.reuse != "pregen":
+            c.pool_size = None
+        if c.shared is None:
+            # One shared LFSR feeds the lanes, except for onthefly (which needs independent
+            # generators): independent lanes seeded by the engine's rule are XOR-shifted copies
+            # of one another (docs/training.md), which costs accuracy.
+            c.shared = c.reuse != "onthefly"
+        return c
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class TrainResult:
+    config: dict
+    source: str
+    model: str
+    n_params: int
+    depth: int | None
+    mu: float
+    curve: list = field(default_factory=list)      # {step, batch_loss, train_loss, val_loss, ...}
+    test_loss: float = float("nan")
+    test_acc: float = float("nan")
+    val_loss: float = float("nan")
+    val_acc: float = float("nan")
+    train_loss: float = float("nan")
+    train_acc: float = float("nan")
+    initial_test_acc: float = float("nan")
+    best_step: int = 0
+    steps_run: int = 0
+    stopped_early: bool = False
+    forward_passes: int = 0          # training forward passes (2 per query per step, minibatch)
+    eval_passes: int = 0             # forward passes of the learning-curve evaluations
+    wall_time: float = 0.0
+    source_time: float = 0.0         # time inside the perturbation source (engine / RNG)
+    forward_time: float = 0.0        # time in the training forward passes
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.steps_run / self.wall_time if self.wall_time else float("nan")
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["steps_per_s"] = self.steps_per_s
+        return d
+
+
+def auto_pool_size(cfg) -> int:
+    """The default pregen pool: the smallest power of two >= 8 d (d the engine depth), at least
+    1024, rounded up to a multiple of the lane count m. The pool-size study (docs/parity.md) loses 10 accuracy points at N = 1.6 d and is within
+    about a point from N = 6 d on."""
+    from pezo.host.models import engine_depth
+    ds = load_dataset(cfg.dataset)
+    n = make_model(cfg.model, ds.n_features, ds.n_classes, cfg.hidden, cfg.activation).n_params
+    d = engine_depth(n, cfg.lanes)
+    pool = max(1024, 1 << (8 * d - 1).bit_length())
+    return -(-pool // cfg.lanes) * cfg.lanes       # a multiple of the lane count m
+
+
+def lr_at(schedule: str, lr: float, t: int, steps: int) -> float:
+    """eta_t: ``constant``; ``cosine`` from lr at t = 0 to 0 at t = steps; ``step`` multiplies by
+    0.1 at 50 % and again at 75 % of the steps."""
+    if schedule == "constant":
+        return lr
+    if schedule == "cosine":
+        return lr * 0.5 * (1.0 + math.cos(math.pi * t / steps))
+    if schedule == "step":
+        return lr * (0.1 ** ((t >= steps // 2) + (t >= (3 * steps) // 4)))
+    raise ValueError(f"Schedule must be one of {', '.join(SCHEDULES)}, not {schedule!r}")
+
+
+class _Batches:
+    """Minibatch indices: consecutive chunks of a per-epoch permutation (seeded)."""
+
+    def __init__(self, n, batch, seed):
+        self.n, self.batch = n, (batch if 0 < batch < n else n)
+        self.rng = np.random.default_rng(seed)
+        self.perm, self.at = None, n
+
+    def next(self):
+        if self.batch == self.n:
+            return None
+        if self.at + self.batch > self.n:
+            self.perm, self.at = self.rng.permutation(self.n), 0
+        idx = self.perm[self.at:self.at + self.batch]
+        self.at += self.batch
+        return idx
+
+
+PREFETCH = 64       # steps of seeds announced to the source at a time
+
+
+def train(config=None, *, progress=False, src=None, log=None, **overrides) -> TrainResult:
+    """Run ZO-SGD; ``config`` is a :class:`TrainConfig` (or None), ``overrides`` its fields.
+
+    ``src`` may be a ready :class:`~pezo.host.perturb.PerturbSource` (it must fit the model);
+    ``progress`` shows a rich progress bar; ``log`` is called with each learning-curve point.
+    The BLAS thread pool is limited to one thread while training: the forward passes are small
+    matrix products, for which extra threads only add synchronisation (several times slower on a
+    loaded 2-core machine).
+    """
+    cfg = dataclasses.replace(config or TrainConfig(), **overrides).resolved()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:                 # scikit-learn brings it; without it, run as is
+        return _train(cfg, progress, src, log)
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _train(cfg, progress, src, log)
+
+
+def _train(cfg, progress, src, log):
+    t_start = time.perf_counter()
+    ds = load_dataset(cfg.dataset)
+    model = make_model(cfg.model, ds.n_features, ds.n_classes, cfg.hidden, cfg.activation)
+    source = src
+    own = source is None
+    if own:
+        source = make_source(cfg.source, model.n_params, lanes=cfg.lanes, reuse=cfg.reuse,
+                             pool_size=cfg.pool_size, stepping=cfg.stepping,
+                             generators=cfg.generators, weight_format=cfg.weight_format,
+                             coef_bits=cfg.coef_bits, coef_frac=cfg.coef_frac,
+                             rounding=cfg.rounding, coef_rounding=cfg.coef_rounding,
+                             engine=cfg.engine, shared=cfg.shared, state_bits=cfg.state_bits)
+    theta0 = model.init(derive_seed(cfg.seed, 1))
+    source.reset(theta0, cfg.seed)
+    mu = source.set_mu(cfg.mu)
+    res = TrainResult(cfg.to_dict(), source.describe(), model.describe(), model.n_params,
+                      getattr(getattr(source, "cfg", None), "depth", None), mu)
+    res.initial_test_acc = model.accuracy(source.params(), ds.X_test, ds.y_test)
+    batches = _Batches(len(ds.y_train), cfg.batch, derive_seed(cfg.seed, 2))
+    best = (math.inf, None, 0)
+    bad = 0
+    recent = []
+    t_src = t_fwd = 0.0
+    bar = _progress(progress, cfg)
+    clock = time.perf_counter
+    try:
+        for t in range(cfg.steps):
+            if t % PREFETCH == 0:
+                source.prefetch([derive_seed(cfg.seed, 3, s, i) for s in
+                                 range(t, min(t + PREFETCH, cfg.steps)) for i in range(cfg.q)])
+            eta = lr_at(cfg.schedule, cfg.lr, t, cfg.steps)
+            idx = batches.next()
+            Xb, yb = (ds.X_train, ds.y_train) if idx is None else (ds.X_train[idx],
+                                                                   ds.y_train[idx])
+            grads = []
+            for i in range(cfg.q):
+                c0 = clock()
+                qy = source.begin(derive_seed(cfg.seed, 3, t, i))
+                source.perturb(qy, +1)
+                tp = source.params()
+                source.perturb(qy, -2)
+                tm = source.params()
+                source.perturb(qy, +1)
+                c1 = clock()
+                lp, lm = model.loss(np.stack([tp, tm]), Xb, yb)
+                t_fwd += clock() - c1
+                t_src += c1 - c0
+                grads.append((qy, (lp - lm) / (2.0 * mu)))
+                recent.append(0.5 * (lp + lm))
+            c0 = clock()
+            for qy, g in grads:
+                source.update(qy, -eta * g / cfg.q)
+            if cfg.weight_decay:
+                source.decay(1.0 - eta * cfg.weight_decay, derive_seed(cfg.seed, 4, t))
+            t_src += clock() - c0
+            res.forward_passes += 2 * cfg.q
+            res.steps_run = t + 1
+            last = t + 1 == cfg.steps
+            if (t + 1) % cfg.eval_every == 0 or last:
+                theta = source.params()
+                tr_loss, tr_acc = model.evaluate(theta, ds.X_train, ds.y_train)
+                va_loss, va_acc = model.evaluate(theta, ds.X_val, ds.y_val)
+                res.eval_passes += 2
+                point = {"step": t + 1, "batch_loss": float(np.mean(recent)),
+                         "train_loss": tr_loss, "train_acc": tr_acc, "val_loss": va_loss,
+                         "val_acc": va_acc, "lr": eta}
+                recent = []
+                res.curve.append(point)
+                if log:
+                    log(point)
+                if va_loss < best[0] - 1e-9:
+                    best, bad = (va_loss, theta, t + 1), 0
+                else:
+                    bad += 1
+                if bar:
+                    bar[0].update(bar[1], completed=t + 1,
+                                  info=f"val loss {va_loss:.3f} acc {va_acc:.3f}")
+                if cfg.patience and bad >= cfg.patience:
+                    res.stopped_early = not last
+                    break
+        if cfg.restore_best and best[1] is not None and best[2] != res.steps_run:
+            source.set_params(best[1])
+        res.best_step = best[2] if cfg.restore_best and best[1] is not None else res.steps_run
+        theta = source.params()
+        res.train_loss, res.train_acc = model.evaluate(theta, ds.X_train, ds.y_train)
+        res.val_loss, res.val_acc = model.evaluate(theta, ds.X_val, ds.y_val)
+        res.test_loss, res.test_acc = model.evaluate(theta, ds.X_test, ds.y_test)
+        res.stats = {k: (float(v) if isinstance(v, float) else int(v))
+                     for k, v in source.stats.items()}
+    finally:
+        if bar:
+            bar[0].stop()
+        if own:
+            source.close()
+    res.wall_time = time.perf_counter() - t_start
+    res.source_time, res.forward_time = t_src, t_fwd
+    return res
+
+
+def _progress(enabled, cfg):
+    if not enabled:
+        return None
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeRemainingColumn)
+    p = Progress(TextColumn(f"[bold]{cfg.source}[/] {cfg.dataset}/{cfg.model}"), BarColumn(),
+                 MofNCompleteColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
+    p.start()
+    return p, p.add_task("train", total=cfg.steps, info="")
+
+
+# Outputs ------------------------------------------------------------------------------------------
+
+def write_log(result, path):
+    """The run as JSON (config, learning curve, final figures, timing, engine statistics)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = result.to_dict() if isinstance(result, TrainResult) else result
+    path.write_text(json.dumps(data, indent=2, default=float) + "\n")
+    return path
+
+
+def plot_curves(results, path, title=None, labels=None):
+    """Learning curves (train loss and validation accuracy against step) of one or more runs,
+    as a PNG (matplotlib, Agg backend)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    if isinstance(results, (TrainResult, dict)):
+        results = [results]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for i, r in enumerate(results):
+        d = r.to_dict() if isinstance(r, TrainResult) else r
+        steps = [p["step"] for p in d["curve"]]
+        label = labels[i] if labels else d["source"]
+        a.plot(steps, [p["train_loss"] for p in d["curve"]], label=label)
+        b.plot(steps, [p["val_acc"] for p in d["curve"]], label=label)
+    a.set_xlabel("step")
+    a.set_ylabel("train loss (full split)")
+    b.set_xlabel("step")
+    b.set_ylabel("validation accuracy")
+    a.grid(alpha=0.3)
+    b.grid(alpha=0.3)
+    b.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# CLI ----------------------------------------------------------------------------------------------
+
+def _positive_int(text):
+    import argparse
+    try:
+        v = int(text, 0)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
+    return v
+
+
+def register(subparsers):
+    """Add the ``train`` command to an argparse sub-parser set (``pezo train``)."""
+    t = subparsers.add_parser("train", help="ZO-SGD (MeZO form) on a real data set through a "
+                              "perturbation source: float Gaussian/uniform, the golden engine "
+                              "(pezo) or the simulated hardware (pezo-sim)")
+    t.add_argument("--dataset", default="digits", choices=DATASETS, help="data set (default "
+                   "digits; breast_cancer, wine)")
+    t.add_argument("--model", default="logreg", choices=MODELS,
+                   help="logreg (multinomial logistic regression, default) or mlp")
+    t.add_argument("--hidden", type=int, default=16, help="mlp hidden units (default 16)")
+    t.add_argument("--activation", default="tanh", choices=ACTIVATIONS, help="mlp activation")
+    t.add_argument("--source", default="pezo", choices=SOURCES,
+                   help="perturbations: gaussian, uniform (float baselines), pezo (golden engine, "
+                        "default), pezo-sim (hardware in the Amaranth simulator: slow)")
+    t.add_argument("--reuse", default="none", choices=REUSES, help="engine reuse strategy")
+    t.add_argument("--pool-size", type=_positive_int, default=None,
+                   help="pregen pool size N (default: the power of two >= 8 x engine depth, "
+                        "at least 1024)")
+    t.add_argument("--stepping", default="leap", choices=STEPPINGS, help="LFSR stepping mode")
+    t.add_argument("--lanes", type=_positive_int, default=4,
+                   help="engine lanes m, weights per cycle (default 4)")
+    t.add_argument("--generators", type=_positive_int, default=None,
+                   help="uniform generators n (default m; m/2 for onthefly)")
+    t.add_argument("--bank", default="auto", choices=("auto", "shared", "independent"),
+                   help="uniform bank: one shared LFSR for all lanes, or one per lane (default "
+                        "auto: shared, independent for onthefly)")
+    t.add_argument("--state-bits", type=_positive_int, default=32,
+                   help="LFSR state bits k (default 32)")
+    t.add_argument("--weight-format", default="Q4.12", help="engine weight format (default Q4.12)")
+    t.add_argument("--rounding", default="stochastic", choices=ROUNDINGS,
+                   help="update-pass rounding of c*z (default stochastic)")
+    t.add_argument("--steps", type=_positive_int, default=None, help="ZO steps (default: per "
+                   "data set)")
+    t.add_argument("--seed", type=lambda x: int(x, 0), default=0, help="run seed (default 0)")
+    t.add_argument("--lr", type=float, default=None,
+                   help="learning rate eta (default per data set)")
+    t.add_argument("--mu", type=float, default=None, help="perturbation scale mu (default per "
+                   "data set)")
+    t.add_argument("--q", type=_positive_int, default=1, help="queries per step (default 1)")
+    t.add_argument("--batch", type=int, default=None, help="minibatch size, 0 = full batch "
+                   "(default per data set)")
+    t.add_argument("--weight-decay", type=float, default=0.0, help="weight decay lambda")
+    t.add_argument("--schedule", default="constant", choices=SCHEDULES,
+                   help="learning-rate schedule (default constant)")
+    t.add_argument("--patience", type=int, default=0, help="early stopping after this many "
+                   "evaluations without a better validation loss (0: off)")
+    t.add_argument("--eval-every", type=_positive_int, default=None,
+                   help="steps between learning-curve evaluations (default steps/50)")
+    t.add_argument("--out", "-o", metavar="DIR", default=None,
+                   help="write log.json and curve.png into DIR")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+    return t
+
+
+def config_from_args(args) -> TrainConfig:
+    return TrainConfig(dataset=args.dataset, model=args.model, hidden=args.hidden,
+                       activation=args.activation, source=args.source, reuse=args.reuse,
+                       pool_size=args.pool_size, stepping=args.stepping, lanes=args.lanes,
+                       generators=args.generators, weight_format=args.weight_format,
+                       shared={"auto": None, "shared": True, "independent": False}[args.bank],
+                       state_bits=args.state_bits,
+                       rounding=args.rounding, steps=args.steps, seed=args.seed, lr=args.lr,
+                       mu=args.mu, q=args.q, batch=args.batch, weight_decay=args.weight_decay,
+                       schedule=args.schedule, patience=args.patience,
+                       eval_every=args.eval_every)
+
+
+def summary(res: TrainResult) -> str:
+    c = res.config
+    lines = [f"{res.source} on {c['dataset']} / {res.model} ({res.n_params} parameters"
+             + (f", engine depth {res.depth}" if res.depth else "") + ")",
+             f"  steps {res.steps_run}" + (" (early stop)" if res.stopped_early else "")
+             + f", best validation step {res.best_step}, mu {res.mu:.6g}, lr {c['lr']:g}, "
+             f"q {c['q']}, batch {c['batch']}",
+             f"  test accuracy {res.test_acc:.4f} (start {res.initial_test_acc:.4f}), test loss "
+             f"{res.test_loss:.4f}; validation {res.val_acc:.4f} / {res.val_loss:.4f}",
+             f"  forward passes {res.forward_passes:,} (+{res.eval_passes} evaluation), wall "
+             f"{res.wall_time:.2f} s, {res.steps_per_s:.1f} steps/s (source "
+             f"{res.source_time:.2f} s, "             f"forward {res.forward_time:.2f} s)"]
+    if res.stats:
+        lines.append("  " + ", ".join(f"{k} {v:g}" for k, v in sorted(res.stats.items())))
+    return "\n".join(lines)
+
+
+def cmd_train(args):
+    cfg = config_from_args(args)
+    res = train(cfg, progress=not args.no_progress)
+    print(summary(res))
+    if args.out:
+        out = Path(args.out)
+        write_log(res, out / "log.json")
+        plot_curves(res, out / "curve.png", title=f"{res.source}: {cfg.dataset} / {res.model}")
+        print(f"written {out / 'log.json'}, {out / 'curve.png'}")
+    return 0
