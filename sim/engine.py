@@ -8,7 +8,8 @@ code   command     argument and effect
 =====  ==========  ============================================================================
 0      NOP         none
 1      SEED        master seed: reload the generator (and refill a pregen pool) and the rounding
-                   bank (seeded with seed XOR the golden-ratio constant; reset = seed 0 in both)
+                   bank (seeded with seed XOR the golden-ratio constant; after reset both
+                   banks hold seed 0, so reset is SEED 0 for the generator only)
 2      MU          mu, a signed coef_bits integer (arg must be its sign extension)
 3      PERTURB     0: w += p, 1: w -= 2p, with p = round_half_even(mu * z); one pass over all d
 4      UPDATE      c = -eta*g (signed coef_bits): w += round(c * z), nearest-even or stochastic
@@ -83,7 +84,7 @@ class EngineModel:
         self.weights = np.zeros(cfg.depth, dtype=np.int64)
         self.gen = GeneratorModel(g, 0)
         self._round_cfg = rounding_config(cfg)
-        self.rbank = BankModel(self._round_cfg, 0)   # reset: both banks as if seed 0 was loaded
+        self.rbank = BankModel(self._round_cfg, 0)   # reset: both banks hold seed 0 (SEED 0 gives the rounding bank 0 ^ golden)
         self.mu = 0
         self.stochastic = False
         self.error = False
