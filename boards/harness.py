@@ -29,8 +29,9 @@ __all__ = ["BlockHarness", "PassThrough"]
 
 
 class PassThrough(wiring.Component):
-    """``o.payload`` = ``seed`` bits (repeated/truncated to ``bits``), ``o.valid`` = 1: a block
-    with ports and no logic, the harness-only reference design."""
+    """``o.payload`` = ``seed`` bits (copies rotated by 0, 1, 2... bits, truncated to
+    ``lanes * width``), ``o.valid`` = 1: a block with ports and no logic, the harness-only
+    reference design."""
 
     def __init__(self, lanes, width, seed_width=64):
         self._bits = lanes * width
@@ -44,7 +45,10 @@ class PassThrough(wiring.Component):
         m = Module()
         sw = len(self.seed)
         reps = -(-self._bits // sw)
-        m.d.comb += [Value.cast(self.o.payload).eq(Cat(*[self.seed] * reps)[:self._bits]),
+        # Copy r of the seed is rotated by r bits, so no seed bit meets itself in the harness's
+        # XOR fold (plain copies 32 bits apart would cancel and the fold would become constant).
+        copies = [self.seed.rotate_left(r) for r in range(reps)]
+        m.d.comb += [Value.cast(self.o.payload).eq(Cat(*copies)[:self._bits]),
                      self.o.valid.eq(1)]
         return m
 

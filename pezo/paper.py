@@ -1,8 +1,8 @@
 """``pezo compare --paper`` / ``make compare``: the comparison the PeZO paper made, reproduced.
 
-At equal output width (16-bit values, Q4.12) and equal numbers per cycle (4), the Gaussian
-baselines (CLT with k = 4/8/12 uniforms, fixed-point Box-Muller) and the PeZO variants (the
-uniform bank alone; the generator with ``pregen`` reuse, 1 generator filling a 1,024-value pool;
+At equal output width (16-bit values, Q4.12), equal numbers per cycle (4) and 64-bit master
+seeds, the Gaussian baselines (CLT with k = 4/8/12 uniforms, fixed-point Box-Muller) and the PeZO
+variants (the uniform bank alone; the generator with ``pregen`` reuse, 1 generator filling a 1,024-value pool;
 with ``onthefly`` reuse, 2 generators rotated across the 4 lanes) are each synthesised behind the
 same UART harness (:mod:`pezo.boards.harness`) for every board asked (iCE40 UP5K and an ECP5 by
 default), with the activity-based power estimate (:mod:`pezo.power`, iCE40 only).
@@ -30,7 +30,7 @@ OUT_LANES, Z_INT, Z_FRAC = 4, 4, 12   # 16-bit values; Q4.12 holds the 4-sigma t
 
 def _gen(**kw):
     from pezo.config import GeneratorConfig
-    base = dict(width=16, z_int=Z_INT, z_frac=Z_FRAC, scale="fixed", seed_width=32)
+    base = dict(width=16, z_int=Z_INT, z_frac=Z_FRAC, scale="fixed", seed_width=64)
     base.update(kw)
     return GeneratorConfig(**base)
 

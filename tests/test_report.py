@@ -115,3 +115,28 @@ def test_module_totals_and_subtree_compare():
     assert res["lut4"]["a"] == 100 and res["lut4"]["b"] == 60
     with pytest.raises(ValueError, match=r"nope"):
         R.module_totals(B, "top.nope")
+
+
+def test_paper_table_reductions_and_cheapest_passing_baseline():
+    """Reductions are (PeZO - baseline) / baseline; the reference baseline is the cheapest one
+    (LUT4 + FF) among those that pass the statistical checks, not the cheapest overall."""
+    from pezo.paper import paper_table
+
+    def row(label, kind, lut, ff, dyn):
+        return {"board": "ice40", "label": label, "kind": kind, "design": label, "lut4": lut,
+                "ff": ff, "carry": 0, "bram": 0, "dsp": 0, "lc": lut, "fmax_mhz": 50.0,
+                "dynamic_mw": dyn, "total_mw": dyn + 2.5}
+
+    rows = [row("cheap", "baseline", 1000, 500, 10.0), row("good", "baseline", 2000, 1000, 20.0),
+            row("pezo", "pezo", 500, 450, 1.0)]
+    stats = {"cheap": (False, {}), "good": (True, {})}
+    res = paper_table(rows, stats)
+    red = {r["baseline"]: r for r in res["reductions"]}
+    assert red["good"]["lut4"] == pytest.approx(-75.0) and red["good"]["ff"] == pytest.approx(-55.0)
+    assert red["good"]["power"] == pytest.approx(-95.0) and red["good"]["cheapest_passing"]
+    assert red["cheap"]["lut4"] == pytest.approx(-50.0) and not red["cheap"]["cheapest_passing"]
+    line = next(ln for ln in res["markdown"].splitlines() if "good (cheapest passing)" in ln)
+    # Paper: -48.6 % LUT, -12.7 % FF, -86 % power: all three beaten against "good".
+    assert line.endswith("| yes / yes / yes |")
+    line = next(ln for ln in res["markdown"].splitlines() if "| cheap |" in ln and "pezo" in ln)
+    assert line.endswith("| yes / no / yes |")      # -50 / -10 / -90: FF -10 % misses -12.7 %
