@@ -61,7 +61,7 @@ from pezo.host.engine import EngineClient, GoldenTransport
 from pezo.sim import scaler as smodel
 from pezo.sim.bank import BankModel, bank_geometry
 from pezo.sim.engine import EngineModel, Op
-from pezo.sim.lfsr import fold_seed, lane_constants, sequence_words, splitmix64
+from pezo.sim.lfsr import lane_states, sequence_words, splitmix64
 from pezo.sim.mac import rounding_seed
 from pezo.sim.reuse import ReuseModel
 
@@ -465,14 +465,6 @@ def _extract_rows(words, positions, width):
 
 
 _BASIS = {}
-_CONSTS = {}
-
-
-def _lane_constants(k, lanes):
-    key = (k, lanes)
-    if key not in _CONSTS:
-        _CONSTS[key] = lane_constants(k, lanes)
-    return _CONSTS[key]
 
 
 def _linear_sequence_words(k, states, nbits):
@@ -506,11 +498,7 @@ def bank_first_cycles(cfg, seeds, cycles, rotate=False) -> np.ndarray:
     :mod:`pezo.sim.bank`)."""
     gens, step, offsets = bank_geometry(cfg)
     k, w, n = cfg.state_bits, cfg.width, cfg.lanes
-    consts = _lane_constants(k, gens)
-    states = []
-    for s in seeds:     # lane_states(s, k, gens, seed_width), with the constants computed once
-        f = (fold_seed(int(s), k - 1, cfg.seed_width) << 1) | 1
-        states += [f ^ c for c in consts]
+    states = [st for s in seeds for st in lane_states(int(s), k, gens, cfg.seed_width)]
     nbits = (cycles - 1) * step + max(offsets) + w
     words = _linear_sequence_words(k, states, nbits)
     words = words.reshape(len(seeds), gens, words.shape[1])

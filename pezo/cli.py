@@ -278,9 +278,11 @@ def _report_for(arg, args):
     if not p.exists():
         raise FileNotFoundError(f"{arg!r} does not exist; give a report.json, a build folder or "
                                 f"a configuration file")
-    data = json.loads(p.read_text()) if p.suffix == ".json" else None
-    if isinstance(data, dict) and "summary" in data and "board" in data:
-        return load_report(p)
+    if p.suffix == ".json":
+        try:
+            return load_report(p)
+        except ValueError:
+            pass            # JSON but not a report: a configuration file
     from pezo.boards.targets import get_board
     from pezo.config import load_engine_config
     from pezo.designs import design_name

@@ -26,6 +26,16 @@ class ConfigError(ValueError):
     """A configuration file or assignment could not be read."""
 
 
+def config_from_dict(cls, data: dict, what: str):
+    """``cls(**data)`` for a configuration dataclass, refusing keys it does not have."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"Unknown {what} parameter(s) {', '.join(unknown)}; "
+                          f"accepted: {', '.join(sorted(known))}")
+    return cls(**data)
+
+
 def _check_int(name, value, lo, hi=None, what=None):
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an integer, not {value!r}")
@@ -184,12 +194,7 @@ class GeneratorConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "GeneratorConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"Unknown generator parameter(s) {', '.join(unknown)}; "
-                              f"accepted: {', '.join(sorted(known))}")
-        return cls(**data)
+        return config_from_dict(cls, data, "generator")
 
     def name(self) -> str:
         """A short, file-name-safe identifier of this configuration."""

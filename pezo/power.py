@@ -380,14 +380,14 @@ def estimate_power(design, cfg, board, out, report=None, env=None, progress=prin
     (work / "core.ys").write_text(
         f"read_rtlil core.il\n{PRE_SYNTH}\nsynth_ice40{opts} -top core\n"
         # Short names for every net (Verilator trips over yosys's long generated ones, and does
-        # not trace names starting with "_"); the
-        # JSON and the Verilog carry the same names.
+        # not trace names starting with "_"); the JSON and the Verilog carry the same names.
         "rename -hide w:* c:*\nrename -enumerate -pattern n%\n"
         "write_verilog -noattr core_net.v\nwrite_json core_net.json\n")
     r = subprocess.run([env["YOSYS"], "-q", "-l", "core.log", "-s", "core.ys"], cwd=work, env=env,
                        capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"Power netlist synthesis failed; see {work / 'core.log'}")
+    netlist = json.loads((work / "core_net.json").read_text())
     if design == "engine":
         tb = _engine_tb(cfg, engine_steps)
         workload = (f"engine: SEED, MU, WRITE of {cfg.depth} random weights, then "
@@ -398,8 +398,7 @@ def estimate_power(design, cfg, board, out, report=None, env=None, progress=prin
         warm = 64
         if design == "generator" and gen.reuse == "pregen":
             warm += gen.pool_size // gen.lanes + 16
-        ports = set(json.loads((work / "core_net.json").read_text())["modules"]["core"]["ports"])
-        tb = _block_tb(cfg, dut, cycles, warm, ports)
+        tb = _block_tb(cfg, dut, cycles, warm, set(netlist["modules"]["core"]["ports"]))
         workload = (f"{design}: seed load, then streaming with o.ready high; window = {cycles} "
                     f"cycles after {warm} warm-up cycles")
     (work / "tb.v").write_text(tb)
@@ -414,8 +413,8 @@ def estimate_power(design, cfg, board, out, report=None, env=None, progress=prin
         (work / "verilator.log").write_text(r.stdout + r.stderr)
         raise RuntimeError(f"Verilator could not build the netlist testbench; see "
                            f"{work / 'verilator.log'}")
-    r = subprocess.run([str((work / "vobj" / "Vtb").resolve())], cwd=work, env=env, capture_output=True,
-                       text=True)
+    r = subprocess.run([str((work / "vobj" / "Vtb").resolve())], cwd=work, env=env,
+                       capture_output=True, text=True)
     times = dict(re.findall(r"(WINDOW_START|WINDOW_END) (\d+)", r.stdout))
     if r.returncode != 0 or len(times) != 2:
         raise RuntimeError(f"Netlist simulation failed:\n{(r.stdout + r.stderr)[-2000:]}")
@@ -423,7 +422,6 @@ def estimate_power(design, cfg, board, out, report=None, env=None, progress=prin
     period = 10_000  # 10 ns clock in ps (timescale 1ns/1ps)
     n_cycles = max(1, (t1 - t0) // period)
     toggles = parse_vcd_toggles(work / "power.vcd", t0, t1)
-    netlist = json.loads((work / "core_net.json").read_text())
     act, counts, unseen = _activity(netlist, toggles, n_cycles, period)
     (work / "power.vcd").unlink()
     shutil.rmtree(work / "vobj", ignore_errors=True)

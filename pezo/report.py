@@ -25,7 +25,7 @@ from pathlib import Path
 
 __all__ = ["COLUMNS", "RESOURCES", "load_report", "load_reports", "missing_fields", "flatten",
            "write_csv", "markdown_table", "plot", "aggregate", "module_totals", "compare",
-           "format_compare"]
+           "format_compare", "logic_cells", "first_clock"]
 
 #: The resource counts every report carries in ``summary`` (and every module in ``modules``),
 #: with their display names.
@@ -153,7 +153,7 @@ def missing_fields(report):
 
 # --- one row per report --------------------------------------------------------------------------
 
-def _logic_cells(report):
+def logic_cells(report):
     """(type, used, available, percent) of the logic-cell entry of the utilisation, or None."""
     util = report.get("utilization") or {}
     keys = [k for k in _LOGIC_CELLS if k in util]
@@ -169,7 +169,7 @@ def _logic_cells(report):
     return None
 
 
-def _first_clock(report):
+def first_clock(report):
     """(clock name, achieved MHz, constraint MHz) of the first clock, or None."""
     for name, f in (report.get("fmax") or {}).items():
         if isinstance(f, dict):
@@ -190,8 +190,8 @@ def flatten(report):
     ``TRELLIS_SLICE``, or any ``*_LC``/``*COMB*`` entry, otherwise); fmax is the first clock's.
     """
     s = report.get("summary") or {}
-    lc = _logic_cells(report) or (None, None, None, None)
-    clk = _first_clock(report) or (None, None, None)
+    lc = logic_cells(report) or (None, None, None, None)
+    clk = first_clock(report) or (None, None, None)
     p = _power(report)
     row = {"board": report.get("board"), "family": report.get("family"),
            "design": report.get("design"), "config_name": report.get("config_name"),
@@ -489,13 +489,13 @@ def _figures(m):
 def _design_resources(a, b, notes):
     sa, sb = a["summary"], b["summary"]
     res = [_entry(k, lbl, sa.get(k), sb.get(k)) for k, lbl in RESOURCES.items()]
-    la, lb = _logic_cells(a), _logic_cells(b)
+    la, lb = logic_cells(a), logic_cells(b)
     if la and lb:
         kind = la[0] if la[0] == lb[0] else f"{la[0]} / {lb[0]}"
         res.append(_entry("logic_cells", f"Logic cells ({kind})", la[1], lb[1]))
     elif la or lb:
         notes.append(f"Logic cells only in {'A' if la else 'B'}.")
-    ca, cb = _first_clock(a), _first_clock(b)
+    ca, cb = first_clock(a), first_clock(b)
     if ca and cb:
         clock = ca[0] if ca[0] == cb[0] else f"{ca[0]} / {cb[0]}"
         res.append(_entry("fmax_mhz", f"fmax {clock} (MHz)", ca[1], cb[1]))

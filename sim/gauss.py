@@ -80,7 +80,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from pezo.config import ConfigError, _check_choice, _check_int
+from pezo.config import _check_choice, _check_int, config_from_dict
 from pezo.fixed import rshift_round_even
 from pezo.sim.bank import BankModel
 
@@ -228,12 +228,7 @@ class GaussConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "GaussConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"Unknown Gaussian baseline parameter(s) {', '.join(unknown)}; "
-                              f"accepted: {', '.join(sorted(known))}")
-        return cls(**data)
+        return config_from_dict(cls, data, "Gaussian baseline")
 
     def name(self) -> str:
         """A short, file-name-safe identifier of this configuration."""
