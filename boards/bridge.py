@@ -92,80 +92,91 @@ class SerialBridge(wiring.Component):
         wfull = Signal()                       # WDATA: a whole beat is assembled
         rword = Signal(8 * beat_bytes)         # RDATA: the word taken from the engine
         rword_v = Signal()
+        rready = Signal()                      # RDATA: rdata.ready, a flip-flop (timing)
         is_w, is_r, is_q = Signal(), Signal(), Signal()    # the frame's opcode, decoded
 
-        with m.FSM():
-            with m.State("CMD"):
+        # One-hot state flags rather than an Amaranth FSM: every transition is then a few gates
+        # from flip-flops (yosys does not re-encode an FSM whose state register has an initial
+        # value, and the binary next-state logic was the design's critical path).
+        names = ("CMD", "ISSUE", "ROUTE0", "ROUTE", "WDATA", "RDATA", "WAIT", "STATUS")
+        st = {n: Signal(name=f"st_{n.lower()}", init=(n == "CMD")) for n in names}
+
+        def goto(src, dst):
+            m.d.sync += [st[src].eq(0), st[dst].eq(1)]
+
+        with m.If(st["CMD"]):
+            m.d.comb += self.i.ready.eq(1)
+            with m.If(self.i.valid):
+                m.d.sync += [frame.eq(Cat(frame[8:], self.i.payload)), nbytes.eq(nbytes + 1)]
+                with m.If(nbytes == 8):
+                    nxt = frame[8:16]      # the opcode byte once this last byte is in
+                    m.d.sync += [nbytes.eq(0), is_w.eq(nxt == Op.WRITE),
+                                 is_r.eq(nxt == Op.READ), is_q.eq(nxt == STATUS_QUERY)]
+                    goto("CMD", "ISSUE")
+        with m.If(st["ISSUE"]):
+            with m.If(is_q):
+                goto("ISSUE", "WAIT")
+            with m.Else():
+                m.d.comb += eng.cmd.valid.eq(1)
+                with m.If(eng.cmd.ready):
+                    goto("ISSUE", "ROUTE0")
+        with m.If(st["ROUTE0"]):
+            # The engine checks the command in the next cycle (busy is high from then on); the
+            # bridge sees the engine's handshake and busy signals through registers (timing),
+            # so it waits one more cycle before it looks at them.
+            goto("ROUTE0", "ROUTE")
+        with m.If(st["ROUTE"]):
+            # A WRITE or READ the engine takes shows as wdata.ready / rdata.valid, one it
+            # rejects as busy falling.
+            with m.If(is_w & wready_r):
+                m.d.sync += [left.eq(frame[40:40 + len(left)]), wn.eq(0), done.eq(0),
+                             wfull.eq(0)]
+                goto("ROUTE", "WDATA")
+            with m.Elif(is_r & rvalid_r):
+                m.d.sync += [left.eq(frame[40:40 + len(left)]), rn.eq(0), done.eq(0),
+                             rword_v.eq(0), rready.eq(1)]
+                goto("ROUTE", "RDATA")
+            with m.Elif(~busy_r | ~(is_w | is_r)):
+                goto("ROUTE", "WAIT")
+        with m.If(st["WDATA"]):
+            # wfull / rword_v / done are registers: the handshakes with the engine are decided
+            # from flip-flops only.
+            with m.If(done):
+                goto("WDATA", "WAIT")
+            with m.Elif(wfull):
+                m.d.comb += eng.wdata.valid.eq(1)
+                with m.If(eng.wdata.ready):
+                    m.d.sync += [wn.eq(0), wfull.eq(0), left.eq(left - 1), done.eq(left == 1)]
+            with m.Else():
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.valid):
-                    m.d.sync += [frame.eq(Cat(frame[8:], self.i.payload)), nbytes.eq(nbytes + 1)]
-                    with m.If(nbytes == 8):
-                        nxt = frame[8:16]      # the opcode byte once this last byte is in
-                        m.d.sync += [nbytes.eq(0), is_w.eq(nxt == Op.WRITE),
-                                     is_r.eq(nxt == Op.READ), is_q.eq(nxt == STATUS_QUERY)]
-                        m.next = "ISSUE"
-            with m.State("ISSUE"):
-                with m.If(is_q):
-                    m.next = "WAIT"
-                with m.Else():
-                    m.d.comb += eng.cmd.valid.eq(1)
-                    with m.If(eng.cmd.ready):
-                        m.next = "ROUTE0"
-            with m.State("ROUTE0"):
-                # The engine executes the command in the next cycle; the bridge sees the
-                # engine's handshake and busy signals through registers (timing), so it waits
-                # one more cycle before it looks at them.
-                m.next = "ROUTE"
-            with m.State("ROUTE"):
-                # A WRITE or READ the engine takes shows as wdata.ready / rdata.valid, one it
-                # rejects as busy falling.
-                with m.If(is_w & wready_r):
-                    m.d.sync += [left.eq(frame[40:40 + len(left)]), wn.eq(0), done.eq(0),
-                                 wfull.eq(0)]
-                    m.next = "WDATA"
-                with m.Elif(is_r & rvalid_r):
-                    m.d.sync += [left.eq(frame[40:40 + len(left)]), rn.eq(0), done.eq(0),
-                                 rword_v.eq(0)]
-                    m.next = "RDATA"
-                with m.Elif(~busy_r | ~(is_w | is_r)):
-                    m.next = "WAIT"
-            with m.State("WDATA"):
-                # wfull / rword_v / done are registers: the handshakes with the engine are
-                # decided from flip-flops only.
-                with m.If(done):
-                    m.next = "WAIT"
-                with m.Elif(wfull):
-                    m.d.comb += eng.wdata.valid.eq(1)
-                    with m.If(eng.wdata.ready):
-                        m.d.sync += [wn.eq(0), wfull.eq(0), left.eq(left - 1),
-                                     done.eq(left == 1)]
-                with m.Else():
-                    m.d.comb += self.i.ready.eq(1)
-                    with m.If(self.i.valid):
-                        m.d.sync += [wbeat.eq(Cat(wbeat[8:], self.i.payload)),
-                                     wn.eq(wn + 1), wfull.eq(wn == beat_bytes - 1)]
-            with m.State("RDATA"):
-                m.d.comb += eng.rdata.ready.eq(~rword_v & ~done)
-                with m.If(eng.rdata.valid & ~rword_v & ~done):
-                    m.d.sync += [rword.eq(packed), rword_v.eq(1), left.eq(left - 1),
-                                 done.eq(left == 1)]
-                with m.If(rn != 0):
-                    m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(beat[:8])]
-                    with m.If(self.o.ready):
-                        m.d.sync += [beat.eq(beat >> 8), rn.eq(rn - 1)]
-                with m.Elif(rword_v):
-                    m.d.sync += [beat.eq(rword), rn.eq(beat_bytes), rword_v.eq(0)]
-                with m.Elif(done):
-                    m.next = "WAIT"
-            with m.State("WAIT"):
-                with m.If(~busy_r):
-                    m.d.sync += [status_reg.eq(status), nbytes.eq(0)]
-                    m.next = "STATUS"
-            with m.State("STATUS"):
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(status_reg[:8])]
+                    m.d.sync += [wbeat.eq(Cat(wbeat[8:], self.i.payload)),
+                                 wn.eq(wn + 1), wfull.eq(wn == beat_bytes - 1)]
+        with m.If(st["RDATA"]):
+            # rready is high exactly while no word is held and words remain (it is only ever
+            # set in RDATA): the engine's read loop sees a flip-flop as its ready.
+            m.d.comb += eng.rdata.ready.eq(rready)
+            with m.If(eng.rdata.valid & rready):
+                m.d.sync += [rword.eq(packed), rword_v.eq(1), left.eq(left - 1),
+                             done.eq(left == 1), rready.eq(0)]
+            with m.If(rn != 0):
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(beat[:8])]
                 with m.If(self.o.ready):
-                    m.d.sync += [status_reg.eq(status_reg >> 8), nbytes.eq(nbytes + 1)]
-                    with m.If(nbytes == 3):
-                        m.d.sync += nbytes.eq(0)
-                        m.next = "CMD"
+                    m.d.sync += [beat.eq(beat >> 8), rn.eq(rn - 1)]
+            with m.Elif(rword_v):
+                m.d.sync += [beat.eq(rword), rn.eq(beat_bytes), rword_v.eq(0),
+                             rready.eq(~done)]
+            with m.Elif(done):
+                goto("RDATA", "WAIT")
+        with m.If(st["WAIT"]):
+            with m.If(~busy_r):
+                m.d.sync += [status_reg.eq(status), nbytes.eq(0)]
+                goto("WAIT", "STATUS")
+        with m.If(st["STATUS"]):
+            m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(status_reg[:8])]
+            with m.If(self.o.ready):
+                m.d.sync += [status_reg.eq(status_reg >> 8), nbytes.eq(nbytes + 1)]
+                with m.If(nbytes == 3):
+                    m.d.sync += nbytes.eq(0)
+                    goto("STATUS", "CMD")
         return m

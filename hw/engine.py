@@ -38,7 +38,8 @@ class PerturbEngine(wiring.Component):
     -------
     cmd : In(stream.Signature(StructLayout({"op": 4, "arg": 64})))
         Commands; ``cmd.ready`` is high only while the engine is idle; an accepted
-        command executes in the next cycle (``busy`` is high from then on until it is done).
+        command is checked in the two cycles after it (CHECK, DECODE) and executed in the third
+        (EXEC); ``busy`` is high from the cycle after acceptance until it is done.
     wdata : In(stream.Signature(ArrayLayout(signed(b), m)))
         Weight words for WRITE.
     rdata : Out(stream.Signature(ArrayLayout(signed(b), m)))
@@ -71,9 +72,9 @@ class PerturbEngine(wiring.Component):
     @property
     def pass_cycles(self):
         """Cycles from accepting PERTURB/UPDATE to accepting the next command, when the generator
-        does not stall: one cycle to execute the registered command, one issue cycle per word,
-        then 7 (last read, 4 MAC stages, write, return to idle)."""
-        return self._cfg.words + MAC_LATENCY + 4
+        does not stall: two cycles to check and one to execute the registered command, one issue
+        cycle per word, then 7 (last read, 4 MAC stages, write, return to idle)."""
+        return self._cfg.words + MAC_LATENCY + 6
 
     @property
     def latency(self):
@@ -88,7 +89,9 @@ class PerturbEngine(wiring.Component):
         S = cfg.product_shift
         has_r = "r" in dict(mac_input_layout(cfg).members)
 
-        m.submodules.gen = gen = PerturbationGenerator(g, sumsq=False)   # not in the command map
+        # sumsq is not in the command map; the output skid keeps the pass's issue signal off the
+        # generator's stage enables (timing).
+        m.submodules.gen = gen = PerturbationGenerator(g, sumsq=False, out_skid=True)
         m.submodules.mac = mac = PerturbMAC(cfg)
         if has_r:
             m.submodules.rbank = rbank = UniformBank(rounding_config(cfg))
@@ -97,8 +100,8 @@ class PerturbEngine(wiring.Component):
         wr = wmem.write_port()
         rd = wmem.read_port()
 
-        # Commands are registered when accepted (IDLE) and executed in the next cycle (EXEC), with
-        # the argument checks already computed: no path from the command port to the FSM.
+        # Commands are registered when accepted (IDLE), checked in CHECK and DECODE and executed in
+        # EXEC: no path from the command port, or through the checks, into the actions (timing).
         op = Signal(4)
         arg = Signal(ARG_BITS)
         mu = Signal(signed(cfg.coef_bits))
@@ -119,56 +122,97 @@ class PerturbEngine(wiring.Component):
                      mac.coef.eq(Mux(mac_op == MacOp.UPDATE, coef_c, mu)),
                      mac.o.ready.eq(1)]
 
-        # Argument checks.
+        # Argument checks, in two steps for timing. On acceptance the argument is registered with
+        # per-nibble OR / AND reductions and the two comparisons that need carry chains; in
+        # DECODE each check is a shallow function of those registers.
         cb = cfg.coef_bits
         in_arg = self.cmd.payload.arg
         nb = words.bit_length()
-        hi = in_arg[cb - 1:]
         start, count = arg[:32], arg[32:]
+        nib_any = Signal(ARG_BITS // 4)
+        nib_all = Signal(ARG_BITS // 4)
+        fits = Signal()          # start + count <= words, on the low bits (no 32-bit carry chains)
+        accept_regs = [
+            nib_any.eq(Cat(in_arg[i:i + 4].any() for i in range(0, ARG_BITS, 4))),
+            nib_all.eq(Cat(in_arg[i:i + 4].all() for i in range(0, ARG_BITS, 4))),
+            fits.eq(in_arg[:nb] + in_arg[32:32 + nb] <= words),
+        ]
+
+        def reduce_bits(lo, hi, nib, bit):
+            """OR (``nib`` = nib_any) or AND (nib_all) of arg[lo:hi], from the registered nibble
+            reductions where a whole nibble is covered."""
+            terms = []
+            i = lo
+            while i < hi:
+                if i % 4 == 0 and i + 4 <= hi:
+                    terms.append(nib[i // 4])
+                    i += 4
+                else:
+                    terms.append(bit(arg[i]))
+                    i += 1
+            return Cat(*terms)
+
+        def any_of(lo, hi=ARG_BITS):
+            return reduce_bits(lo, hi, nib_any, lambda b: b).any()
+
+        def all_of(lo, hi=ARG_BITS):
+            return reduce_bits(lo, hi, nib_all, lambda b: b).all()
+
         checks = {
-            "coef_ok": hi.all() | ~hi.any(),
-            # start + count <= words, count != 0, on short words (no 32-bit carry chains).
-            "block_ok": ((in_arg[32:] != 0) & ~in_arg[nb:32].any() & ~in_arg[32 + nb:].any() &
-                         (in_arg[:nb] + in_arg[32:32 + nb] <= words)),
-            "seed_bad": in_arg[g.seed_width:].any(),
-            "gt1": in_arg[1:].any(),
+            "coef_ok": all_of(cb - 1) | ~any_of(cb - 1),
+            "block_ok": any_of(32) & ~any_of(nb, 32) & ~any_of(32 + nb) & fits,
+            "seed_bad": any_of(g.seed_width),
+            "gt1": any_of(1),
         }
         if g.scale == "runtime":
-            checks["scale_bad"] = in_arg[scale_register_bits(g):].any()
+            checks["scale_bad"] = any_of(scale_register_bits(g))
         if g.reuse == "pregen":
             pb = g.pool_words.bit_length()
-            checks["offset_bad"] = in_arg[pb:].any() | (in_arg[:pb] >= g.pool_words)
-        # The error code of the command on the port, registered with it (0: no error).
-        err_in = Signal(2)
-        err_r = Signal(2)
-        ARG, UNSUP = int(Err.ARG), int(Err.UNSUPPORTED)
-        with m.Switch(self.cmd.payload.op):
-            with m.Case(Op.NOP, Op.CLEAR):
-                pass
-            with m.Case(Op.SEED):
-                m.d.comb += err_in.eq(Mux(checks["seed_bad"], ARG, 0))
-            with m.Case(Op.MU, Op.UPDATE):
-                m.d.comb += err_in.eq(Mux(checks["coef_ok"], 0, ARG))
-            with m.Case(Op.PERTURB):
-                m.d.comb += err_in.eq(Mux(checks["gt1"], ARG, 0))
-            with m.Case(Op.SCALE):
-                m.d.comb += err_in.eq(Mux(checks["scale_bad"], ARG, 0)
-                                      if g.scale == "runtime" else UNSUP)
-            with m.Case(Op.OFFSET):
-                m.d.comb += err_in.eq(Mux(checks["offset_bad"], ARG, 0)
-                                      if g.reuse == "pregen" else UNSUP)
-            with m.Case(Op.WRITE, Op.READ):
-                m.d.comb += err_in.eq(Mux(checks["block_ok"], 0, ARG))
-            with m.Case(Op.ROUNDING):
-                m.d.comb += err_in.eq(Mux(checks["gt1"], ARG,
-                                          Mux(in_arg[0], 0 if has_r else UNSUP, 0)))
-            with m.Default():
-                m.d.comb += err_in.eq(int(Err.OPCODE))
+            offset_ge = Signal()
+            accept_regs.append(offset_ge.eq(in_arg[:pb] >= g.pool_words))
+            checks["offset_bad"] = any_of(pb) | offset_ge
+        # The opcode is registered one-hot; DECODE combines it with the checks into a registered
+        # verdict (ok, err_code) with a flat OR, and EXEC acts on that verdict: no path runs from
+        # the command port, or from a binary opcode decode, into the actions.
+        checks_r = {name: Signal(name=f"{name}_r") for name in checks}
+        is_op = {o: Signal(name=f"is_{o.name.lower()}") for o in Op}
+        bad = {                                  # per opcode: its argument is rejected
+            Op.SEED: checks_r["seed_bad"],
+            Op.MU: ~checks_r["coef_ok"],
+            Op.UPDATE: ~checks_r["coef_ok"],
+            Op.PERTURB: checks_r["gt1"],
+            Op.WRITE: ~checks_r["block_ok"],
+            Op.READ: ~checks_r["block_ok"],
+            Op.ROUNDING: checks_r["gt1"],
+        }
+        if g.scale == "runtime":
+            bad[Op.SCALE] = checks_r["scale_bad"]
+        if g.reuse == "pregen":
+            bad[Op.OFFSET] = checks_r["offset_bad"]
+        unsup = [is_op[Op.SCALE]] if g.scale != "runtime" else []
+        if g.reuse != "pregen":
+            unsup.append(is_op[Op.OFFSET])
+        if not has_r:
+            unsup.append(is_op[Op.ROUNDING] & ~checks_r["gt1"] & arg[0])
+        err_arg = Signal()
+        err_unsup = Signal()
+        err_opcode = Signal()
+        m.d.comb += [err_arg.eq(Cat(is_op[o] & v for o, v in bad.items()).any()),
+                     err_unsup.eq(Cat(*unsup).any() if unsup else 0),
+                     err_opcode.eq(~Cat(*is_op.values()).any())]
+        ARG, UNSUP, OPCODE = int(Err.ARG), int(Err.UNSUPPORTED), int(Err.OPCODE)
+        # Decoded in DECODE and registered: EXEC acts on a registered verdict.
+        ok = Signal()
+        err_code = Signal(2)
 
-        counter = Signal(range(words + 1))
+        # Two address counters (timing: each has one increment condition): the pass's, from 0,
+        # and the block transfer's (WRITE/READ), from the block's start.
+        counter = Signal(range(words + 1))      # PASS: the next word to issue
+        blk = Signal(range(words + 1))          # WRITE/READ: the next address
         more = Signal()                         # PASS: words still to issue (counter < words)
         left = Signal(range(words + 1))         # WRITE/READ: words still to transfer
         issue_left = Signal(range(words + 1))   # READ: words still to read from memory
+        issue_more = Signal()                   # issue_left != 0, registered
         one_left = Signal()                     # left == 1, registered
         drain = Signal(range(8))
         # Pass pipeline registers.
@@ -214,113 +258,124 @@ class PerturbEngine(wiring.Component):
         if has_r:
             m.d.comb += rbank.o.ready.eq(issue & use_r)
 
-        with m.FSM(init="FILL"):
-            with m.State("IDLE"):
-                m.d.comb += self.cmd.ready.eq(1)
-                with m.If(self.cmd.valid):
-                    m.d.sync += [op.eq(self.cmd.payload.op), arg.eq(in_arg), err_r.eq(err_in)]
-                    m.next = "EXEC"
+        # One-hot state flags rather than an Amaranth FSM (yosys does not re-encode an FSM whose
+        # state register has an initial value, and the binary next-state logic was the critical
+        # path): every transition is a few gates from flip-flops.
+        names = ("IDLE", "CHECK", "DECODE", "EXEC", "SETTLE", "FILL", "PASS", "DRAIN", "WRITE", "READ")
+        st = {n: Signal(name=f"st_{n.lower()}", init=(n == "FILL")) for n in names}
 
-            with m.State("EXEC"):
-                m.d.comb += self.busy.eq(1)
-                m.next = "SETTLE"
-                def fail(code):
-                    m.d.sync += [error.eq(1), error_code.eq(code)]
+        def goto(src, dst):
+            m.d.sync += [st[src].eq(0), st[dst].eq(1)]
 
-                with m.If(err_r != 0):
-                    fail(err_r)
-                with m.Else():
-                    with m.Switch(op):
-                        with m.Case(Op.SEED):
-                            m.d.sync += seed_p.eq(1)
-                            m.next = "FILL"
-                        with m.Case(Op.MU):
-                            m.d.sync += mu.eq(arg[:cb])
-                        with m.Case(Op.PERTURB):
-                            m.d.sync += [mac_op.eq(Mux(arg[0], MacOp.MINUS2, MacOp.PLUS)),
-                                         last_pass.eq(Mux(arg[0], 2, 1)), counter.eq(0),
-                                         more.eq(1)]
-                            m.next = "PASS"
-                        with m.Case(Op.UPDATE):
-                            m.d.sync += [coef_c.eq(arg[:cb]), mac_op.eq(MacOp.UPDATE),
-                                         last_pass.eq(3), counter.eq(0), more.eq(1)]
-                            m.next = "PASS"
-                        with m.Case(Op.SCALE):
-                            m.d.sync += scale_p.eq(1)
-                        with m.Case(Op.OFFSET):
-                            m.d.sync += offset_p.eq(1)
-                        with m.Case(Op.WRITE, Op.READ):
-                            # counter runs over the block's addresses from start.
-                            m.d.sync += [left.eq(count), issue_left.eq(count),
-                                         counter.eq(start), rvalid.eq(0), one_left.eq(count == 1)]
-                            with m.If(op == Op.WRITE):
-                                m.next = "WRITE"
-                            with m.Else():
-                                m.next = "READ"
-                        with m.Case(Op.CLEAR):
-                            m.d.sync += [error.eq(0), error_code.eq(0), clear_p.eq(1)]
-                        with m.Case(Op.ROUNDING):
-                            m.d.sync += stochastic.eq(arg[0])
+        m.d.comb += self.busy.eq(~st["IDLE"])
 
-            with m.State("SETTLE"):
-                # The registered pulses (scale, offset, clear) take effect in this cycle: the
-                # status is current when busy falls.
-                m.d.comb += self.busy.eq(1)
-                m.next = "IDLE"
+        with m.If(st["IDLE"]):
+            m.d.comb += self.cmd.ready.eq(1)
+            with m.If(self.cmd.valid):
+                m.d.sync += [op.eq(self.cmd.payload.op), arg.eq(in_arg)]
+                m.d.sync += accept_regs
+                m.d.sync += [is_op[o].eq(self.cmd.payload.op == o) for o in Op]
+                goto("IDLE", "CHECK")
 
-            with m.State("FILL"):
-                # After reset or SEED: busy until a pregen pool is full (one cycle otherwise).
-                m.d.comb += self.busy.eq(1)
-                if g.reuse == "pregen":
-                    with m.If(~gen.filling & ~seed_p):
-                        m.next = "IDLE"
-                else:
-                    m.next = "IDLE"
+        with m.If(st["CHECK"]):
+            m.d.sync += [checks_r[name].eq(v) for name, v in checks.items()]
+            goto("CHECK", "DECODE")
 
-            with m.State("PASS"):
-                m.d.comb += self.busy.eq(1)
-                m.d.comb += [rd.addr.eq(counter), rd.en.eq(1)]
-                with m.If(issue):
-                    m.d.sync += [va.eq(1), za.eq(gen.o.payload), addr_a.eq(counter),
-                                 counter.eq(counter + 1), more.eq(counter != words - 1)]
-                    if has_r:
-                        m.d.sync += ra.eq(Cat(rbank.o.payload[l].as_unsigned()[:S]
-                                              for l in range(cfg.lanes)))
-                with m.If(~more):
-                    m.d.sync += drain.eq(0)
-                    m.next = "DRAIN"
+        with m.If(st["DECODE"]):
+            m.d.sync += [ok.eq(~(err_arg | err_unsup | err_opcode)),
+                         err_code.eq(Mux(err_opcode, OPCODE, Mux(err_arg, ARG, UNSUP)))]
+            goto("DECODE", "EXEC")
 
-            with m.State("DRAIN"):
-                m.d.comb += self.busy.eq(1)
-                m.d.sync += drain.eq(drain + 1)
-                with m.If(drain == mac.latency):
-                    m.next = "IDLE"
+        with m.If(st["EXEC"]):
+            # The opcode flags are one-hot: at most one action is taken; the next state is
+            # SETTLE unless the command starts a pass, a transfer or a fill.
+            jumps = {"FILL": is_op[Op.SEED], "PASS": is_op[Op.PERTURB] | is_op[Op.UPDATE],
+                     "WRITE": is_op[Op.WRITE], "READ": is_op[Op.READ]}
+            m.d.sync += st["EXEC"].eq(0)
+            m.d.sync += st["SETTLE"].eq(~ok | ~Cat(*jumps.values()).any())
+            for dst, cond in jumps.items():
+                with m.If(ok & cond):
+                    m.d.sync += st[dst].eq(1)
+            with m.If(~ok):
+                m.d.sync += [error.eq(1), error_code.eq(err_code)]
+            with m.If(ok & is_op[Op.SEED]):
+                m.d.sync += seed_p.eq(1)
+            with m.If(ok & is_op[Op.MU]):
+                m.d.sync += mu.eq(arg[:cb])
+            with m.If(ok & is_op[Op.PERTURB]):
+                m.d.sync += [mac_op.eq(Mux(arg[0], MacOp.MINUS2, MacOp.PLUS)),
+                             last_pass.eq(Mux(arg[0], 2, 1)), counter.eq(0), more.eq(1)]
+            with m.If(ok & is_op[Op.UPDATE]):
+                m.d.sync += [coef_c.eq(arg[:cb]), mac_op.eq(MacOp.UPDATE),
+                             last_pass.eq(3), counter.eq(0), more.eq(1)]
+            with m.If(ok & is_op[Op.SCALE]):
+                m.d.sync += scale_p.eq(1)
+            with m.If(ok & is_op[Op.OFFSET]):
+                m.d.sync += offset_p.eq(1)
+            with m.If(ok & (is_op[Op.WRITE] | is_op[Op.READ])):
+                # blk runs over the block's addresses from start.
+                # (an accepted block has count >= 1: issue_more starts high)
+                m.d.sync += [left.eq(count), issue_left.eq(count), issue_more.eq(1),
+                             blk.eq(start), rvalid.eq(0), one_left.eq(count == 1)]
+            with m.If(ok & is_op[Op.CLEAR]):
+                m.d.sync += [error.eq(0), error_code.eq(0), clear_p.eq(1)]
+            with m.If(ok & is_op[Op.ROUNDING]):
+                m.d.sync += stochastic.eq(arg[0])
 
-            with m.State("WRITE"):
-                m.d.comb += [self.busy.eq(1), self.wdata.ready.eq(1)]
-                with m.If(self.wdata.valid):
-                    m.d.sync += [counter.eq(counter + 1), left.eq(left - 1),
-                                 one_left.eq(left == 2)]
-                    with m.If(one_left):
-                        m.next = "IDLE"
+        with m.If(st["SETTLE"]):
+            # The registered pulses (scale, offset, clear) take effect in this cycle: the status
+            # is current when busy falls.
+            goto("SETTLE", "IDLE")
 
-            with m.State("READ"):
-                m.d.comb += self.busy.eq(1)
-                advance = ~rvalid | self.rdata.ready
-                m.d.comb += [rd.addr.eq(counter), rd.en.eq(advance)]
-                with m.If(advance):
-                    m.d.sync += rvalid.eq(issue_left != 0)
-                    with m.If(issue_left != 0):
-                        m.d.sync += [counter.eq(counter + 1), issue_left.eq(issue_left - 1)]
-                with m.If(self.rdata.valid & self.rdata.ready):
-                    m.d.sync += [left.eq(left - 1), one_left.eq(left == 2)]
-                    with m.If(one_left):
-                        m.d.sync += rvalid.eq(0)
-                        m.next = "IDLE"
+        with m.If(st["FILL"]):
+            # After reset or SEED: busy until a pregen pool is full (one cycle otherwise).
+            if g.reuse == "pregen":
+                with m.If(~gen.filling & ~seed_p):
+                    goto("FILL", "IDLE")
+            else:
+                goto("FILL", "IDLE")
+
+        with m.If(st["PASS"]):
+            m.d.comb += [rd.addr.eq(counter), rd.en.eq(1)]
+            with m.If(issue):
+                m.d.sync += [va.eq(1), za.eq(gen.o.payload), addr_a.eq(counter),
+                             counter.eq(counter + 1), more.eq(counter != words - 1)]
+                if has_r:
+                    m.d.sync += ra.eq(Cat(rbank.o.payload[l].as_unsigned()[:S]
+                                          for l in range(cfg.lanes)))
+            with m.If(~more):
+                m.d.sync += drain.eq(0)
+                goto("PASS", "DRAIN")
+
+        with m.If(st["DRAIN"]):
+            m.d.sync += drain.eq(drain + 1)
+            with m.If(drain == mac.latency):
+                goto("DRAIN", "IDLE")
+
+        with m.If(st["WRITE"]):
+            m.d.comb += self.wdata.ready.eq(1)
+            with m.If(self.wdata.valid):
+                m.d.sync += [blk.eq(blk + 1), left.eq(left - 1), one_left.eq(left == 2)]
+                with m.If(one_left):
+                    goto("WRITE", "IDLE")
+
+        with m.If(st["READ"]):
+            advance = ~rvalid | self.rdata.ready
+            m.d.comb += [rd.addr.eq(blk), rd.en.eq(advance)]
+            with m.If(advance):
+                m.d.sync += rvalid.eq(issue_more)
+                with m.If(issue_more):
+                    m.d.sync += [blk.eq(blk + 1), issue_left.eq(issue_left - 1),
+                                 issue_more.eq(issue_left != 1)]
+            with m.If(self.rdata.valid & self.rdata.ready):
+                m.d.sync += [left.eq(left - 1), one_left.eq(left == 2)]
+                with m.If(one_left):
+                    m.d.sync += rvalid.eq(0)
+                    goto("READ", "IDLE")
 
         # Write port: MAC results during a pass, host words during WRITE.
         with m.If(mac.o.valid):
             m.d.comb += [wr.en.eq(1), wr.addr.eq(addr_c), wr.data.eq(mac.o.payload)]
         with m.Elif(self.wdata.valid & self.wdata.ready):
-            m.d.comb += [wr.en.eq(1), wr.addr.eq(counter), wr.data.eq(self.wdata.payload)]
+            m.d.comb += [wr.en.eq(1), wr.addr.eq(blk), wr.data.eq(self.wdata.payload)]
         return m

@@ -34,14 +34,17 @@ class PerturbationGenerator(wiring.Component):
     filling : Out(1), pool_sumsq : Out(unsigned)
         (``pregen``) Pool read position (word of the beat on ``o``), rewind, fill status, second
         moment of the pool (``pool_sumsq`` only with ``sumsq=True``, the default; the engine
-        builds its generator without it).
+        builds its generator without it, and with ``out_skid=True``: see :class:`Scaler`).
     """
 
-    def __init__(self, config, *, sumsq=True):
+    def __init__(self, config, *, sumsq=True, out_skid=False):
         self._cfg = cfg = check_config(config)
         if not isinstance(sumsq, bool):
             raise TypeError(f"sumsq must be a bool, not {sumsq!r}")
+        if not isinstance(out_skid, bool):
+            raise TypeError(f"out_skid must be a bool, not {out_skid!r}")
         self._sumsq = sumsq
+        self._out_skid = out_skid
         ports = {
             "o": Out(stream.Signature(data.ArrayLayout(signed(cfg.z_bits), cfg.out_lanes))),
             "seed": In(cfg.seed_width),
@@ -78,7 +81,7 @@ class PerturbationGenerator(wiring.Component):
         m = Module()
         cfg = self._cfg
         m.submodules.bank = bank = UniformBank(cfg, rotate=cfg.reuse == "onthefly")
-        m.submodules.scaler = scaler = Scaler(cfg)
+        m.submodules.scaler = scaler = Scaler(cfg, out_skid=self._out_skid)
         m.d.comb += [bank.seed.eq(self.seed), bank.seed_load.eq(self.seed_load)]
         flush = self.seed_load
         if cfg.reuse == "none":

@@ -31,6 +31,11 @@ class Scaler(wiring.Component):
     config : GeneratorConfig
     digits : list of (sign, exponent), optional
         The constants of a ``fixed`` scale (default: :func:`pezo.sim.scaler.default_digits`).
+    out_skid : bool
+        (``fixed`` scale) Add an output skid slot so that ``o.ready`` does not drive the stage
+        enables (for timing inside the engine; same latency and values, one more held
+        number). Ignored for a ``runtime`` scale, whose output stage is recomputed on a scale
+        change.
 
     Members
     -------
@@ -43,15 +48,18 @@ class Scaler(wiring.Component):
     scale_changed : In(1)
         Pulse in the cycle ``scale`` changes: the output is invalid in the next cycle while the
         held value is rescaled.
-    held : Out(range(5))
+    held : Out(range(6))
         Numbers held in the stages (for the pool offset the generator reports).
     saturated : Out(1)
         Sticky: some output saturated since reset or ``sat_clear``.
     sat_clear : In(1)
     """
 
-    def __init__(self, config, *, digits=None):
+    def __init__(self, config, *, digits=None, out_skid=False):
         self._cfg = cfg = check_config(config)
+        if not isinstance(out_skid, bool):
+            raise TypeError(f"out_skid must be a bool, not {out_skid!r}")
+        self._out_skid = out_skid and cfg.scale == "fixed"
         if digits is not None and cfg.scale != "fixed":
             raise ValueError("Constant digits apply only to a 'fixed' scale")
         self._digits = list(model.default_digits(cfg) if digits is None else digits)
@@ -60,7 +68,7 @@ class Scaler(wiring.Component):
             "o": Out(stream.Signature(data.ArrayLayout(signed(cfg.z_bits), cfg.out_lanes))),
             "flush": In(1),
             "scale_changed": In(1),
-            "held": Out(range(5)),
+            "held": Out(range(6)),
             "saturated": Out(1),
             "sat_clear": In(1),
         }
@@ -97,11 +105,18 @@ class Scaler(wiring.Component):
         # saturation is left at the output); a ``runtime`` scale rounds at the output.
         piped = cfg.scale == "fixed"
         vc = Signal()
-        out_valid = vc if piped else vb & ~stale
-        m.d.comb += [self.o.valid.eq(out_valid), self.held.eq(va + vb + vc + vs)]
+        # ``out_skid`` (``fixed`` scale): an output skid slot K behind C. The stages advance while
+        # K is empty (a register), so ``o.ready`` drives only K's flag and the saturation flag,
+        # not the enables of every stage (the consumer's ready was the engine's critical path).
+        skid = self._out_skid
+        vk = Signal()
+        out_valid = (vc | vk) if skid else vc if piped else vb & ~stale
+        m.d.comb += [self.o.valid.eq(out_valid), self.held.eq(va + vb + vc + vs + vk)]
         # The stages advance together (one enable, no ready chain through the stages): whenever
         # the output is empty or taken, and not in the cycle after a scale change.
-        if piped:
+        if skid:
+            advance = ~vk
+        elif piped:
             advance = ~vc | self.o.ready
         else:
             advance = (~vb | self.o.ready) & ~stale
@@ -157,13 +172,22 @@ class Scaler(wiring.Component):
                     m.d.sync += rc.eq(rounded)
                 rounded = rc
             z, over = hw_saturate(rounded, cfg.z_bits)
+            if skid:        # K holds C's output when it is not taken
+                zk = Signal(signed(cfg.z_bits), name=f"l{lane}_zk")
+                ok = Signal(name=f"l{lane}_ok")
+                with m.If(~vk):
+                    m.d.sync += [zk.eq(z), ok.eq(over)]
+                z, over = Mux(vk, zk, z), Mux(vk, ok, over)
             m.d.comb += self.o.payload[lane].eq(z)
             sat_any.append(over)
         if piped:
             with m.If(self.flush):
-                m.d.sync += vc.eq(0)
-            with m.Elif(take_c):
-                m.d.sync += vc.eq(vb)
+                m.d.sync += [vc.eq(0), vk.eq(0)]
+            with m.Else():
+                with m.If(take_c):
+                    m.d.sync += vc.eq(vb)
+                if skid:    # K fills when C's value is not taken as C moves on, empties when taken
+                    m.d.sync += vk.eq(Mux(vk, ~self.o.ready, vc & ~self.o.ready))
 
         with m.If(self.sat_clear):
             m.d.sync += self.saturated.eq(0)

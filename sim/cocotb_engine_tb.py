@@ -27,6 +27,11 @@ from pezo.sim.engine import EngineModel, Op, encode_signed
 STATUS = ("busy", "error", "error_code", "saturated", "filling", "last_pass", "offset")
 
 
+def high(sig):
+    """The 1-bit signal is 1 (an unresolved X, see :func:`busy`, reads as 0: not ready/valid)."""
+    return str(sig.value) == "1"
+
+
 def busy(dut):
     """``busy`` is 1, or not yet resolved: Icarus runs Amaranth's ``always @*`` blocks only when
     an input changes, so a status output can read X until the state first changes after reset."""
@@ -50,7 +55,7 @@ class Driver:
         valid.value = 1
         while True:
             await FallingEdge(dut.clk)
-            done = int(ready.value)
+            done = high(ready)
             await RisingEdge(dut.clk)
             if done:
                 break
@@ -83,7 +88,7 @@ class Driver:
             while len(rows) < count:
                 dut.rdata__ready.value = int(self.rng.random() >= self.stall)
                 await FallingEdge(dut.clk)
-                if int(dut.rdata__valid.value) and int(dut.rdata__ready.value):
+                if high(dut.rdata__valid) and high(dut.rdata__ready):
                     rows.append(self._unpack(int(dut.rdata__payload.value)))
                 await RisingEdge(dut.clk)
             dut.rdata__ready.value = 0

@@ -93,7 +93,7 @@ def test_generate_engine_and_mac(tmp_path):
     meta = json.loads((tmp_path / "pezo_engine.json").read_text())
     assert meta["config"]["depth"] == 256 and meta["config"]["w_int"] == 2
     assert meta["config"]["generator"]["out_lanes"] == 4
-    assert meta["pass_cycles"] == 256 // 4 + 8
+    assert meta["pass_cycles"] == 256 // 4 + 10
     assert meta["ports"]["rdata__payload"]["width"] == 4 * 8
     assert main(["generate", "mac", "-o", str(tmp_path), "--format", "v"]) == 0
     assert "module pezo_mac" in (tmp_path / "pezo_mac.v").read_text()

@@ -32,9 +32,19 @@ async def strobe(ctx, port, value=None, port_value=None):
     ctx.set(port, 0)
 
 
-@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: c.name())
-def test_generator_matches_model(cfg):
-    dut = PerturbationGenerator(cfg)
+# The engine's variant: an output skid slot in the scaler (fixed scale only).
+SKID_CONFIGS = [
+    G(lanes=8, width=12, step="shift", scale="fixed"),
+    G(lanes=4, reuse="pregen", pool_size=64, scale="fixed"),
+    G(lanes=2, reuse="onthefly", out_lanes=8, scale="fixed"),
+]
+
+
+@pytest.mark.parametrize("cfg,out_skid", [(c, False) for c in CONFIGS] +
+                         [(c, True) for c in SKID_CONFIGS],
+                         ids=lambda v: v.name() if isinstance(v, G) else ("skid" if v else ""))
+def test_generator_matches_model(cfg, out_skid):
+    dut = PerturbationGenerator(cfg, out_skid=out_skid)
     seed = 0xC0FFEE
     got = {}
 
@@ -166,12 +176,14 @@ def test_generate_rejects_bad_arguments():
         GeneratorModel(G(reuse="pregen"), 1).set_offset(256)
 
 
-@pytest.mark.parametrize("cfg", [G(), G(reuse="onthefly", lanes=2, out_lanes=4),
-                                 G(reuse="pregen", pool_size=64)], ids=lambda c: c.name())
-def test_latency_property_matches_simulation(cfg):
+@pytest.mark.parametrize("cfg,out_skid", [
+    (G(), False), (G(reuse="onthefly", lanes=2, out_lanes=4), False),
+    (G(reuse="pregen", pool_size=64), False), (G(reuse="pregen", pool_size=64, scale="fixed"), True),
+], ids=lambda v: v.name() if isinstance(v, G) else ("skid" if v else ""))
+def test_latency_property_matches_simulation(cfg, out_skid):
     """Cycles from a seed load to the first valid beat are ``latency`` (+ ``fill_cycles`` for
-    pregen), with ``o.ready`` low all the time."""
-    dut = PerturbationGenerator(cfg)
+    pregen), with ``o.ready`` low all the time; the output skid slot adds none."""
+    dut = PerturbationGenerator(cfg, out_skid=out_skid)
     seen = []
 
     async def tb(ctx):
@@ -196,3 +208,5 @@ def test_sumsq_option():
     assert not hasattr(PerturbationGenerator(cfg, sumsq=False), "pool_sumsq")
     with pytest.raises(TypeError, match=r"^sumsq must be a bool, not 1$"):
         PerturbationGenerator(cfg, sumsq=1)
+    with pytest.raises(TypeError, match=r"^out_skid must be a bool, not 'yes'$"):
+        PerturbationGenerator(cfg, out_skid="yes")
