@@ -16,8 +16,9 @@ The full setting runs all three data sets with both models (about 5 minutes of w
 cores); ``--quick`` (for CI, under 2 minutes on 2 cores) runs the logistic regression with fewer
 steps and variants.
 
-:func:`bench_training` measures training steps per second with the golden engine (batched and
-plain) and with the simulated hardware, and the NumPy forward pass per step, for ``make bench``.
+:func:`bench_training` measures training steps per second with the golden engine (fused, batched
+and plain) and with the simulated hardware, and per step the time of the perturbation path next to
+that of the NumPy forward pass, for ``make bench`` (``--bench`` prints it alone).
 """
 
 import argparse
@@ -31,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["main", "run_study", "bench_training", "VARIANTS", "QUICK_VARIANTS", "POOL_SIZES"]
+__all__ = ["main", "run_study", "bench_training", "format_training_rows", "VARIANTS",
+           "QUICK_VARIANTS", "POOL_SIZES"]
 
 # name -> TrainConfig overrides. "pezo none leap" uses the trainer's default bank (one shared
 # LFSR); "independent lanes" is the engine's default bank with one LFSR per lane.
@@ -305,35 +307,78 @@ def write_report(study, out_dir, quick, seeds, elapsed, command):
 
 # Bench --------------------------------------------------------------------------------------------
 
+BENCH_PAIRS = PAIRS          # every (data set, model) at the bench's batch size
+BENCH_BATCH = 64
+
+
+def _train_timing(runs, **kw):
+    """Median per-step figures of ``runs`` training runs with the same settings (after a short
+    warm-up run that fills the caches): the trainer's own clocks, so the perturbation path
+    (source: step seeds, prefetch, passes 1-3, update) and the forward pass (L+ and L-) are
+    timed separately around the same calls."""
+    from pezo.host.train import train
+    train(**dict(kw, steps=2, eval_every=10**6))
+    src, fwd, wall, last = [], [], [], None
+    for _ in range(runs):
+        last = train(eval_every=10**6, **kw)
+        src.append(1e3 * last.source_time / last.steps_run)
+        fwd.append(1e3 * last.forward_time / last.steps_run)
+        wall.append(last.wall_time)
+    src_ms, fwd_ms = float(np.median(src)), float(np.median(fwd))
+    steps = last.steps_run
+    return {"count": steps, "seconds": float(np.median(wall)),
+            "rate": steps / float(np.median(wall)), "unit": "steps/s",
+            "source_ms_per_step": src_ms, "forward_ms_per_step": fwd_ms,
+            "ratio": src_ms / fwd_ms if fwd_ms else float("nan"), "runs": runs,
+            "source": last.source}
+
+
 def bench_training(quick=False):
-    """Training speed on digits / logreg (batch 64; 652 engine weights at m = 4): steps per second
-    with the float Gaussian source, the golden engine (batched front end and plain model) and the
-    hardware in the Amaranth simulator, and the NumPy forward pass alone (per step: L+ and L-).
-    Returns rows in the format of :mod:`pezo.bench` (what, config, count, seconds, rate, unit)."""
+    """Training speed (``make bench``; ``python -m pezo.host.parity --bench``).
+
+    * every (data set, model) at batch 64 with the default ``pezo`` source (the fused golden
+      engine): steps per second, and per step the time of the perturbation path and of the
+      NumPy forward pass and their ratio (median of 3 runs of 2,000 steps; ``quick``: 1 run of
+      300);
+    * digits / logreg with the other reuse strategies, the float Gaussian source, the golden
+      engine one command per pass (batched front end, and the plain model) and the hardware in
+      the Amaranth simulator;
+    * the NumPy forward pass alone (L+ and L-, batch 64, one BLAS thread).
+
+    Returns rows in the format of :mod:`pezo.bench` (what, config, count, seconds, rate, unit)
+    plus ``source_ms_per_step``, ``forward_ms_per_step`` and ``ratio``."""
+    from threadpoolctl import threadpool_limits
+
     from pezo.host.data import load_dataset
     from pezo.host.models import make_model
-    from pezo.host.train import train
     rows = []
+    runs, steps = (1, 300) if quick else (3, 2000)
+    for ds, model in BENCH_PAIRS:
+        r = _train_timing(runs, dataset=ds, model=model, steps=steps, batch=BENCH_BATCH,
+                          source="pezo")
+        rows.append(dict(r, what="training step, golden engine (fused)",
+                         config=f"{ds}/{model} batch {BENCH_BATCH}, pezo none"))
     ds, model = "digits", "logreg"
-    n_golden = 500 if quick else 2000
-    runs = [("training step, float gaussian source", dict(source="gaussian"), n_golden),
-            ("training step, golden engine (batched)", dict(source="pezo"), n_golden),
-            ("training step, golden engine (plain model)", dict(source="pezo", engine="golden"),
-             5 if quick else 20),
-            ("training step, hardware in Amaranth sim", dict(source="pezo-sim"),
-             2 if quick else 5)]
-    for what, kw, steps in runs:
-        train(dataset=ds, model=model, steps=2, eval_every=10**6, **kw)      # warm caches
-        r = train(dataset=ds, model=model, steps=steps, eval_every=10**6, **kw)
-        rows.append({"what": what, "config": f"{ds}/{model} {r.source}", "count": steps,
-                     "seconds": r.wall_time, "rate": steps / r.wall_time, "unit": "steps/s",
-                     "source_ms_per_step": 1e3 * r.source_time / steps,
-                     "forward_ms_per_step": 1e3 * r.forward_time / steps})
-    from threadpoolctl import threadpool_limits
+    others = [("training step, golden engine (fused)", "pezo pregen",
+               dict(source="pezo", reuse="pregen"), runs, steps),
+              ("training step, golden engine (fused)", "pezo onthefly",
+               dict(source="pezo", reuse="onthefly"), runs, steps),
+              ("training step, float gaussian source", "gaussian", dict(source="gaussian"),
+               runs, steps),
+              ("training step, golden engine (batched)", "pezo none, a command per pass",
+               dict(source="pezo", engine="batched"), 1, 500 if quick else 2000),
+              ("training step, golden engine (plain model)", "pezo none, a command per pass",
+               dict(source="pezo", engine="golden"), 1, 5 if quick else 20),
+              ("training step, hardware in Amaranth sim", "pezo-sim none",
+               dict(source="pezo-sim"), 1, 2 if quick else 5)]
+    for what, label, kw, n_runs, n_steps in others:
+        r = _train_timing(n_runs, dataset=ds, model=model, steps=n_steps, batch=BENCH_BATCH,
+                          **kw)
+        rows.append(dict(r, what=what, config=f"{ds}/{model} batch {BENCH_BATCH}, {label}"))
     d = load_dataset(ds)
     rng = np.random.default_rng(0)
     n = 200 if quick else 2000
-    idx = [rng.choice(len(d.y_train), 64, replace=False) for _ in range(n)]
+    idx = [rng.choice(len(d.y_train), BENCH_BATCH, replace=False) for _ in range(n)]
     for kind in ("logreg", "mlp"):          # the trainer's setting: one BLAS thread
         m = make_model(kind, d.n_features, d.n_classes)
         theta = np.stack([m.init(0), m.init(1)])
@@ -343,9 +388,23 @@ def bench_training(quick=False):
                 m.loss(theta, d.X_train[i], d.y_train[i])
             secs = time.perf_counter() - t0
         rows.append({"what": "NumPy forward pass per step (L+, L-)",
-                     "config": f"{ds}/{kind} batch 64", "count": n, "seconds": secs,
+                     "config": f"{ds}/{kind} batch {BENCH_BATCH}", "count": n, "seconds": secs,
                      "rate": n / secs, "unit": "steps/s", "forward_ms_per_step": 1e3 * secs / n})
     return rows
+
+
+def format_training_rows(rows) -> list:
+    """Text lines: per training row, steps/s, the perturbation path and the forward pass in ms
+    per step, and their ratio (the perturbation path is not the bottleneck when it is < 1)."""
+    lines = [f"{'measurement':42s} {'configuration':52s} {'steps/s':>9s} {'engine ms':>10s} "
+             f"{'forward ms':>10s} {'ratio':>8s}"]
+    for r in rows:
+        src = r.get("source_ms_per_step")
+        lines.append(f"{r['what']:42s} {r['config']:52s} {r['rate']:9.1f} "
+                     + (f"{src:10.4f} " if src is not None else f"{'-':>10s} ")
+                     + f"{r['forward_ms_per_step']:10.4f} "
+                     + (f"{r['ratio']:8.2f}" if "ratio" in r else f"{'-':>8s}"))
+    return lines
 
 
 # CLI ----------------------------------------------------------------------------------------------
@@ -367,11 +426,12 @@ def main(argv=None):
                    "known: " + "; ".join(VARIANTS))
     p.add_argument("--no-pool", action="store_true", help="skip the pool-size study")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--bench", action="store_true", help="only print bench_training() figures")
+    p.add_argument("--bench", action="store_true", help="only print bench_training() figures "
+                   "(training steps/s; perturbation path vs forward pass per step; with --quick: "
+                   "a short run)")
     args = p.parse_args(argv)
     if args.bench:
-        for r in bench_training():
-            print(f"{r['what']:45s} {r['config']:60s} {r['rate']:10.2f} {r['unit']}")
+        print("\n".join(format_training_rows(bench_training(args.quick))))
         return 0
     if args.seeds < 1 or args.jobs < 1:
         p.error("--seeds and --jobs must be positive")

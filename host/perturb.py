@@ -8,8 +8,8 @@ source         what produces z and holds the weights
 ``uniform``    the same with z ~ U(-sqrt 3, sqrt 3) (unit variance, float)
 ``pezo``       the bit-exact golden engine model (:class:`pezo.sim.engine.EngineModel`): weights in
                fixed point in the engine, z from the PeZO generator (reuse ``none`` / ``pregen`` /
-               ``onthefly``, stepping ``leap`` / ``shift``), all passes through
-               :class:`pezo.host.engine.EngineClient`
+               ``onthefly``, stepping ``leap`` / ``shift``), driven through
+               :class:`pezo.host.engine.EngineClient` (passes 1-3 and the update fused, below)
 ``pezo-sim``   the same commands to the generated hardware (:class:`pezo.hw.engine.PerturbEngine`)
                in the Amaranth simulator (``EngineClient(transport="amaranth")``)
 =============  =====================================================================================
@@ -21,6 +21,9 @@ The interface is the MeZO pass sequence (one *query* = one z):
 >>> src.perturb(q, -2); Lm = loss(src.params())
 >>> src.perturb(q, +1)           # restores theta (bit-exactly in the engine unless saturated)
 >>> src.update(q, -eta * (Lp - Lm) / (2 * src.mu))    # z regenerated, never stored
+
+``src.perturb_pair(q)`` runs passes 1-3 in one call and returns theta+ and theta- stacked (what
+the trainer uses: one forward pass over both).
 
 How the engine replays z (see the engine's command map in :mod:`pezo.sim.engine`):
 
@@ -45,9 +48,13 @@ weights in expectation.
 Speed. The plain golden model rebuilds its LFSR bank on every ``SEED`` (a few ms each, four per
 MeZO step). :class:`BatchedGoldenTransport` runs the same :class:`~pezo.sim.engine.EngineModel`
 (MAC, scaler, commands, status unchanged) with a generator front end that computes the first pass
-of many step seeds at once (one vectorised LFSR run over all their lanes) and caches them; the
-trainer announces upcoming seeds with :meth:`PerturbSource.prefetch`. It is bit-exact with the
-plain model (tested), and the default for ``pezo``; ``engine="golden"`` selects the plain model.
+of many step seeds at once (one vectorised LFSR run over all their lanes: by linearity, from byte
+tables of the basis sequences) and caches them; the trainer announces upcoming seeds with
+:meth:`PerturbSource.prefetch`. :class:`pezo.host.fused.FusedGoldenTransport` (``engine="fused"``,
+the default for ``pezo``) adds fused calls for passes 1-3 and for the update, so a MeZO step costs
+a few array operations instead of eleven commands. Both are bit-exact with the plain model
+(tested after every command, and over training runs); ``engine="batched"`` and
+``engine="golden"`` select the command-level ones.
 """
 
 import collections
@@ -61,13 +68,14 @@ from pezo.host.engine import EngineClient, GoldenTransport
 from pezo.sim import scaler as smodel
 from pezo.sim.bank import BankModel, bank_geometry
 from pezo.sim.engine import EngineModel, Op
-from pezo.sim.lfsr import lane_states, sequence_words, splitmix64
+from pezo.sim.lfsr import lane_constants, lane_states, sequence_words, splitmix64
 from pezo.sim.mac import rounding_seed
 from pezo.sim.reuse import ReuseModel
 
 __all__ = ["SOURCES", "FLOAT_SOURCES", "ENGINE_SOURCES", "REUSES", "STEPPINGS", "ROUNDINGS",
-           "Query", "PerturbSource", "FloatSource", "EngineSource", "BatchedGoldenTransport",
-           "make_source", "engine_config", "derive_seed"]
+           "ENGINES", "Query", "PerturbSource", "FloatSource", "EngineSource",
+           "BatchedGoldenTransport", "make_source", "engine_config", "derive_seed", "derive_seeds",
+           "bank_first_cycles", "bank_first_fields", "pool_of"]
 
 SOURCES = ("gaussian", "uniform", "pezo", "pezo-sim")
 FLOAT_SOURCES = ("gaussian", "uniform")
@@ -75,7 +83,7 @@ ENGINE_SOURCES = ("pezo", "pezo-sim")
 REUSES = ("none", "pregen", "onthefly")
 STEPPINGS = ("leap", "shift")
 ROUNDINGS = ("stochastic", "nearest")
-ENGINES = ("batched", "golden", "amaranth")
+ENGINES = ("fused", "batched", "golden", "amaranth")
 
 
 def derive_seed(run_seed: int, *tags, bits: int = 32) -> int:
@@ -85,6 +93,29 @@ def derive_seed(run_seed: int, *tags, bits: int = 32) -> int:
     for t in tags:
         x = splitmix64(x ^ (int(t) & ((1 << 64) - 1)))
     return x & ((1 << bits) - 1)
+
+
+def _splitmix64_array(x):
+    """:func:`pezo.sim.lfsr.splitmix64` of every element of a uint64 array (arithmetic mod
+    2^64: the wrap-around is the definition, so NumPy's overflow warning is off)."""
+    with np.errstate(over="ignore"):
+        z = x * np.uint64(0x9E3779B97F4A7C15) + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def derive_seeds(run_seed: int, *tags, bits: int = 32) -> np.ndarray:
+    """:func:`derive_seed` for arrays of tags at once (non-negative integers; the tags broadcast
+    against each other): e.g. ``derive_seeds(s, 3, t[:, None], q[None, :])`` is the array of
+    ``derive_seed(s, 3, t, i)``. Returns uint64."""
+    x = np.uint64(splitmix64(int(run_seed) & ((1 << 64) - 1)))
+    for t in tags:
+        t = np.asarray(t)
+        if t.dtype.kind not in "iu" or (t.dtype.kind == "i" and t.size and t.min() < 0):
+            raise ValueError(f"Seed tags must be non-negative integers, not {t!r}")
+        x = _splitmix64_array(np.bitwise_xor(x, t.astype(np.uint64)))
+    return x & np.uint64((1 << bits) - 1)
 
 
 class Query:
@@ -123,6 +154,17 @@ class PerturbSource:
 
     def perturb(self, query: Query, sign: int):
         raise NotImplementedError
+
+    def perturb_pair(self, query: Query) -> np.ndarray:
+        """Passes 1-3 of a query: returns theta+ (read after pass 1) and theta- (after pass 2)
+        as one (2, n_params) float64 array, and leaves theta restored by pass 3. A source may
+        fuse the three passes; the result must equal this sequence."""
+        self.perturb(query, +1)
+        tp = self.params()
+        self.perturb(query, -2)
+        tm = self.params()
+        self.perturb(query, +1)
+        return np.stack([tp, tm])
 
     def update(self, query: Query, coef: float) -> float:
         """theta += coef * z(query); returns the coefficient actually applied."""
@@ -249,9 +291,10 @@ class EngineSource(PerturbSource):
     cfg : EngineConfig
         Its depth must hold ``n_params`` weights.
     engine : str
-        ``"batched"`` (default: golden model with the batched generator front end),
-        ``"golden"`` (the plain golden model) or ``"amaranth"`` (the hardware in the Amaranth
-        simulator).
+        ``"fused"`` (default: the golden model with fused MeZO passes,
+        :class:`pezo.host.fused.FusedGoldenTransport`), ``"batched"`` (the golden model with
+        the batched generator front end, one command per pass), ``"golden"`` (the plain golden
+        model) or ``"amaranth"`` (the hardware in the Amaranth simulator).
     rounding : str
         Update-pass rounding of c*z: ``"stochastic"`` (default; needs ``cfg.stochastic``) or
         ``"nearest"``.
@@ -264,7 +307,7 @@ class EngineSource(PerturbSource):
 
     kind = "engine"
 
-    def __init__(self, n_params, cfg, engine="batched", rounding="stochastic",
+    def __init__(self, n_params, cfg, engine="fused", rounding="stochastic",
                  coef_rounding="stochastic", pool_correct=True):
         super().__init__(n_params)
         if not isinstance(cfg, EngineConfig):
@@ -285,8 +328,15 @@ class EngineSource(PerturbSource):
         self.name = "pezo-sim" if engine == "amaranth" else "pezo"
         self.rounding, self.coef_rounding = rounding, coef_rounding
         self.pool_correct = pool_correct
-        transport = BatchedGoldenTransport(cfg) if engine == "batched" else engine
+        if engine == "fused":
+            from pezo.host.fused import FusedGoldenTransport
+            transport = FusedGoldenTransport(cfg)
+        elif engine == "batched":
+            transport = BatchedGoldenTransport(cfg)
+        else:
+            transport = engine
         self.eng = EngineClient(cfg, transport)
+        self._fused = transport if engine == "fused" else None
         self.reuse = cfg.generator.reuse
         self._c_scale = 2.0 ** cfg.coef_frac
         self._c_max = (1 << (cfg.coef_bits - 1)) - 1
@@ -348,6 +398,13 @@ class EngineSource(PerturbSource):
             return Query(seed, o)
         return Query(seed)
 
+    def perturb_pair(self, query):
+        if self._fused is not None:
+            out = self._fused.pair(query.seed, query.offset, self.n_params)
+            if out is not None:
+                return out
+        return super().perturb_pair(query)
+
     def _replay(self, query):
         if query.offset is not None:
             self.eng.set_offset(query.offset)
@@ -383,6 +440,13 @@ class EngineSource(PerturbSource):
         if v == 0:
             self.stats["coef_zero"] += 1
             return 0.0
+        if self._fused is not None:
+            sat = self._fused.update(query.seed, query.offset, v)
+            if sat is not None:
+                if sat:
+                    self.stats["saturated_passes"] += 1
+                    self.eng.clear()
+                return v / self._c_scale
         self._replay(query)
         self.eng.update_int(v)
         self._check_saturation()
@@ -427,8 +491,8 @@ def make_source(name, n_params, *, lanes=4, reuse="none", pool_size=None, steppi
                 rounding="stochastic", coef_rounding="stochastic", engine=None,
                 pool_correct=True, shared=False, state_bits=32) -> PerturbSource:
     """A perturbation source by name (one of :data:`SOURCES`); engine options apply to ``pezo``
-    and ``pezo-sim`` only. ``engine`` overrides the transport of ``pezo`` (``"batched"`` by
-    default, or ``"golden"``)."""
+    and ``pezo-sim`` only. ``engine`` overrides the transport of ``pezo`` (``"fused"`` by
+    default, ``"batched"`` or ``"golden"``)."""
     if name not in SOURCES:
         raise ValueError(f"Source must be one of {', '.join(SOURCES)}, not {name!r}")
     if name in FLOAT_SOURCES:
@@ -441,7 +505,7 @@ def make_source(name, n_params, *, lanes=4, reuse="none", pool_size=None, steppi
     if name == "pezo-sim":
         engine = "amaranth"
     elif engine is None:
-        engine = "batched"
+        engine = "fused"
     elif engine == "amaranth":
         raise ValueError("Source 'pezo' runs the golden model; use source 'pezo-sim' for the "
                          "Amaranth simulator")
@@ -464,49 +528,185 @@ def _extract_rows(words, positions, width):
     return (v ^ sign) - sign
 
 
-_BASIS = {}
+_BASIS = collections.OrderedDict()
+_TABLES = collections.OrderedDict()
+TABLE_BYTES = 32 << 20      # largest byte-table set kept for one (k, length); above it: XOR loop
 
 
-def _linear_sequence_words(k, states, nbits):
-    """:func:`pezo.sim.lfsr.sequence_words` for many start states at once, by linearity: the
-    sequence of a state is the XOR of the sequences of its set bits (k basis sequences, computed
-    once per (k, length) and kept)."""
+def _basis(k, nbits):
+    """The k basis sequences (start state 1 << i) as packed words, kept per (k, length)."""
     nwords = -(-max(int(nbits), 1) // 64) + 1
     basis = _BASIS.get((k, nwords))
     if basis is None:
         basis = sequence_words(k, [1 << i for i in range(k)], nbits)[:, :nwords]
         _BASIS[(k, nwords)] = basis
         while len(_BASIS) > 16:
-            _BASIS.pop(next(iter(_BASIS)))
-    out = np.zeros((len(states), nwords), dtype=np.uint64)
+            _BASIS.popitem(last=False)
+    return basis
+
+
+def _byte_tables(k, nbits):
+    """(ceil(k/8), 256, nwords) uint64: entry [c, b] is the XOR of the basis sequences of the
+    set bits of byte value b in state byte c, or None when that would exceed TABLE_BYTES."""
+    nwords = -(-max(int(nbits), 1) // 64) + 1
+    chunks = -(-k // 8)
+    if chunks * 256 * nwords * 8 > TABLE_BYTES:
+        return None
+    tables = _TABLES.get((k, nwords))
+    if tables is None:
+        basis = _basis(k, nbits)
+        tables = np.zeros((chunks, 256, nwords), dtype=np.uint64)
+        for c in range(chunks):
+            for j in range(min(8, k - 8 * c)):
+                np.bitwise_xor(tables[c, :1 << j], basis[8 * c + j], out=tables[c, 1 << j:2 << j])
+        _TABLES[(k, nwords)] = tables
+        while len(_TABLES) > 4:
+            _TABLES.popitem(last=False)
+    return tables
+
+
+def _linear_sequence_words(k, states, nbits):
+    """:func:`pezo.sim.lfsr.sequence_words` for many start states at once, by linearity: the
+    sequence of a state is the XOR of the sequences of its set bits. The k basis sequences are
+    computed once per (k, length); for k <= 64 they are grouped into byte tables (256 XOR
+    combinations per state byte), so a state costs ceil(k/8) table rows instead of k."""
+    nwords = -(-max(int(nbits), 1) // 64) + 1
     if k <= 64:
-        st = np.array(states, dtype=np.uint64)
-        for i in range(k):
+        st = np.asarray(states, dtype=np.uint64).reshape(-1)
+        tables = _byte_tables(k, nbits)
+        if tables is not None:
+            out = tables[0][(st & np.uint64(255)).astype(np.intp)]
+            for c in range(1, tables.shape[0]):
+                byte = (st >> np.uint64(8 * c)) & np.uint64(255)
+                out ^= tables[c][byte.astype(np.intp)]
+            return out
+    basis = _basis(k, nbits)
+    out = np.zeros((len(states), nwords), dtype=np.uint64)
+    for i in range(k):
+        if k <= 64:
             sel = ((st >> np.uint64(i)) & np.uint64(1)).astype(bool)
-            out[sel] ^= basis[i]
-    else:
-        for i in range(k):
-            sel = np.array([(s >> i) & 1 for s in states], dtype=bool)
-            out[sel] ^= basis[i]
+        else:
+            sel = np.array([(int(s) >> i) & 1 for s in states], dtype=bool)
+        out[sel] ^= basis[i]
     return out
 
 
-def bank_first_cycles(cfg, seeds, cycles, rotate=False) -> np.ndarray:
-    """The first ``cycles`` outputs of the uniform bank for each of ``seeds``:
-    (len(seeds), cycles, lanes) int64, equal to ``BankModel(cfg, seed, rotate).next(cycles)``.
-    One vectorised LFSR run covers every seed's generators (the stream definition of
-    :mod:`pezo.sim.bank`)."""
+_LANE_CONSTANTS = {}
+
+
+def seed_lane_states(seeds, k, gens, seed_width):
+    """:func:`pezo.sim.lfsr.lane_states` for many seeds: (len(seeds), gens) uint64 for k <= 64
+    (vectorised fold and lane constants), else a list of lists of Python ints."""
+    if k > 64:
+        return [lane_states(int(s), k, gens, seed_width) for s in seeds]
+    consts = _LANE_CONSTANTS.get((k, gens))
+    if consts is None:
+        consts = _LANE_CONSTANTS[(k, gens)] = np.array(lane_constants(k, gens), dtype=np.uint64)
+    s = np.asarray([int(x) for x in seeds], dtype=np.uint64)
+    if len(s) and int(s.max()) >> seed_width:
+        raise ValueError(f"Seed must be in 0..2^{seed_width}-1, not {int(s.max())!r}")
+    f = np.zeros_like(s)
+    mask = np.uint64((1 << (k - 1)) - 1)
+    for sh in range(0, seed_width, k - 1):       # fold_seed: XOR of (k-1)-bit chunks
+        f ^= (s >> np.uint64(sh)) & mask
+    return ((f << np.uint64(1)) | np.uint64(1))[:, None] ^ consts[None, :]
+
+
+def _fields_unsigned(words, positions, width):
+    """The unsigned ``width``-bit fields at bit ``positions`` of every row of ``words``."""
+    idx = positions >> 6
+    sh = (positions & 63).astype(np.uint64)
+    v = (words[:, idx] >> sh) | ((words[:, idx + 1] << np.uint64(1)) << (np.uint64(63) - sh))
+    return v & np.uint64((1 << width) - 1) if width < 64 else v
+
+
+_FIELD_TABLES = collections.OrderedDict()
+
+
+def _field_tables(cfg, cycles):
+    """Byte tables of the bank's unsigned output fields: (ceil(k/8), 256, F) uint32, entry
+    [c, b] the first ``cycles`` fields (F = cycles * lanes cycle-major for a shared bank, else
+    ``cycles`` per generator) of the start state whose byte c is b and other bits are 0. A field
+    is a GF(2)-linear function of the start state, so the fields of any state are the XOR of one
+    row per state byte. None when k > 64 or the tables would exceed TABLE_BYTES."""
     gens, step, offsets = bank_geometry(cfg)
     k, w, n = cfg.state_bits, cfg.width, cfg.lanes
-    states = [st for s in seeds for st in lane_states(int(s), k, gens, cfg.seed_width)]
-    nbits = (cycles - 1) * step + max(offsets) + w
-    words = _linear_sequence_words(k, states, nbits)
-    words = words.reshape(len(seeds), gens, words.shape[1])
-    pos = np.arange(cycles, dtype=np.int64) * step
-    out = np.empty((len(seeds), cycles, n), dtype=np.int64)
-    for lane in range(n):
-        g = 0 if cfg.shared else lane
-        out[:, :, lane] = _extract_rows(words[:, g, :], pos + offsets[lane], w)
+    f = cycles * n if cfg.shared else cycles
+    chunks = -(-k // 8)
+    if k > 64 or w > 32 or chunks * 256 * f * 4 > TABLE_BYTES:
+        return None
+    key = (k, w, step, tuple(offsets), cfg.shared, n, int(cycles))
+    tables = _FIELD_TABLES.get(key)
+    if tables is None:
+        pos = np.arange(cycles, dtype=np.int64) * step
+        if cfg.shared:
+            pos = (pos[:, None] + np.asarray(offsets, dtype=np.int64)[None, :]).reshape(-1)
+        nbits = (cycles - 1) * step + max(offsets) + w
+        basis = _fields_unsigned(_basis(k, nbits), pos, w).astype(np.uint32)
+        tables = np.zeros((chunks, 256, f), dtype=np.uint32)
+        for c in range(chunks):
+            for j in range(min(8, k - 8 * c)):
+                np.bitwise_xor(tables[c, :1 << j], basis[8 * c + j], out=tables[c, 1 << j:2 << j])
+        _FIELD_TABLES[key] = tables
+        while len(_FIELD_TABLES) > 4:
+            _FIELD_TABLES.popitem(last=False)
+    return tables
+
+
+def bank_first_fields(cfg, seeds, cycles):
+    """The first ``cycles`` outputs of the bank for each seed as *unsigned* w-bit fields
+    ((len(seeds), cycles, lanes) uint32, the two's complement bits of
+    :func:`bank_first_cycles`), from the field tables; None when there are none (k > 64 or too
+    long a run)."""
+    tables = _field_tables(cfg, cycles)
+    if tables is None:
+        return None
+    gens = bank_geometry(cfg)[0]
+    st = seed_lane_states(seeds, cfg.state_bits, gens, cfg.seed_width).reshape(-1)
+    v = tables[0][(st & np.uint64(255)).astype(np.intp)]
+    for c in range(1, tables.shape[0]):
+        v ^= tables[c][((st >> np.uint64(8 * c)) & np.uint64(255)).astype(np.intp)]
+    if cfg.shared:
+        return v.reshape(len(seeds), cycles, cfg.lanes)
+    return v.reshape(len(seeds), cfg.lanes, cycles).transpose(0, 2, 1)
+
+
+def bank_first_cycles(cfg, seeds, cycles, rotate=False, dtype=np.int64) -> np.ndarray:
+    """The first ``cycles`` outputs of the uniform bank for each of ``seeds``:
+    (len(seeds), cycles, lanes) int64 (or ``dtype``, wide enough for the width), equal to
+    ``BankModel(cfg, seed, rotate).next(cycles)``.
+    Vectorised over every seed's generators by linearity (the stream definition of
+    :mod:`pezo.sim.bank`): byte-aligned ``leap`` fields are views of the packed sequences, other
+    fields come from :func:`bank_first_fields`."""
+    gens, step, offsets = bank_geometry(cfg)
+    k, w, n = cfg.state_bits, cfg.width, cfg.lanes
+    nseeds = len(seeds)
+    aligned = cfg.step == "leap" and w in (8, 16, 32)
+    fields = None if aligned else bank_first_fields(cfg, seeds, cycles)
+    if fields is not None:
+        out = fields.astype(dtype)
+        sign = out.dtype.type(1 << (w - 1))
+        out ^= sign
+        out -= sign
+    else:
+        states = seed_lane_states(seeds, k, gens, cfg.seed_width)
+        states = states.reshape(-1) if k <= 64 else [st for row in states for st in row]
+        nbits = (cycles - 1) * step + max(offsets) + w
+        words = _linear_sequence_words(k, states, nbits)
+        words = words.reshape(nseeds, gens, words.shape[1])
+        if aligned:
+            # Every number is the next w-bit field of its generator's sequence: a view.
+            view = words.view(f"<i{w // 8}")
+            if cfg.shared:      # lane l of cycle c is field c*n + l of the one sequence
+                out = view[:, 0, :cycles * n].reshape(nseeds, cycles, n).astype(dtype)
+            else:               # lane l of cycle c is field c of generator l
+                out = view[:, :, :cycles].transpose(0, 2, 1).astype(dtype)
+        else:
+            pos = np.arange(cycles, dtype=np.int64) * step
+            out = np.empty((nseeds, cycles, n), dtype=dtype)
+            for lane in range(n):
+                g = 0 if cfg.shared else lane
+                out[:, :, lane] = _extract_rows(words[:, g, :], pos + offsets[lane], w)
     if rotate and n > 1:
         perm = (np.arange(n)[None, :] + np.arange(cycles)[:, None]) % n
         out = np.take_along_axis(out, np.broadcast_to(perm, out.shape), axis=2)

@@ -12,10 +12,12 @@ One step t (learning rate eta_t from the schedule, a minibatch B_t, q queries):
         pass 4  theta += c_i * z_i       c_i = -eta_t * g_i / q   (z_i regenerated, never stored)
     weight decay (if any): theta *= (1 - eta_t * lambda)
 
-so the update is theta -= eta_t * (1/q) * sum_i g_i z_i: the q projected gradients are all taken at
-the same theta and averaged (MeZO's n > 1 form), then applied as q update passes, each replaying
-its own z_i. Weight decay is not an engine command: the host reads the weights, scales them and
-writes them back (for the engine, rounded stochastically to the weight grid), once per step.
+Passes 1-3 are one call, ``source.perturb_pair`` (it returns theta+ and theta-; the default
+engine fuses the three passes). The update is theta -= eta_t * (1/q) * sum_i g_i z_i: the q
+projected gradients are all taken at the same theta and averaged (MeZO's n > 1 form), then
+applied as q update passes, each replaying its own z_i. Weight decay is not an engine command:
+the host reads the weights, scales them and writes them back (for the engine, rounded
+stochastically to the weight grid), once per step.
 
 Minibatches are drawn without replacement from a per-epoch shuffle seeded by the run seed (the
 same for every source, so sources differ only in z). ``batch=0`` uses the full training set. The
@@ -39,7 +41,8 @@ import numpy as np
 
 from pezo.host.data import DATASETS, load_dataset
 from pezo.host.models import ACTIVATIONS, MODELS, make_model
-from pezo.host.perturb import REUSES, ROUNDINGS, SOURCES, STEPPINGS, derive_seed, make_source
+from pezo.host.perturb import (REUSES, ROUNDINGS, SOURCES, STEPPINGS, derive_seed,
+                                derive_seeds, make_source)
 
 __all__ = ["SCHEDULES", "DEFAULTS", "TrainConfig", "TrainResult", "train", "lr_at",
            "auto_pool_size", "write_log", "plot_curves", "register", "cmd_train"]
@@ -157,8 +160,8 @@ class TrainResult:
     forward_passes: int = 0          # training forward passes (2 per query per step, minibatch)
     eval_passes: int = 0             # forward passes of the learning-curve evaluations
     wall_time: float = 0.0
-    source_time: float = 0.0         # time inside the perturbation source (engine / RNG)
-    forward_time: float = 0.0        # time in the training forward passes
+    source_time: float = 0.0         # the perturbation path: step seeds, prefetch, passes, update
+    forward_time: float = 0.0        # the training forward passes (L+ and L-)
     stats: dict = field(default_factory=dict)
 
     @property
@@ -262,24 +265,25 @@ def _train(cfg, progress, src, log):
     clock = time.perf_counter
     try:
         for t in range(cfg.steps):
-            if t % PREFETCH == 0:
-                source.prefetch([derive_seed(cfg.seed, 3, s, i) for s in
-                                 range(t, min(t + PREFETCH, cfg.steps)) for i in range(cfg.q)])
+            if t % PREFETCH == 0:       # the step seeds of the next PREFETCH steps, announced
+                c0 = clock()
+                steps = np.arange(t, min(t + PREFETCH, cfg.steps))
+                seeds = derive_seeds(cfg.seed, 3, steps[:, None],
+                                     np.arange(cfg.q)[None, :]).reshape(-1).tolist()
+                source.prefetch(seeds)
+                t_src += clock() - c0
             eta = lr_at(cfg.schedule, cfg.lr, t, cfg.steps)
             idx = batches.next()
             Xb, yb = (ds.X_train, ds.y_train) if idx is None else (ds.X_train[idx],
                                                                    ds.y_train[idx])
             grads = []
+            at = (t % PREFETCH) * cfg.q
             for i in range(cfg.q):
                 c0 = clock()
-                qy = source.begin(derive_seed(cfg.seed, 3, t, i))
-                source.perturb(qy, +1)
-                tp = source.params()
-                source.perturb(qy, -2)
-                tm = source.params()
-                source.perturb(qy, +1)
+                qy = source.begin(seeds[at + i])
+                pair = source.perturb_pair(qy)      # passes 1-3: theta+ and theta-
                 c1 = clock()
-                lp, lm = model.loss(np.stack([tp, tm]), Xb, yb)
+                lp, lm = model.loss(pair, Xb, yb)
                 t_fwd += clock() - c1
                 t_src += c1 - c0
                 grads.append((qy, (lp - lm) / (2.0 * mu)))

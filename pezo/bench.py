@@ -7,6 +7,9 @@
 * engine cycles per pass for d = 4096 weights at m = 1/4/8 (Amaranth simulator, counted), and the
   cocotb-on-Verilator co-simulation speed of the engine in weight updates per second (MeZO passes
   with a full read-back after each, so the figure includes the checking traffic);
+* training steps per second (:func:`pezo.host.parity.bench_training`): the golden engine on every
+  data set and model, the float baseline, the simulated hardware; per step the time of the
+  perturbation path and of the NumPy forward pass, and their ratio (a second table);
 * the wall time of ``make test``.
 
 Results go to the terminal (a table) and to ``build/bench/bench.json``.
@@ -168,6 +171,21 @@ def run_bench(args):
         count = f"{r['count']:,}" + (" cycles" if "cycles_per_pass" in r else "")
         t.add_row(r["what"], r["config"], count, f"{r['seconds']:.3f}", rate)
     console.print(t)
+    train_rows = [r for r in rows if "forward_ms_per_step" in r]
+    if train_rows:
+        # Training: the perturbation path next to the forward pass, per step (medians).
+        tt = Table(title="training step: perturbation path vs NumPy forward pass (ms per step; "
+                         "ratio < 1: the engine is not the bottleneck)")
+        for col in ("measurement", "configuration", "steps/s", "perturbation ms", "forward ms",
+                    "ratio"):
+            tt.add_column(col, justify="left" if col in ("measurement", "configuration")
+                          else "right")
+        for r in train_rows:
+            src = r.get("source_ms_per_step")
+            tt.add_row(r["what"], r["config"], f"{r['rate']:,.1f}",
+                       "-" if src is None else f"{src:.4f}", f"{r['forward_ms_per_step']:.4f}",
+                       f"{r['ratio']:.2f}" if "ratio" in r else "-")
+        console.print(tt)
     meta = {"python": sys.version.split()[0], "machine": platform.machine(),
             "processor": platform.processor(), "time": time.strftime("%Y-%m-%d %H:%M:%S")}
     (out / "bench.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")

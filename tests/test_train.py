@@ -11,12 +11,15 @@ from pezo.config import EngineConfig as E, GeneratorConfig as G
 from pezo.host.data import DATASETS, load_dataset
 from pezo.host.engine import GoldenTransport
 from pezo.host.models import Model, engine_depth, make_model
+from pezo.fixed import Q, from_fixed
+from pezo.host.fused import FusedGoldenTransport, _RoundingStream
 from pezo.host.perturb import (BatchedGoldenTransport, EngineSource, FloatSource,
-                               bank_first_cycles, derive_seed, engine_config, make_source,
-                               pool_of)
+                               bank_first_cycles, bank_first_fields, derive_seed, derive_seeds,
+                               engine_config, make_source, pool_of)
 from pezo.host.train import TrainConfig, lr_at, register, train
 from pezo.sim.bank import BankModel
 from pezo.sim.engine import Op, encode_signed
+from pezo.sim.mac import rounding_config
 from pezo.sim.reuse import ReuseModel
 
 # Data --------------------------------------------------------------------------------------------
@@ -108,6 +111,14 @@ def test_bank_first_cycles_and_pool_equal_the_models(g):
         out = bank_first_cycles(g, seeds, 37, rotate=rotate)
         for s, block in zip(seeds, out):
             assert (block == BankModel(g, s, rotate=rotate).next(37)).all()
+    narrow = bank_first_cycles(g, seeds, 37, dtype=np.int32)
+    assert narrow.dtype == np.int32 and (narrow == bank_first_cycles(g, seeds, 37)).all()
+    fields = bank_first_fields(g, seeds, 37)        # the unsigned bits of the same numbers
+    if g.state_bits <= 64:
+        assert fields.dtype == np.uint32
+        assert (fields == (bank_first_cycles(g, seeds, 37) & ((1 << g.width) - 1))).all()
+    else:
+        assert fields is None
     if g.reuse == "pregen":
         for s in seeds:
             assert (pool_of(g, s) == ReuseModel(g, s).pool).all()
@@ -115,11 +126,13 @@ def test_bank_first_cycles_and_pool_equal_the_models(g):
 
 @pytest.mark.parametrize("g", BANKS, ids=lambda g: g.name())
 @pytest.mark.parametrize("stochastic", [True, False])
-def test_batched_golden_transport_is_bit_exact(g, stochastic):
+@pytest.mark.parametrize("fast", [BatchedGoldenTransport, FusedGoldenTransport],
+                         ids=["batched", "fused"])
+def test_batched_golden_transport_is_bit_exact(g, stochastic, fast):
     """MeZO command scripts (and passes without a reseed, rewinds, a scale change, bad seeds):
     weights and status equal the plain golden model after every command."""
     cfg = E(generator=g, depth=g.out_lanes * 13, stochastic=stochastic)
-    a, b = GoldenTransport(cfg), BatchedGoldenTransport(cfg)
+    a, b = GoldenTransport(cfg), fast(cfg)
     rng = np.random.default_rng(0)
     lim = 1 << (cfg.w_bits - 2)
     w = rng.integers(-lim, lim, cfg.depth).reshape(cfg.words, cfg.lanes)
@@ -144,6 +157,193 @@ def test_batched_golden_transport_is_bit_exact(g, stochastic):
         b.command(op, arg, wd)
         assert a.status() == b.status(), Op(op).name
         assert (a.model.weights == b.model.weights).all(), Op(op).name
+
+
+def test_derive_seeds_and_rounding_stream():
+    """The vectorised seed derivation equals derive_seed; the rounding stream that the fused
+    pregen path installs equals the rounding bank model, read in passes and in odd amounts."""
+    t, i = np.arange(0, 3000, 7), np.arange(3)
+    for run in (0, 5, 2**64 - 1):
+        got = derive_seeds(run, 3, t[:, None], i[None, :])
+        assert got.tolist() == [[derive_seed(run, 3, int(a), int(b)) for b in i] for a in t]
+    with pytest.raises(ValueError, match=r"^Seed tags must be non-negative integers"):
+        derive_seeds(0, [-1])
+    for m, depth in ((4, 652), (3, 66), (8, 40)):
+        rc = rounding_config(E(generator=G(lanes=m), depth=depth))
+        words = depth // m
+        rs, ref = _RoundingStream(rc, 0xBEEF, words, (1 << 21) - 1), BankModel(rc, 0xBEEF)
+        for k in range(150):                # past a read-ahead of 64 passes, twice
+            c = words if k % 4 else 5
+            if k % 2:
+                assert (rs.next(c) == ref.next(c)).all()
+            else:
+                assert (rs.next_bits(c) == (ref.next(c).reshape(-1) & ((1 << 21) - 1))).all()
+
+
+def _command_pair(t, cfg, replay):
+    """Passes 1-3 as commands (what the fused pair stands for); returns theta+, theta-."""
+    out = []
+    for arg in (0, 1, 0):
+        t.command(*replay)
+        t.command(Op.PERTURB, arg)
+        if len(out) < 2:
+            out.append(t.command(Op.READ, cfg.words << 32, rcount=cfg.words).reshape(-1))
+    return [from_fixed(w, Q(cfg.w_int, cfg.w_frac)) for w in out]
+
+
+@pytest.mark.parametrize("g", BANKS[:5] + [G(lanes=2, width=12, step="shift")],
+                         ids=lambda g: g.name())
+@pytest.mark.parametrize("stochastic", [True, False])
+def test_fused_calls_mixed_with_commands_are_bit_exact(g, stochastic, monkeypatch):
+    """Fused pairs and updates, interleaved at random with raw commands (passes without a
+    reseed, updates, rounding and scale changes, CLEAR, rewinds), near the weight limits so that
+    some passes saturate: every fused result and every state equals the plain golden model
+    running the command sequences they stand for."""
+    monkeypatch.setattr(BankModel, "BLOCK_BITS", 1 << 16)   # read-ahead only: same streams
+    cfg = E(generator=g, depth=g.out_lanes * 11, stochastic=stochastic)
+    a, b = GoldenTransport(cfg), FusedGoldenTransport(cfg)
+    rng = np.random.default_rng(1)
+    hi = (1 << (cfg.w_bits - 1)) - 1
+    w = rng.integers(-hi // 2, hi // 2, cfg.depth)
+    w[::7] = hi - rng.integers(0, 300, w[::7].size)            # a few weights at the edge
+    w[3::7] = -hi + rng.integers(0, 300, w[3::7].size)
+    seeds = [int(x) for x in rng.integers(0, 2**32, 6)]
+    b.prefetch(seeds[:4])
+    pregen = g.reuse == "pregen"
+    for t in (a, b):
+        t.command(Op.WRITE, cfg.words << 32, w.reshape(cfg.words, cfg.lanes))
+        t.command(Op.MU, 700)
+        if stochastic:
+            t.command(Op.ROUNDING, 1)
+        if pregen:
+            t.command(Op.SEED, seeds[5])
+    fused = {"pair": 0, "update": 0, "saturated": 0}
+    for k in range(40):
+        s = seeds[k % len(seeds)]
+        o = int(rng.integers(0, g.pool_words)) if pregen else None
+        replay = (Op.OFFSET, o) if pregen else (Op.SEED, s)
+        kind = rng.choice(["pair", "update", "raw"], p=[0.4, 0.4, 0.2])
+        if kind == "pair":
+            got = b.pair(s, o, cfg.depth - 3)
+            want = _command_pair(a, cfg, replay)
+            if got is None:
+                _command_pair(b, cfg, replay)
+            else:
+                fused["pair"] += 1
+                assert (got[0] == want[0][:cfg.depth - 3]).all()
+                assert (got[1] == want[1][:cfg.depth - 3]).all()
+        elif kind == "update":
+            c = int(rng.integers(-(1 << 15), 1 << 15) >> int(rng.integers(0, 8)))
+            sat = b.update(s, o, c)
+            a.command(*replay)
+            a.command(Op.UPDATE, encode_signed(c))
+            if sat is None:
+                b.command(*replay)
+                b.command(Op.UPDATE, encode_signed(c))
+            else:
+                fused["update"] += 1
+                fused["saturated"] += sat
+                assert sat == bool(a.status()["saturated"])
+        else:
+            op = rng.choice(["perturb", "update", "clear", "rounding", "scale", "seed", "read"])
+            cmd = {"perturb": (Op.PERTURB, int(rng.integers(0, 2))),
+                   "update": (Op.UPDATE, encode_signed(int(rng.integers(-999, 999)))),
+                   "clear": (Op.CLEAR, 0), "rounding": (Op.ROUNDING, int(rng.integers(0, 2))),
+                   "seed": (Op.SEED, s) if not pregen else (Op.OFFSET, o),
+                   "read": (Op.READ, 1 << 32)}.get(op)
+            if op == "scale":
+                from pezo.sim import scaler
+                cmd = (Op.SCALE, scaler.encode_scale([(1, scaler.t_min(g) + 1)], g)
+                       if g.scale == "runtime" else 0)
+            for t in (a, b):
+                t.command(*cmd)
+        assert a.status() == b.status(), (k, kind)
+        assert (a.model.weights == b.model.weights).all(), (k, kind)
+        if a.status()["saturated"] and rng.random() < 0.9:   # as the source does, mostly
+            for t in (a, b):
+                t.command(Op.CLEAR)
+    assert fused["pair"] and fused["update"], fused
+
+
+# The trainer's modes: fused = plain golden (few steps), fused = batched (many steps) --------------
+
+MODES = [dict(reuse="none", stepping="leap"),
+         dict(reuse="none", stepping="shift", q=2, weight_decay=1e-3),
+         dict(reuse="none", stepping="leap", shared=False, rounding="nearest"),
+         dict(reuse="pregen", stepping="leap", model="mlp"),
+         dict(reuse="pregen", stepping="shift", q=3, rounding="nearest", weight_decay=1e-3),
+         dict(reuse="pregen", stepping="leap", q=2, pool_size=64),
+         dict(reuse="onthefly", stepping="leap", model="mlp"),
+         dict(reuse="onthefly", stepping="shift", q=2, weight_decay=1e-3)]
+
+
+def _mode_run(engine, steps, mode):
+    kw = dict(dataset="wine", model="logreg", hidden=5, steps=steps, eval_every=5, seed=3,
+              lr=0.05, mu=0.01, pool_size=256 if mode["reuse"] == "pregen" else None)
+    kw.update(mode)
+    cfg = TrainConfig(**kw).resolved()
+    n = make_model(cfg.model, 13, 3, hidden=cfg.hidden).n_params
+    src = make_source("pezo", n, reuse=cfg.reuse, pool_size=cfg.pool_size,
+                      stepping=cfg.stepping, shared=cfg.shared, rounding=cfg.rounding,
+                      engine=engine)
+    thetas = []                     # every theta+ / theta- pair the forward pass sees
+    pair = src.perturb_pair
+    src.perturb_pair = lambda q: thetas.append(pair(q)) or thetas[-1]
+    res = train(cfg, src=src)
+    return src, res, np.array(thetas)
+
+
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: "-".join(str(v) for v in m.values()))
+def test_fused_training_is_bit_exact(mode, monkeypatch):
+    """The default pezo engine (fused passes) against the plain golden model (12 steps) and the
+    command-level batched golden model (300 steps): the same theta+- at every forward pass,
+    the same weight bits, learning curve and statistics; and the fused path was taken."""
+    monkeypatch.setattr(BankModel, "BLOCK_BITS", 1 << 16)   # read-ahead only: same streams
+    for engine, steps in (("golden", 12), ("batched", 300)):
+        ref, ref_res, ref_thetas = _mode_run(engine, steps, mode)
+        src, res, thetas = _mode_run("fused", steps, mode)
+        assert thetas.shape == ref_thetas.shape and (thetas == ref_thetas).all()
+        assert (src.eng.read_weights(raw=True) == ref.eng.read_weights(raw=True)).all()
+        assert res.curve == ref_res.curve and res.stats == ref_res.stats
+        assert src.eng.status() == ref.eng.status()
+        t = src.eng.transport
+        assert t.fallback == 0 and t.fused >= steps * mode.get("q", 1)
+
+
+@pytest.mark.regress
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: "-".join(str(v) for v in m.values()))
+def test_fused_training_equals_plain_golden_long(mode, monkeypatch):
+    """make regress: 200 steps of every mode against the plain golden model."""
+    monkeypatch.setattr(BankModel, "BLOCK_BITS", 1 << 16)
+    ref, ref_res, ref_thetas = _mode_run("golden", 200, mode)
+    src, res, thetas = _mode_run("fused", 200, mode)
+    assert (thetas == ref_thetas).all() and res.curve == ref_res.curve
+    assert (src.eng.read_weights(raw=True) == ref.eng.read_weights(raw=True)).all()
+    assert res.stats == ref_res.stats and src.eng.transport.fallback == 0
+
+
+def test_fused_source_with_saturation_is_bit_exact():
+    """Weights at the edge of Q4.12 and a large mu: perturbation passes and updates saturate;
+    the fused source hands those to the commands (or saturates the update exactly) and still
+    equals the plain golden model, counts included."""
+    n = 40
+    theta = np.where(np.arange(n) % 3 == 0, 7.995, -0.5)
+    theta[1::5] = -7.999
+    runs = []
+    for engine in ("golden", "fused"):
+        src = make_source("pezo", n, reuse="none", engine=engine)
+        src.reset(theta, run_seed=1)
+        src.set_mu(0.02)
+        thetas = []
+        for t in range(8):
+            q = src.begin(derive_seed(1, 3, t))
+            thetas.append(src.perturb_pair(q))
+            src.update(q, 0.03 if t % 2 else -0.03)
+        runs.append((src.eng.read_weights(raw=True), np.array(thetas), dict(src.stats),
+                     src.eng.transport))
+    (wa, ta, sa, _), (wb, tb, sb, fused) = runs
+    assert (wa == wb).all() and (ta == tb).all() and sa == sb
+    assert sa["saturated_passes"] > 0 and fused.fallback > 0 and fused.fused > 0
 
 
 # Sources and the MeZO pass sequence ---------------------------------------------------------------
@@ -251,15 +451,16 @@ def test_source_errors():
                                          ("onthefly", "mlp")])
 def test_pezo_sim_is_bit_identical_to_golden_over_training(reuse, model):
     """20+ training steps on wine (logreg: 42 weights, depth 44; mlp with 3 hidden units: 54
-    weights, depth 56): the hardware in the Amaranth simulator, the plain golden model and the
-    batched golden model end with the same weight bits and the same learning curve."""
+    weights, depth 56): the hardware in the Amaranth simulator, the plain golden model, the
+    batched golden model and the fused golden model (the default) end with the same weight bits
+    and the same learning curve."""
     cfg = TrainConfig(dataset="wine", model=model, hidden=3, reuse=reuse, steps=22, q=1,
                       pool_size=64 if reuse == "pregen" else None, eval_every=4, seed=5,
                       lr=0.05, mu=0.01, weight_decay=1e-3 if reuse == "none" else 0.0)
     r = cfg.resolved()
     n = make_model(model, 13, 3, hidden=3).n_params
     weights, curves = [], []
-    for engine in ("amaranth", "golden", "batched"):
+    for engine in ("amaranth", "golden", "batched", "fused"):
         src = make_source("pezo-sim" if engine == "amaranth" else "pezo", n, reuse=reuse,
                           pool_size=r.pool_size, shared=r.shared,
                           engine=None if engine == "amaranth" else engine)
@@ -267,8 +468,8 @@ def test_pezo_sim_is_bit_identical_to_golden_over_training(reuse, model):
         weights.append(src.eng.read_weights(raw=True))
         curves.append([(p["train_loss"], p["val_loss"]) for p in res.curve])
         assert res.steps_run == 22 and src.stats["saturated_passes"] == 0
-    assert (weights[0] == weights[1]).all() and (weights[1] == weights[2]).all()
-    assert curves[0] == curves[1] == curves[2]
+    assert all((w == weights[0]).all() for w in weights[1:])
+    assert curves[0] == curves[1] == curves[2] == curves[3]
     assert curves[0][-1][0] < curves[0][0][0]        # and it learned something
 
 
