@@ -80,7 +80,11 @@ class BoardTop(Elaboratable):
             p_FEEDBACK_PATH="SIMPLE", p_DIVR=p["DIVR"], p_DIVF=p["DIVF"], p_DIVQ=p["DIVQ"],
             p_FILTER_RANGE=p["FILTER_RANGE"],
             i_PACKAGEPIN=clk_pin.io, i_RESETB=1, i_BYPASS=0, o_PLLOUTGLOBAL=clk, o_LOCK=lock)
-        m.domains.sync = ClockDomain("sync")
+        # Asynchronous reset (asserted and released from the `ready` flip-flop, so released in
+        # step with the clock): the reset then drives the flip-flops' reset pins on a global net
+        # instead of entering every enable's logic (iCE40 synchronous resets are gated by the
+        # enable), which put it on the critical paths.
+        m.domains.sync = ClockDomain("sync", async_reset=True)
         m.d.comb += ClockSignal("sync").eq(clk)
         platform.add_clock_constraint(clk, p["f_out_mhz"] * 1e6)
         delay = int(15e-6 * p["f_out_mhz"] * 1e6)
