@@ -145,15 +145,16 @@ class PerturbMAC(wiring.Component):
             z, o = hw_saturate(total, cfg.w_bits)
             results.append(z)
             over.append(o)
-        over4 = Signal()
+        # Per-lane saturation bits are registered with the results (the OR over the lanes comes
+        # after the register, off the adders' path); the sticky flag follows one cycle after
+        # the value that saturated.
+        over4 = Signal(cfg.lanes)
         with m.If(advance):
-            m.d.sync += [self.o.valid.eq(v3), over4.eq(v3 & Cat(*over).any())]
+            m.d.sync += [self.o.valid.eq(v3), over4.eq(Cat(v3 & o for o in over))]
             for l in range(cfg.lanes):
                 m.d.sync += self.o.payload[l].eq(results[l])
-        # The sticky flag follows one cycle after the value that saturated (a registered OR, off
-        # the datapath's critical path).
         with m.If(self.sat_clear):
             m.d.sync += [self.saturated.eq(0), over4.eq(0)]
-        with m.Elif(over4):
+        with m.Elif(over4.any()):
             m.d.sync += self.saturated.eq(1)
         return m

@@ -209,6 +209,41 @@ def test_scaler_hardware_runtime_register_and_saturation():
     assert got[1][2] == 1 and got[0][2] == 0
 
 
+@pytest.mark.parametrize("out_skid", [False, True])
+def test_scaler_hardware_fixed_scale_saturation(out_skid):
+    """Fixed scale, with and without the engine's output skid slot: values and the sticky flag
+    match the model under random stalls on both sides, for a scale that saturates and one that
+    does not."""
+    cfg = G(lanes=2, width=8, z_int=2, z_frac=6, scale="fixed")
+    big = [(1, smodel.t_min(cfg)), (1, smodel.t_min(cfg))]   # alpha ~ 4 * alpha0: saturates
+    for digits in (smodel.default_digits(cfg), big):
+        dut = Scaler(cfg, digits=digits, out_skid=out_skid)
+        rng = random.Random(5)
+        ins = [[rng.randrange(-128, 128) for _ in range(2)] for _ in range(300)]
+        got = {}
+
+        async def tb(ctx):
+            outs, k = [], 0
+            while len(outs) < len(ins):
+                ctx.set(dut.i.valid, k < len(ins) and rng.random() < 0.7)
+                if k < len(ins):
+                    ctx.set(dut.i.payload, ins[k])
+                ctx.set(dut.o.ready, rng.random() < 0.6)
+                take_in = ctx.get(dut.i.valid) and ctx.get(dut.i.ready)
+                if ctx.get(dut.o.valid) and ctx.get(dut.o.ready):
+                    outs.append(lanes_of(ctx.get(dut.o.payload), 2))
+                await ctx.tick()
+                k += bool(take_in)
+            ctx.set(dut.i.valid, 0)
+            await ctx.tick()
+            got["outs"], got["sat"] = outs, ctx.get(dut.saturated)
+
+        run(dut, tb)
+        z, flag = smodel.scale_values(np.array(ins), digits, cfg)
+        assert (np.array(got["outs"]) == z).all()
+        assert got["sat"] == flag == (digits is big)
+
+
 def test_csd_digits_and_register_round_trip():
     cfg = G()
     d = smodel.default_digits(cfg)
