@@ -14,7 +14,7 @@ help:
 	@echo "make regress  - full cocotb matrix and long runs (10^8 values on Verilator)"
 	@echo "make bench    - throughput of golden model, Amaranth simulator, Verilator; make test time"
 	@echo "make generate - Verilog/RTLIL of the default generator into build/rtl (CONFIG=file)"
-	@echo "make synth BOARD=ice40 [CONFIG=file] - yosys + nextpnr, report in build/<board>/<config>/"
+	@echo "make synth BOARD=ice40 [CONFIG=file] [DESIGN=d] [SEEDS=n] - yosys + nextpnr, report in build/<board>/<config>/"
 	@echo "make program BOARD=ice40 - program a connected board (iceprog / openFPGALoader)"
 	@echo "make report   - aggregate build/**/report.json into build/report (CSV, Markdown, PNG)"
 	@echo "make compare  - the paper's comparison (Gaussian baselines vs PeZO) into docs/"
@@ -42,7 +42,7 @@ generate:
 
 BOARD ?= ice40
 synth:
-	$(PY) -m pezo synth --board $(BOARD) $(if $(CONFIG),--config $(CONFIG)) $(if $(DESIGN),--design $(DESIGN))
+	$(PY) -m pezo synth --board $(BOARD) $(if $(CONFIG),--config $(CONFIG)) $(if $(DESIGN),--design $(DESIGN)) $(if $(SEEDS),--seeds $(SEEDS))
 
 program:
 	$(PY) -m pezo program --board $(BOARD)

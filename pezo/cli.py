@@ -19,6 +19,16 @@ BLOCKS = ("generator", "bank", "scaler", "pool", "fanout", "mac", "engine")
 ENGINE_BLOCKS = ("mac", "engine")
 
 
+def _positive_int(text):
+    try:
+        value = int(text, 0)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}")
+    return value
+
+
 def _add_config_args(p):
     p.add_argument("--config", "-c", metavar="FILE",
                    help="generator configuration (TOML or JSON; a [generator] table or flat keys)")
@@ -252,7 +262,8 @@ def cmd_synth(args):
         if "lanes" in gen and "out_lanes" not in gen:
             g.pop("out_lanes", None)
         cfg = EngineConfig.from_dict({**base["engine"], "generator": g})
-    synth(board.name, cfg, seed=args.seed, design=args.design, power=not args.no_power)
+    synth(board.name, cfg, seed=args.seed, design=args.design, power=not args.no_power,
+          seeds=args.seeds)
     return 0
 
 
@@ -385,6 +396,9 @@ def make_parser():
                     "`pezo boards` lists them")
     _add_config_args(sy)
     sy.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    sy.add_argument("--seeds", type=_positive_int, default=1, metavar="N",
+                    help="if timing is missed, try up to N placement seeds from --seed until "
+                         "one meets the clock constraint (else keep the best; default 1)")
     sy.add_argument("--design", "-d", default="engine", metavar="DESIGN",
                     help="what to put on the board: engine (default; behind the serial command "
                          "port), or a block behind a UART harness: generator, bank, passthrough "

@@ -31,14 +31,65 @@ def _tool_version(env, var, arg):
         return f"unknown ({e})"
 
 
+def worst_slack_met(pnr_report) -> tuple:
+    """(met, worst achieved/constraint ratio) over the clocks of a nextpnr ``--report``."""
+    ratios = [v["achieved"] / v["constraint"] for v in pnr_report.get("fmax", {}).values()
+              if v.get("constraint")]
+    worst = min(ratios) if ratios else 1.0
+    return worst >= 1.0, worst
+
+
+def sweep_seeds(first, count, run):
+    """Try placement seeds ``first``, ``first + 1``, ... (at most ``count``) until one meets
+    timing. ``run(seed)`` places and routes with that seed and returns (met, ratio). When none
+    meets timing, the best seed is run again last, so its outputs are the ones left on disk.
+    Returns (chosen seed, [(seed, ratio), ...] in the order tried)."""
+    if not isinstance(count, int) or count < 1:
+        raise ValueError(f"Seed count must be a positive integer, not {count!r}")
+    tried = []
+    for seed in range(first, first + count):
+        met, ratio = run(seed)
+        tried.append((seed, ratio))
+        if met:
+            return seed, tried
+    best = max(tried, key=lambda t: t[1])[0]
+    if best != tried[-1][0]:
+        run(best)
+    return best, tried
+
+
+def _place_and_route(out, seed, env):
+    """Re-run the build script's nextpnr and pack steps with another placement seed (the
+    synthesised netlist is reused). Returns (met, ratio)."""
+    import re
+    import subprocess
+    lines = (Path(out) / "build_pezo_top.sh").read_text().splitlines()
+    keep = [line for line in lines if line.startswith(": ${")]
+    pnr = [line for line in lines if line.lstrip().startswith('"$NEXTPNR')]
+    pack = [line for line in lines if line.lstrip().startswith(('"$ICEPACK"', '"$ECPPACK"'))]
+    if len(pnr) != 1:
+        raise RuntimeError(f"Cannot find the nextpnr step in {out}/build_pezo_top.sh")
+    script = "set -e\n" + "\n".join(keep + [re.sub(r"--seed \d+", f"--seed {seed}", pnr[0])]
+                                     + pack) + "\n"
+    r = subprocess.run(["bash", "-c", script], cwd=out, env=env, capture_output=True, text=True)
+    if r.returncode:
+        raise RuntimeError(f"Place and route with seed {seed} failed: {r.stderr[-800:]}; see the "
+                           f"logs in {out}")
+    return worst_slack_met(json.loads((Path(out) / "nextpnr.json").read_text()))
+
+
 def synth(board_name, config=None, build_root="build", seed=1, name=None, progress=print,
-          design="engine", power=True):
+          design="engine", power=True, seeds=1):
     """Synthesise, place and route ``design`` (:mod:`pezo.designs`) under ``config`` (default:
     the board's) for ``board_name``.
 
     ``config`` is an :class:`~pezo.config.EngineConfig` (its generator configuration is used by
     block designs) or, for block designs, a :class:`~pezo.config.GeneratorConfig`. With
-    ``power``, the activity-based power estimate (:mod:`pezo.power`, iCE40 only) is added.
+    ``power``, the activity-based power estimate (:mod:`pezo.power`: calibrated on iCE40,
+    uncalibrated on ECP5, as its ``calibrated`` field says) is added.
+    ``seeds`` > 1: when placement with ``seed`` misses the clock constraint, try the next
+    seeds (up to ``seeds`` in all) until one meets it, else keep the best (``seed_sweep`` in the
+    report lists the seeds tried and their achieved/constraint ratios).
     Returns the report dict (also written to ``<build_root>/<board>/<name>/report.json``)."""
     from pezo.boards.targets import get_board
     from pezo.boards.top import BoardTop
@@ -78,6 +129,24 @@ def synth(board_name, config=None, build_root="build", seed=1, name=None, progre
                              f"{tail.strip().splitlines()[-1] if tail.strip() else e}") from None
         raise RuntimeError(f"Synthesis for {board.name} failed ({e}); see the logs in {out}") \
             from None
+    sweep = None
+    if seeds != 1:
+        first = worst_slack_met(json.loads((out / "nextpnr.json").read_text()))
+
+        def run(sd):
+            if sd == seed:              # the build above placed with the first seed
+                if run.done_first:
+                    return _place_and_route(out, sd, env)
+                run.done_first = True
+                return first
+            result = _place_and_route(out, sd, env)
+            progress(f"[synth] seed {sd}: {100 * result[1]:.1f} % of the clock constraint")
+            return result
+        run.done_first = False
+        progress(f"[synth] seed {seed}: {100 * first[1]:.1f} % of the clock constraint")
+        seed, tried = sweep_seeds(seed, seeds, run)
+        sweep = [{"seed": sd, "fmax_over_constraint": round(r, 4)} for sd, r in tried]
+        progress(f"[synth] kept seed {seed}")
     progress(f"[synth] per-module breakdown (hierarchy kept)")
     modules = module_breakdown(out, board.family, board.dsp, env=env)
     secs = time.time() - t0
@@ -86,6 +155,8 @@ def synth(board_name, config=None, build_root="build", seed=1, name=None, progre
     report["design"] = design
     report["core_module"] = core
     report["modules"] = modules
+    if sweep is not None:
+        report["seed_sweep"] = sweep
     if power:
         from pezo.power import estimate_power
         progress("[synth] power estimate (gate-level simulation of the core netlist)")
@@ -172,7 +243,8 @@ def format_summary(r):
                      f"{f['constraint_mhz']:.1f} MHz)")
     p = r.get("power") or {}
     if p.get("total_mw") is not None:
-        lines.append(f"        power (model, {p['clock_mhz']:.1f} MHz): static {p['static_mw']:.3f} mW"
+        kind = "model" if p.get("calibrated", True) else "UNCALIBRATED model"
+        lines.append(f"        power ({kind}, {p['clock_mhz']:.1f} MHz): static {p['static_mw']:.3f} mW"
                      f"  dynamic {p['dynamic_mw']:.3f} mW  total {p['total_mw']:.3f} mW")
     elif p.get("unavailable"):
         lines.append(f"        power: not estimated ({p['unavailable']})")

@@ -1,0 +1,61 @@
+"""Placement-seed sweep of `pezo synth --seeds`: the selection logic (no toolchain needed)."""
+
+import subprocess
+import sys
+
+import pytest
+
+from pezo.synth import sweep_seeds, worst_slack_met
+
+
+def make_run(ratios):
+    """A fake place-and-route: seed -> achieved/constraint ratio; records the calls."""
+    calls = []
+
+    def run(seed):
+        calls.append(seed)
+        return ratios[seed] >= 1.0, ratios[seed]
+    return run, calls
+
+
+def test_stops_at_the_first_seed_that_meets_timing():
+    run, calls = make_run({1: 0.94, 2: 1.01, 3: 1.20})
+    seed, tried = sweep_seeds(1, 3, run)
+    assert seed == 2 and calls == [1, 2] and tried == [(1, 0.94), (2, 1.01)]
+
+
+def test_keeps_the_best_and_reruns_it_last_when_none_meets_timing():
+    run, calls = make_run({5: 0.90, 6: 0.97, 7: 0.93})
+    seed, tried = sweep_seeds(5, 3, run)
+    assert seed == 6 and calls == [5, 6, 7, 6]          # the best's outputs are left on disk
+    assert [t[0] for t in tried] == [5, 6, 7]
+
+
+def test_no_rerun_when_the_last_seed_is_the_best():
+    run, calls = make_run({1: 0.90, 2: 0.95})
+    assert sweep_seeds(1, 2, run)[0] == 2 and calls == [1, 2]
+
+
+def test_single_seed_is_just_one_run():
+    run, calls = make_run({3: 0.5})
+    assert sweep_seeds(3, 1, run) == (3, [(3, 0.5)]) and calls == [3]
+
+
+@pytest.mark.parametrize("count", [0, -2, 1.5, "3"])
+def test_bad_seed_count(count):
+    with pytest.raises(ValueError, match=r"^Seed count must be a positive integer, not "):
+        sweep_seeds(1, count, lambda s: (True, 1.0))
+
+
+def test_worst_clock_decides():
+    rep = {"fmax": {"a": {"achieved": 60.0, "constraint": 48.0},
+                    "b": {"achieved": 45.0, "constraint": 48.0}}}
+    met, ratio = worst_slack_met(rep)
+    assert not met and ratio == pytest.approx(45 / 48)
+    assert worst_slack_met({"fmax": {"a": {"achieved": 48.0, "constraint": 48.0}}})[0]
+
+
+def test_cli_rejects_a_bad_seed_count():
+    r = subprocess.run([sys.executable, "-m", "pezo", "synth", "--seeds", "0"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "expected a positive integer, not '0'" in r.stderr
