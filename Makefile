@@ -41,6 +41,8 @@ generate:
 	$(PY) -m pezo generate generator $(if $(CONFIG),--config $(CONFIG)) --out build/rtl
 
 BOARD ?= ice40
+# Placement seeds to try (from 1) until the clock constraint is met; the best is kept otherwise.
+SEEDS ?= 8
 synth:
 	$(PY) -m pezo synth --board $(BOARD) $(if $(CONFIG),--config $(CONFIG)) $(if $(DESIGN),--design $(DESIGN)) $(if $(SEEDS),--seeds $(SEEDS))
 

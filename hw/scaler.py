@@ -166,19 +166,12 @@ class Scaler(wiring.Component):
             with m.If(acc_en):
                 m.d.sync += acc.eq(sum(terms) if terms else Const(0))
             rounded = hw_rshift_round_even(acc, shift)
-            oc = None
             if piped:       # stage C holds the rounded value; saturation is at the output
                 rc = Signal(signed(len(rounded)), name=f"l{lane}_rounded")
                 with m.If(take_c):
                     m.d.sync += rc.eq(rounded)
-                if skid:    # ... and its saturation bit, registered (off the flag's path)
-                    oc = Signal(name=f"l{lane}_over")
-                    with m.If(take_c):
-                        m.d.sync += oc.eq(hw_saturate(rounded, cfg.z_bits)[1])
                 rounded = rc
             z, over = hw_saturate(rounded, cfg.z_bits)
-            if oc is not None:
-                over = oc
             if skid:        # K holds C's output when it is not taken
                 zk = Signal(signed(cfg.z_bits), name=f"l{lane}_zk")
                 ok = Signal(name=f"l{lane}_ok")
