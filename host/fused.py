@@ -317,6 +317,23 @@ class FusedGoldenTransport(BatchedGoldenTransport):
         return rb.next(words).reshape(-1) & self._rmask
 
     # Fused MeZO passes ------------------------------------------------------------------------
+    def _seed_hit(self, seed):
+        """(block, row) of the step seed's z, or None (counted as a fallback)."""
+        hit = self._seed_row(int(seed))
+        if hit is None:
+            self.fallback += 1
+        return hit
+
+    def _pool_block(self, offset):
+        """The pool's z block for a pass at word ``offset``, or None (counted as a fallback to
+        the command path) when the offset is not a pool word or the pool is not available."""
+        blk = None
+        if offset is not None and 0 <= offset < self.cfg.generator.pool_words:
+            blk = self._pool_z()
+        if blk is None:
+            self.fallback += 1
+        return blk
+
     def _ready(self):
         m = self.model
         return not (m.error or m.mac_saturated or m.gen.saturated)
@@ -333,20 +350,15 @@ class FusedGoldenTransport(BatchedGoldenTransport):
             self.fallback += 1
             return None
         if self._reuse == "pregen":
-            if offset is None or not 0 <= offset < self.cfg.generator.pool_words:
-                self.fallback += 1
-                return None
-            blk = self._pool_z()
+            blk = self._pool_block(offset)
             if blk is None:
-                self.fallback += 1
                 return None
             self._with_mu(blk, m.mu)
             a = offset * self.cfg.lanes
             pf, pmax = blk.pf[a:a + d], blk.pmax
         else:
-            hit = self._seed_row(int(seed))
+            hit = self._seed_hit(seed)
             if hit is None:
-                self.fallback += 1
                 return None
             blk, row = hit
             self._with_mu(blk, m.mu)
@@ -388,21 +400,16 @@ class FusedGoldenTransport(BatchedGoldenTransport):
             return None
         d, S = self._depth, self._S
         if self._reuse == "pregen":
-            if offset is None or not 0 <= offset < self.cfg.generator.pool_words:
-                self.fallback += 1
-                return None
-            blk = self._pool_z()
+            blk = self._pool_block(offset)
             if blk is None:
-                self.fallback += 1
                 return None
             a = offset * self.cfg.lanes
             z, zmax, r = blk.z[a:a + d], blk.zmax, None
             if m.stochastic and S > 0:      # the rounding bank runs on from the pool's SEED
                 r = self._pregen_bits()
         else:
-            hit = self._seed_row(int(seed))
+            hit = self._seed_hit(seed)
             if hit is None:
-                self.fallback += 1
                 return None
             blk, row = hit
             z, zmax = blk.z[row], blk.zmax[row]

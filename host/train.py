@@ -394,19 +394,9 @@ def plot_curves(results, path, title=None, labels=None):
 
 # CLI ----------------------------------------------------------------------------------------------
 
-def _positive_int(text):
-    import argparse
-    try:
-        v = int(text, 0)
-    except ValueError:
-        v = 0
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
-    return v
-
-
 def register(subparsers):
     """Add the ``train`` command to an argparse sub-parser set (``pezo train``)."""
+    from pezo.cli import positive_int
     t = subparsers.add_parser("train", help="ZO-SGD (MeZO form) on a real data set through a "
                               "perturbation source: float Gaussian/uniform, the golden engine "
                               "(pezo) or the simulated hardware (pezo-sim)")
@@ -420,30 +410,30 @@ def register(subparsers):
                    help="perturbations: gaussian, uniform (float baselines), pezo (golden engine, "
                         "default), pezo-sim (hardware in the Amaranth simulator: slow)")
     t.add_argument("--reuse", default="none", choices=REUSES, help="engine reuse strategy")
-    t.add_argument("--pool-size", type=_positive_int, default=None,
+    t.add_argument("--pool-size", type=positive_int, default=None,
                    help="pregen pool size N (default: the power of two >= 8 x engine depth, "
                         "at least 1024)")
     t.add_argument("--stepping", default="leap", choices=STEPPINGS, help="LFSR stepping mode")
-    t.add_argument("--lanes", type=_positive_int, default=4,
+    t.add_argument("--lanes", type=positive_int, default=4,
                    help="engine lanes m, weights per cycle (default 4)")
-    t.add_argument("--generators", type=_positive_int, default=None,
+    t.add_argument("--generators", type=positive_int, default=None,
                    help="uniform generators n (default m; m/2 for onthefly)")
     t.add_argument("--bank", default="auto", choices=("auto", "shared", "independent"),
                    help="uniform bank: one shared LFSR for all lanes, or one per lane (default "
                         "auto: shared, independent for onthefly)")
-    t.add_argument("--state-bits", type=_positive_int, default=32,
+    t.add_argument("--state-bits", type=positive_int, default=32,
                    help="LFSR state bits k (default 32)")
     t.add_argument("--weight-format", default="Q4.12", help="engine weight format (default Q4.12)")
     t.add_argument("--rounding", default="stochastic", choices=ROUNDINGS,
                    help="update-pass rounding of c*z (default stochastic)")
-    t.add_argument("--steps", type=_positive_int, default=None, help="ZO steps (default: per "
+    t.add_argument("--steps", type=positive_int, default=None, help="ZO steps (default: per "
                    "data set)")
     t.add_argument("--seed", type=lambda x: int(x, 0), default=0, help="run seed (default 0)")
     t.add_argument("--lr", type=float, default=None,
                    help="learning rate eta (default per data set)")
     t.add_argument("--mu", type=float, default=None, help="perturbation scale mu (default per "
                    "data set)")
-    t.add_argument("--q", type=_positive_int, default=1, help="queries per step (default 1)")
+    t.add_argument("--q", type=positive_int, default=1, help="queries per step (default 1)")
     t.add_argument("--batch", type=int, default=None, help="minibatch size, 0 = full batch "
                    "(default per data set)")
     t.add_argument("--weight-decay", type=float, default=0.0, help="weight decay lambda")
@@ -451,7 +441,7 @@ def register(subparsers):
                    help="learning-rate schedule (default constant)")
     t.add_argument("--patience", type=int, default=0, help="early stopping after this many "
                    "evaluations without a better validation loss (0: off)")
-    t.add_argument("--eval-every", type=_positive_int, default=None,
+    t.add_argument("--eval-every", type=positive_int, default=None,
                    help="steps between learning-curve evaluations (default steps/50)")
     t.add_argument("--out", "-o", metavar="DIR", default=None,
                    help="write log.json and curve.png into DIR")

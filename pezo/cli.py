@@ -19,13 +19,14 @@ BLOCKS = ("generator", "bank", "scaler", "pool", "fanout", "mac", "engine")
 ENGINE_BLOCKS = ("mac", "engine")
 
 
-def _positive_int(text):
+def positive_int(text):
+    """argparse type: a positive integer (decimal or 0x...)."""
     try:
         value = int(text, 0)
     except ValueError:
         value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
     return value
 
 
@@ -396,7 +397,7 @@ def make_parser():
                     "`pezo boards` lists them")
     _add_config_args(sy)
     sy.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
-    sy.add_argument("--seeds", type=_positive_int, default=1, metavar="N",
+    sy.add_argument("--seeds", type=positive_int, default=1, metavar="N",
                     help="if timing is missed, try up to N placement seeds from --seed until "
                          "one meets the clock constraint (else keep the best; default 1)")
     sy.add_argument("--design", "-d", default="engine", metavar="DESIGN",

@@ -170,6 +170,24 @@ def test_scaler_model_is_exact_rational_rounding(cfg):
     assert (z == scaler_exact(u, digits, cfg)).all()
 
 
+async def _stream_through(ctx, dut, ins, rng, p_ready):
+    """Send ``ins`` (2 lanes) through a scaler with random gaps on the input (valid 70 % of the
+    time) and random backpressure (ready ``p_ready``); returns the outputs transferred."""
+    outs, k = [], 0
+    while len(outs) < len(ins):
+        ctx.set(dut.i.valid, k < len(ins) and rng.random() < 0.7)
+        if k < len(ins):
+            ctx.set(dut.i.payload, ins[k])
+        ctx.set(dut.o.ready, rng.random() < p_ready)
+        take_in = ctx.get(dut.i.valid) and ctx.get(dut.i.ready)
+        if ctx.get(dut.o.valid) and ctx.get(dut.o.ready):
+            outs.append(lanes_of(ctx.get(dut.o.payload), 2))
+        await ctx.tick()
+        k += bool(take_in)
+    ctx.set(dut.i.valid, 0)
+    return outs
+
+
 def test_scaler_hardware_runtime_register_and_saturation():
     cfg = G(lanes=2, width=8, z_int=2, z_frac=6)
     dut = Scaler(cfg)
@@ -185,19 +203,7 @@ def test_scaler_hardware_runtime_register_and_saturation():
             ctx.set(dut.sat_clear, 0)
             ctx.set(dut.scale, smodel.encode_scale(digits, cfg))
             ins = [[rng.randrange(-128, 128) for _ in range(2)] for _ in range(100)]
-            outs = []
-            k = 0
-            while len(outs) < len(ins):
-                ctx.set(dut.i.valid, k < len(ins) and rng.random() < 0.7)
-                if k < len(ins):
-                    ctx.set(dut.i.payload, ins[k])
-                ctx.set(dut.o.ready, rng.random() < 0.7)
-                take_in = ctx.get(dut.i.valid) and ctx.get(dut.i.ready)
-                if ctx.get(dut.o.valid) and ctx.get(dut.o.ready):
-                    outs.append(lanes_of(ctx.get(dut.o.payload), 2))
-                await ctx.tick()
-                k += bool(take_in)
-            ctx.set(dut.i.valid, 0)
+            outs = await _stream_through(ctx, dut, ins, rng, 0.7)
             got.append((ins, outs, ctx.get(dut.saturated)))
 
     run(dut, tb)
@@ -223,18 +229,7 @@ def test_scaler_hardware_fixed_scale_saturation(out_skid):
         got = {}
 
         async def tb(ctx):
-            outs, k = [], 0
-            while len(outs) < len(ins):
-                ctx.set(dut.i.valid, k < len(ins) and rng.random() < 0.7)
-                if k < len(ins):
-                    ctx.set(dut.i.payload, ins[k])
-                ctx.set(dut.o.ready, rng.random() < 0.6)
-                take_in = ctx.get(dut.i.valid) and ctx.get(dut.i.ready)
-                if ctx.get(dut.o.valid) and ctx.get(dut.o.ready):
-                    outs.append(lanes_of(ctx.get(dut.o.payload), 2))
-                await ctx.tick()
-                k += bool(take_in)
-            ctx.set(dut.i.valid, 0)
+            outs = await _stream_through(ctx, dut, ins, rng, 0.6)
             await ctx.tick()
             got["outs"], got["sat"] = outs, ctx.get(dut.saturated)
 

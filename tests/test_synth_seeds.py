@@ -58,4 +58,4 @@ def test_worst_clock_decides():
 def test_cli_rejects_a_bad_seed_count():
     r = subprocess.run([sys.executable, "-m", "pezo", "synth", "--seeds", "0"],
                        capture_output=True, text=True)
-    assert r.returncode == 2 and "expected a positive integer, not '0'" in r.stderr
+    assert r.returncode == 2 and "must be a positive integer, not '0'" in r.stderr
