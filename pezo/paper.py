@@ -5,12 +5,15 @@ seeds, the Gaussian baselines (CLT with k = 4/8/12 uniforms, fixed-point Box-Mul
 variants (the uniform bank alone; the generator with ``pregen`` reuse, 1 generator filling a 1,024-value pool;
 with ``onthefly`` reuse, 2 generators rotated across the 4 lanes) are each synthesised behind the
 same UART harness (:mod:`pezo.boards.harness`) for every board asked (iCE40 UP5K and an ECP5 by
-default), with the activity-based power estimate (:mod:`pezo.power`, iCE40 only).
+default), with the activity-based power estimate (:mod:`pezo.power`: calibrated on the iCE40 UP5K;
+on the ECP5 uncalibrated, the UP5K coefficients scaled to its 1.1 V core, and marked ``*``).
 
 Resources are *marginal*: a design's flat LUT4/FF/carry/BRAM/DSP and logic cells minus those of the
 harness around a block with no logic (``passthrough``), so the UART and the harness's output fold
 are not counted. Power is that of the block's own netlist; its dynamic part (the design-dependent
 term) is what the reductions use, as the paper compared the random-number generators themselves.
+On the ECP5 the reductions are ratios of uncalibrated estimates: they depend on the simulated
+activity and on the relative event weights (the same as on the iCE40), not on the absolute scale.
 
 Each PeZO variant's reduction is given against every baseline and against the cheapest baseline
 that passes the statistical checks (:func:`pezo.sim.gauss.stat_checks` on 10^6 values), next to
@@ -116,10 +119,16 @@ def run_paper(boards=("ice40", "ulx3s-85f"), out_dir="docs", build_root="build",
                 continue
             rep = reps[label]
             p = rep.get("power") or {}
+            estimated = p.get("dynamic_mw") is not None
             row = {"board": board.name, "label": label, "kind": kind, "design": design,
                    "config_name": rep.get("config_name"), "fmax_mhz": _fmax(rep),
                    "dynamic_mw": p.get("dynamic_mw"), "total_mw": p.get("total_mw"),
-                   "power_note": p.get("unavailable")}
+                   "static_mw": p.get("static_mw"), "clock_mw": p.get("clock_mw"),
+                   "power_clock_mhz": p.get("clock_mhz"),
+                   # Reports written before the ECP5 model carry no flag: they are iCE40 ones.
+                   "power_calibrated": (p.get("calibrated", rep.get("family") == "ice40")
+                                        if estimated else None),
+                   "power_basis": p.get("basis"), "power_note": p.get("unavailable")}
             row.update(_marginal(rep, ref))
             rows.append(row)
     stats = {}
@@ -162,6 +171,11 @@ def _p(x):
     return "–" if x is None else f"{x:+.1f} %"
 
 
+def _uncal(*rows):
+    """The mark of a power figure from an uncalibrated estimate (any of ``rows``)."""
+    return "*" if any(r.get("power_calibrated") is False for r in rows) else ""
+
+
 def paper_table(rows, stats):
     """The Markdown comparison: resources and power per board and design, then every PeZO
     variant's reduction against each baseline and against the cheapest passing baseline."""
@@ -171,9 +185,10 @@ def paper_table(rows, stats):
     for r in rows:
         st = stats.get(r["label"])
         check = "–" if st is None else ("pass" if st[0] else "fail")
+        m = _uncal(r) if r["dynamic_mw"] is not None else ""
         lines.append(f"| {r['board']} | {r['label']} | {r['lut4']} | {r['ff']} | {r['carry']} | "
                      f"{r['bram']} | {r['dsp']} | {_n(r['lc'])} | {_n(r['fmax_mhz'])} | "
-                     f"{_n(r['dynamic_mw'], 3)} | {_n(r['total_mw'], 3)} | {check} |")
+                     f"{_n(r['dynamic_mw'], 3)}{m} | {_n(r['total_mw'], 3)}{m} | {check} |")
     reductions = []
     lines += ["", "Reductions of each PeZO variant (LUT4, FF, dynamic power; negative = PeZO "
               "smaller). Paper: LUT4 -48.6 %, FF -12.7 %, power up to -86 %.", "",
@@ -192,15 +207,33 @@ def paper_table(rows, stats):
                                                              else "no")
                                    for k in ("lut4", "ff", "power"))
                 tag = " (cheapest passing)" if b is cheapest else ""
+                m = _uncal(v, b) if red["power"] is not None else ""
                 reductions.append({"board": board, "variant": v["label"], "baseline": b["label"],
-                                   "cheapest_passing": b is cheapest, **red})
+                                   "cheapest_passing": b is cheapest, **red,
+                                   "power_calibrated": None if red["power"] is None
+                                   else not m})
                 lines.append(f"| {board} | {v['label']} | {b['label']}{tag} | {_p(red['lut4'])} "
-                             f"| {_p(red['ff'])} | {_p(red['power'])} | {beats} |")
+                             f"| {_p(red['ff'])} | {_p(red['power'])}{m} | {beats} |")
+    clocks = {}
+    for r in rows:
+        if r.get("power_clock_mhz") is not None:
+            clocks.setdefault(r["board"], r["power_clock_mhz"])
+    at = "; ".join(f"{b} {c:g} MHz" for b, c in clocks.items())
     notes = ["", "Resources are marginal (design minus the harness-only design on the same board);"
-             " power is the activity-based model of `pezo.power` (iCE40 only; ECP5 shows –), "
-             "dynamic = design-dependent term at the clock constraint. Statistical checks: "
+             " power is the activity-based model of `pezo.power` on the block's own gate-level "
+             "netlist, dynamic = design-dependent term at the design clock"
+             + (f" ({at})" if at else "") + ". Statistical checks: "
              "`pezo.sim.gauss.stat_checks` on 10^6 values (mean, variance, kurtosis, tails "
              "beyond 3 and 4 sigma)."]
+    if any(r.get("power_calibrated") is False for r in rows):
+        notes += ["", "\\* Uncalibrated estimate (ECP5): no ECP5 power measurement was available, "
+                  "so its coefficients are the iCE40 UP5K calibration's at the ECP5's 1.1 V core "
+                  "(same 40 nm capacitances assumed: energy per event x (1.1/1.2)^2 = 0.84) and "
+                  "its static current is an assumption (UP5K blank current per logic cell x "
+                  "83,640 LUTs). Read its reductions (ratios of dynamic power: simulated activity "
+                  "weighted as on the iCE40), not its milliwatts."]
+    if any(r["dynamic_mw"] is None for r in rows):
+        notes += ["", "– in a power column: no estimate (see the report's `power.unavailable`)."]
     return {"markdown": "\n".join(lines + notes) + "\n", "reductions": reductions}
 
 
@@ -214,10 +247,13 @@ def _plot(rows, path):
         brows = [r for r in rows if r["board"] == board]
         labels = [r["label"].replace("Gaussian ", "").replace("PeZO ", "PeZO\n") for r in brows]
         colors = ["tab:gray" if r["kind"] == "baseline" else "tab:green" for r in brows]
+        uncal = any(r.get("power_calibrated") is False for r in brows)
         for j, (key, title) in enumerate(metrics):
             ax = axes[i][j]
+            if key == "dynamic_mw" and uncal:
+                title = "Dynamic power (mW, uncalibrated)"
             if all(r[key] is None for r in brows):
-                ax.text(0.5, 0.5, "no estimate\n(no calibration data for this family)",
+                ax.text(0.5, 0.5, "no estimate",
                         ha="center", va="center", transform=ax.transAxes, fontsize=9)
                 ax.set_xticks([])
                 ax.set_yticks([])

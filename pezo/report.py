@@ -37,7 +37,7 @@ COLUMNS = ("board", "family", "design", "config_name", "seed",
            "lut4", "ff", "carry", "bram", "spram", "dsp",
            "logic_cell_type", "logic_cells_used", "logic_cells_available", "logic_cells_percent",
            "clock", "fmax_mhz", "fmax_constraint_mhz",
-           "power_static_mw", "power_dynamic_mw", "power_total_mw",
+           "power_static_mw", "power_dynamic_mw", "power_total_mw", "power_calibrated",
            "seconds", "missing", "source")
 
 # Keys a complete report has; "board" and "summary" are required, the others reported if absent.
@@ -182,6 +182,15 @@ def _power(report):
     return p if isinstance(p, dict) else {}
 
 
+def _power_calibrated(report):
+    """True/False: the report's power estimate is calibrated (iCE40) or not (ECP5); None without
+    an estimate. Reports written before the ECP5 model carry no flag: they are iCE40 ones."""
+    p = _power(report)
+    if p.get("total_mw") is None:
+        return None
+    return bool(p.get("calibrated", report.get("family") == "ice40"))
+
+
 def flatten(report):
     """One table row (a dict with the keys of :data:`COLUMNS`) for one report.
 
@@ -201,6 +210,7 @@ def flatten(report):
                logic_cells_percent=lc[3], clock=clk[0], fmax_mhz=clk[1],
                fmax_constraint_mhz=clk[2], power_static_mw=p.get("static_mw"),
                power_dynamic_mw=p.get("dynamic_mw"), power_total_mw=p.get("total_mw"),
+               power_calibrated=_power_calibrated(report),
                seconds=report.get("seconds"), missing=" ".join(missing_fields(report)),
                source=report.get("source"))
     return row
@@ -248,6 +258,11 @@ def _fails_timing(r):
             and r["fmax_mhz"] < r["fmax_constraint_mhz"])
 
 
+def _uncalibrated(r):
+    v = r.get("power_calibrated")
+    return v is False or (isinstance(v, str) and v.strip().lower() == "false")
+
+
 def _row_label(r):
     return f"{r.get('board') or DASH} {r.get('config_name') or DASH}"
 
@@ -257,8 +272,8 @@ def markdown_table(rows):
 
     Columns: board, design, configuration, LUT4, FF, carry, BRAM, SPRAM, DSP, logic cells
     ("used / available (percent)"), fmax and its constraint (MHz), total power (mW). Missing
-    figures show as "–". Notes below the table mark an fmax under its constraint (``*``) and say
-    which keys the report files lack."""
+    figures show as "–". Notes below the table mark an fmax under its constraint (``*``) and an
+    uncalibrated power estimate (``†``, ECP5), and say which keys the report files lack."""
     rows = list(rows)
     head = ["Board", "Design", "Configuration", "LUT4", "FF", "Carry", "BRAM", "SPRAM", "DSP",
             "Logic cells", "fmax (MHz)", "Target (MHz)", "Power (mW)"]
@@ -274,11 +289,16 @@ def markdown_table(rows):
         fmax = _num(r.get("fmax_mhz")) + ("*" if _fails_timing(r) else "")
         cells = [r.get("board") or DASH, r.get("design") or DASH, r.get("config_name") or DASH]
         cells += [_num(r.get(k)) for k in RESOURCES]
-        cells += [lc, fmax, _num(r.get("fmax_constraint_mhz")), _num(r.get("power_total_mw"), 2)]
+        power = _num(r.get("power_total_mw"), 2) + ("†" if _uncalibrated(r) else "")
+        cells += [lc, fmax, _num(r.get("fmax_constraint_mhz")), power]
         lines.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
     notes = []
     if any(_fails_timing(r) for r in rows):
         notes.append("\\* fmax below the clock constraint.")
+    if any(_uncalibrated(r) for r in rows):
+        notes.append("† Uncalibrated power estimate (ECP5: the iCE40 UP5K coefficients scaled to "
+                     "the 1.1 V core, static current assumed); compare it only with other "
+                     "estimates on the same family.")
     missing = {}
     for r in rows:
         for k in (r.get("missing") or "").split():
@@ -507,6 +527,11 @@ def _design_resources(a, b, notes):
             res.append(_entry(f"power_{k}", lbl, pa[k], pb[k]))
     if bool(pa) != bool(pb):
         notes.append(f"Power estimate only in {'A' if pa else 'B'}.")
+    uncal = [w for w, r in (("A", a), ("B", b)) if _power_calibrated(r) is False]
+    if uncal:
+        notes.append(f"Power of {' and '.join(uncal)} is an uncalibrated estimate (ECP5: the "
+                     f"iCE40 UP5K coefficients scaled to the 1.1 V core); read power deltas only "
+                     f"between designs on the same family.")
     return res
 
 

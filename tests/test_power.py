@@ -1,5 +1,8 @@
-"""The activity-based power model (pezo.power): its calibration, the VCD toggle counter, and a
-gate-level estimate of a small LFSR bank whose activity is known from first principles."""
+"""The activity-based power model (pezo.power): its calibration, the ECP5 table derived from it,
+the VCD toggle counter, and gate-level estimates of small designs whose activity is known from
+first principles (an LFSR bank on iCE40; a counter, block RAM and multiplier on ECP5)."""
+
+import dataclasses
 
 import pytest
 
@@ -95,3 +98,170 @@ def test_gate_level_estimate_of_a_small_bank():
     assert p["total_mw"] == pytest.approx(p["static_mw"] + p["clock_mw"] + p["dynamic_mw"],
                                           abs=1e-3)
     assert p["dynamic_mw"] > 0
+    assert p["calibrated"] is True and p["v_core"] == 1.2 and "unmodelled_cells" not in p
+
+
+# --- ECP5: uncalibrated, derived from the UP5K table --------------------------------------------
+
+ACTIVITY = {"lut_toggles": 100, "carry_toggles": 10, "ff_toggles": 50, "ff_clocked": 200,
+            "ebr_accesses": 2, "dsp_toggles": 8}
+
+
+def test_ecp5_coefficients_are_the_up5k_ones_at_1v1():
+    """Same capacitances at 1.1 V instead of 1.2 V: every charge per event scales by 1.1/1.2, so
+    every energy (and the dynamic power of any activity) by (1.1/1.2)^2; no oscillator current;
+    static = the UP5K blank current per logic cell x 83,640 LUTs, at 1.1 V."""
+    up5k, ecp5 = P.COEFFICIENTS, P.ECP5_COEFFICIENTS
+    assert set(ecp5) == set(up5k)
+    for k in ("clock_base_pc", "net_toggle_pc", "ff_clock_pc", "ebr_access_pc", "dsp_toggle_pc"):
+        assert ecp5[k][0] == pytest.approx(up5k[k][0] * 1.1 / 1.2, rel=1e-3), k
+        assert "assumption" in ecp5[k][1]
+    assert ecp5["clock_source_ua"][0] == 0
+    assert ecp5["static_ua"][0] == pytest.approx(85.6 * 83640 / 5280, rel=1e-3)
+    assert "assumption" in ecp5["static_ua"][1]
+    ice, ecp = P.power_from_activity(ACTIVITY, 25, "ice40"), P.power_from_activity(ACTIVITY, 25,
+                                                                                   "ecp5")
+    assert ecp["dynamic_mw"] == pytest.approx(ice["dynamic_mw"] * (1.1 / 1.2) ** 2, rel=2e-3)
+    assert ecp["static_mw"] == pytest.approx(85.6 * 83640 / 5280 * 1.1e-3, rel=1e-3)
+    assert ecp["clock_mw"] == pytest.approx(25 * 41.24 * 1.1 / 1.2 * 1.1e-3, rel=1e-3)
+    # Ratios between designs are what the comparisons read: they do not depend on the family.
+    half = {k: v / 2 for k, v in ACTIVITY.items()}
+    assert P.power_from_activity(half, 25, "ecp5")["dynamic_mw"] == \
+        pytest.approx(ecp["dynamic_mw"] / 2, rel=1e-3)
+    assert P.FAMILIES["ice40"]["calibrated"] is True
+    assert P.FAMILIES["ecp5"]["calibrated"] is False
+    assert "uncalibrated" in P.FAMILIES["ecp5"]["basis"]
+
+
+def test_bad_input_gives_clear_errors():
+    with pytest.raises(ValueError, match=r"^No power model for family 'xc7'; the model covers "
+                                         r"ice40, ecp5$"):
+        P.power_from_activity(ACTIVITY, 25, "xc7")
+    with pytest.raises(TypeError, match=r"^Power-model family must be a string, not 5$"):
+        P.power_from_activity(ACTIVITY, 25, 5)
+    with pytest.raises(ValueError, match=r"^Activity lacks dsp_toggles; it needs lut_toggles, "):
+        P.power_from_activity({k: v for k, v in ACTIVITY.items() if k != "dsp_toggles"}, 25)
+    with pytest.raises(TypeError, match=r"^Activity must be a dict of per-cycle figures, not 3$"):
+        P.power_from_activity(3, 25)
+    with pytest.raises(ValueError, match=r"^Clock frequency must be positive, not 0$"):
+        P.power_from_activity(ACTIVITY, 0)
+    with pytest.raises(TypeError, match=r"^Clock frequency must be a number of MHz, not '25'$"):
+        P.power_from_activity(ACTIVITY, "25")
+    from pezo.boards.targets import get_board
+    from pezo.config import GeneratorConfig as G
+    cfg = G(lanes=1, width=16, state_bits=16, reuse="none")
+    with pytest.raises(ValueError, match=r"^Design must be one of engine, "):
+        P.estimate_power("nope", cfg, get_board("ice40"), "build/test-power/never")
+    with pytest.raises(TypeError, match=r"^Design must be a design name \(pezo.designs\) or an "
+                                        r"Amaranth component, not 42$"):
+        P.estimate_power(42, cfg, "ice40", "build/test-power/never")
+    with pytest.raises(ValueError, match=r"^Unknown board 'nope'"):
+        P.estimate_power("bank", cfg, "nope", "build/test-power/never")
+    with pytest.raises(ValueError, match=r"^Cycle count must be a positive integer, not 0$"):
+        P.estimate_power("bank", cfg, "ice40", "build/test-power/never", cycles=0)
+    with pytest.raises(ValueError, match=r"^Warm-up must be a non-negative number of cycles, "
+                                         r"not -1$"):
+        P.estimate_power("bank", cfg, "ice40", "build/test-power/never", warmup=-1)
+    # A family without a model is not an error: the report says why there is no estimate.
+    other = dataclasses.replace(get_board("ice40"), name="gw", family="gowin")
+    got = P.estimate_power("bank", cfg, other, "build/test-power/never")
+    assert got == {"unavailable": "no power model for gowin; the model covers ice40, ecp5"}
+
+
+def test_vcd_inner_scopes(tmp_path):
+    """``inner`` reads named nets of the scopes directly below the counted one (an ECP5 CCU2C's
+    internal carry), keyed ``<instance>.<net>``; other nets of those scopes are not read."""
+    vcd = tmp_path / "t.vcd"
+    vcd.write_text("""$timescale 1ps $end
+$scope module tb $end
+$scope module dut $end
+$var wire 1 ! a $end
+$scope module n7 $end
+$var wire 1 " cout_0 $end
+$var wire 1 ! A0 $end
+$scope module lut4_0 $end
+$var wire 1 # cout_0 $end
+$upscope $end
+$upscope $end
+$upscope $end
+$upscope $end
+$enddefinitions $end
+#0
+0!
+0"
+0#
+#10
+1!
+1"
+1#
+#20
+0"
+#30
+1"
+""")
+    got = P.parse_vcd_toggles(vcd, 0, 40, inner={"cout_0"})
+    assert set(got) == {"a", "n7.cout_0"}
+    assert list(got["n7.cout_0"][0]) == [3] and list(got["a"][0]) == [1]
+    assert set(P.parse_vcd_toggles(vcd, 0, 40)) == {"a"}
+
+
+def _counter_ram_multiplier(n):
+    """An n-bit counter c writes c to address c of a 2^n-word RAM and reads the same address
+    (read before write: the value written 2^n cycles before, which is c again); the read data d,
+    one cycle late, is streamed out as d * d."""
+    from amaranth import Module, Signal
+    from amaranth.lib import memory, stream, wiring
+    from amaranth.lib.wiring import In, Out
+
+    class CounterRamMultiplier(wiring.Component):
+        def __init__(self):
+            super().__init__({"seed": In(8), "seed_load": In(1),
+                              "o": Out(stream.Signature(2 * n))})
+
+        def elaborate(self, platform):
+            m = Module()
+            count = Signal(n)
+            m.d.sync += count.eq(count + 1)
+            m.submodules.mem = mem = memory.Memory(shape=n, depth=1 << n, init=[])
+            wr, rd = mem.write_port(), mem.read_port()
+            m.d.comb += [wr.addr.eq(count), wr.data.eq(count), wr.en.eq(1), rd.addr.eq(count),
+                         self.o.payload.eq(rd.data * rd.data), self.o.valid.eq(1)]
+            return m
+
+    return CounterRamMultiplier()
+
+
+@pytest.mark.synth
+def test_ecp5_gate_level_estimate_of_a_counter_ram_and_multiplier():
+    """The ECP5 netlist (synth_ecp5: TRELLIS_FF, CCU2C, DP16KD, MULT18X18D) simulated with yosys's
+    cell models and this project's DP16KD / MULT18X18D models, over one full counter period of
+    2^n cycles, toggles exactly what arithmetic says: counter bit i toggles 2^(n-i) times, so the
+    n FFs 2 - 2^(1-n) times per cycle; the incrementer's carry into bit k toggles twice per 2^k
+    cycles, so its n carries (CCU2C COUT and internal) 2 (1 - 2^-n) times; the RAM does one write
+    and one read per cycle; and the multiplier's output toggles as c^2 does from c to c + 1,
+    which only holds if the RAM model returned the right data."""
+    n = 10
+    period = 1 << n
+    p = P.estimate_power(_counter_ram_multiplier(n), None, "ulx3s-85f",
+                         "build/test-power/ecp5-counter", cycles=period, warmup=period + 8,
+                         progress=lambda *_: None)
+    cells, act = p["core_cells"], p["activity_per_cycle"]
+    assert cells["TRELLIS_FF"] == n and cells["CCU2C"] == n // 2
+    assert cells["DP16KD"] == 1 and cells["MULT18X18D"] == 1
+    assert p["cycles"] == period and p["unobserved_nets"] == 0 and "unmodelled_cells" not in p
+    assert act["ff_clocked"] == n
+    assert act["ff_toggles"] == pytest.approx(2 - 2 ** (1 - n), abs=1e-3)
+    assert act["carry_toggles"] == pytest.approx(2 * (1 - 2 ** -n), abs=1e-3)
+    assert act["ebr_accesses"] == pytest.approx(2.0, abs=1e-3)
+    square_toggles = sum(bin(c * c ^ ((c + 1) % period) ** 2).count("1") for c in range(period))
+    assert act["dsp_toggles"] == pytest.approx(square_toggles / period, abs=1e-3)
+    # Every CCU2C sum output toggles with its counter bit; the rest are LUT4s.
+    assert act["ff_toggles"] <= act["lut_toggles"] <= act["ff_toggles"] + cells.get("LUT4", 0)
+    # Report fields: uncalibrated, ECP5 table, 1.1 V, the ULX3S's 25 MHz clock.
+    assert p["calibrated"] is False and "uncalibrated" in p["basis"]
+    assert "UNCALIBRATED" in p["model"] and p["v_core"] == 1.1 and p["clock_mhz"] == 25.0
+    assert p["coefficients_pc"] == {k: v[0] for k, v in P.ECP5_COEFFICIENTS.items()}
+    again = P.power_from_activity(act, 25.0, "ecp5")
+    assert {k: p[k] for k in again} == again
+    assert p["total_mw"] == pytest.approx(p["static_mw"] + p["clock_mw"] + p["dynamic_mw"],
+                                          abs=1e-3)

@@ -140,3 +140,45 @@ def test_paper_table_reductions_and_cheapest_passing_baseline():
     assert line.endswith("| yes / yes / yes |")
     line = next(ln for ln in res["markdown"].splitlines() if "| cheap |" in ln and "pezo" in ln)
     assert line.endswith("| yes / no / yes |")      # -50 / -10 / -90: FF -10 % misses -12.7 %
+
+
+def test_uncalibrated_ecp5_power_is_marked_everywhere_it_is_shown():
+    """An ECP5 estimate (``calibrated: false``) is marked in the report table (†), the compare
+    notes, the synth summary, and the paper table (* on its power figures and reductions, with
+    the footnote); iCE40 figures and reports written before the flag existed are not."""
+    from pezo.paper import paper_table
+    from pezo.synth import format_summary
+    ecp5 = dict(_report("e", {"top": _mod(10, 5)}, board="ulx3s-85f",
+                        power={"static_mw": 1.5, "clock_mw": 1.0, "dynamic_mw": 0.5,
+                               "total_mw": 3.0, "clock_mhz": 25.0, "calibrated": False}),
+                family="ecp5")
+    assert R.flatten(ecp5)["power_calibrated"] is False
+    assert R.flatten(A)["power_calibrated"] is True      # old iCE40 report: no flag
+    table = R.markdown_table([R.flatten(A), R.flatten(ecp5)])
+    assert "| 3.00† |" in table and "| 2.10 |" in table
+    assert "† Uncalibrated power estimate (ECP5" in table
+    notes = R.compare(A, ecp5)["notes"]
+    assert any(n.startswith("Power of B is an uncalibrated estimate") for n in notes)
+    assert "UNCALIBRATED model, 25.0 MHz" in format_summary(ecp5)
+    assert "power (model, " in format_summary(dict(A, power=dict(A["power"], clock_mhz=48.0,
+                                                                 static_mw=0.1)))
+
+    def row(board, label, kind, lut, dyn, cal):
+        return {"board": board, "label": label, "kind": kind, "design": label, "lut4": lut,
+                "ff": lut, "carry": 0, "bram": 0, "dsp": 0, "lc": lut, "fmax_mhz": 50.0,
+                "dynamic_mw": dyn, "total_mw": dyn + 2.5, "power_calibrated": cal,
+                "power_clock_mhz": 48.0 if cal else 25.0}
+
+    rows = [row("ice40", "gauss", "baseline", 1000, 10.0, True),
+            row("ice40", "pezo", "pezo", 100, 1.0, True),
+            row("ulx3s-85f", "gauss", "baseline", 1000, 4.0, False),
+            row("ulx3s-85f", "pezo", "pezo", 100, 0.5, False)]
+    res = paper_table(rows, {"gauss": (True, {})})
+    md = res["markdown"]
+    assert "| ulx3s-85f | gauss | 1000 | 1000 | 0 | 0 | 0 | 1000 | 50.0 | 4.000* | 6.500* |" in md
+    assert "| ice40 | gauss | 1000 | 1000 | 0 | 0 | 0 | 1000 | 50.0 | 10.000 | 12.500 |" in md
+    assert "| ulx3s-85f | pezo | gauss (cheapest passing) | -90.0 % | -90.0 % | -87.5 %* |" in md
+    assert "| ice40 | pezo | gauss (cheapest passing) | -90.0 % | -90.0 % | -90.0 % |" in md
+    assert "\\* Uncalibrated estimate (ECP5)" in md and "(ice40 48 MHz; ulx3s-85f 25 MHz)" in md
+    cal = {r["board"]: r["power_calibrated"] for r in res["reductions"]}
+    assert cal == {"ice40": True, "ulx3s-85f": False}
