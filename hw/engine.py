@@ -102,7 +102,6 @@ class PerturbEngine(wiring.Component):
 
         # Commands are registered when accepted (IDLE), checked in CHECK and DECODE and executed in
         # EXEC: no path from the command port, or through the checks, into the actions (timing).
-        op = Signal(4)
         arg = Signal(ARG_BITS)
         mu = Signal(signed(cfg.coef_bits))
         coef_c = Signal(signed(cfg.coef_bits))
@@ -272,7 +271,7 @@ class PerturbEngine(wiring.Component):
         with m.If(st["IDLE"]):
             m.d.comb += self.cmd.ready.eq(1)
             with m.If(self.cmd.valid):
-                m.d.sync += [op.eq(self.cmd.payload.op), arg.eq(in_arg)]
+                m.d.sync += arg.eq(in_arg)
                 m.d.sync += accept_regs
                 m.d.sync += [is_op[o].eq(self.cmd.payload.op == o) for o in Op]
                 goto("IDLE", "CHECK")
