@@ -18,6 +18,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from pezo.config import EngineConfig
+from pezo.hw.common import one_hot_states
 from pezo.hw.engine import PerturbEngine
 from pezo.sim.engine import Op
 
@@ -95,14 +96,8 @@ class SerialBridge(wiring.Component):
         rready = Signal()                      # RDATA: rdata.ready, a flip-flop (timing)
         is_w, is_r, is_q = Signal(), Signal(), Signal()    # the frame's opcode, decoded
 
-        # One-hot state flags rather than an Amaranth FSM: every transition is then a few gates
-        # from flip-flops (yosys does not re-encode an FSM whose state register has an initial
-        # value, and the binary next-state logic was the design's critical path).
-        names = ("CMD", "ISSUE", "ROUTE0", "ROUTE", "WDATA", "RDATA", "WAIT", "STATUS")
-        st = {n: Signal(name=f"st_{n.lower()}", init=(n == "CMD")) for n in names}
-
-        def goto(src, dst):
-            m.d.sync += [st[src].eq(0), st[dst].eq(1)]
+        st, goto = one_hot_states(m, ("CMD", "ISSUE", "ROUTE0", "ROUTE", "WDATA", "RDATA", "WAIT",
+                                      "STATUS"), init="CMD")
 
         with m.If(st["CMD"]):
             m.d.comb += self.i.ready.eq(1)

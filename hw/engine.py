@@ -5,6 +5,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
 from pezo.config import EngineConfig
+from pezo.hw.common import one_hot_states
 from pezo.hw.generator import PerturbationGenerator
 from pezo.hw.lfsr import UniformBank
 from pezo.hw.mac import MacOp, PerturbMAC, mac_input_layout
@@ -137,25 +138,21 @@ class PerturbEngine(wiring.Component):
             fits.eq(in_arg[:nb] + in_arg[32:32 + nb] <= words),
         ]
 
-        def reduce_bits(lo, hi, nib, bit):
-            """OR (``nib`` = nib_any) or AND (nib_all) of arg[lo:hi], from the registered nibble
-            reductions where a whole nibble is covered."""
-            terms = []
-            i = lo
+        def terms(lo, hi, nib):
+            """The bits of arg[lo:hi] to OR (``nib`` = nib_any) or AND (nib_all): the registered
+            nibble reductions where a whole nibble is covered, single bits elsewhere."""
+            out, i = [], lo
             while i < hi:
-                if i % 4 == 0 and i + 4 <= hi:
-                    terms.append(nib[i // 4])
-                    i += 4
-                else:
-                    terms.append(bit(arg[i]))
-                    i += 1
-            return Cat(*terms)
+                whole = i % 4 == 0 and i + 4 <= hi
+                out.append(nib[i // 4] if whole else arg[i])
+                i += 4 if whole else 1
+            return Cat(*out)
 
         def any_of(lo, hi=ARG_BITS):
-            return reduce_bits(lo, hi, nib_any, lambda b: b).any()
+            return terms(lo, hi, nib_any).any()
 
         def all_of(lo, hi=ARG_BITS):
-            return reduce_bits(lo, hi, nib_all, lambda b: b).all()
+            return terms(lo, hi, nib_all).all()
 
         checks = {
             "coef_ok": all_of(cb - 1) | ~any_of(cb - 1),
@@ -257,14 +254,8 @@ class PerturbEngine(wiring.Component):
         if has_r:
             m.d.comb += rbank.o.ready.eq(issue & use_r)
 
-        # One-hot state flags rather than an Amaranth FSM (yosys does not re-encode an FSM whose
-        # state register has an initial value, and the binary next-state logic was the critical
-        # path): every transition is a few gates from flip-flops.
-        names = ("IDLE", "CHECK", "DECODE", "EXEC", "SETTLE", "FILL", "PASS", "DRAIN", "WRITE", "READ")
-        st = {n: Signal(name=f"st_{n.lower()}", init=(n == "FILL")) for n in names}
-
-        def goto(src, dst):
-            m.d.sync += [st[src].eq(0), st[dst].eq(1)]
+        st, goto = one_hot_states(m, ("IDLE", "CHECK", "DECODE", "EXEC", "SETTLE", "FILL", "PASS",
+                                      "DRAIN", "WRITE", "READ"), init="FILL")
 
         m.d.comb += self.busy.eq(~st["IDLE"])
 

@@ -39,16 +39,17 @@ def worst_slack_met(pnr_report) -> tuple:
     return worst >= 1.0, worst
 
 
-def sweep_seeds(first, count, run):
+def sweep_seeds(first, count, run, first_result=None):
     """Try placement seeds ``first``, ``first + 1``, ... (at most ``count``) until one meets
-    timing. ``run(seed)`` places and routes with that seed and returns (met, ratio). When none
-    meets timing, the best seed is run again last, so its outputs are the ones left on disk.
+    timing. ``run(seed)`` places and routes with that seed and returns (met, ratio);
+    ``first_result`` is that of seed ``first`` when it has already been placed. When none meets
+    timing, the best seed is run again last, so its outputs are the ones left on disk.
     Returns (chosen seed, [(seed, ratio), ...] in the order tried)."""
     if not isinstance(count, int) or count < 1:
         raise ValueError(f"Seed count must be a positive integer, not {count!r}")
     tried = []
     for seed in range(first, first + count):
-        met, ratio = run(seed)
+        met, ratio = first_result if seed == first and first_result else run(seed)
         tried.append((seed, ratio))
         if met:
             return seed, tried
@@ -132,19 +133,13 @@ def synth(board_name, config=None, build_root="build", seed=1, name=None, progre
     sweep = None
     if seeds != 1:
         first = worst_slack_met(json.loads((out / "nextpnr.json").read_text()))
+        progress(f"[synth] seed {seed}: {100 * first[1]:.1f} % of the clock constraint")
 
         def run(sd):
-            if sd == seed:              # the build above placed with the first seed
-                if run.done_first:
-                    return _place_and_route(out, sd, env)
-                run.done_first = True
-                return first
             result = _place_and_route(out, sd, env)
             progress(f"[synth] seed {sd}: {100 * result[1]:.1f} % of the clock constraint")
             return result
-        run.done_first = False
-        progress(f"[synth] seed {seed}: {100 * first[1]:.1f} % of the clock constraint")
-        seed, tried = sweep_seeds(seed, seeds, run)
+        seed, tried = sweep_seeds(seed, seeds, run, first_result=first)
         sweep = [{"seed": sd, "fmax_over_constraint": round(r, 4)} for sd, r in tried]
         progress(f"[synth] kept seed {seed}")
     progress(f"[synth] per-module breakdown (hierarchy kept)")

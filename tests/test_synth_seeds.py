@@ -59,3 +59,12 @@ def test_cli_rejects_a_bad_seed_count():
     r = subprocess.run([sys.executable, "-m", "pezo", "synth", "--seeds", "0"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "must be a positive integer, not '0'" in r.stderr
+
+
+def test_an_already_placed_first_seed_is_not_placed_again_unless_it_is_the_best():
+    run, calls = make_run({2: 0.95, 3: 1.05})
+    seed, tried = sweep_seeds(1, 3, run, first_result=(False, 0.9))
+    assert seed == 3 and tried == [(1, 0.9), (2, 0.95), (3, 1.05)]
+    assert calls == [2, 3]
+    run, calls = make_run({1: 0.99, 2: 0.95})
+    assert sweep_seeds(1, 2, run, first_result=(False, 0.99))[0] == 1 and calls == [2, 1]
