@@ -209,8 +209,13 @@ class EngineClient:
     def set_scale_digits(self, digits):
         self._do(Op.SCALE, smodel.encode_scale(digits, self.cfg.generator))
 
-    def set_offset(self, word: int):
-        self._do(Op.OFFSET, word)
+    def set_offset(self, word: int, key: int = 0):
+        """Rewind a pregen pool to ``word`` with the query key ``key`` of its sign stream."""
+        if not 0 <= int(key) < (1 << 32):
+            raise ValueError(f"Query key must be in 0..2^32-1, not {key!r}")
+        if not 0 <= int(word) < (1 << 32):
+            raise ValueError(f"Pool offset must be in 0..2^32-1, not {word!r}")
+        self._do(Op.OFFSET, int(word) | (int(key) << 32))
 
     def set_rounding(self, mode: str):
         if mode not in ("nearest", "stochastic"):

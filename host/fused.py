@@ -43,11 +43,13 @@ import numpy as np
 from pezo.fixed import rshift_round_even, saturate
 from pezo.host.perturb import (BatchedGoldenTransport, _FastBank, _basis, _field_tables,
                                _fields_unsigned, bank_first_cycles, bank_first_fields,
-                               seed_lane_states)
+                               onthefly_lanes, query_key, seed_lane_states)
 from pezo.sim import scaler as smodel
 from pezo.sim.bank import bank_geometry
 from pezo.sim.engine import Op
-from pezo.sim.mac import rounding_config, rounding_seed
+from pezo.sim.gf2 import onthefly_taps
+from pezo.sim.mac import rounding_config
+from pezo.sim.seeding import domain_tweak
 
 __all__ = ["FusedGoldenTransport"]
 
@@ -81,7 +83,8 @@ class _RoundingStream:
     def __init__(self, cfg, seed, chunk, mask):
         self.cfg, self.seed, self.chunk, self.mask = cfg, int(seed), int(chunk), mask
         gens = bank_geometry(cfg)[0]
-        self.states = seed_lane_states([self.seed], cfg.state_bits, gens, cfg.seed_width)[0]
+        self.states = seed_lane_states([self.seed], cfg.state_bits, gens, cfg.seed_width,
+                                       domain_tweak("rounding", cfg.seed_width))[0]
         key = (cfg, self.chunk)
         if key not in self._TABLES:
             self._TABLES.clear()
@@ -165,6 +168,8 @@ class FusedGoldenTransport(BatchedGoldenTransport):
         g = cfg.generator
         self._reuse = g.reuse
         self._tile = g.out_lanes // g.lanes if g.reuse == "onthefly" else 0
+        self._taps = onthefly_taps(g.width, self._tile) if self._tile else []
+        self._rtweak = domain_tweak("rounding", g.seed_width)
         self._words, self._depth = cfg.words, cfg.depth
         self._sw = g.seed_width
         self._S = cfg.product_shift
@@ -181,7 +186,6 @@ class FusedGoldenTransport(BatchedGoldenTransport):
         self._order = collections.deque()        # (block, seeds) oldest first
         self._keep = self.KEEP
         self._held = 0                           # rows in the blocks of _order
-        self._pool = None                        # pregen: the pool's _Block (cyclic, flat)
         self._wf = None                          # weights as float64, or None
         self._wbound = None                      # an upper bound on max |w|, or None
         self._pending = None                     # (seed, rounding-bank position) to apply
@@ -196,7 +200,7 @@ class FusedGoldenTransport(BatchedGoldenTransport):
             m = self.model
             m.gen.load_seed(seed)
             m.gen.pos = self._words
-            m.rbank = _FastBank(self.round_streams, rounding_seed(seed, self._sw))
+            m.rbank = _FastBank(self.round_streams, seed)
             m.rbank.pos = rpos
 
     def command(self, op, arg=0, wdata=None, rcount=0):
@@ -229,7 +233,7 @@ class FusedGoldenTransport(BatchedGoldenTransport):
         narrow = np.int32 if g.width <= 32 else np.int64
         u = bank_first_cycles(g, seeds, words, rotate=bool(self._tile), dtype=narrow)
         if self._tile:
-            u = np.tile(u, (1, 1, self._tile))
+            u = onthefly_lanes(u, self._taps, g.width)
         u = u.reshape(nseeds, self._depth)
         digits = list(self.model.gen.digits)
         z, sat = smodel.scale_values(u, digits, g)       # int32 when that is exact
@@ -239,10 +243,9 @@ class FusedGoldenTransport(BatchedGoldenTransport):
             zok = [True] * nseeds
         r = None
         if self._with_r:    # the rounding bank's first pass: its low S bits
-            rseeds = [rounding_seed(s, self._sw) for s in seeds]
-            fields = bank_first_fields(self._rcfg, rseeds, words)
+            fields = bank_first_fields(self._rcfg, seeds, words, self._rtweak)
             if fields is None:
-                fields = bank_first_cycles(self._rcfg, rseeds, words)
+                fields = bank_first_cycles(self._rcfg, seeds, words, tweak=self._rtweak)
             r = np.empty(fields.shape, dtype=fields.dtype)
             np.bitwise_and(fields, fields.dtype.type(self._rmask), out=r)
             r = r.reshape(nseeds, self._depth)
@@ -292,17 +295,23 @@ class FusedGoldenTransport(BatchedGoldenTransport):
         blk, row = hit
         return hit if blk.zok[row] else None
 
-    def _pool_z(self):
-        """pregen: z of the pool laid out cyclically over N/m + d/m words (flat), so the d
-        values read from word o are the slice [o*m, o*m + d)."""
+    def _pregen_row(self, seed, offset):
+        """pregen: (block, 0) holding z of the query (``OFFSET offset`` with the seed's key, then
+        one pass), with the generator left where that pass leaves it; None (counted as a
+        fallback: the command path replays the OFFSET itself) when it does not apply."""
+        g = self.cfg.generator
+        if offset is None or not 0 <= offset < g.pool_words or seed is None:
+            self.fallback += 1
+            return None
         gen = self.model.gen
-        key = (gen.seed, list(gen.digits))
-        if self._pool is None or self._pool.digits != key:
-            g = self.cfg.generator
-            z, sat = smodel.scale_values(gen._pool, key[1], g)
-            z = np.resize(z.astype(np.int64), (g.pool_words + self._words, g.out_lanes))
-            self._pool = _Block(key, z.reshape(-1), int(np.abs(z).max()), not sat, None)
-        return self._pool if self._pool.zok else None
+        gen.set_offset(int(offset), query_key(seed))
+        u = gen.next_uniform(self._words).reshape(-1)
+        z, sat = smodel.scale_values(u, gen.digits, g)
+        if sat:
+            self.fallback += 1
+            return None
+        zmax = int(max(z.max(), -z.min()))
+        return _Block(list(gen.digits), z[None, :], [zmax], [True], None), 0
 
     def _pregen_bits(self):
         """pregen: the rounding bits of the next update from the engine's rounding bank, which
@@ -324,16 +333,6 @@ class FusedGoldenTransport(BatchedGoldenTransport):
             self.fallback += 1
         return hit
 
-    def _pool_block(self, offset):
-        """The pool's z block for a pass at word ``offset``, or None (counted as a fallback to
-        the command path) when the offset is not a pool word or the pool is not available."""
-        blk = None
-        if offset is not None and 0 <= offset < self.cfg.generator.pool_words:
-            blk = self._pool_z()
-        if blk is None:
-            self.fallback += 1
-        return blk
-
     def _ready(self):
         m = self.model
         return not (m.error or m.mac_saturated or m.gen.saturated)
@@ -349,27 +348,18 @@ class FusedGoldenTransport(BatchedGoldenTransport):
         if not self._ready():
             self.fallback += 1
             return None
-        if self._reuse == "pregen":
-            blk = self._pool_block(offset)
-            if blk is None:
-                return None
-            self._with_mu(blk, m.mu)
-            a = offset * self.cfg.lanes
-            pf, pmax = blk.pf[a:a + d], blk.pmax
-        else:
-            hit = self._seed_hit(seed)
-            if hit is None:
-                return None
-            blk, row = hit
-            self._with_mu(blk, m.mu)
-            pf, pmax = blk.pf[row], blk.pmax[row]
+        hit = self._pregen_row(seed, offset) if self._reuse == "pregen" else self._seed_hit(seed)
+        if hit is None:
+            return None
+        blk, row = hit
+        self._with_mu(blk, m.mu)
+        pf, pmax = blk.pf[row], blk.pmax[row]
         w = m.weights
         if self._wbound is None:
             self._wbound = int(np.abs(w).max())
         if self._wbound + pmax > self._hi:
             lo = -self._hi - 1
-            p = self._p_int(blk, None)
-            p = p[a:a + d] if self._reuse == "pregen" else p[row]
+            p = self._p_int(blk, row)
             wp, wm = w + p, w - p
             if min(wp.min(), wm.min()) < lo or max(wp.max(), wm.max()) > self._hi:
                 self.fallback += 1
@@ -380,10 +370,8 @@ class FusedGoldenTransport(BatchedGoldenTransport):
         out = np.empty((2, visible))
         np.add(wf, pf[:visible], out=out[0])
         np.subtract(wf, pf[:visible], out=out[1])
-        # the state after the three passes
-        if self._reuse == "pregen":
-            m.gen.set_offset((offset + self._words) % self.cfg.generator.pool_words)
-        else:
+        # the state after the three passes (pregen: left by _pregen_row)
+        if self._reuse != "pregen":
             self._pending = (int(seed), 0)
         m.last_pass = 1
         self.fused += 1
@@ -400,11 +388,10 @@ class FusedGoldenTransport(BatchedGoldenTransport):
             return None
         d, S = self._depth, self._S
         if self._reuse == "pregen":
-            blk = self._pool_block(offset)
-            if blk is None:
+            hit = self._pregen_row(seed, offset)
+            if hit is None:
                 return None
-            a = offset * self.cfg.lanes
-            z, zmax, r = blk.z[a:a + d], blk.zmax, None
+            z, zmax, r = hit[0].z[0], hit[0].zmax[0], None
             if m.stochastic and S > 0:      # the rounding bank runs on from the pool's SEED
                 r = self._pregen_bits()
         else:
@@ -437,9 +424,7 @@ class FusedGoldenTransport(BatchedGoldenTransport):
             m.mac_saturated |= sat
             self._wbound = None
         self._wf = None
-        if self._reuse == "pregen":
-            m.gen.set_offset((offset + self._words) % self.cfg.generator.pool_words)
-        else:
+        if self._reuse != "pregen":
             self._pending = (int(seed), self._words if m.stochastic else 0)   # bank read?
         m.last_pass = 3
         self.fused += 1

@@ -2,7 +2,7 @@
 
 ``python -m pezo.host.parity [--quick] [--out docs]`` (``make parity``, ``QUICK=1``) trains every
 (data set, model) pair with the float baselines (``gaussian``, ``uniform``) and the bit-exact engine
-(``pezo``: each reuse strategy, a few pregen pool sizes, ``leap`` and ``shift`` stepping), 3 seeds
+(``pezo``: each reuse strategy, both bank layouts, a few pregen pool sizes), 3 seeds
 each, the same number of steps (so the same number of forward passes: 2 per step, q = 1) and the
 same minibatches for every source. It writes into the output folder:
 
@@ -37,28 +37,18 @@ import numpy as np
 __all__ = ["main", "run_study", "bench_training", "format_training_rows", "VARIANTS",
            "QUICK_VARIANTS", "POOL_SIZES"]
 
-# name -> TrainConfig overrides. "pezo none leap" uses the trainer's default bank (one shared
+# name -> TrainConfig overrides. "pezo none, independent lanes" uses the trainer's default bank (one shared
 # LFSR); "independent lanes" is the engine's default bank with one LFSR per lane.
 VARIANTS = {
     "gaussian": dict(source="gaussian"),
     "uniform": dict(source="uniform"),
-    "pezo none leap": dict(source="pezo", reuse="none", stepping="leap"),
-    "pezo none shift": dict(source="pezo", reuse="none", stepping="shift"),
-    "pezo none leap, independent lanes": dict(source="pezo", reuse="none", shared=False),
-    "pezo onthefly leap": dict(source="pezo", reuse="onthefly", stepping="leap"),
-    "pezo onthefly shift": dict(source="pezo", reuse="onthefly", stepping="shift"),
-    "pezo pregen leap N=256": dict(source="pezo", reuse="pregen", pool_size=256),
-    "pezo pregen leap N=1024": dict(source="pezo", reuse="pregen", pool_size=1024),
-    "pezo pregen leap N=8192": dict(source="pezo", reuse="pregen", pool_size=8192),
-    "pezo pregen shift N=8192": dict(source="pezo", reuse="pregen", pool_size=8192,
-                                     stepping="shift"),
+    "pezo none, independent lanes": dict(source="pezo", reuse="none", shared=False),
+    "pezo none, shared bank": dict(source="pezo", reuse="none", shared=True),
+    "pezo onthefly": dict(source="pezo", reuse="onthefly"),
+    "pezo pregen": dict(source="pezo", reuse="pregen"),
 }
-QUICK_VARIANTS = ["gaussian", "uniform", "pezo none leap", "pezo none shift",
-                  "pezo none leap, independent lanes", "pezo onthefly leap",
-                  "pezo pregen leap N=8192"]
-PLOTTED = ["gaussian", "uniform", "pezo none leap", "pezo none shift",
-           "pezo none leap, independent lanes", "pezo onthefly leap", "pezo pregen leap N=1024",
-           "pezo pregen leap N=8192"]
+QUICK_VARIANTS = list(VARIANTS)
+PLOTTED = list(VARIANTS)
 POOL_SIZES = [16, 64, 256, 1024, 4096, 16384, 65536]
 QUICK_POOL_SIZES = [64, 1024, 16384]
 POOL_CASE = ("digits", "logreg")
@@ -94,7 +84,7 @@ def _jobs(quick, seeds, pairs, variants, pool_sizes):
         steps = QUICK_STEPS[ds] if quick else DEFAULTS[(ds, model)]["steps"]
         for n in pool_sizes:
             for seed in range(seeds):
-                jobs.append((("pool", ds, model, f"pezo pregen leap N={n}", seed),
+                jobs.append((("pool", ds, model, f"pezo pregen N={n}", seed),
                              dict(source="pezo", reuse="pregen", pool_size=n, dataset=ds,
                                   model=model, seed=seed, steps=steps)))
     # longest first (digits, mlp, engine sources) for a balanced pool of workers
@@ -143,7 +133,7 @@ def run_study(quick=False, seeds=3, jobs=2, pairs=None, variants=None, pool_size
         if bar:
             bar.stop()
     for (ds, model, name), runs in list(out["main"].items()):
-        if (ds, model) == POOL_CASE and name.startswith("pezo pregen leap N="):
+        if (ds, model) == POOL_CASE and name.startswith("pezo pregen N="):
             n = int(name.split("=")[1])
             if n in pool_sizes:
                 out["pool"][(ds, model, name)] = runs
@@ -197,7 +187,7 @@ def write_report(study, out_dir, quick, seeds, elapsed, command):
              "Delta = accuracy minus `gaussian`, in points.", ""]
     # summary
     lines += ["## Summary", "",
-              "| data set | model | steps | gaussian | uniform | pezo none leap | delta | "
+              "| data set | model | steps | gaussian | uniform | pezo none, independent lanes | delta | "
               "best pezo row, picked after the fact | delta |",
               "|---|---|---|---|---|---|---|---|---|"]
     summary = {}
@@ -215,7 +205,7 @@ def write_report(study, out_dir, quick, seeds, elapsed, command):
         def delta(c):
             return f"{c['acc_mean'] - g['acc_mean']:+.2f}" if c and g else "-"
 
-        d = cells.get("pezo none leap")
+        d = cells.get("pezo none, independent lanes")
         n_pezo = max(n_pezo, len(pz))
         lines.append(f"| {ds} | {model} | {steps} | {fmt(g)} | {fmt(cells.get('uniform'))} | "
                      f"{fmt(d)} | {delta(d)} | {best or '-'}: "
@@ -225,7 +215,7 @@ def write_report(study, out_dir, quick, seeds, elapsed, command):
               "by its test accuracy: with 3 seeds and a seed-to-seed spread of 0.5-1.3 points it "
               "is an optimistic, selection-biased figure (on the small data sets one test sample "
               "is 0.9 or 2.8 points), not a recommended configuration. The configuration the "
-              "study stands behind is `pezo none leap`, the trainer's default engine.", ""]
+              "study stands behind is `pezo none, independent lanes`, the trainer's default engine.", ""]
     lines += ablation_section(out)
     for ds, model in pairs:
         cells = summary[f"{ds}/{model}"]
@@ -335,7 +325,7 @@ def ablation_section(out_dir) -> list:
              f"`{FILE}`): digits with the study's steps, learning rate, mu and minibatches, so "
              "every row has the same 16,000 training forward passes (32,000 in the two 16k-step "
              "rows); seeds 0-9; one factor "
-             "changed at a time from `pezo Q4.12` (= `pezo none leap`, the default engine). "
+             "changed at a time from `pezo Q4.12` (= `pezo none, independent lanes`, the default engine). "
              "`lfsr-float` keeps float64 weights like `gaussian` but perturbs them with exactly "
              "the engine's z (shared LFSR bank, leap, K = 3 scaler, Q3.13). *paired* is the mean "
              "over seeds of (row - `pezo Q4.12`) with the same seed, +- its standard error: same "

@@ -68,20 +68,20 @@ from pezo.host.engine import EngineClient, GoldenTransport
 from pezo.sim import scaler as smodel
 from pezo.sim.bank import BankModel, bank_geometry
 from pezo.sim.engine import EngineModel, Op
-from pezo.sim.lfsr import lane_constants, lane_states, sequence_words, splitmix64
-from pezo.sim.mac import rounding_seed
-from pezo.sim.reuse import ReuseModel
+from pezo.sim.lfsr import sequence_words, splitmix64
+from pezo.sim.reuse import KEY_BITS, ReuseModel, onthefly_lanes, onthefly_taps
+from pezo.sim.seeding import bank_states, domain_tweak
 
 __all__ = ["SOURCES", "FLOAT_SOURCES", "ENGINE_SOURCES", "REUSES", "STEPPINGS", "ROUNDINGS",
            "ENGINES", "Query", "PerturbSource", "FloatSource", "EngineSource",
            "BatchedGoldenTransport", "make_source", "engine_config", "derive_seed", "derive_seeds",
-           "bank_first_cycles", "bank_first_fields", "pool_of"]
+           "bank_first_cycles", "bank_first_fields", "pool_of", "query_key", "onthefly_lanes"]
 
 SOURCES = ("gaussian", "uniform", "pezo", "pezo-sim")
 FLOAT_SOURCES = ("gaussian", "uniform")
 ENGINE_SOURCES = ("pezo", "pezo-sim")
 REUSES = ("none", "pregen", "onthefly")
-STEPPINGS = ("leap", "shift")
+STEPPINGS = ("leap",)
 ROUNDINGS = ("stochastic", "nearest")
 ENGINES = ("fused", "batched", "golden", "amaranth")
 
@@ -116,6 +116,11 @@ def derive_seeds(run_seed: int, *tags, bits: int = 32) -> np.ndarray:
             raise ValueError(f"Seed tags must be non-negative integers, not {t!r}")
         x = _splitmix64_array(np.bitwise_xor(x, t.astype(np.uint64)))
     return x & np.uint64((1 << bits) - 1)
+
+
+def query_key(seed: int) -> int:
+    """The pregen query key of a step seed (the OFFSET command's bits 32-63): its low 32 bits."""
+    return int(seed) & ((1 << KEY_BITS) - 1)
 
 
 class Query:
@@ -268,8 +273,6 @@ def engine_config(n_params, lanes=4, reuse="none", pool_size=None, stepping="lea
     from pezo.host.models import engine_depth
     if reuse not in REUSES:
         raise ValueError(f"Reuse strategy must be one of {', '.join(REUSES)}, not {reuse!r}")
-    if stepping not in STEPPINGS:
-        raise ValueError(f"Stepping mode must be one of {', '.join(STEPPINGS)}, not {stepping!r}")
     q = weight_format if isinstance(weight_format, Q) else parse_q(weight_format)
     m = int(lanes)
     if generators is None:
@@ -407,7 +410,7 @@ class EngineSource(PerturbSource):
 
     def _replay(self, query):
         if query.offset is not None:
-            self.eng.set_offset(query.offset)
+            self.eng.set_offset(query.offset, query_key(query.seed))
         else:
             self.eng.load_seed(query.seed)
 
@@ -591,25 +594,9 @@ def _linear_sequence_words(k, states, nbits):
     return out
 
 
-_LANE_CONSTANTS = {}
-
-
-def seed_lane_states(seeds, k, gens, seed_width):
-    """:func:`pezo.sim.lfsr.lane_states` for many seeds: (len(seeds), gens) uint64 for k <= 64
-    (vectorised fold and lane constants), else a list of lists of Python ints."""
-    if k > 64:
-        return [lane_states(int(s), k, gens, seed_width) for s in seeds]
-    consts = _LANE_CONSTANTS.get((k, gens))
-    if consts is None:
-        consts = _LANE_CONSTANTS[(k, gens)] = np.array(lane_constants(k, gens), dtype=np.uint64)
-    s = np.asarray([int(x) for x in seeds], dtype=np.uint64)
-    if len(s) and int(s.max()) >> seed_width:
-        raise ValueError(f"Seed must be in 0..2^{seed_width}-1, not {int(s.max())!r}")
-    f = np.zeros_like(s)
-    mask = np.uint64((1 << (k - 1)) - 1)
-    for sh in range(0, seed_width, k - 1):       # fold_seed: XOR of (k-1)-bit chunks
-        f ^= (s >> np.uint64(sh)) & mask
-    return ((f << np.uint64(1)) | np.uint64(1))[:, None] ^ consts[None, :]
+def seed_lane_states(seeds, k, gens, seed_width, tweak=0):
+    """Start states of many seeds: :func:`pezo.sim.seeding.bank_states` (the one definition)."""
+    return bank_states([int(x) for x in seeds], k, gens, seed_width, tweak)
 
 
 def _fields_unsigned(words, positions, width):
@@ -653,7 +640,7 @@ def _field_tables(cfg, cycles):
     return tables
 
 
-def bank_first_fields(cfg, seeds, cycles):
+def bank_first_fields(cfg, seeds, cycles, tweak=0):
     """The first ``cycles`` outputs of the bank for each seed as *unsigned* w-bit fields
     ((len(seeds), cycles, lanes) uint32, the two's complement bits of
     :func:`bank_first_cycles`), from the field tables; None when there are none (k > 64 or too
@@ -662,7 +649,7 @@ def bank_first_fields(cfg, seeds, cycles):
     if tables is None:
         return None
     gens = bank_geometry(cfg)[0]
-    st = seed_lane_states(seeds, cfg.state_bits, gens, cfg.seed_width).reshape(-1)
+    st = seed_lane_states(seeds, cfg.state_bits, gens, cfg.seed_width, tweak).reshape(-1)
     v = tables[0][(st & np.uint64(255)).astype(np.intp)]
     for c in range(1, tables.shape[0]):
         v ^= tables[c][((st >> np.uint64(8 * c)) & np.uint64(255)).astype(np.intp)]
@@ -671,7 +658,7 @@ def bank_first_fields(cfg, seeds, cycles):
     return v.reshape(len(seeds), cfg.lanes, cycles).transpose(0, 2, 1)
 
 
-def bank_first_cycles(cfg, seeds, cycles, rotate=False, dtype=np.int64) -> np.ndarray:
+def bank_first_cycles(cfg, seeds, cycles, rotate=False, dtype=np.int64, tweak=0) -> np.ndarray:
     """The first ``cycles`` outputs of the uniform bank for each of ``seeds``:
     (len(seeds), cycles, lanes) int64 (or ``dtype``, wide enough for the width), equal to
     ``BankModel(cfg, seed, rotate).next(cycles)``.
@@ -681,15 +668,15 @@ def bank_first_cycles(cfg, seeds, cycles, rotate=False, dtype=np.int64) -> np.nd
     gens, step, offsets = bank_geometry(cfg)
     k, w, n = cfg.state_bits, cfg.width, cfg.lanes
     nseeds = len(seeds)
-    aligned = cfg.step == "leap" and w in (8, 16, 32)
-    fields = None if aligned else bank_first_fields(cfg, seeds, cycles)
+    aligned = w in (8, 16, 32)
+    fields = None if aligned else bank_first_fields(cfg, seeds, cycles, tweak)
     if fields is not None:
         out = fields.astype(dtype)
         sign = out.dtype.type(1 << (w - 1))
         out ^= sign
         out -= sign
     else:
-        states = seed_lane_states(seeds, k, gens, cfg.seed_width)
+        states = seed_lane_states(seeds, k, gens, cfg.seed_width, tweak)
         states = states.reshape(-1) if k <= 64 else [st for row in states for st in row]
         nbits = (cycles - 1) * step + max(offsets) + w
         words = _linear_sequence_words(k, states, nbits)
@@ -738,8 +725,9 @@ class _SeedStreams:
     ROWS = 256          # generators per vectorised run (cost grows past this)
     CACHE = 1024
 
-    def __init__(self, cfg, beats, onthefly=False):
-        self.cfg, self.beats, self.onthefly = cfg, int(beats), onthefly
+    def __init__(self, cfg, beats, onthefly=False, tweak=0):
+        self.cfg, self.beats, self.onthefly, self.tweak = cfg, int(beats), onthefly, tweak
+        self.taps = onthefly_taps(cfg.width, onthefly) if onthefly else []
         gens = bank_geometry(cfg)[0]
         self.batch = max(1, self.ROWS // gens)
         self.cache = collections.OrderedDict()
@@ -759,10 +747,11 @@ class _SeedStreams:
             s = self.pending.popleft()
             if s not in self.cache and s not in batch:
                 batch.append(s)
-        out = bank_first_cycles(self.cfg, batch, self.beats, rotate=self.onthefly)
+        out = bank_first_cycles(self.cfg, batch, self.beats, rotate=bool(self.onthefly),
+                                tweak=self.tweak)
+        if self.onthefly:
+            out = onthefly_lanes(out, self.taps, self.cfg.width)
         for s, block in zip(batch, out):
-            if self.onthefly:
-                block = np.tile(block, (1, self.onthefly))
             self.cache[s] = block
         while len(self.cache) > self.CACHE:
             self.cache.popitem(last=False)
@@ -772,7 +761,8 @@ class _SeedStreams:
 class _FastGenerator:
     """Stands in for :class:`pezo.sim.generator.GeneratorModel` inside the engine model: the same
     controls and stream, with the first pass after a seed served from :class:`_SeedStreams` and
-    anything else from a real :class:`~pezo.sim.reuse.ReuseModel` (exact in every case)."""
+    anything else (and all of ``pregen``) from a real :class:`~pezo.sim.reuse.ReuseModel` (exact
+    in every case)."""
 
     def __init__(self, cfg, streams, seed=0):
         self.cfg = cfg
@@ -784,30 +774,27 @@ class _FastGenerator:
 
     def load_seed(self, seed):
         self.seed, self.pos, self._fallback = int(seed), 0, None
-        self._offset = 0
         if self.cfg.reuse == "pregen":
-            self._pool = pool_of(self.cfg, self.seed)
+            self._fallback = ReuseModel(self.cfg, self.seed)
 
     def set_digits(self, digits):
         self.digits = list(digits)
 
     @property
     def offset(self):
-        return self._offset if self.cfg.reuse == "pregen" else 0
+        return self._fallback.offset if self.cfg.reuse == "pregen" else 0
 
-    def set_offset(self, word):
-        words = self.cfg.pool_words
-        if not 0 <= word < words:
-            raise ValueError(f"Pool offset must be a word index in 0..{words - 1}, not {word!r}")
-        self._offset = int(word)
+    def set_offset(self, word, key=0):
+        self._fallback.set_offset(word, key)
+
+    @property
+    def pool_sumsq(self):
+        return self._fallback.sumsq
 
     def next_uniform(self, beats):
         cfg = self.cfg
-        if cfg.reuse == "pregen":
-            idx = (self._offset + np.arange(beats)) % cfg.pool_words
-            self._offset = int((self._offset + beats) % cfg.pool_words)
-            return self._pool[idx]
-        if self._fallback is None and self.pos + beats <= self.streams.beats:
+        if cfg.reuse != "pregen" and self._fallback is None \
+                and self.pos + beats <= self.streams.beats:
             u = self.streams.first(self.seed)[self.pos:self.pos + beats]
         else:
             if self._fallback is None:
@@ -820,20 +807,6 @@ class _FastGenerator:
 
     def next(self, beats):
         beats = int(beats)
-        if self.cfg.reuse == "pregen":
-            # z = scale(pool)[index]: scale the pool once per (seed, digits); exact whenever no
-            # pool value saturates (else every pass scales its own values, as the model does).
-            key = ("pool", self.seed, tuple(self.digits))
-            hit = self._zcache.get(key)
-            if hit is None:
-                hit = smodel.scale_values(self._pool, self.digits, self.cfg)
-                self._zcache[key] = hit
-                while len(self._zcache) > 8:
-                    self._zcache.popitem(last=False)
-            if not hit[1]:
-                idx = (self._offset + np.arange(beats)) % self.cfg.pool_words
-                self._offset = int((self._offset + beats) % self.cfg.pool_words)
-                return hit[0][idx]
         key = None
         if self.cfg.reuse != "pregen" and self._fallback is None and self.pos == 0 \
                 and beats == self.streams.beats:
@@ -867,7 +840,7 @@ class _FastBank:
             out = self.streams.first(self.seed)[self.pos:self.pos + cycles]
         else:
             if self._fallback is None:
-                self._fallback = BankModel(self.streams.cfg, self.seed)
+                self._fallback = BankModel(self.streams.cfg, self.seed, tweak=self.streams.tweak)
                 if self.pos:
                     self._fallback.next(self.pos)
                 self._buf = self._fallback.next(0)
@@ -893,7 +866,7 @@ class _FastEngineModel(EngineModel):
         a = int(arg) & ((1 << 64) - 1)
         if op == Op.SEED and not a >> g.seed_width:
             self.gen.load_seed(a)
-            self.rbank = _FastBank(self._round_streams, rounding_seed(a, g.seed_width))
+            self.rbank = _FastBank(self._round_streams, a)
             return None
         return super().execute(op, arg, wdata)
 
@@ -911,7 +884,8 @@ class BatchedGoldenTransport(GoldenTransport):
         g = cfg.generator
         onthefly = g.out_lanes // g.lanes if g.reuse == "onthefly" else False
         self.gen_streams = _SeedStreams(g, cfg.words, onthefly)
-        self.round_streams = _SeedStreams(rounding_config(cfg), cfg.words)
+        self.round_streams = _SeedStreams(rounding_config(cfg), cfg.words,
+                                          tweak=domain_tweak("rounding", g.seed_width))
         self.model = _FastEngineModel(cfg, self.gen_streams, self.round_streams)
         self.cycles = 0
 
@@ -919,5 +893,4 @@ class BatchedGoldenTransport(GoldenTransport):
         seeds = [int(s) for s in seeds]
         self.gen_streams.hint(seeds)
         if self.cfg.stochastic and self.model.stochastic:
-            sw = self.cfg.generator.seed_width
-            self.round_streams.hint(rounding_seed(s, sw) for s in seeds)
+            self.round_streams.hint(seeds)

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pezo.config import RETIRED_STEPS
 from pezo.host.data import DATASETS, load_dataset
 from pezo.host.models import ACTIVATIONS, MODELS, make_model
 from pezo.host.perturb import (REUSES, ROUNDINGS, SOURCES, STEPPINGS, derive_seed,
@@ -99,6 +100,9 @@ class TrainConfig:
     def resolved(self) -> "TrainConfig":
         """A copy with the defaults filled in and every choice checked."""
         c = dataclasses.replace(self)
+        if c.stepping in RETIRED_STEPS:
+            raise ValueError(f"Stepping mode {c.stepping!r} was removed: "
+                             f"{RETIRED_STEPS[c.stepping]}")
         for name, value, choices in (("Dataset", c.dataset, DATASETS), ("Model", c.model, MODELS),
                                      ("Source", c.source, SOURCES), ("Reuse strategy", c.reuse,
                                                                      REUSES),
@@ -128,10 +132,9 @@ class TrainConfig:
         if c.reuse != "pregen":
             c.pool_size = None
         if c.shared is None:
-            # One shared LFSR feeds the lanes, except for onthefly (which needs independent
-            # generators): independent lanes seeded by the engine's rule are XOR-shifted copies
-            # of one another (docs/training.md), which costs accuracy.
-            c.shared = c.reuse != "onthefly"
+            # The hardware's default bank: one LFSR per lane (every bank layout meets the stream
+            # contract, docs/streams.md).
+            c.shared = False
         return c
 
     def to_dict(self) -> dict:
@@ -175,15 +178,11 @@ class TrainResult:
 
 
 def auto_pool_size(cfg) -> int:
-    """The default pregen pool: the smallest power of two >= 8 d (d the engine depth), at least
-    1024, rounded up to a multiple of the lane count m. The pool-size study (docs/parity.md) loses 10 accuracy points at N = 1.6 d and is within
-    about a point from N = 6 d on."""
-    from pezo.host.models import engine_depth
-    ds = load_dataset(cfg.dataset)
-    n = make_model(cfg.model, ds.n_features, ds.n_classes, cfg.hidden, cfg.activation).n_params
-    d = engine_depth(n, cfg.lanes)
-    pool = max(1024, 1 << (8 * d - 1).bit_length())
-    return -(-pool // cfg.lanes) * cfg.lanes       # a multiple of the lane count m
+    """The default pregen pool: the hardware's default, 1024 numbers, rounded up to a multiple of
+    the lane count m. Reused pool numbers come back with fresh signs (docs/streams.md), so the
+    pool sets only the magnitudes' variety, not the number of distinct perturbations (the
+    earlier rule, 8 d, worked around pools that repeated verbatim)."""
+    return -(-1024 // cfg.lanes) * cfg.lanes       # a multiple of the lane count m
 
 
 def lr_at(schedule: str, lr: float, t: int, steps: int) -> float:
@@ -420,7 +419,7 @@ def register(subparsers):
                    help="uniform generators n (default m; m/2 for onthefly)")
     t.add_argument("--bank", default="auto", choices=("auto", "shared", "independent"),
                    help="uniform bank: one shared LFSR for all lanes, or one per lane (default "
-                        "auto: shared, independent for onthefly)")
+                        "auto: one per lane, the hardware's default)")
     t.add_argument("--state-bits", type=positive_int, default=32,
                    help="LFSR state bits k (default 32)")
     t.add_argument("--weight-format", default="Q4.12", help="engine weight format (default Q4.12)")

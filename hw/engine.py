@@ -11,7 +11,7 @@ from pezo.hw.lfsr import UniformBank
 from pezo.hw.mac import MacOp, PerturbMAC, mac_input_layout
 from pezo.hw.scaler import scale_register_bits
 from pezo.sim.engine import Err, Op
-from pezo.sim.mac import rounding_config, rounding_seed
+from pezo.sim.mac import rounding_config
 
 __all__ = ["PerturbEngine", "command_layout"]
 
@@ -54,6 +54,7 @@ class PerturbEngine(wiring.Component):
             raise TypeError(f"Configuration must be an EngineConfig, not {config!r}")
         self._cfg = cfg = config
         g = cfg.generator
+        self._has_r = "r" in dict(mac_input_layout(cfg).members)
         row = data.ArrayLayout(signed(cfg.w_bits), cfg.lanes)
         super().__init__({
             "cmd": In(stream.Signature(command_layout())),
@@ -78,6 +79,18 @@ class PerturbEngine(wiring.Component):
         return self._cfg.words + MAC_LATENCY + 6
 
     @property
+    def seed_cycles(self):
+        """Cycles from accepting SEED to accepting the next command: check, execute and the
+        registered load pulse (5), the banks' seed mixing (:attr:`pezo.hw.lfsr.UniformBank.latency`), and for pregen the pool
+        fill (the rounding bank mixes in parallel; it is never slower than the generator's)."""
+        g = self._cfg.generator
+        bank = UniformBank(g).latency
+        if self._has_r:
+            bank = max(bank, UniformBank(rounding_config(self._cfg)).latency)
+        fill = g.pool_size // g.lanes + 2 if g.reuse == "pregen" else 0
+        return 5 + bank + fill
+
+    @property
     def latency(self):
         """Cycles from a word's read to its write-back in a pass (memory read + MAC stages)."""
         return MAC_LATENCY + 1
@@ -95,7 +108,7 @@ class PerturbEngine(wiring.Component):
         m.submodules.gen = gen = PerturbationGenerator(g, sumsq=False, out_skid=True)
         m.submodules.mac = mac = PerturbMAC(cfg)
         if has_r:
-            m.submodules.rbank = rbank = UniformBank(rounding_config(cfg))
+            m.submodules.rbank = rbank = UniformBank(rounding_config(cfg), domain="rounding")
         row = data.ArrayLayout(signed(cfg.w_bits), cfg.lanes)
         m.submodules.weights = wmem = memory.Memory(shape=row, depth=words, init=[])
         wr = wmem.write_port()
@@ -166,7 +179,7 @@ class PerturbEngine(wiring.Component):
             pb = g.pool_words.bit_length()
             offset_ge = Signal()
             accept_regs.append(offset_ge.eq(in_arg[:pb] >= g.pool_words))
-            checks["offset_bad"] = any_of(pb) | offset_ge
+            checks["offset_bad"] = any_of(pb, 32) | offset_ge
         # The opcode is registered one-hot; DECODE combines it with the checks into a registered
         # verdict (ok, err_code) with a flat OR, and EXEC acts on that verdict: no path runs from
         # the command port, or from a binary opcode decode, into the actions.
@@ -238,12 +251,12 @@ class PerturbEngine(wiring.Component):
         m.d.comb += [gen.seed.eq(arg), gen.seed_load.eq(seed_p),
                      mac.sat_clear.eq(clear_p), gen.sat_clear.eq(clear_p)]
         if has_r:
-            const = rounding_seed(0, g.seed_width)
-            m.d.comb += [rbank.seed.eq(arg[:g.seed_width] ^ const), rbank.seed_load.eq(seed_p)]
+            m.d.comb += [rbank.seed.eq(arg[:g.seed_width]), rbank.seed_load.eq(seed_p)]
         if g.scale == "runtime":
             m.d.comb += [gen.scale_value.eq(arg), gen.scale_load.eq(scale_p)]
         if g.reuse == "pregen":
-            m.d.comb += [gen.offset_value.eq(arg), gen.offset_set.eq(offset_p)]
+            m.d.comb += [gen.offset_value.eq(arg), gen.offset_key.eq(arg[32:]),
+                         gen.offset_set.eq(offset_p)]
 
         # Issue of a word in a pass: ``more`` is high only in PASS (no state decode on the path
         # into the generator's ready).
@@ -279,7 +292,8 @@ class PerturbEngine(wiring.Component):
         with m.If(st["EXEC"]):
             # The opcode flags are one-hot: at most one action is taken; the next state is
             # SETTLE unless the command starts a pass, a transfer or a fill.
-            jumps = {"FILL": is_op[Op.SEED], "PASS": is_op[Op.PERTURB] | is_op[Op.UPDATE],
+            fill = is_op[Op.SEED] | (is_op[Op.OFFSET] if g.reuse == "pregen" else 0)
+            jumps = {"FILL": fill, "PASS": is_op[Op.PERTURB] | is_op[Op.UPDATE],
                      "WRITE": is_op[Op.WRITE], "READ": is_op[Op.READ]}
             m.d.sync += st["EXEC"].eq(0)
             m.d.sync += st["SETTLE"].eq(~ok | ~Cat(*jumps.values()).any())
@@ -318,11 +332,14 @@ class PerturbEngine(wiring.Component):
             goto("SETTLE", "IDLE")
 
         with m.If(st["FILL"]):
-            # After reset or SEED: busy until a pregen pool is full (one cycle otherwise).
+            # After reset, SEED or a pregen OFFSET: busy until the banks have mixed the seed
+            # and a pregen pool is full.
+            wait = seed_p | offset_p | gen.loading
+            if has_r:
+                wait = wait | rbank.loading
             if g.reuse == "pregen":
-                with m.If(~gen.filling & ~seed_p):
-                    goto("FILL", "IDLE")
-            else:
+                wait = wait | gen.filling
+            with m.If(~wait):
                 goto("FILL", "IDLE")
 
         with m.If(st["PASS"]):

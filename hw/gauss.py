@@ -112,9 +112,9 @@ class CLTGenerator(_GaussBase):
 
     @property
     def latency(self):
-        """Cycles from a seed load to the first value: 1 + adder-tree stages + 2 (CSD sum,
-        rounded output)."""
-        return 1 + self.tree_stages + 2
+        """Cycles from a seed load to the first value: the bank's seed mixing
+        (:attr:`UniformBank.latency`) + adder-tree stages + 2 (CSD sum, rounded output)."""
+        return UniformBank(self._cfg.bank_config()).latency + self.tree_stages + 2
 
     def elaborate(self, platform):
         m = Module()
@@ -127,7 +127,7 @@ class CLTGenerator(_GaussBase):
         with m.If(self.seed_load):
             m.d.sync += [v.eq(0) for v in valid] + [self.o.valid.eq(0)]
         with m.Elif(adv):
-            m.d.sync += valid[0].eq(1)
+            m.d.sync += valid[0].eq(bank.o.valid)
             m.d.sync += [valid[i].eq(valid[i - 1]) for i in range(1, nstages)]
             m.d.sync += self.o.valid.eq(valid[-1])
 
@@ -218,8 +218,9 @@ class BoxMullerGenerator(_GaussBase):
 
     @property
     def latency(self):
-        """Cycles from a seed load to the first value: 1 + 15 register stages = 16."""
-        return 1 + self.FRONT_STAGES + 3
+        """Cycles from a seed load to the first value: the bank's seed mixing
+        (:attr:`UniformBank.latency`) + 15 register stages."""
+        return UniformBank(self._cfg.bank_config()).latency + self.FRONT_STAGES + 3
 
     def elaborate(self, platform):
         m = Module()
@@ -244,7 +245,7 @@ class BoxMullerGenerator(_GaussBase):
             m.d.sync += [v.eq(0) for v in fv + bv] + [self.o.valid.eq(0), phase.eq(0)]
         with m.Else():
             with m.If(f_adv):
-                m.d.sync += fv[0].eq(1)
+                m.d.sync += fv[0].eq(bank.o.valid)
                 m.d.sync += [fv[i].eq(fv[i - 1]) for i in range(1, len(fv))]
             with m.If(adv):
                 m.d.sync += [bv[0].eq(fv[-1]), bv[1].eq(bv[0]), self.o.valid.eq(bv[1])]

@@ -1,6 +1,6 @@
 """The PeZO perturbation generator: uniform bank -> reuse -> adaptive scaler."""
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
@@ -9,6 +9,8 @@ from pezo.hw.lfsr import UniformBank
 from pezo.hw.reuse import Fanout, PoolBuffer, sumsq_bits
 from pezo.hw.scaler import Scaler, scale_register_bits
 from pezo.sim import scaler as scaler_model
+from pezo.sim.reuse import KEY_BITS, sign_rate
+from pezo.sim.seeding import domain_tweak
 
 __all__ = ["PerturbationGenerator"]
 
@@ -30,11 +32,14 @@ class PerturbationGenerator(wiring.Component):
         Sticky scaler saturation flag and its clear.
     scale : Out(scale_register_bits), scale_value : In(...), scale_load : In(1)
         (``runtime`` scale) The CSD scale register, its new value and load strobe.
-    offset : Out(range(N/m)), offset_value : In(range(N/m)), offset_set : In(1),
-    filling : Out(1), pool_sumsq : Out(unsigned)
-        (``pregen``) Pool read position (word of the beat on ``o``), rewind, fill status, second
-        moment of the pool (``pool_sumsq`` only with ``sumsq=True``, the default; the engine
-        builds its generator without it, and with ``out_skid=True``: see :class:`Scaler`).
+    offset : Out(range(N/m)), offset_value : In(range(N/m)), offset_key : In(32),
+    offset_set : In(1), filling : Out(1), pool_sumsq : Out(unsigned)
+        (``pregen``) Pool read position (word of the beat on ``o``), rewind to a word with the
+        query key of the sign stream (only while not filling), fill status, second moment of the
+        pool (``pool_sumsq`` only with ``sumsq=True``, the default; the engine builds its
+        generator without it, and with ``out_skid=True``: see :class:`Scaler`).
+    loading : Out(1)
+        The bank is mixing a seed (after ``seed_load``, or a pregen rewind): no beats meanwhile.
     """
 
     def __init__(self, config, *, sumsq=True, out_skid=False):
@@ -51,6 +56,7 @@ class PerturbationGenerator(wiring.Component):
             "seed_load": In(1),
             "saturated": Out(1),
             "sat_clear": In(1),
+            "loading": Out(1),
         }
         if cfg.scale == "runtime":
             reset = scaler_model.encode_scale(scaler_model.default_digits(cfg), cfg)
@@ -58,7 +64,8 @@ class PerturbationGenerator(wiring.Component):
             ports.update(scale=Out(bits, init=reset), scale_value=In(bits), scale_load=In(1))
         if cfg.reuse == "pregen":
             ports.update(offset=Out(range(cfg.pool_words)),
-                         offset_value=In(range(cfg.pool_words)), offset_set=In(1),
+                         offset_value=In(range(cfg.pool_words)), offset_key=In(KEY_BITS),
+                         offset_set=In(1),
                          filling=Out(1))
             if sumsq:
                 ports.update(pool_sumsq=Out(sumsq_bits(cfg)))
@@ -68,21 +75,25 @@ class PerturbationGenerator(wiring.Component):
 
     @property
     def latency(self):
-        """Cycles from a seed load (or rewind) to the first valid beat on ``o`` when ``o`` is not
-        stalled. For ``pregen`` a seed load first fills the pool: add ``fill_cycles``."""
-        return 1 + Scaler(self._cfg).latency + (1 if self._cfg.reuse == "pregen" else 0)
+        """Cycles from a seed load (or a pregen rewind) to the first valid beat on ``o`` when ``o``
+        is not stalled: the bank's seed mixing, then the scaler. For ``pregen`` a seed load first
+        fills the pool: add ``fill_cycles``."""
+        return UniformBank(self._cfg).latency + Scaler(self._cfg).latency
 
     @property
     def fill_cycles(self):
+        """``pregen``: cycles the pool fill adds to a seed load: N/n transfers, 2 to finish the
+        second moment, 1 for the first pool read."""
         cfg = self._cfg
-        return cfg.pool_size // cfg.lanes + 2 if cfg.reuse == "pregen" else 0
+        return cfg.pool_size // cfg.lanes + 3 if cfg.reuse == "pregen" else 0
 
     def elaborate(self, platform):
         m = Module()
         cfg = self._cfg
         m.submodules.bank = bank = UniformBank(cfg, rotate=cfg.reuse == "onthefly")
         m.submodules.scaler = scaler = Scaler(cfg, out_skid=self._out_skid)
-        m.d.comb += [bank.seed.eq(self.seed), bank.seed_load.eq(self.seed_load)]
+        m.d.comb += [bank.seed.eq(self.seed), bank.seed_load.eq(self.seed_load),
+                     self.loading.eq(bank.loading)]
         flush = self.seed_load
         if cfg.reuse == "none":
             connect(m, bank.o, scaler.i)
@@ -92,8 +103,34 @@ class PerturbationGenerator(wiring.Component):
             connect(m, fan.o, scaler.i)
         else:
             m.submodules.pool = pool = PoolBuffer(cfg, sumsq=self._sumsq)
-            connect(m, bank.o, pool.i)
-            connect(m, pool.o, scaler.i)
+            # The bank fills the pool, then supplies one sign bit per number: word (b mod r) of
+            # m bits of its n*w-bit output, one bank transfer per r beats (pezo.sim.reuse). A
+            # rewind reloads it with the seed XOR the sign tweak XOR the query key.
+            seed_r = Signal(cfg.seed_width)
+            with m.If(self.seed_load):
+                m.d.sync += seed_r.eq(self.seed)
+            sign_seed = seed_r ^ domain_tweak("sign", cfg.seed_width) ^ self.offset_key
+            m.d.comb += [bank.seed.eq(Mux(self.seed_load, self.seed, sign_seed)),
+                         bank.seed_load.eq(self.seed_load | self.offset_set)]
+            r = sign_rate(cfg)
+            sub = Signal(range(r))
+            bits = Cat(*(bank.o.payload[l].as_unsigned() for l in range(cfg.lanes)))
+            signs = bits.word_select(sub, cfg.out_lanes) if r > 1 else bits[:cfg.out_lanes]
+            join = pool.o.valid & bank.o.valid
+            take = join & scaler.i.ready
+            m.d.comb += [
+                pool.i.payload.eq(bank.o.payload), pool.i.valid.eq(bank.o.valid),
+                bank.o.ready.eq(Mux(pool.filling, pool.i.ready, take & (sub == r - 1))),
+                pool.o.ready.eq(scaler.i.ready & bank.o.valid),
+                scaler.i.valid.eq(join),
+            ]
+            for j in range(cfg.out_lanes):
+                m.d.comb += scaler.i.payload[j].eq(
+                    (pool.o.payload[j].as_unsigned() ^ signs[j].replicate(cfg.width)).as_signed())
+            with m.If(self.seed_load | self.offset_set):
+                m.d.sync += sub.eq(0)
+            with m.Elif(take):
+                m.d.sync += sub.eq(Mux(sub == r - 1, 0, sub + 1))
             m.d.comb += [
                 pool.restart.eq(self.seed_load),
                 pool.offset_value.eq(self.offset_value), pool.offset_set.eq(self.offset_set),

@@ -3,66 +3,143 @@
 from functools import reduce
 from operator import xor
 
-from amaranth.hdl import Cat, Module, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from pezo.hw.common import check_config, xor_bits
 from pezo.sim.bank import bank_geometry
-from pezo.sim.lfsr import POLYNOMIALS, bit_masks, lane_constants, lane_states, polynomial
+from pezo.sim.lfsr import POLYNOMIALS, bit_masks, polynomial
+from pezo.sim.seeding import (SIMON, block_count, domain_tweak, lane_states, load_cycles,
+                              simon_round_keys)
 
-__all__ = ["UniformBank"]
+__all__ = ["UniformBank", "SeedMixer"]
+
+
+class SeedMixer(wiring.Component):
+    """SIMON in output-feedback mode, one round per cycle (:mod:`pezo.sim.seeding`).
+
+    On ``start`` the block register takes ``iv``; every later cycle while ``busy`` applies one
+    round (round keys from a constant table indexed by the round counter). ``block_valid`` pulses in
+    the cycle the last round of a block is applied, with the finished block on ``block`` (it is
+    also the chaining value for the next block). After ``blocks`` blocks ``busy`` falls.
+
+    Members
+    -------
+    iv : In(seed_width), start : In(1)
+    block : Out(seed_width), block_valid : Out(1), busy : Out(1)
+    done : Out(1)
+        ``block_valid`` of the last block.
+    """
+
+    def __init__(self, seed_width: int, blocks: int):
+        if seed_width not in SIMON:
+            raise ValueError(f"Seed width must be 32 or 64, not {seed_width!r}")
+        if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 1:
+            raise ValueError(f"Block count must be a positive integer, not {blocks!r}")
+        self._sw, self._blocks = seed_width, blocks
+        super().__init__({"iv": In(seed_width), "start": In(1), "block": Out(seed_width),
+                          "block_valid": Out(1), "done": Out(1), "busy": Out(1)})
+
+    @property
+    def cycles(self):
+        """Cycles from ``start`` to the last ``block_valid`` (inclusive of that cycle)."""
+        return self._blocks * SIMON[self._sw][2]
+
+    def elaborate(self, platform):
+        m = Module()
+        sw = self._sw
+        n, _, T, _, _ = SIMON[sw]
+        keys = simon_round_keys(sw)
+        blk = Signal(sw)
+        rnd = Signal(range(T))
+        nblk = Signal(range(self._blocks + 1))
+        busy = Signal()
+        rk = Signal(n)
+        with m.Switch(rnd):
+            for i, kv in enumerate(keys):
+                with m.Case(i):
+                    m.d.comb += rk.eq(kv)
+        x, y = blk[n:], blk[:n]
+
+        def rotl(v, r):
+            return Cat(v[n - r:], v[:n - r])
+        new = Cat(x, y ^ (rotl(x, 1) & rotl(x, 8)) ^ rotl(x, 2) ^ rk)   # (x', y') = (y ^ f ^ k, x)
+        last = rnd == T - 1
+        m.d.comb += [self.block.eq(new), self.block_valid.eq(busy & last), self.busy.eq(busy),
+                     self.done.eq(busy & last & (nblk == self._blocks - 1))]
+        with m.If(self.start):
+            m.d.sync += [blk.eq(self.iv), rnd.eq(0), nblk.eq(0), busy.eq(1)]
+        with m.Elif(busy):
+            m.d.sync += [blk.eq(new), rnd.eq(Mux(last, 0, rnd + 1))]
+            with m.If(last):
+                m.d.sync += nblk.eq(nblk + 1)
+                with m.If(nblk == self._blocks - 1):
+                    m.d.sync += busy.eq(0)
+        return m
 
 
 class UniformBank(wiring.Component):
     """Uniform random-number bank (bit-exact with :class:`pezo.sim.bank.BankModel`).
 
     Every generator is a k-bit LFSR whose next state is a fixed XOR network (the s-th power of the
-    companion matrix, s = w, n*w or 1 steps per cycle, computed at elaboration); a number's bits
-    are state bits (or XORs of them when they lie beyond the state). The output is always valid;
-    the state advances on each transfer (``o.ready`` is the enable).
+    companion matrix, s = w or n*w steps per cycle, computed at elaboration); a number's bits are
+    state bits (or XORs of them when they lie beyond the state). The state advances on each
+    transfer. A seed load runs the seed mixer (:class:`SeedMixer`, one SIMON round per cycle):
+    each finished block is shifted into the chain of all lane states from the bottom, and a last
+    cycle replaces an all-zero lane state by 1 (:mod:`pezo.sim.seeding`); ``o.valid`` is low
+    meanwhile.
 
     Parameters
     ----------
     config : GeneratorConfig
-        Uses ``lanes``, ``width``, ``state_bits``, ``step``, ``shared`` and ``seed_width``.
+        Uses ``lanes``, ``width``, ``state_bits``, ``shared`` and ``seed_width``.
     rotate : bool
         After every transfer, output position j takes over the state of position j+1 (mod n):
         the ``onthefly`` rotation, at no cost in logic.
+    domain : str
+        The seed domain (:data:`pezo.sim.seeding.DOMAINS`): its tweak is XORed into the seed.
 
     Members
     -------
     o : Out(stream.Signature(ArrayLayout(signed(width), lanes)))
-        Numbers, one per lane per transfer. ``o.valid`` is always 1.
+        Numbers, one per lane per transfer. Valid except while a seed is being loaded.
     seed : In(seed_width)
-        Master seed.
+        Master seed (sampled in the cycle of ``seed_load``).
     seed_load : In(1)
-        Load the lane states derived from ``seed``; the first number of the new stream is on ``o``
-        in the next cycle. A transfer in the same cycle takes the old number. Reset loads seed 0.
+        Start loading the lane states derived from ``seed``; the first number of the new stream
+        is on ``o`` ``latency`` cycles later. A transfer in the same cycle takes the old number.
+        Reset leaves the bank as a completed load of seed 0.
+    loading : Out(1)
+        A seed load is in progress (``o.valid`` is low).
 
     Raises
     ------
     TypeError
         If ``config`` is not a GeneratorConfig or ``rotate`` not a bool.
     ValueError
-        If ``rotate`` is asked for a shared bank.
+        If ``rotate`` is asked for a shared bank, or ``domain`` is unknown.
     """
 
-    def __init__(self, config, *, rotate=False):
+    def __init__(self, config, *, rotate=False, domain="bank"):
         self._cfg = check_config(config)
         if not isinstance(rotate, bool):
             raise TypeError(f"rotate must be a bool, not {rotate!r}")
         if rotate and config.shared:
             raise ValueError("A shared bank cannot rotate its lanes (they share one state)")
         self._rotate = rotate
+        self._tweak = domain_tweak(domain, config.seed_width)
+        self._domain = domain
         super().__init__({
             "o": Out(stream.Signature(data.ArrayLayout(signed(config.width), config.lanes))),
             "seed": In(config.seed_width),
             "seed_load": In(1),
+            "loading": Out(1),
         })
 
     config = property(lambda self: self._cfg)
     rotate = property(lambda self: self._rotate)
+    domain = property(lambda self: self._domain)
     lanes = property(lambda self: self._cfg.lanes)
     width = property(lambda self: self._cfg.width)
     state_bits = property(lambda self: self._cfg.state_bits)
@@ -71,15 +148,16 @@ class UniformBank(wiring.Component):
     @property
     def latency(self):
         """Cycles from a seed load to the first number of the new stream on ``o``."""
-        return 1
+        cfg = self._cfg
+        return 1 + load_cycles(cfg.state_bits, bank_geometry(cfg)[0], cfg.seed_width)
 
     def elaborate(self, platform):
         m = Module()
         cfg = self._cfg
-        k, w = cfg.state_bits, cfg.width
+        k, w, sw = cfg.state_bits, cfg.width, cfg.seed_width
         gens, step, offsets = bank_geometry(cfg)
         masks = bit_masks(k, max(step + k, max(offsets) + w))
-        init = lane_states(0, k, gens, cfg.seed_width)
+        init = lane_states(0, k, gens, sw, self._tweak)
         states = [Signal(k, init=init[g], name=f"state{g}") for g in range(gens)]
 
         exps = POLYNOMIALS[k]
@@ -103,26 +181,30 @@ class UniformBank(wiring.Component):
         for lane in range(cfg.lanes):
             st = states[0 if cfg.shared else lane]
             m.d.comb += self.o.payload[lane].eq(window(st, offsets[lane], w))
-        m.d.comb += self.o.valid.eq(1)
 
-        # Seeding: fold the seed to k-1 bits, shift in a 1 (never all-zero), XOR the lane constant.
-        sw = cfg.seed_width
-        chunks = [self.seed[i:min(i + k - 1, sw)] for i in range(0, sw, k - 1)]
-        fold = Signal(k - 1)
-        m.d.comb += fold.eq(chunks[0])
-        for c in chunks[1:]:
-            fold_next = Signal(k - 1)
-            m.d.comb += fold_next.eq(fold ^ c)
-            fold = fold_next
-        consts = lane_constants(k, gens)
+        # Seeding: SIMON OFB blocks shift into the chain of lane states, then one cycle fixes
+        # all-zero states.
+        m.submodules.mixer = mixer = SeedMixer(sw, block_count(k, gens, sw))
+        fix = Signal()
+        loading = Signal()
+        m.d.comb += [mixer.iv.eq(self.seed ^ self._tweak), mixer.start.eq(self.seed_load),
+                     self.loading.eq(loading), self.o.valid.eq(~loading)]
+        chain = Cat(*states)
 
         def advance(st):
             return window(st, step, k)
 
+        m.d.sync += fix.eq(0)
         with m.If(self.seed_load):
+            m.d.sync += loading.eq(1)
+        with m.Elif(mixer.block_valid):
+            m.d.sync += [chain.eq(Cat(mixer.block, chain)[:len(chain)]), fix.eq(mixer.done)]
+        with m.Elif(fix):
+            m.d.sync += loading.eq(0)
             for g in range(gens):
-                m.d.sync += states[g].eq(Cat(1, fold) ^ consts[g])
-        with m.Elif(self.o.ready):
+                with m.If(states[g] == 0):
+                    m.d.sync += states[g].eq(1)
+        with m.Elif(~loading & self.o.ready):
             for g in range(gens):
                 src = states[(g + 1) % gens] if self._rotate else states[g]
                 m.d.sync += states[g].eq(advance(src))

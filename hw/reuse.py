@@ -5,6 +5,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from pezo.hw.common import check_config
+from pezo.sim.gf2 import onthefly_taps
 
 __all__ = ["Fanout", "PoolBuffer", "sumsq_bits"]
 
@@ -15,7 +16,9 @@ def sumsq_bits(cfg) -> int:
 
 
 class Fanout(wiring.Component):
-    """n lanes to m = r*n lanes: output lane j carries input lane j mod n. Combinational.
+    """n lanes to m = r*n lanes: output lane j carries L_q(input lane j mod n), q = j // n, where
+    L_0 is the identity and L_q(u) = u ^ rotl(u, a_q) ^ rotl(u, b_q) (one LUT3 per bit; taps
+    from :func:`pezo.sim.gf2.onthefly_taps`). Combinational.
 
     With a rotating bank in front (``UniformBank(rotate=True)``) this is the ``onthefly`` strategy:
     each generator feeds m/n lanes and the order rotates by one position every cycle.
@@ -38,9 +41,19 @@ class Fanout(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        n = self._cfg.lanes
-        for j in range(self._cfg.out_lanes):
-            m.d.comb += self.o.payload[j].eq(self.i.payload[j % n])
+        cfg = self._cfg
+        n, w = cfg.lanes, cfg.width
+        taps = [None] + onthefly_taps(w, cfg.out_lanes // n)
+
+        def rotl(v, r):
+            return Cat(v[w - r:], v[:w - r])
+        for j in range(cfg.out_lanes):
+            u = self.i.payload[j % n].as_unsigned()
+            if taps[j // n] is None:
+                m.d.comb += self.o.payload[j].eq(self.i.payload[j % n])
+            else:
+                a, b = taps[j // n]
+                m.d.comb += self.o.payload[j].eq((u ^ rotl(u, a) ^ rotl(u, b)).as_signed())
         m.d.comb += [self.o.valid.eq(self.i.valid), self.i.ready.eq(self.o.ready)]
         return m
 

@@ -27,7 +27,7 @@ from pezo.config import GeneratorConfig as G
 __all__ = ["run_bench"]
 
 MODEL_CONFIGS = [G(), G(lanes=8), G(lanes=8, scale="fixed"), G(reuse="pregen"),
-                 G(lanes=2, reuse="onthefly", out_lanes=8), G(lanes=4, width=12, step="shift")]
+                 G(lanes=2, reuse="onthefly", out_lanes=8), G(lanes=4, width=12)]
 
 
 def _best_of(fn, repeat=3):

@@ -16,7 +16,10 @@ from pathlib import Path
 __all__ = ["GeneratorConfig", "EngineConfig", "load_config", "load_engine_config",
            "parse_assignments", "ConfigError"]
 
-STEPS = ("leap", "shift")
+STEPS = ("leap",)
+# Stepping modes that existed and were removed, with the reason (the error names it).
+RETIRED_STEPS = {"shift": "its consecutive numbers share w-1 bits, so perturbation coordinates "
+                          "are tied (docs/streams.md); use 'leap'"}
 REUSES = ("none", "pregen", "onthefly")
 SCALES = ("runtime", "fixed")
 SEED_WIDTHS = (32, 64)
@@ -66,8 +69,9 @@ class GeneratorConfig:
         table (71, 79, 81, 93, 95, 97, 127: cheapest shared banks); the polynomial comes from
         the built-in table of primitive polynomials.
     step : str
-        ``"leap"`` (default): the state advances w (n*w when shared) sequence steps per number, every
-        output bit is fresh. ``"shift"``: one step per number, numbers overlap by w-1 bits.
+        ``"leap"`` (the only mode): the state advances w (n*w when shared) sequence steps per
+        number, every output bit is fresh. (``"shift"``, one step per number, was removed: its
+        numbers overlap by w-1 bits.)
     shared : bool
         One LFSR of k bits feeds all n lanes (lane l takes bits l*w..l*w+w-1) instead of one per lane.
     seed_width : int
@@ -103,8 +107,8 @@ class GeneratorConfig:
     out_lanes: int | None = None
     pool_size: int | None = None
     scale: str = "runtime"
-    scale_digits: int = 3
-    scale_shift_bits: int = 3
+    scale_digits: int = 4
+    scale_shift_bits: int = 4
     z_int: int = 3
     z_frac: int = 13
 
@@ -121,6 +125,9 @@ class GeneratorConfig:
                              f"trinomials of the table), not {self.state_bits!r}")
         else:
             _check_int("LFSR state bits (state_bits)", self.state_bits, 3, 64)
+        if self.step in RETIRED_STEPS:
+            raise ValueError(f"Stepping mode (step) {self.step!r} was removed: "
+                             f"{RETIRED_STEPS[self.step]}")
         _check_choice("Stepping mode (step)", self.step, STEPS)
         if not isinstance(self.shared, bool):
             raise TypeError(f"shared must be a bool, not {self.shared!r}")
@@ -141,7 +148,15 @@ class GeneratorConfig:
         if self.reuse == "onthefly" and self.shared:
             raise ValueError("Reuse 'onthefly' rotates the generators' states and needs independent "
                              "lanes (shared=False)")
+        if self.reuse == "onthefly":
+            from pezo.sim.gf2 import onthefly_taps
+            onthefly_taps(self.width, self.out_lanes // self.lanes)   # ValueError if too many
         if self.reuse == "pregen":
+            if self.out_lanes > self.lanes * self.width:
+                raise ValueError(f"Reuse 'pregen' draws a fresh sign bit per output number from "
+                                 f"the bank's lanes*width = {self.lanes * self.width} bits per "
+                                 f"cycle, so out_lanes must be at most that, not "
+                                 f"{self.out_lanes!r}")
             if self.pool_size is None:
                 object.__setattr__(self, "pool_size", max(1024, self.out_lanes))
             _check_int("Pool size (pool_size)", self.pool_size, 1, 1 << 20)
@@ -157,15 +172,13 @@ class GeneratorConfig:
         _check_int("Fraction bits of z (z_frac)", self.z_frac, 0, 30)
         if self.z_int + self.z_frac > 32:
             raise ValueError(f"z format Q{self.z_int}.{self.z_frac} is wider than 32 bits")
+        if not self.shared and self.lanes > (1 << self.state_bits) - 1:
+            raise ValueError(f"{self.state_bits} LFSR state bits give only "
+                             f"{(1 << self.state_bits) - 1} distinct start states, fewer than the "
+                             f"{self.lanes} lanes; use more state_bits or fewer lanes")
         if self.shared:
             if self.lanes * self.width > 1024:
                 raise ValueError("A shared bank gives lanes*width bits per cycle, at most 1024")
-        # Lane seeds must differ (a lane collision would give two identical streams).
-        from pezo.sim.lfsr import lane_constants
-        consts = lane_constants(self.state_bits, 1 if self.shared else self.lanes)
-        if len(set(consts)) != len(consts):
-            raise ValueError(f"{self.state_bits} LFSR state bits cannot give {self.lanes} lanes "
-                             f"distinct seeds; use more state_bits or fewer lanes")
 
     # Derived figures -----------------------------------------------------------------------------
     @property

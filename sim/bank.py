@@ -1,19 +1,20 @@
 """Golden model of the uniform RNG bank (bit-exact with :class:`pezo.hw.lfsr.UniformBank`).
 
 Stream definition, lane l, cycle c (a cycle is one transfer of the bank's output stream; after a
-seed load the count restarts at 0):
+seed load the count restarts at 0). Start states: :func:`pezo.sim.seeding.bank_states` of the seed
+(XOR the bank's domain tweak).
 
-* independent lanes: generator l has its own k-bit LFSR started from ``lane_states(seed)[l]``;
-  the number is bits x_{c*s} .. x_{c*s + w - 1} of its sequence, s = w (leap) or 1 (shift).
-* ``shared``: one LFSR started from ``lane_states(seed)[0]``; lane l takes bits
-  x_{c*s + l*w} .. x_{c*s + l*w + w - 1}, s = n*w (leap) or 1 (shift).
+* independent lanes: generator l has its own k-bit LFSR started from state l; the number is bits
+  x_{c*w} .. x_{c*w + w - 1} of its sequence (``leap``: every bit is used once).
+* ``shared``: one LFSR; lane l takes bits x_{c*n*w + l*w} .. x_{c*n*w + l*w + w - 1}.
 * bit j of the field is bit j of the w-bit two's complement number (LSB = lowest index).
 * ``rotate`` (used by ``onthefly`` reuse): output position j carries generator (j + c) mod n.
 """
 
 import numpy as np
 
-from pezo.sim.lfsr import extract, lane_states, sequence_words
+from pezo.sim.lfsr import extract, sequence_words
+from pezo.sim.seeding import lane_states
 
 __all__ = ["BankModel", "bank_stream", "bank_geometry"]
 
@@ -22,8 +23,8 @@ def bank_geometry(cfg):
     """(generators, step per cycle, bit offset of each lane) of a bank configuration."""
     n, w = cfg.lanes, cfg.width
     if cfg.shared:
-        return 1, (n * w if cfg.step == "leap" else 1), [l * w for l in range(n)]
-    return n, (w if cfg.step == "leap" else 1), [0] * n
+        return 1, n * w, [l * w for l in range(n)]
+    return n, w, [0] * n
 
 
 class BankModel:
@@ -33,15 +34,18 @@ class BankModel:
     small ``next`` calls cost about the same as one large one."""
 
     BLOCK_BITS = 1 << 24
+    FIRST_BITS = 1 << 14    # read-ahead of the first block; it doubles per block up to BLOCK_BITS
 
-    def __init__(self, cfg, seed, rotate=False):
+    def __init__(self, cfg, seed, rotate=False, tweak=0):
         self.cfg = cfg
         self.rotate = rotate
         self.gens, self.step, self.offsets = bank_geometry(cfg)
         self.cycle = 0
         self._base = 0          # sequence index of bit 0 of self._words
+        self._ahead = self.FIRST_BITS
         self._words = sequence_words(cfg.state_bits,
-                                     lane_states(seed, cfg.state_bits, self.gens, cfg.seed_width),
+                                     lane_states(seed, cfg.state_bits, self.gens, cfg.seed_width,
+                                                 tweak),
                                      cfg.state_bits + 64)
 
     def _cover(self, first: int, last: int):
@@ -60,7 +64,8 @@ class BankModel:
                 f = min(64, k - lo)
                 st |= (int(extract(self._words[g], at + lo, f)[0]) & ((1 << f) - 1)) << lo
             states.append(st & mask)
-        self._words = sequence_words(k, states, max(last - new_base + 1 + 64, self.BLOCK_BITS))
+        self._words = sequence_words(k, states, max(last - new_base + 1 + 64, self._ahead))
+        self._ahead = min(2 * self._ahead, self.BLOCK_BITS)
         self._base = new_base
 
     def next(self, cycles: int) -> np.ndarray:
@@ -72,7 +77,7 @@ class BankModel:
         first = self.cycle * self.step
         self._cover(first, first + (cycles - 1) * self.step + max(self.offsets) + w)
         rel = first - self._base
-        if not cfg.shared and cfg.step == "leap" and w in (8, 16, 32):
+        if not cfg.shared and w in (8, 16, 32):
             # Every lane's numbers are consecutive w-bit fields of its sequence: views.
             lanes = self._words.view(f"<i{w // 8}")[:, rel // w:rel // w + cycles]
             for c in range(0, cycles, 8192):  # blocked transpose stays in cache
@@ -89,6 +94,6 @@ class BankModel:
         return out
 
 
-def bank_stream(cfg, seed, cycles, rotate=False) -> np.ndarray:
+def bank_stream(cfg, seed, cycles, rotate=False, tweak=0) -> np.ndarray:
     """The first ``cycles`` outputs (cycles, lanes) of the bank after loading ``seed``."""
-    return BankModel(cfg, seed, rotate).next(cycles)
+    return BankModel(cfg, seed, rotate, tweak).next(cycles)

@@ -8,13 +8,14 @@ code   command     argument and effect
 =====  ==========  ============================================================================
 0      NOP         none
 1      SEED        master seed: reload the generator (and refill a pregen pool) and the rounding
-                   bank (seeded with seed XOR the golden-ratio constant; after reset both
-                   banks hold seed 0, so reset is SEED 0 for the generator only)
+                   bank (the same seed in the rounding domain, pezo.sim.seeding; reset is SEED 0
+                   for both)
 2      MU          mu, a signed coef_bits integer (arg must be its sign extension)
 3      PERTURB     0: w += p, 1: w -= 2p, with p = round_half_even(mu * z); one pass over all d
 4      UPDATE      c = -eta*g (signed coef_bits): w += round(c * z), nearest-even or stochastic
 5      SCALE       runtime scale register value (runtime scale only)
-6      OFFSET      pool read position in words (pregen only): rewind to replay a perturbation
+6      OFFSET      pool read position in words (bits 0-31) and query key (bits 32-63), pregen
+                   only: rewind to replay a perturbation (the key restarts its sign stream)
 7      WRITE       start word (bits 0-31), count words (bits 32-63): then count words of weights
 8      READ        start word, count words: the engine streams count words of weights back
 9      CLEAR       clear the sticky error and saturation flags
@@ -35,7 +36,8 @@ import numpy as np
 from pezo.sim import scaler as smodel
 from pezo.sim.bank import BankModel
 from pezo.sim.generator import GeneratorModel
-from pezo.sim.mac import mac, rounding_config, rounding_seed
+from pezo.sim.mac import mac, rounding_config
+from pezo.sim.seeding import domain_tweak
 
 __all__ = ["Op", "Err", "EngineModel", "signed_arg"]
 
@@ -84,7 +86,8 @@ class EngineModel:
         self.weights = np.zeros(cfg.depth, dtype=np.int64)
         self.gen = GeneratorModel(g, 0)
         self._round_cfg = rounding_config(cfg)
-        self.rbank = BankModel(self._round_cfg, 0)   # reset: both banks hold seed 0 (SEED 0 gives the rounding bank 0 ^ golden)
+        self._round_tweak = domain_tweak("rounding", g.seed_width)
+        self.rbank = BankModel(self._round_cfg, 0, tweak=self._round_tweak)   # reset = SEED 0
         self.mu = 0
         self.stochastic = False
         self.error = False
@@ -119,7 +122,7 @@ class EngineModel:
             if arg >> g.seed_width:
                 return self._fail(Err.ARG)
             self.gen.load_seed(arg)
-            self.rbank = BankModel(self._round_cfg, rounding_seed(arg, g.seed_width))
+            self.rbank = BankModel(self._round_cfg, arg, tweak=self._round_tweak)
         elif op in (Op.MU, Op.UPDATE):
             v = signed_arg(arg, cfg.coef_bits)
             if v is None:
@@ -142,9 +145,10 @@ class EngineModel:
         elif op == Op.OFFSET:
             if g.reuse != "pregen":
                 return self._fail(Err.UNSUPPORTED)
-            if arg >= g.pool_words:
+            word, key = arg & 0xFFFFFFFF, arg >> 32
+            if word >= g.pool_words:
                 return self._fail(Err.ARG)
-            self.gen.set_offset(arg)
+            self.gen.set_offset(word, key)
         elif op in (Op.WRITE, Op.READ):
             start, count = arg & 0xFFFFFFFF, arg >> 32
             if count == 0 or start + count > cfg.words:

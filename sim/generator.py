@@ -34,8 +34,8 @@ class GeneratorModel:
     def offset(self):
         return self.reuse.offset
 
-    def set_offset(self, word):
-        self.reuse.set_offset(word)
+    def set_offset(self, word, key=0):
+        self.reuse.set_offset(word, key)
 
     @property
     def pool_sumsq(self):

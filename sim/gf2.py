@@ -6,7 +6,8 @@ import math
 import random
 from functools import lru_cache
 
-__all__ = ["polymulmod", "polypowmod", "is_primitive", "prime_factors"]
+__all__ = ["polymulmod", "polypowmod", "is_primitive", "prime_factors", "poly_gcd",
+           "onthefly_taps"]
 
 
 def polymulmod(a: int, b: int, p: int) -> int:
@@ -104,3 +105,38 @@ def is_primitive(p: int) -> bool:
     if polypowmod(x, order, p) != 1:
         return False
     return all(polypowmod(x, order // q, p) != 1 for q in prime_factors(order))
+
+
+def poly_gcd(a: int, b: int) -> int:
+    """gcd of two GF(2) polynomials."""
+    while b:
+        while a and a.bit_length() >= b.bit_length():
+            a ^= b << (a.bit_length() - b.bit_length())
+        a, b = b, a
+    return a
+
+
+def onthefly_taps(width: int, groups: int) -> list:
+    """(a_q, b_q) for lane groups q = 1 .. groups-1 (group 0 takes the number as it is).
+
+    The first pairs 1 <= a < b < w, in order, whose map is invertible (gcd(1 + x^a + x^b, x^w + 1)
+    = 1 over GF(2)) and whose bit triples {j, j-a, j-b} (mod w) are not a translate of an earlier
+    group's: so no output bit of one group equals, or is a fixed XOR of the same bits as, an
+    output bit of another. Raises ValueError when w has too few such pairs."""
+    taps, seen = [], set()
+    for a in range(1, width):
+        for b in range(a + 1, width):
+            if len(taps) == groups - 1:
+                return taps
+            if poly_gcd(1 | (1 << a) | (1 << b), (1 << width) | 1) != 1:
+                continue
+            tri = {0, (-a) % width, (-b) % width}
+            cls = min(tuple(sorted((t + d) % width for t in tri)) for d in range(width))
+            if cls in seen:
+                continue
+            seen.add(cls)
+            taps.append((a, b))
+    if len(taps) < groups - 1:
+        raise ValueError(f"onthefly reuse with {width}-bit numbers supports at most "
+                         f"{len(taps) + 1} lane groups (out_lanes / lanes), not {groups}")
+    return taps

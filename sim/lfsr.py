@@ -11,19 +11,15 @@ Definitions (the hardware in :mod:`pezo.hw.lfsr` is generated from the same ones
   ``leap`` next-state function is the w-th power of the companion matrix, read off the masks of
   x_w..x_{w+k-1}.
 
-Seeding rule (never the all-zero state): the master seed s (32 or 64 bits) is folded to k-1 bits,
-``fold(s)`` = XOR of its consecutive (k-1)-bit chunks (zero-extended when k-1 >= seed width); lane l
-starts from ``((fold(s) << 1) | 1) XOR C_l`` where C_l = splitmix64(l) masked to k bits with bit 0
-cleared. Bit 0 is always 1, so the state is nonzero for every seed; distinct C_l make lanes distinct;
-when k > seed width distinct seeds give distinct states.
+Seeding (how a master seed becomes start states) is :mod:`pezo.sim.seeding`.
 """
 
 import numpy as np
 
 from pezo.sim.gf2 import is_primitive
 
-__all__ = ["POLYNOMIALS", "polynomial", "bit_masks", "lane_constants", "fold_seed", "lane_states",
-           "sequence_bits", "sequence_words", "extract", "splitmix64"]
+__all__ = ["POLYNOMIALS", "polynomial", "bit_masks", "sequence_bits", "sequence_words", "extract",
+           "splitmix64"]
 
 # k -> exponents E of p(x) = x^k + sum x^e, with the fewest terms (a trinomial where a primitive one
 # exists, else a pentanomial) and the smallest middle exponents, so a leap of w <= k - max(E) needs
@@ -136,30 +132,6 @@ def bit_masks(k: int, count: int) -> list:
             r ^= masks[m - k + e]
         masks.append(r)
     return masks
-
-
-def lane_constants(k: int, lanes: int) -> list:
-    return [splitmix64(lane) & ((1 << k) - 2) for lane in range(lanes)]
-
-
-def fold_seed(seed: int, k: int, seed_width: int) -> int:
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise TypeError(f"Seed must be an integer, not {seed!r}")
-    seed = int(seed)
-    if not 0 <= seed < (1 << seed_width):
-        raise ValueError(f"Seed must be in 0..2^{seed_width}-1, not {seed!r}")
-    r = 0
-    mask = (1 << k) - 1
-    while seed:
-        r ^= seed & mask
-        seed >>= k
-    return r
-
-
-def lane_states(seed: int, k: int, lanes: int, seed_width: int) -> list:
-    """Initial LFSR states (state bit i = x_i) of ``lanes`` generators for master seed ``seed``."""
-    f = fold_seed(seed, k - 1, seed_width)
-    return [((f << 1) | 1) ^ c for c in lane_constants(k, lanes)]
 
 
 def _extend(arr, filled, target, lags, k, bmax):

@@ -16,7 +16,7 @@ import numpy as np
 
 from pezo.fixed import rshift_round_even, rshift_round_stochastic, saturate
 
-__all__ = ["OPS", "mac", "rounding_config", "rounding_seed"]
+__all__ = ["OPS", "mac", "rounding_config"]
 
 OPS = ("plus", "minus2", "update")
 
@@ -27,11 +27,6 @@ def rounding_config(cfg):
     g = cfg.generator
     return GeneratorConfig(lanes=g.out_lanes, width=min(max(cfg.product_shift, 2), 32),
                            state_bits=32 if g.out_lanes <= 64 else 64, seed_width=g.seed_width)
-
-
-def rounding_seed(seed: int, seed_width: int) -> int:
-    """The rounding bank's seed: the master seed XOR 0x9E3779B9... (golden-ratio constant)."""
-    return seed ^ (0x9E3779B97F4A7C15 & ((1 << seed_width) - 1))
 
 
 def mac(cfg, w, z, coef, op, r=None):

@@ -17,9 +17,9 @@ from tests.simutil import collect, lanes_of, run
 BANK_CONFIGS = [
     G(lanes=1, width=8, state_bits=16),
     G(lanes=4, width=16, state_bits=32),
-    G(lanes=8, width=12, state_bits=24, step="shift"),
+    G(lanes=8, width=12, state_bits=24),
     G(lanes=4, width=16, state_bits=64, shared=True),
-    G(lanes=2, width=8, state_bits=13, shared=True, step="shift"),
+    G(lanes=2, width=8, state_bits=13, shared=True),
     G(lanes=3, width=20, state_bits=17),           # w > k: output bits beyond the state
     G(lanes=2, width=32, state_bits=64, seed_width=64),
     G(lanes=4, width=16, state_bits=71, shared=True, seed_width=64),   # wide trinomial, 64 b/cycle
@@ -67,15 +67,26 @@ def test_bank_rotation_is_onthefly_order():
     assert (got["a"] == expect).all()
 
 
+def _xor3(u, a, b, w):
+    """u ^ rotl(u, a) ^ rotl(u, b) on w bits, bit by bit from the definition."""
+    bits = [(u >> i) & 1 for i in range(w)]
+    out = [bits[j] ^ bits[(j - a) % w] ^ bits[(j - b) % w] for j in range(w)]
+    v = sum(bit << j for j, bit in enumerate(out))
+    return v - (1 << w) if out[w - 1] else v
+
+
 def test_fanout_maps_lane_j_to_input_j_mod_n():
     cfg = G(lanes=2, reuse="onthefly", out_lanes=6)
     dut = Fanout(cfg)
+    # groups 1 and 2 use taps (1, 2) and (1, 3) (pezo.sim.gf2.onthefly_taps for w = 16)
+    expect = [123, -77] + [_xor3(u, 1, 2, 16) for u in (123, -77)] + \
+        [_xor3(u, 1, 3, 16) for u in (123, -77)]
 
     async def tb(ctx):
         ctx.set(dut.i.payload, [123, -77])
         ctx.set(dut.i.valid, 1)
         ctx.set(dut.o.ready, 1)
-        assert lanes_of(ctx.get(dut.o.payload), 6) == [123, -77] * 3
+        assert lanes_of(ctx.get(dut.o.payload), 6) == expect
         assert ctx.get(dut.o.valid) == 1 and ctx.get(dut.i.ready) == 1
         ctx.set(dut.o.ready, 0)
         assert ctx.get(dut.i.ready) == 0
@@ -86,7 +97,7 @@ def test_fanout_maps_lane_j_to_input_j_mod_n():
 POOL_CONFIGS = [
     G(lanes=4, reuse="pregen", pool_size=64),
     G(lanes=1, width=8, reuse="pregen", out_lanes=4, pool_size=32),
-    G(lanes=2, width=12, reuse="pregen", out_lanes=8, pool_size=256, step="shift"),
+    G(lanes=2, width=12, reuse="pregen", out_lanes=8, pool_size=256),
     G(lanes=4, reuse="pregen", pool_size=4),     # a single-word pool
 ]
 
@@ -135,13 +146,19 @@ def test_pool_fill_read_rewind(cfg):
         got["end"] = ctx.get(pool.offset)
 
     run(dut, tb, f"pool_{cfg.name()}")
-    model = ReuseModel(cfg, 0)
-    assert got["sumsq"] == model.sumsq == int((model.pool.astype(object) ** 2).sum())
-    assert (got["first"] == model.next(words + 3)).all()
-    assert got["offset"] == model.offset == 3 % words
-    p1 = model.next(2 * words + 1)
+    # The PoolBuffer reads the pool as it is (the generator adds the signs): pool word
+    # (o + b) mod (N/m), the pool being the bank's first N/n cycles.
+    pool_words = bank_stream(cfg.replace(reuse="none", out_lanes=None), 0,
+                             cfg.pool_size // cfg.lanes).reshape(words, cfg.out_lanes)
+
+    def read(start, count):
+        return pool_words[(start + np.arange(count)) % words]
+    assert got["sumsq"] == int((pool_words.astype(object) ** 2).sum())
+    assert (got["first"] == read(0, words + 3)).all()
+    assert got["offset"] == 3 % words
+    p1 = read(3, 2 * words + 1)
     assert (got["p1"] == p1).all() and (got["p2"] == p1).all()
-    assert got["end"] == model.offset == (3 + 2 * words + 1) % words
+    assert got["end"] == (3 + 2 * words + 1) % words
 
 
 def scaler_exact(u, digits, cfg):
@@ -239,8 +256,16 @@ def test_scaler_hardware_fixed_scale_saturation(out_skid):
         assert got["sat"] == flag == (digits is big)
 
 
+@pytest.mark.parametrize("width", [4, 8, 12, 16, 24, 32])
+def test_default_scale_gives_unit_variance_within_half_a_percent(width):
+    """alpha^2 Var(u) = 1 within 0.5 % for uniform u (Var = (4^w - 1) / 12, exact)."""
+    cfg = G(width=width)
+    a = smodel.realised_alpha(smodel.default_digits(cfg))
+    assert abs(a * a * ((4 ** width - 1) / 12) - 1) < 0.005
+
+
 def test_csd_digits_and_register_round_trip():
-    cfg = G()
+    cfg = G(scale_digits=3, scale_shift_bits=3)
     d = smodel.default_digits(cfg)
     assert len(d) <= cfg.scale_digits
     rep = smodel.alpha_report(cfg)
@@ -257,7 +282,7 @@ def test_csd_digits_and_register_round_trip():
 
 
 def test_scale_register_errors():
-    cfg = G()
+    cfg = G(scale_digits=3, scale_shift_bits=3)
     with pytest.raises(ValueError, match=r"^At most 3 scale digits fit the register, not 4$"):
         smodel.encode_scale([(1, 14)] * 4, cfg)
     with pytest.raises(ValueError, match=r"^Scale digit sign must be \+1 or -1, not 2$"):

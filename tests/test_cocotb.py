@@ -15,12 +15,12 @@ from pezo.toolchain import have_icarus, have_verilator
 MATRIX = [
     G(lanes=4, width=16, reuse="none"),
     G(lanes=1, width=8, reuse="pregen", out_lanes=4, pool_size=256, z_int=2, z_frac=6),
-    G(lanes=8, width=12, step="shift", reuse="none", scale="fixed"),
+    G(lanes=8, width=12, reuse="none", scale="fixed"),
     G(lanes=8, width=16, state_bits=64, shared=True, reuse="none"),
     G(lanes=4, width=16, reuse="onthefly", out_lanes=8),
-    G(lanes=1, width=12, reuse="onthefly", out_lanes=4, step="shift"),
+    G(lanes=1, width=12, reuse="onthefly", out_lanes=4),
     G(lanes=4, width=16, reuse="pregen", pool_size=4096),
-    G(lanes=8, width=8, reuse="pregen", pool_size=64, step="shift", z_int=2, z_frac=6),
+    G(lanes=8, width=8, reuse="pregen", pool_size=64, z_int=2, z_frac=6),
 ]
 QUICK = 2   # the first QUICK configurations run in `make test`
 
@@ -62,7 +62,7 @@ ENGINES = [
        w_frac=6, coef_frac=14), 3, 2),
     (E(generator=G(lanes=1, reuse="onthefly", out_lanes=8, scale="fixed"), depth=512,
        stochastic=False), 2, 2),
-    (E(generator=G(lanes=8, width=12, step="shift"), depth=1024, w_int=8, w_frac=8), 2, 1),
+    (E(generator=G(lanes=8, width=12), depth=1024, w_int=8, w_frac=8), 2, 1),
 ]
 
 

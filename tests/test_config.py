@@ -19,7 +19,15 @@ VALUE_ERRORS = [
     (dict(state_bits=2), r"^LFSR state bits \(state_bits\) must be an integer in 3\.\.64, not 2$"),
     (dict(state_bits=65), r"^LFSR state bits \(state_bits\) must be an integer in 3\.\.64 or one of 71, 79, 81, "
                            r"93, 95, 97, 127 \(the wide trinomials of the table\), not 65$"),
-    (dict(step="jump"), r"^Stepping mode \(step\) must be one of 'leap', 'shift', not 'jump'$"),
+    (dict(step="jump"), r"^Stepping mode \(step\) must be one of 'leap', not 'jump'$"),
+    (dict(step="shift"), r"^Stepping mode \(step\) 'shift' was removed: its consecutive numbers "
+                         r"share w-1 bits, so perturbation coordinates are tied \(docs/streams\.md\); "
+                         r"use 'leap'$"),
+    (dict(reuse="onthefly", lanes=1, width=4, out_lanes=4), r"^onthefly reuse with 4-bit numbers supports at "
+                                                         r"most 2 lane groups \(out_lanes / lanes\), not 4$"),
+    (dict(reuse="pregen", lanes=1, width=4, out_lanes=8), r"^Reuse 'pregen' draws a fresh sign bit per output "
+                                                       r"number from the bank's lanes\*width = 4 bits per "
+                                                       r"cycle, so out_lanes must be at most that, not 8$"),
     (dict(seed_width=48), r"^Seed width \(seed_width\) must be 32 or 64, not 48$"),
     (dict(reuse="pool"), r"^Reuse strategy \(reuse\) must be one of 'none', 'pregen', "
                          r"'onthefly', not 'pool'$"),
@@ -47,8 +55,8 @@ VALUE_ERRORS = [
     (dict(z_int=16, z_frac=20), r"^z format Q16\.20 is wider than 32 bits$"),
     (dict(shared=True, lanes=64, width=32), r"^A shared bank gives lanes\*width bits per cycle, "
                                             r"at most 1024$"),
-    (dict(state_bits=3, lanes=8), r"^3 LFSR state bits cannot give 8 lanes distinct seeds; use "
-                                  r"more state_bits or fewer lanes$"),
+    (dict(state_bits=3, lanes=8), r"^3 LFSR state bits give only 7 distinct start states, fewer than "
+                                  r"the 8 lanes; use more state_bits or fewer lanes$"),
 ]
 
 
@@ -97,8 +105,9 @@ def test_defaults_and_properties():
     cfg = G(reuse="pregen")
     assert cfg.out_lanes == cfg.lanes == 4 and cfg.pool_size == 1024 and cfg.pool_words == 256
     gen = PerturbationGenerator(cfg)
-    assert gen.config is cfg and gen.fill_cycles == 256 + 2 and gen.latency == 4
-    assert UniformBank(cfg).latency == 1 and Scaler(cfg).latency == 2 and Scaler(G(scale="fixed")).latency == 3
+    # seed mixing: J = 4*32/32 SIMON32 blocks of 32 rounds, one round per cycle, + zero check + 1
+    assert gen.config is cfg and gen.fill_cycles == 256 + 3 and gen.latency == 130 + 2
+    assert UniformBank(cfg).latency == 4 * 32 + 2 and Scaler(cfg).latency == 2 and Scaler(G(scale="fixed")).latency == 3
     assert cfg.replace(reuse="none").pool_size is None
 
 
@@ -108,8 +117,8 @@ def test_load_toml_json_and_overrides(tmp_path):
     assert load_config(t) == G(lanes=8, reuse="pregen", pool_size=256)
     j = tmp_path / "b.json"
     j.write_text(json.dumps({"lanes": 2, "width": 12}))
-    assert load_config(j, parse_assignments(["step=shift", "shared=false"])) == \
-        G(lanes=2, width=12, step="shift")
+    assert load_config(j, parse_assignments(["step=leap", "shared=false"])) == \
+        G(lanes=2, width=12)
 
 
 @pytest.mark.parametrize("name,text,msg", [

@@ -161,6 +161,19 @@ def test_error_codes():
         assert m.status()["error"] == 1 and m.status()["error_code"] == code
 
 
+@pytest.mark.parametrize("cfg", [E(generator=G(lanes=4), depth=256),
+                                 E(generator=G(lanes=2, reuse="pregen", pool_size=64), depth=64),
+                                 E(generator=G(lanes=4, state_bits=71, shared=True), depth=64,
+                                   stochastic=False)],
+                         ids=lambda c: c.name())
+def test_seed_takes_documented_cycles(cfg):
+    t = AmaranthTransport(cfg)
+    t.command(Op.NOP)
+    before = t.cycles
+    t.command(Op.SEED, 5)
+    assert t.cycles - before == PerturbEngine(cfg).seed_cycles
+
+
 def test_pass_takes_documented_cycles():
     cfg = E(generator=G(lanes=4), depth=256)
     t = AmaranthTransport(cfg)

@@ -15,7 +15,7 @@ from tests.simutil import collect, run
 CONFIGS = [
     G(),
     G(lanes=1, width=8, z_int=2, z_frac=6),
-    G(lanes=8, width=12, step="shift", scale="fixed"),
+    G(lanes=8, width=12, scale="fixed"),
     G(lanes=4, width=16, state_bits=64, shared=True),
     G(lanes=2, reuse="onthefly", out_lanes=8),
     G(lanes=1, width=12, reuse="onthefly", out_lanes=4),
@@ -34,7 +34,7 @@ async def strobe(ctx, port, value=None, port_value=None):
 
 # The engine's variant: an output skid slot in the scaler (fixed scale only).
 SKID_CONFIGS = [
-    G(lanes=8, width=12, step="shift", scale="fixed"),
+    G(lanes=8, width=12, scale="fixed"),
     G(lanes=4, reuse="pregen", pool_size=64, scale="fixed"),
     G(lanes=2, reuse="onthefly", out_lanes=8, scale="fixed"),
 ]
@@ -56,8 +56,10 @@ def test_generator_matches_model(cfg, out_skid):
             got["sumsq"] = ctx.get(dut.pool_sumsq)
             got["off"] = ctx.get(dut.offset)
             got["b"] = await collect(ctx, dut.o, 70, cfg.out_lanes, random.Random(3), 0.5)
-            await strobe(ctx, dut.offset_set, dut.offset_value, got["off"])   # rewind
-            got["c"] = await collect(ctx, dut.o, 70, cfg.out_lanes, random.Random(4), 0.8)
+            ctx.set(dut.offset_key, 0xA5A5F00D)
+            for name, rng in (("c", 4), ("d", 5)):      # rewind with a query key, twice
+                await strobe(ctx, dut.offset_set, dut.offset_value, got["off"])
+                got[name] = await collect(ctx, dut.o, 70, cfg.out_lanes, random.Random(rng), 0.8)
         else:
             await strobe(ctx, dut.seed_load, dut.seed, seed)                 # reseed
             got["c"] = await collect(ctx, dut.o, 70, cfg.out_lanes, random.Random(4), 0.8)
@@ -70,8 +72,10 @@ def test_generator_matches_model(cfg, out_skid):
     if cfg.reuse == "pregen":
         assert got["sumsq"] == model.pool_sumsq
         assert got["off"] == model.offset
-        b = model.next(70)
-        assert (got["b"] == b).all() and (got["c"] == b).all()
+        assert (got["b"] == model.next(70)).all()
+        model.set_offset(got["off"], 0xA5A5F00D)
+        c = model.next(70)
+        assert (got["c"] == c).all() and (got["d"] == c).all()
     else:
         assert (got["c"] == GeneratorModel(cfg, seed).next(70)).all()
     assert got["sat"] == 0 and not model.saturated
@@ -99,6 +103,7 @@ def test_runtime_scale_register_and_pool_correction():
     model = GeneratorModel(cfg, 0)
     assert got["sumsq"] == model.pool_sumsq
     model.set_digits(got["digits"])
+    model.set_offset(0)
     assert (got["z"] == model.next(16)).all()
 
 
@@ -112,22 +117,27 @@ def test_reseed_reproduces_and_seeds_differ():
     assert (parts == a[:len(parts)]).all()
 
 
-@pytest.mark.parametrize("reuse,extra", [("none", {}), ("onthefly", {"out_lanes": 8}),
-                                         ("pregen", {"pool_size": 4096})])
-def test_pregen_rewind_and_replay(reuse, extra):
-    """Passes 1-4 of a ZO step see the same z: rewind (pregen) or reseed (none/onthefly)."""
-    cfg = G(lanes=4, reuse=reuse, **extra)
+def test_pregen_replay_follows_offset_and_key():
+    """A pregen query is the pool read from word o with signs from the key's stream: replaying
+    (o, key) gives the same z, whatever was read in between; another key flips about half of
+    the signs of the same pool numbers; numbers reused within a query (d > N) get fresh signs."""
+    cfg = G(lanes=4, reuse="pregen", pool_size=64)
     m = GeneratorModel(cfg, 7)
-    m.next(123)
-    start = m.offset
-    z1 = m.next(300)
-    if reuse == "pregen":
-        m.set_offset(start)
-        assert m.offset == start
-    else:
-        m = GeneratorModel(cfg, 7)
-        m.next(123)
-    assert (m.next(300) == z1).all()
+    pool = m.reuse.pool.reshape(-1)
+    u = []
+    for key in (3, 3, 4):
+        m.set_offset(5, key)
+        m.next(11)
+        m.set_offset(5, key)
+        u.append(m.next_uniform(48).reshape(-1))     # 192 numbers: 3 rounds of the pool
+    assert (u[0] == u[1]).all()
+    expect = np.resize(np.roll(pool, -5 * 4), 192)            # the pool read cyclically from o
+    for v in u:     # each number is the pool's, or its one's complement (-P - 1)
+        assert ((v == expect) | (v == -expect - 1)).all()
+    flipped = u[0] != expect
+    assert 0.3 < flipped.mean() < 0.7 and 0.3 < (u[0] != u[2]).mean() < 0.7
+    rounds = flipped.reshape(3, 64)
+    assert (rounds[0] != rounds[1]).any() and (rounds[1] != rounds[2]).any()
 
 
 @pytest.mark.parametrize("cfg", [G(lanes=8), G(lanes=1, width=12, state_bits=24),
@@ -161,12 +171,6 @@ def test_pregen_pool_has_unit_second_moment_after_correction():
     assert abs(np.mean(z0 * z0) - 1) > abs(np.mean(z * z) - 1)
 
 
-def test_shift_mode_overlaps_by_w_minus_1_bits():
-    cfg = G(lanes=1, width=16, step="shift", reuse="none")
-    u = generate(cfg, 5, 1000, stage="bank") & 0xFFFF
-    assert ((u[1:] & 0x7FFF) == (u[:-1] >> 1)).all()
-
-
 def test_generate_rejects_bad_arguments():
     with pytest.raises(ValueError, match=r"^Stage must be one of bank, uniform, z, not 'q'$"):
         generate(G(), 1, 10, stage="q")
@@ -192,7 +196,7 @@ def test_latency_property_matches_simulation(cfg, out_skid):
         ctx.set(dut.seed_load, 1)
         await ctx.tick()
         ctx.set(dut.seed_load, 0)
-        for cycle in range(1, dut.fill_cycles + 20):
+        for cycle in range(1, dut.latency + dut.fill_cycles + 20):
             if ctx.get(dut.o.valid):
                 seen.append(cycle)
                 return

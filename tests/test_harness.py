@@ -33,7 +33,7 @@ def test_harness_detects_a_wrong_seed(tmp_path):
 @pytest.mark.regress
 @pytest.mark.parametrize("cfg", [G(lanes=8), G(lanes=2, reuse="pregen", out_lanes=8,
                                                 pool_size=1 << 14),
-                                 G(lanes=4, reuse="onthefly", out_lanes=8, step="shift")],
+                                 G(lanes=4, reuse="onthefly", out_lanes=8)],
                          ids=lambda c: c.name())
 def test_harness_hundred_million_values(cfg, tmp_path):
     _run(cfg, 100_000_000, tmp_path, ready_pct=80)

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from pezo.sim.gf2 import is_primitive, prime_factors
-from pezo.sim.lfsr import (POLYNOMIALS, bit_masks, fold_seed, lane_states, polynomial,
-                           sequence_bits, sequence_words)
+from pezo.sim.lfsr import POLYNOMIALS, bit_masks, polynomial, sequence_bits, sequence_words
 
 
 def naive_bits(k, state, n):
@@ -78,43 +77,6 @@ def test_bit_masks_give_sequence_bits(k):
     x = naive_bits(k, state, 4 * k)
     for m, mask in enumerate(bit_masks(k, 4 * k)):
         assert bin(mask & state).count("1") % 2 == x[m]
-
-
-@pytest.mark.parametrize("k,sw", [(3, 32), (16, 32), (32, 32), (33, 32), (64, 64), (20, 64)])
-def test_lane_states_never_zero_and_distinct(k, sw):
-    rng = random.Random(k * sw)
-    seeds = [0, 1, (1 << sw) - 1] + [rng.randrange(1 << sw) for _ in range(200)]
-    for seed in seeds:
-        states = lane_states(seed, k, 4 if k > 3 else 2, sw)
-        assert all(0 < s < (1 << k) for s in states)
-        assert len(set(states)) == len(states)
-
-
-def test_adjacent_seeds_differ():
-    for k in (9, 32, 33, 64):
-        assert len({lane_states(s, k, 1, 32)[0] for s in range(256)}) == 256
-
-
-def test_fold_seed_rule():
-    assert fold_seed(0xAAAA5555, 16, 32) == 0xAAAA ^ 0x5555
-    assert fold_seed(0x12345678, 40, 32) == 0x12345678
-    # 64-bit seed, k = 20: chunks bits 0-19, 20-39, 40-59, 60-63
-    s = (0xABCDE << 40) | (0x12345 << 20) | 0x0F0F0 | (0xF << 60)
-    assert fold_seed(s, 20, 64) == 0xABCDE ^ 0x12345 ^ 0x0F0F0 ^ 0xF
-
-
-@pytest.mark.parametrize("seed,msg", [
-    (-1, r"^Seed must be in 0\.\.2\^32-1, not -1$"),
-    (1 << 32, r"^Seed must be in 0\.\.2\^32-1, not 4294967296$"),
-])
-def test_bad_seed_value(seed, msg):
-    with pytest.raises(ValueError, match=msg):
-        fold_seed(seed, 16, 32)
-
-
-def test_bad_seed_type():
-    with pytest.raises(TypeError, match=r"^Seed must be an integer, not '1'$"):
-        fold_seed("1", 16, 32)
 
 
 def test_polynomial_out_of_table():

@@ -21,6 +21,7 @@ from pezo.sim.bank import BankModel
 from pezo.sim.engine import Op, encode_signed
 from pezo.sim.mac import rounding_config
 from pezo.sim.reuse import ReuseModel
+from pezo.sim.seeding import domain_tweak
 
 # Data --------------------------------------------------------------------------------------------
 
@@ -98,9 +99,9 @@ def test_model_errors_and_depth():
 
 # The batched golden transport is the golden model ------------------------------------------------
 
-BANKS = [G(lanes=4), G(lanes=4, step="shift"), G(lanes=4, shared=True),
+BANKS = [G(lanes=4), G(lanes=4), G(lanes=4, shared=True),
          G(lanes=2, reuse="onthefly", out_lanes=8), G(lanes=4, reuse="pregen", pool_size=64),
-         G(lanes=3, width=12, state_bits=71, shared=True, step="shift"),
+         G(lanes=3, width=12, state_bits=71, shared=True),
          G(lanes=1, width=8, z_int=2, z_frac=6, scale="fixed")]
 
 
@@ -171,7 +172,7 @@ def test_derive_seeds_and_rounding_stream():
     for m, depth in ((4, 652), (3, 66), (8, 40)):
         rc = rounding_config(E(generator=G(lanes=m), depth=depth))
         words = depth // m
-        rs, ref = _RoundingStream(rc, 0xBEEF, words, (1 << 21) - 1), BankModel(rc, 0xBEEF)
+        rs, ref = _RoundingStream(rc, 0xBEEF, words, (1 << 21) - 1), BankModel(rc, 0xBEEF, tweak=domain_tweak("rounding", 32))
         for k in range(150):                # past a read-ahead of 64 passes, twice
             c = words if k % 4 else 5
             if k % 2:
@@ -191,7 +192,7 @@ def _command_pair(t, cfg, replay):
     return [from_fixed(w, Q(cfg.w_int, cfg.w_frac)) for w in out]
 
 
-@pytest.mark.parametrize("g", BANKS[:5] + [G(lanes=2, width=12, step="shift")],
+@pytest.mark.parametrize("g", BANKS[:5] + [G(lanes=2, width=12)],
                          ids=lambda g: g.name())
 @pytest.mark.parametrize("stochastic", [True, False])
 def test_fused_calls_mixed_with_commands_are_bit_exact(g, stochastic, monkeypatch):
@@ -221,7 +222,7 @@ def test_fused_calls_mixed_with_commands_are_bit_exact(g, stochastic, monkeypatc
     for k in range(40):
         s = seeds[k % len(seeds)]
         o = int(rng.integers(0, g.pool_words)) if pregen else None
-        replay = (Op.OFFSET, o) if pregen else (Op.SEED, s)
+        replay = (Op.OFFSET, o | (s & 0xFFFFFFFF) << 32) if pregen else (Op.SEED, s)
         kind = rng.choice(["pair", "update", "raw"], p=[0.4, 0.4, 0.2])
         if kind == "pair":
             got = b.pair(s, o, cfg.depth - 3)
@@ -268,13 +269,13 @@ def test_fused_calls_mixed_with_commands_are_bit_exact(g, stochastic, monkeypatc
 # The trainer's modes: fused = plain golden (few steps), fused = batched (many steps) --------------
 
 MODES = [dict(reuse="none", stepping="leap"),
-         dict(reuse="none", stepping="shift", q=2, weight_decay=1e-3),
+         dict(reuse="none", q=2, weight_decay=1e-3),
          dict(reuse="none", stepping="leap", shared=False, rounding="nearest"),
          dict(reuse="pregen", stepping="leap", model="mlp"),
-         dict(reuse="pregen", stepping="shift", q=3, rounding="nearest", weight_decay=1e-3),
+         dict(reuse="pregen", q=3, rounding="nearest", weight_decay=1e-3),
          dict(reuse="pregen", stepping="leap", q=2, pool_size=64),
          dict(reuse="onthefly", stepping="leap", model="mlp"),
-         dict(reuse="onthefly", stepping="shift", q=2, weight_decay=1e-3)]
+         dict(reuse="onthefly", q=2, weight_decay=1e-3)]
 
 
 def _mode_run(engine, steps, mode):
@@ -425,9 +426,12 @@ def test_source_errors():
     with pytest.raises(ValueError, match=r"^Reuse strategy must be one of none, pregen, "
                                          r"onthefly, not 'cache'$"):
         engine_config(10, reuse="cache")
-    with pytest.raises(ValueError, match=r"^Stepping mode must be one of leap, shift, "
+    with pytest.raises(ValueError, match=r"^Stepping mode \(step\) must be one of 'leap', "
                                          r"not 'jump'$"):
         engine_config(10, stepping="jump")
+    with pytest.raises(ValueError, match=r"^Stepping mode 'shift' was removed: its consecutive "
+                                         r"numbers share w-1 bits"):
+        TrainConfig(stepping="shift").resolved()
     with pytest.raises(ValueError, match=r"^mu 1e-07 rounds to 0 in the coefficient register "
                                          r"\(resolution 2\^-20\); use a larger mu$"):
         make_source("pezo", 16).set_mu(1e-7)
@@ -531,7 +535,7 @@ def test_cli_train_writes_log_and_plot(tmp_path, capsys):
                               "--out", str(tmp_path), "--no-progress"])
     assert args.func(args) == 0
     out = capsys.readouterr().out
-    assert "pezo pregen N=128 leap shared bank m=4 Q4.12 on wine / logreg 13->3" in out
+    assert "pezo pregen N=128 leap independent lanes m=4 Q4.12 on wine / logreg 13->3" in out
     assert "forward passes 120" in out
     log = json.loads((tmp_path / "log.json").read_text())
     assert log["config"]["pool_size"] == 128 and log["steps_run"] == 60
@@ -544,14 +548,14 @@ def test_cli_train_writes_log_and_plot(tmp_path, capsys):
 def test_parity_report_smoke(tmp_path):
     from pezo.host.parity import run_study, write_report
     study = run_study(quick=True, seeds=1, jobs=1, pairs=[("wine", "logreg")],
-                      variants=["gaussian", "pezo none leap"], pool_sizes=[], progress=False)
+                      variants=["gaussian", "pezo none, independent lanes"], pool_sizes=[], progress=False)
     summary, _ = write_report(study, tmp_path, True, 1, 1.0, "test")
     md = (tmp_path / "parity.md").read_text()
-    assert "| wine | logreg | 600 |" in md and "| pezo none leap |" in md
+    assert "| wine | logreg | 600 |" in md and "| pezo none, independent lanes |" in md
     assert "picked after the fact" in md and "highest of the 1 pezo rows" in md
     assert (tmp_path / "parity_wine_logreg.png").exists()
     cells = summary["wine/logreg"]
-    assert cells["gaussian"]["forward_passes"] == cells["pezo none leap"]["forward_passes"] == 1200
+    assert cells["gaussian"]["forward_passes"] == cells["pezo none, independent lanes"]["forward_passes"] == 1200
     assert json.loads((tmp_path / "parity.json").read_text())["setting"] == "quick"
 
 

@@ -1,0 +1,170 @@
+"""Seeding: how a master seed becomes the LFSR start states of a bank (one definition, used by the
+golden models, the hardware generator and the host's fast paths).
+
+The rule (see docs/streams.md for the contract it serves):
+
+1. **Mix.** The master seed s (``seed_width`` = 32 or 64 bits) XOR a *domain tweak* t is the
+   initialisation vector of SIMON in output-feedback mode under a fixed key: y_0 = E(s ^ t),
+   y_{j+1} = E(y_j). E is SIMON32/64 for 32-bit seeds and SIMON64/128 for 64-bit seeds (Beaulieu
+   et al., "The SIMON and SPECK families of lightweight block ciphers", 2013), keyed with the key
+   of the designers' published test vector, so that vector is a known-answer test of this code.
+   E is a bijection on seed_width bits, so no two seeds share y_0; its full round count makes
+   counter seeds (s, s+1, s ^ 2^i) give unrelated blocks.
+2. **Concatenate.** With G generators of k state bits, J = ceil(G*k / seed_width) blocks are made
+   and V = sum_j y_j << ((J-1-j) * seed_width), truncated to G*k bits (the hardware shifts each
+   block into the chain of all lane states from the bottom, so the first block's top bits fall
+   off the end).
+3. **Split.** Generator g starts from bits [g*k, (g+1)*k) of V (state bit i = sequence bit x_i);
+   a generator whose slice is all zero starts from 1 instead (an LFSR must not be all-zero).
+
+Domain tweaks separate the independent streams one seed drives: the perturbation bank (t = 0),
+the stochastic-rounding bank and the ``pregen`` sign stream (for which the query key is XORed in
+as well). Everything is vectorised over many seeds at once (NumPy uint64).
+"""
+
+from functools import lru_cache
+
+import numpy as np
+
+__all__ = ["SIMON", "simon_round_keys", "simon_encrypt", "mix_blocks", "bank_states",
+           "lane_states", "domain_tweak", "DOMAINS", "load_cycles", "block_count"]
+
+# seed width -> (word bits n, key words m, rounds T, z sequence (z_i = character i), key).
+SIMON = {
+    32: (16, 4, 32, "11111010001001010110000111001101111101000100101011000011100110",
+         0x1918111009080100),
+    64: (32, 4, 44, "11011011101011000110010111100000010010001010011100110100001111",
+         0x1b1a1918131211100b0a090803020100),
+}
+
+# Domain tweaks (XORed into the seed before mixing): fixed constants, the low seed_width bits of
+# the splitmix64 outputs 1 and 2 (0x910a2dec89025cc1, 0xbeeb8da1658eec67).
+DOMAINS = {"bank": 0, "rounding": 0x910A2DEC89025CC1, "sign": 0xBEEB8DA1658EEC67}
+
+_M64 = (1 << 64) - 1
+
+
+def domain_tweak(domain: str, seed_width: int) -> int:
+    if domain not in DOMAINS:
+        raise ValueError(f"Seed domain must be one of {', '.join(DOMAINS)}, not {domain!r}")
+    return DOMAINS[domain] & ((1 << seed_width) - 1)
+
+
+def _check_width(seed_width):
+    if seed_width not in SIMON:
+        raise ValueError(f"Seed width must be 32 or 64, not {seed_width!r}")
+
+
+def _rotl(x, r, n):
+    return ((x << r) | (x >> (n - r))) & ((1 << n) - 1)
+
+
+@lru_cache(maxsize=None)
+def simon_round_keys(seed_width: int) -> tuple:
+    """The T round keys of the fixed-key SIMON instance for ``seed_width`` (its key schedule)."""
+    _check_width(seed_width)
+    n, m, T, z, key = SIMON[seed_width]
+    mask = (1 << n) - 1
+    k = [(key >> (n * i)) & mask for i in range(m)]
+    for i in range(m, T):
+        tmp = _rotl(k[i - 1], n - 3, n)
+        if m == 4:
+            tmp ^= k[i - 3]
+        tmp ^= _rotl(tmp, n - 1, n)
+        k.append((~k[i - m] & mask) ^ tmp ^ int(z[(i - m) % 62]) ^ 3)
+    return tuple(k)
+
+
+def simon_round(x, y, rk, n):
+    """One SIMON round on word arrays (uint64): (x, y) -> (y ^ f(x) ^ rk, x)."""
+    sh = [np.uint64(r) for r in (1, 8, 2, n - 1, n - 8, n - 2)]
+    mask = np.uint64((1 << n) - 1)
+
+    def rotl(v, a, b):
+        return ((v << a) | (v >> b)) & mask
+    f = (rotl(x, sh[0], sh[3]) & rotl(x, sh[1], sh[4])) ^ rotl(x, sh[2], sh[5])
+    return y ^ f ^ np.uint64(rk), x
+
+
+def simon_encrypt(blocks, seed_width: int) -> np.ndarray:
+    """E(block) for an array of ``seed_width``-bit blocks (high word x, low word y)."""
+    n = SIMON[seed_width][0] if seed_width in SIMON else _check_width(seed_width)
+    b = np.asarray(blocks, dtype=np.uint64)
+    mask = np.uint64((1 << n) - 1)
+    x, y = (b >> np.uint64(n)) & mask, b & mask
+    for rk in simon_round_keys(seed_width):
+        x, y = simon_round(x, y, rk, n)
+    return (x << np.uint64(n)) | y
+
+
+def block_count(k: int, gens: int, seed_width: int) -> int:
+    """J, the SIMON blocks a bank of ``gens`` generators of ``k`` bits needs."""
+    return -(-gens * k // seed_width)
+
+
+def load_cycles(k: int, gens: int, seed_width: int) -> int:
+    """Cycles the hardware spends mixing after a seed load (one SIMON round per cycle), plus one
+    for the all-zero check: the bank's output is valid again after ``load_cycles + 1``."""
+    return block_count(k, gens, seed_width) * SIMON[seed_width][2] + 1
+
+
+def mix_blocks(seeds, seed_width: int, count: int, tweak: int = 0) -> np.ndarray:
+    """y_0 .. y_{count-1} for every seed: (len(seeds), count) uint64 (SIMON OFB, IV s ^ tweak)."""
+    _check_width(seed_width)
+    s = np.asarray(seeds, dtype=np.uint64).reshape(-1)
+    if seed_width < 64 and len(s) and int(s.max()) >> seed_width:
+        raise ValueError(f"Seed must be in 0..2^{seed_width}-1, not {int(s.max())!r}")
+    out = np.empty((len(s), count), dtype=np.uint64)
+    y = s ^ np.uint64(tweak & ((1 << seed_width) - 1))
+    for j in range(count):
+        y = simon_encrypt(y, seed_width)
+        out[:, j] = y
+    return out
+
+
+def _check_seed(seed, seed_width):
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"Seed must be an integer, not {seed!r}")
+    if not 0 <= int(seed) < (1 << seed_width):
+        raise ValueError(f"Seed must be in 0..2^{seed_width}-1, not {seed!r}")
+    return int(seed)
+
+
+def bank_states(seeds, k: int, gens: int, seed_width: int, tweak: int = 0):
+    """Start states of ``gens`` generators of ``k`` bits for each seed.
+
+    Returns (len(seeds), gens) uint64 for k <= 64, else a list (per seed) of lists of Python ints.
+    """
+    seeds = [_check_seed(s, seed_width) for s in seeds] if not isinstance(seeds, np.ndarray) \
+        else seeds
+    J = block_count(k, gens, seed_width)
+    blocks = mix_blocks(seeds, seed_width, J, tweak)
+    if k > 64:
+        out = []
+        for row in blocks:
+            v = 0
+            for j, yj in enumerate(row):
+                v |= int(yj) << ((J - 1 - j) * seed_width)
+            sts = [(v >> (g * k)) & ((1 << k) - 1) for g in range(gens)]
+            out.append([st or 1 for st in sts])
+        return out
+    sw = seed_width
+    states = np.zeros((blocks.shape[0], gens), dtype=np.uint64)
+    for g in range(gens):
+        lo, hi = g * k, (g + 1) * k
+        for j in range(J):
+            blo = (J - 1 - j) * sw            # block j occupies bits [blo, blo + sw) of V
+            a, b = max(lo, blo), min(hi, blo + sw)
+            if a >= b:
+                continue
+            part = (blocks[:, j] >> np.uint64(a - blo)) & np.uint64((1 << (b - a)) - 1)
+            states[:, g] |= part << np.uint64(a - lo)
+    states[states == 0] = 1
+    return states
+
+
+def lane_states(seed: int, k: int, gens: int, seed_width: int, tweak: int = 0) -> list:
+    """Start states (Python ints) of the ``gens`` generators for one master seed."""
+    seed = _check_seed(seed, seed_width)
+    st = bank_states(np.array([seed], dtype=np.uint64), k, gens, seed_width, tweak)
+    return [int(x) for x in st[0]]
