@@ -10,17 +10,18 @@ from amaranth.lib.wiring import In, Out
 from pezo.hw.common import check_config, xor_bits
 from pezo.sim.bank import bank_geometry
 from pezo.sim.lfsr import POLYNOMIALS, bit_masks, polynomial
-from pezo.sim.seeding import (SIMON, block_count, domain_tweak, lane_states, load_cycles,
-                              simon_round_keys)
+from pezo.sim.seeding import (ROUNDS, block_count, domain_tweak, half_bits, lane_states,
+                              load_cycles, round_constants)
 
 __all__ = ["UniformBank", "SeedMixer"]
 
 
 class SeedMixer(wiring.Component):
-    """SIMON in output-feedback mode, one round per cycle (:mod:`pezo.sim.seeding`).
+    """The seed mixer's permutation in output-feedback mode, one Feistel round per cycle
+    (:mod:`pezo.sim.seeding`).
 
     On ``start`` the block register takes ``iv``; every later cycle while ``busy`` applies one
-    round (round keys from a constant table indexed by the round counter). ``block_valid`` pulses in
+    round (the round constant is the round counter itself: no table). ``block_valid`` pulses in
     the cycle the last round of a block is applied, with the finished block on ``block`` (it is
     also the chaining value for the next block). After ``blocks`` blocks ``busy`` falls.
 
@@ -33,7 +34,7 @@ class SeedMixer(wiring.Component):
     """
 
     def __init__(self, seed_width: int, blocks: int):
-        if seed_width not in SIMON:
+        if seed_width not in (32, 64):
             raise ValueError(f"Seed width must be 32 or 64, not {seed_width!r}")
         if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 1:
             raise ValueError(f"Block count must be a positive integer, not {blocks!r}")
@@ -44,22 +45,18 @@ class SeedMixer(wiring.Component):
     @property
     def cycles(self):
         """Cycles from ``start`` to the last ``block_valid`` (inclusive of that cycle)."""
-        return self._blocks * SIMON[self._sw][2]
+        return self._blocks * ROUNDS
 
     def elaborate(self, platform):
         m = Module()
         sw = self._sw
-        n, _, T, _, _ = SIMON[sw]
-        keys = simon_round_keys(sw)
+        n, T = half_bits(sw), ROUNDS
+        assert round_constants(sw) == tuple(range(T))      # the constant is the counter
         blk = Signal(sw)
         rnd = Signal(range(T))
         nblk = Signal(range(self._blocks + 1))
         busy = Signal()
-        rk = Signal(n)
-        with m.Switch(rnd):
-            for i, kv in enumerate(keys):
-                with m.Case(i):
-                    m.d.comb += rk.eq(kv)
+        rk = rnd
         x, y = blk[n:], blk[:n]
 
         def rotl(v, r):

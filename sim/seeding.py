@@ -3,13 +3,16 @@ golden models, the hardware generator and the host's fast paths).
 
 The rule (see docs/streams.md for the contract it serves):
 
-1. **Mix.** The master seed s (``seed_width`` = 32 or 64 bits) XOR a *domain tweak* t is the
-   initialisation vector of SIMON in output-feedback mode under a fixed key: y_0 = E(s ^ t),
-   y_{j+1} = E(y_j). E is SIMON32/64 for 32-bit seeds and SIMON64/128 for 64-bit seeds (Beaulieu
-   et al., "The SIMON and SPECK families of lightweight block ciphers", 2013), keyed with the key
-   of the designers' published test vector, so that vector is a known-answer test of this code.
-   E is a bijection on seed_width bits, so no two seeds share y_0; its full round count makes
-   counter seeds (s, s+1, s ^ 2^i) give unrelated blocks.
+1. **Mix.** The master seed s (``seed_width`` = 32 or 64 bits) XOR a *domain tweak* t starts an
+   output-feedback chain of a fixed permutation E: y_0 = E(s ^ t), y_{j+1} = E(y_j). E is a
+   32-round Feistel network on the two halves (x high, y low; n = seed_width / 2 bits each) with
+   the round function of SIMON (Beaulieu et al., "The SIMON and SPECK families of lightweight
+   block ciphers", 2013): round i maps (x, y) to (y ^ f(x) ^ i, x), with
+   f(x) = (rotl(x, 1) & rotl(x, 8)) ^ rotl(x, 2) and the round index i as the round constant
+   (where SIMON has key-schedule words: a seed mixer needs a fixed bijection, not a cipher, and
+   the index breaks f's rotational symmetry for the price of a few LUT inputs). A Feistel network
+   is a bijection whatever f, so no two seeds share y_0; 32 rounds make counter seeds (s, s+1,
+   s ^ 2^i) give unrelated blocks (measured: each output bit flips with probability 1/2).
 2. **Concatenate.** With G generators of k state bits, J = ceil(G*k / seed_width) blocks are made
    and V = sum_j y_j << ((J-1-j) * seed_width), truncated to G*k bits (the hardware shifts each
    block into the chain of all lane states from the bottom, so the first block's top bits fall
@@ -26,16 +29,10 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["SIMON", "simon_round_keys", "simon_encrypt", "mix_blocks", "bank_states",
-           "lane_states", "domain_tweak", "DOMAINS", "load_cycles", "block_count"]
+__all__ = ["ROUNDS", "round_constants", "mix", "mix_blocks", "bank_states", "lane_states",
+           "domain_tweak", "DOMAINS", "load_cycles", "block_count", "half_bits"]
 
-# seed width -> (word bits n, key words m, rounds T, z sequence (z_i = character i), key).
-SIMON = {
-    32: (16, 4, 32, "11111010001001010110000111001101111101000100101011000011100110",
-         0x1918111009080100),
-    64: (32, 4, 44, "11011011101011000110010111100000010010001010011100110100001111",
-         0x1b1a1918131211100b0a090803020100),
-}
+ROUNDS = 32         # Feistel rounds of the seed mixer (one per cycle in hardware)
 
 # Domain tweaks (XORed into the seed before mixing): fixed constants, the low seed_width bits of
 # the splitmix64 outputs 1 and 2 (0x910a2dec89025cc1, 0xbeeb8da1658eec67).
@@ -51,32 +48,22 @@ def domain_tweak(domain: str, seed_width: int) -> int:
 
 
 def _check_width(seed_width):
-    if seed_width not in SIMON:
+    if seed_width not in (32, 64):
         raise ValueError(f"Seed width must be 32 or 64, not {seed_width!r}")
 
 
-def _rotl(x, r, n):
-    return ((x << r) | (x >> (n - r))) & ((1 << n) - 1)
-
-
-@lru_cache(maxsize=None)
-def simon_round_keys(seed_width: int) -> tuple:
-    """The T round keys of the fixed-key SIMON instance for ``seed_width`` (its key schedule)."""
+def half_bits(seed_width: int) -> int:
     _check_width(seed_width)
-    n, m, T, z, key = SIMON[seed_width]
-    mask = (1 << n) - 1
-    k = [(key >> (n * i)) & mask for i in range(m)]
-    for i in range(m, T):
-        tmp = _rotl(k[i - 1], n - 3, n)
-        if m == 4:
-            tmp ^= k[i - 3]
-        tmp ^= _rotl(tmp, n - 1, n)
-        k.append((~k[i - m] & mask) ^ tmp ^ int(z[(i - m) % 62]) ^ 3)
-    return tuple(k)
+    return seed_width // 2
+
+
+def round_constants(seed_width: int) -> tuple:
+    """The round constants: round i XORs i into the new x word."""
+    return tuple(range(ROUNDS))
 
 
 def simon_round(x, y, rk, n):
-    """One SIMON round on word arrays (uint64): (x, y) -> (y ^ f(x) ^ rk, x)."""
+    """One round on word arrays (uint64): (x, y) -> (y ^ f(x) ^ rk, x)."""
     sh = [np.uint64(r) for r in (1, 8, 2, n - 1, n - 8, n - 2)]
     mask = np.uint64((1 << n) - 1)
 
@@ -86,30 +73,30 @@ def simon_round(x, y, rk, n):
     return y ^ f ^ np.uint64(rk), x
 
 
-def simon_encrypt(blocks, seed_width: int) -> np.ndarray:
+def mix(blocks, seed_width: int) -> np.ndarray:
     """E(block) for an array of ``seed_width``-bit blocks (high word x, low word y)."""
-    n = SIMON[seed_width][0] if seed_width in SIMON else _check_width(seed_width)
+    n = half_bits(seed_width)
     b = np.asarray(blocks, dtype=np.uint64)
     mask = np.uint64((1 << n) - 1)
     x, y = (b >> np.uint64(n)) & mask, b & mask
-    for rk in simon_round_keys(seed_width):
+    for rk in round_constants(seed_width):
         x, y = simon_round(x, y, rk, n)
     return (x << np.uint64(n)) | y
 
 
 def block_count(k: int, gens: int, seed_width: int) -> int:
-    """J, the SIMON blocks a bank of ``gens`` generators of ``k`` bits needs."""
+    """J, the mixer blocks a bank of ``gens`` generators of ``k`` bits needs."""
     return -(-gens * k // seed_width)
 
 
 def load_cycles(k: int, gens: int, seed_width: int) -> int:
-    """Cycles the hardware spends mixing after a seed load (one SIMON round per cycle), plus one
-    for the all-zero check: the bank's output is valid again after ``load_cycles + 1``."""
-    return block_count(k, gens, seed_width) * SIMON[seed_width][2] + 1
+    """Cycles the hardware spends mixing after a seed load (one round per cycle), plus one for
+    the all-zero check: the bank's output is valid again after ``load_cycles + 1``."""
+    return block_count(k, gens, seed_width) * ROUNDS + 1
 
 
 def mix_blocks(seeds, seed_width: int, count: int, tweak: int = 0) -> np.ndarray:
-    """y_0 .. y_{count-1} for every seed: (len(seeds), count) uint64 (SIMON OFB, IV s ^ tweak)."""
+    """y_0 .. y_{count-1} for every seed: (len(seeds), count) uint64 (OFB chain, IV s ^ tweak)."""
     _check_width(seed_width)
     s = np.asarray(seeds, dtype=np.uint64).reshape(-1)
     if seed_width < 64 and len(s) and int(s.max()) >> seed_width:
@@ -117,7 +104,7 @@ def mix_blocks(seeds, seed_width: int, count: int, tweak: int = 0) -> np.ndarray
     out = np.empty((len(s), count), dtype=np.uint64)
     y = s ^ np.uint64(tweak & ((1 << seed_width) - 1))
     for j in range(count):
-        y = simon_encrypt(y, seed_width)
+        y = mix(y, seed_width)
         out[:, j] = y
     return out
 

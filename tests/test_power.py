@@ -83,15 +83,18 @@ b001 "
 def test_gate_level_estimate_of_a_small_bank():
     """A 16-bit leap LFSR streaming without stalls clocks all 16 state FFs every cycle, and each
     state bit is a fresh random bit per cycle, so it toggles with probability 1/2: 8 FF toggles
-    per cycle on average (2,048 cycles: standard deviation about 0.04)."""
+    per cycle on average (2,048 cycles: standard deviation about 0.04). The seed mixer's
+    flip-flops have enables that stay low while streaming; FFs without an enable (SB_DFFSR:
+    load-control flags) are clocked every cycle but do not toggle."""
     from pezo.boards.targets import get_board
     from pezo.config import GeneratorConfig as G
     cfg = G(lanes=1, width=16, state_bits=16, reuse="none")
     p = P.estimate_power("bank", cfg, get_board("ice40"), "build/test-power/bank",
                          cycles=2048, progress=lambda *_: None)
     act = p["activity_per_cycle"]
-    assert p["core_cells"].get("SB_DFFESR", 0) + p["core_cells"].get("SB_DFFESS", 0) == 16
-    assert act["ff_clocked"] == pytest.approx(16, abs=0.01)
+    always = p["core_cells"].get("SB_DFFSR", 0) + p["core_cells"].get("SB_DFFSS", 0)
+    assert p["core_cells"].get("SB_DFFESR", 0) + p["core_cells"].get("SB_DFFESS", 0) > 16
+    assert act["ff_clocked"] == pytest.approx(16 + always, abs=0.01)
     assert act["ff_toggles"] == pytest.approx(8, abs=0.3)
     assert act["ebr_accesses"] == 0 and act["dsp_toggles"] == 0
     assert p["unobserved_nets"] == 0 and p["cycles"] == 2048
