@@ -147,7 +147,7 @@ async def engine_matches_golden_model(dut):
 
             async def replay():
                 if g.reuse == "pregen":
-                    await drv.command(Op.OFFSET, start)
+                    await drv.command(Op.OFFSET, start | (seed & 0xFFFFFFFF) << 32)  # key
                 else:
                     await drv.command(Op.SEED, seed)
 

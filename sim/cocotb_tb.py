@@ -92,6 +92,7 @@ async def generator_matches_golden_model(dut):
         dut.scale_load.value = 0
     if cfg.reuse == "pregen":
         dut.offset_set.value = 0
+        dut.offset_key.value = 0
     for _ in range(2):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
@@ -106,9 +107,11 @@ async def generator_matches_golden_model(dut):
         n = min(chunk, beats_total - done)
         if rewinds and done:
             # Rewind to a random earlier offset, as pass 2-4 of a ZO step do.
-            target = rng.randrange(cfg.pool_words)
+            # with a random query key for the sign stream.
+            target, key = rng.randrange(cfg.pool_words), rng.randrange(1 << 32)
+            dut.offset_key.value = key
             await pulse(dut, "offset_set", "offset_value", target)
-            board.model.set_offset(target)
+            board.model.set_offset(target, key)
         words = await stream(dut, n, rng, p.get("ready_prob", 0.7))
         board.check(words, f"chunk at beat {done}")
         done += n
