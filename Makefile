@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: setup test regress bench generate synth program report compare parity clean help
+.PHONY: setup test regress bench generate synth program report compare parity quality clean help
 
 help:
 	@echo "make setup    - create .venv, install pinned dependencies, warm tool caches, Icarus via apt"
@@ -19,6 +19,8 @@ help:
 	@echo "make report   - aggregate build/**/report.json into build/report (CSV, Markdown, PNG)"
 	@echo "make compare  - the paper's comparison (Gaussian baselines vs PeZO) into docs/"
 	@echo "make parity   - training quality: gaussian vs uniform vs pezo into docs/ (QUICK=1: reduced)"
+	@echo "make quality  - the stream contract of every mode over 2048 seeds into docs/quality.md"
+	@echo "                (and dieharder -a on each mode where Debian's dieharder is installed)"
 
 setup:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed, found " + sys.version'
@@ -58,6 +60,11 @@ compare:
 QUICK ?=
 parity:
 	$(PY) -m pezo.host.parity $(if $(QUICK),--quick) --out docs
+
+# dieharder runs only where it is installed (Debian: apt-get install dieharder); it is slow.
+DIEHARDER := $(shell command -v dieharder 2>/dev/null)
+quality:
+	$(PY) -m pezo quality --modes --out docs $(if $(DIEHARDER),--dieharder)
 
 clean:
 	rm -rf build .pytest_cache

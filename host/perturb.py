@@ -30,10 +30,11 @@ How the engine replays z (see the engine's command map in :mod:`pezo.sim.engine`
 * ``none`` / ``onthefly``: every pass is preceded by ``SEED s`` (the step seed), which restarts the
   generator (and the stochastic-rounding bank) so the pass sees the same z;
 * ``pregen``: the pool is filled once, from a pool seed derived from the run seed, when training
-  starts; :meth:`begin` reads the pool ``offset`` o, and every pass of that query is preceded by
-  ``OFFSET o``. A pass leaves the offset at o + d/m (mod N/m), so after the update the next query
-  starts on the following pool numbers ("leftover numbers shift to the start of the next
-  perturbation").
+  starts; :meth:`begin` picks the query's pool word o, and every pass of that query is preceded by
+  ``OFFSET (o, key)`` with the step seed's low 32 bits as the key of its sign stream
+  (docs/streams.md). The next query starts :func:`pezo.sim.reuse.query_stride` words later: d/m
+  ("leftover numbers shift to the start of the next perturbation"), rounded up to a stride
+  coprime with the pool's N/m words so the starts visit every word.
 
 Coefficients. mu and c = -eta*g are signed ``coef_bits`` registers scaled by 2^-coef_frac. The
 realised mu (``src.mu``) is what the trainer divides by. c is quantised on the host: clipped to the
@@ -69,7 +70,7 @@ from pezo.sim import scaler as smodel
 from pezo.sim.bank import BankModel, bank_geometry
 from pezo.sim.engine import EngineModel, Op
 from pezo.sim.lfsr import sequence_words, splitmix64
-from pezo.sim.reuse import KEY_BITS, ReuseModel, onthefly_lanes, onthefly_taps
+from pezo.sim.reuse import KEY_BITS, ReuseModel, onthefly_lanes, onthefly_taps, query_stride
 from pezo.sim.seeding import bank_states, domain_tweak
 
 __all__ = ["SOURCES", "FLOAT_SOURCES", "ENGINE_SOURCES", "REUSES", "STEPPINGS", "ROUNDINGS",
@@ -394,10 +395,12 @@ class EngineSource(PerturbSource):
 
     def begin(self, seed):
         if self.reuse == "pregen":
-            # Query k of the run reads the pool from word k*d/m (mod N/m): the position after the
-            # previous query's passes, carried over across steps whatever updates were skipped.
+            # Query k+1 starts query_stride words after query k (d/m rounded up to a stride
+            # coprime with the pool's N/m words, so the starts visit every word), whatever
+            # updates were skipped; its sign stream is keyed by the step seed (query_key).
             o = self.eng.offset if self._next_offset is None else self._next_offset
-            self._next_offset = (o + self.cfg.words) % self.cfg.generator.pool_words
+            g = self.cfg.generator
+            self._next_offset = (o + query_stride(g, self.cfg.words)) % g.pool_words
             return Query(seed, o)
         return Query(seed)
 

@@ -178,6 +178,35 @@ def cmd_stream(args):
     return 0
 
 
+def cmd_quality(args):
+    from pezo.quality import MODES, dieharder, format_table, measure, write_results
+    if args.modes:
+        if args.config or args.set:
+            raise ValueError("--modes measures the standard set of modes; it takes no --config "
+                             "or --set")
+        cfgs = list(MODES.items())
+    else:
+        cfg = _config(args)
+        cfgs = [(cfg.name(), cfg)]
+
+    def say(msg):
+        print(f"[quality] {msg}", file=sys.stderr, flush=True)
+    results = []
+    for label, cfg in cfgs:
+        r = measure(cfg, seeds=args.seeds, length=args.length, progress=say)
+        r["label"] = label
+        if args.dieharder:
+            r["dieharder"] = dieharder(cfg, progress=say)
+        results.append(r)
+        if not args.json:
+            print(format_table(r))
+    if args.json:
+        print(json.dumps(results, indent=2))
+    if args.out:
+        say(f"wrote {', '.join(write_results(results, args.out))}")
+    return 0 if all(r["pass"] for r in results) else 1
+
+
 def cmd_info(args):
     from pezo.sim import scaler
     from pezo.sim.lfsr import POLYNOMIALS
@@ -380,6 +409,22 @@ def make_parser():
                         "the values' w bits packed back to back, LSB first (for dieharder)")
     s.add_argument("--output", "-o", metavar="FILE", help="file (default: stdout)")
     s.set_defaults(func=cmd_stream)
+
+    q = sub.add_parser("quality", help="measure the stream contract (docs/streams.md) of a "
+                       "configuration over many seeds; exit 1 if a check fails")
+    _add_config_args(q)
+    q.add_argument("--seeds", type=positive_int, default=2048,
+                   help="draws S: seeds (and pregen queries) per check (default 2048)")
+    q.add_argument("--length", type=positive_int, default=256,
+                   help="values L of each perturbation vector measured (default 256)")
+    q.add_argument("--modes", action="store_true",
+                   help="measure the standard set of modes (docs/quality.md) instead of one "
+                        "configuration")
+    q.add_argument("--dieharder", action="store_true",
+                   help="also run Debian's dieharder -a on each mode's bit stream (slow)")
+    q.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    q.add_argument("--out", metavar="DIR", help="also write quality.md and quality.json there")
+    q.set_defaults(func=cmd_quality)
 
     i = sub.add_parser("info", help="print a configuration's derived figures (alpha, latency)")
     _add_config_args(i)

@@ -26,6 +26,8 @@ Output beat b (m numbers, lane j) in terms of the bank's numbers g[c, l] (cycle 
 """
 
 
+import math
+
 import numpy as np
 
 from pezo.sim.bank import BankModel
@@ -33,7 +35,7 @@ from pezo.sim.gf2 import onthefly_taps
 from pezo.sim.seeding import domain_tweak
 
 __all__ = ["ReuseModel", "onthefly_taps", "group_map", "sign_rate", "sign_bits", "apply_signs",
-           "KEY_BITS", "onthefly_lanes"]
+           "KEY_BITS", "onthefly_lanes", "query_stride"]
 
 KEY_BITS = 32       # query key of a pregen OFFSET
 
@@ -54,6 +56,19 @@ def onthefly_lanes(g, taps, width):
     """The m output lanes of ``onthefly`` reuse from the rotated bank numbers ``g`` (..., n):
     group 0 as they are, group q through :func:`group_map` with taps q."""
     return np.concatenate([g] + [group_map(g, a, b, width) for a, b in taps], axis=-1)
+
+
+def query_stride(cfg, beats: int) -> int:
+    """pregen: the pool words from one query's start to the next's, for queries of ``beats``
+    beats: the smallest t >= beats whose remainder modulo the pool's N/m words is coprime to it.
+    Successive queries then start at N/m different words before any start repeats (with
+    t = beats, the "leftover numbers start the next perturbation" rule, a query as long as the
+    pool would start every query at the same word)."""
+    words = cfg.pool_words
+    t = int(beats)
+    while math.gcd(t % words, words) != 1:
+        t += 1
+    return t
 
 
 def sign_rate(cfg) -> int:

@@ -1,0 +1,255 @@
+"""``pezo quality``: measure the stream contract (docs/streams.md) of a generator configuration.
+
+Every figure is measured on the golden model (:class:`pezo.sim.generator.GeneratorModel`, which
+the hardware matches bit for bit) and compared with the bound that *independent* unit-variance
+vectors of the same size would stay within, computed from the number of draws S and the vector
+length L at family-wise level ALPHA (Bonferroni over the coordinates or pairs tested). Nothing is
+tuned to pass: a check fails when the figure is outside the bound.
+
+A *draw* is one perturbation z (the first L values of a query):
+
+* ``none`` / ``onthefly``: the first L values after ``SEED s``, over S random 32/64-bit seeds s;
+* ``pregen``, over seeds: ``SEED s`` then ``OFFSET (0, key 0)``, over S random pool seeds;
+* ``pregen``, over queries (the reuse case): one pool seed, query q read after
+  ``OFFSET (q * t mod N/m, key q)`` with t = :func:`pezo.sim.reuse.query_stride` (the host's
+  query sequence), q = 0 .. S-1. Coordinate i then sees min(S, N/m) numbers of its pool lane, so
+  its variance is bounded by the noise of that many numbers (the cost of reuse), not of S.
+
+Checks (each a row of the table):
+
+=============== ===========================================================================
+mean            max_i |mean z_i| <= q(ALPHA / 2L) / sqrt(S)
+variance        max_i |var z_i - 1| <= 0.005 (scale) + q(ALPHA / 2L) sqrt(0.8 / S) (uniform z:
+                Var z^2 = 0.8)
+correlation     max_{i<j} |r_ij| <= q(ALPHA / 2P) / sqrt(S), P = L(L-1)/2 pairs
+eigenvalues     the correlation matrix's eigenvalues within the Marchenko-Pastur edges
+                (1 -+ sqrt(L/S))^2, widened by 10 % (finite-size fluctuations)
+distinct        all S draws differ, and the draws have full rank min(S, L)
+adjacent        seeds s+1, s^1, s^2^31 (and the top bit for 64-bit seeds) against s: max over
+                coordinates of |corr(z_i(s), z_i(s'))| <= q(ALPHA / 2LD) / sqrt(S)
+collisions      counter seeds 0..S-1, single-bit seeds, s ^ 0x80000001 pairs: no two equal draws
+=============== ===========================================================================
+
+q(p) is the standard normal upper quantile. ALPHA = 0.01.
+"""
+
+import math
+import sys
+import time
+
+import numpy as np
+from scipy import stats
+
+from pezo.config import GeneratorConfig
+from pezo.sim.generator import GeneratorModel
+from pezo.sim.reuse import query_stride
+
+__all__ = ["ALPHA", "MODES", "measure", "format_table", "Check", "draws", "dieharder",
+           "write_results"]
+
+ALPHA = 0.01
+SCALE_TOL = 0.005       # the scaler's documented variance error (K = 4 digits: 0.04 %)
+
+
+# The standard set of modes (`pezo quality --modes`, `make quality`): every reuse strategy, both
+# bank layouts, both seed widths, the hardware defaults and small pools / many lane groups.
+MODES = {
+    "none, independent lanes (default)": GeneratorConfig(),
+    "none, shared bank k=71": GeneratorConfig(shared=True, state_bits=71),
+    "none, 64-bit seed": GeneratorConfig(seed_width=64, state_bits=64),
+    "onthefly, 2 generators -> 4 lanes": GeneratorConfig(reuse="onthefly", lanes=2, out_lanes=4),
+    "onthefly, 1 generator -> 8 lanes": GeneratorConfig(reuse="onthefly", lanes=1, out_lanes=8),
+    "pregen, N=1024 (hardware default)": GeneratorConfig(reuse="pregen"),
+    "pregen, N=64 (pool shorter than a query)": GeneratorConfig(reuse="pregen", pool_size=64),
+    "pregen, 1 generator -> 4 lanes, N=1024": GeneratorConfig(reuse="pregen", lanes=1,
+                                                               out_lanes=4),
+}
+
+
+class Check(dict):
+    """One row: name, figure, bound, verdict (pass/fail), and a note."""
+
+    def __init__(self, name, figure, bound, ok, note=""):
+        super().__init__(name=name, figure=float(figure), bound=bound, ok=bool(ok), note=note)
+
+
+def _q(p):
+    return float(stats.norm.isf(p))
+
+
+def _z_vector(model, beats, L, scale):
+    return model.next(beats).reshape(-1)[:L] / scale
+
+
+def draws(cfg, seeds, L, mode="seeds", pool_seed=None):
+    """(len(seeds), L) float z vectors: one draw per seed (or per query index for
+    ``mode="queries"``, with ``pool_seed`` fixed)."""
+    beats = -(-L // cfg.out_lanes)
+    scale = 2.0 ** cfg.z_frac
+    out = np.empty((len(seeds), L))
+    if mode == "queries":
+        model = GeneratorModel(cfg, pool_seed)
+        stride = query_stride(cfg, beats)
+        for i, q in enumerate(seeds):
+            model.set_offset((int(q) * stride) % cfg.pool_words, int(q) & 0xFFFFFFFF)
+            out[i] = _z_vector(model, beats, L, scale)
+        return out
+    for i, s in enumerate(seeds):
+        model = GeneratorModel(cfg, int(s))
+        if cfg.reuse == "pregen":
+            model.set_offset(0, 0)
+        out[i] = _z_vector(model, beats, L, scale)
+    return out
+
+
+def _moments(z, what, var_draws=None):
+    S, L = z.shape
+    qL = _q(ALPHA / (2 * L))
+    mean_max = np.abs(z.mean(axis=0)).max()
+    var_max = np.abs(z.var(axis=0) - 1).max()
+    vS = S if var_draws is None else var_draws
+    c = np.corrcoef(z, rowvar=False)
+    P = L * (L - 1) // 2
+    off = np.abs(c[np.triu_indices(L, 1)]).max()
+    ev = np.linalg.eigvalsh(c)
+    lo, hi = (1 - math.sqrt(L / S)) ** 2 * 0.9, (1 + math.sqrt(L / S)) ** 2 * 1.1
+    distinct = len({row.tobytes() for row in z})
+    rank = np.linalg.matrix_rank(z)
+    return [
+        Check(f"mean ({what})", mean_max, qL / math.sqrt(S), mean_max <= qL / math.sqrt(S),
+              "max over coordinates of |E z_i|"),
+        Check(f"variance ({what})", var_max, SCALE_TOL + qL * math.sqrt(0.8 / vS),
+              var_max <= SCALE_TOL + qL * math.sqrt(0.8 / vS),
+              "max |Var z_i - 1|" + (f" (noise of {vS} pool numbers)" if vS != S else "")),
+        Check(f"correlation ({what})", off, _q(ALPHA / (2 * P)) / math.sqrt(S),
+              off <= _q(ALPHA / (2 * P)) / math.sqrt(S), "max |r_ij|, i != j"),
+        Check(f"eigenvalues min ({what})", ev.min(), lo, ev.min() >= lo,
+              "of the correlation matrix (identity: all 1)"),
+        Check(f"eigenvalues max ({what})", ev.max(), hi, ev.max() <= hi, ""),
+        Check(f"distinct draws ({what})", distinct, S, distinct == S, f"rank {rank} of {min(S, L)}"),
+        Check(f"rank ({what})", rank, min(S, L), rank == min(S, L), ""),
+    ]
+
+
+def _neighbours(cfg):
+    top = 1 << (cfg.seed_width - 1)
+    return {"s+1": lambda s: (s + 1) % (1 << cfg.seed_width), "s^1": lambda s: s ^ 1,
+            "s^2^(w-1)": lambda s: s ^ top}
+
+
+def measure(cfg, seeds=2048, length=256, rng_seed=1, progress=None):
+    """All checks for generator configuration ``cfg``: a dict with the rows and the figures."""
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 16:
+        raise ValueError(f"Seed count must be an integer >= 16, not {seeds!r}")
+    if isinstance(length, bool) or not isinstance(length, int) or length < 2:
+        raise ValueError(f"Vector length must be an integer >= 2, not {length!r}")
+    say = progress or (lambda *_: None)
+    t0 = time.time()
+    S, L = seeds, length
+    rng = np.random.default_rng(rng_seed)
+    base = [int(x) for x in rng.integers(0, 1 << cfg.seed_width, S, dtype=np.uint64)]
+    say(f"{cfg.name()}: {S} draws of {L} values over seeds")
+    z = draws(cfg, base, L)
+    rows = _moments(z, "over seeds")
+    if cfg.reuse == "pregen":
+        say(f"{cfg.name()}: {S} consecutive queries of one pool")
+        rows += _moments(draws(cfg, list(range(S)), L, "queries", base[0]), "over queries",
+                         min(S, cfg.pool_words))
+    # Adjacent seeds: per coordinate, the correlation over base seeds between z(s) and z(s').
+    nb = _neighbours(cfg)
+    qa = _q(ALPHA / (2 * L * len(nb)))
+    worst, worst_name = 0.0, ""
+    for name, f in nb.items():
+        say(f"{cfg.name()}: neighbours {name}")
+        z2 = draws(cfg, [f(s) for s in base], L)
+        a = (z - z.mean(0)) / z.std(0)
+        b = (z2 - z2.mean(0)) / z2.std(0)
+        r = np.abs((a * b).mean(0)).max()
+        if r > worst:
+            worst, worst_name = r, name
+    rows.append(Check("adjacent seeds", worst, qa / math.sqrt(S), worst <= qa / math.sqrt(S),
+                      f"max |corr(z_i(s), z_i(s'))|, worst s' = {worst_name}"))
+    # Collisions among structured seeds.
+    sw = cfg.seed_width
+    special = set(range(S)) | {1 << i for i in range(sw)} | {s ^ 0x80000001 for s in range(64)}
+    special = sorted(special)
+    say(f"{cfg.name()}: {len(special)} structured seeds")
+    zs = draws(cfg, special, min(L, 64))
+    distinct = len({row.tobytes() for row in zs})
+    rows.append(Check("seed collisions", len(special) - distinct, 0, distinct == len(special),
+                      f"{len(special)} counter, single-bit and s^0x80000001 seeds"))
+    return {"config": cfg.to_dict(), "name": cfg.name(), "seeds": S, "length": L,
+            "alpha": ALPHA, "checks": rows, "pass": all(r["ok"] for r in rows),
+            "seconds": round(time.time() - t0, 1)}
+
+
+def format_table(result) -> str:
+    """A Markdown table of one :func:`measure` result."""
+    lines = [f"### {result['name']}: {'PASS' if result['pass'] else 'FAIL'} "
+             f"(S = {result['seeds']} draws, L = {result['length']} values, alpha = "
+             f"{result['alpha']})", "",
+             "| check | figure | bound | verdict | note |", "|:--|--:|--:|:--|:--|"]
+    for r in result["checks"]:
+        fig = f"{r['figure']:.4g}"
+        bound = f"{r['bound']:.4g}" if isinstance(r["bound"], float) else str(r["bound"])
+        lines.append(f"| {r['name']} | {fig} | {bound} | {'pass' if r['ok'] else 'FAIL'} | "
+                     f"{r['note']} |")
+    return "\n".join(lines) + "\n"
+
+
+def dieharder(cfg, values=None, progress=None):
+    """Run Debian's ``dieharder -a`` on the configuration's uniform bit stream (the stage before
+    the scaler, as ``pezo stream --stage uniform --format bits`` writes it); returns the
+    PASSED/WEAK/FAILED counts, or None when dieharder is not installed."""
+    import shutil
+    import subprocess
+    if shutil.which("dieharder") is None:
+        return None
+    say = progress or (lambda *_: None)
+    values = values or 1 << 40        # endless: dieharder closes the pipe when done
+    say(f"{cfg.name()}: dieharder -a on the uniform bit stream (slow)")
+    cmd = [sys.executable, "-m", "pezo", "stream", "--stage", "uniform", "--format", "bits",
+           "--count", str(values), "--seed", "1"]
+    for k, v in cfg.to_dict().items():
+        cmd += ["--set", f"{k}={'none' if v is None else v}"]
+    gen = subprocess.Popen(cmd, stdout=subprocess.PIPE)
+    dh = subprocess.run(["dieharder", "-a", "-g", "200"], stdin=gen.stdout,
+                        capture_output=True, text=True)
+    gen.stdout.close()
+    gen.wait()
+    counts = {k: dh.stdout.count(k) for k in ("PASSED", "WEAK", "FAILED")}
+    failed = [ln.split("|")[0].strip() for ln in dh.stdout.splitlines() if "FAILED" in ln]
+    return {"counts": counts, "failed": failed}
+
+
+def write_results(results, out_dir):
+    """quality.md and quality.json in ``out_dir``; returns the paths."""
+    import json
+    from pathlib import Path
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    md = ["# Stream quality, measured", "",
+          "Generated by `make quality` (`pezo quality --modes --out docs`): every check of the "
+          "stream contract (docs/streams.md) for each standard mode, on the golden model (the "
+          "hardware is bit-exact with it). Bounds are those independent unit-variance vectors "
+          "stay within at family-wise level alpha, computed from S and L (pezo/quality.py).", "",
+          "| mode | configuration | verdict | worst figure / bound | seconds |",
+          "|:--|:--|:--|:--|--:|"]
+    for r in results:
+        worst = max(r["checks"], key=lambda c: c["figure"] / c["bound"]
+                    if isinstance(c["bound"], float) and c["bound"] > 0
+                    and not c["name"].startswith("eigenvalues min") else 0)
+        md.append(f"| {r.get('label', r['name'])} | `{r['name']}` | "
+                  f"{'pass' if r['pass'] else 'FAIL'} | {worst['name']}: "
+                  f"{worst['figure']:.3g} / {worst['bound']:.3g} | {r['seconds']} |")
+    md.append("")
+    for r in results:
+        md.append(format_table(r))
+        if r.get("dieharder"):
+            c = r["dieharder"]["counts"]
+            md.append(f"dieharder -a: {c['PASSED']} passed, {c['WEAK']} weak, {c['FAILED']} "
+                      f"failed" + (f" ({', '.join(r['dieharder']['failed'])})"
+                                   if r["dieharder"]["failed"] else "") + "\n")
+    (out / "quality.md").write_text("\n".join(md))
+    (out / "quality.json").write_text(json.dumps(results, indent=1))
+    return [str(out / "quality.md"), str(out / "quality.json")]
