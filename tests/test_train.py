@@ -547,16 +547,31 @@ def test_cli_train_writes_log_and_plot(tmp_path, capsys):
 
 def test_parity_report_smoke(tmp_path):
     from pezo.host.parity import run_study, write_report
-    study = run_study(quick=True, seeds=1, jobs=1, pairs=[("wine", "logreg")],
-                      variants=["gaussian", "pezo none, independent lanes"], pool_sizes=[], progress=False)
-    summary, _ = write_report(study, tmp_path, True, 1, 1.0, "test")
+    study = run_study(quick=True, seeds=2, jobs=1, pairs=[("wine", "logreg")],
+                      variants=["gaussian", "pezo none, independent lanes"], pool_sizes=[],
+                      progress=False)
+    summary, _ = write_report(study, tmp_path, True, 2, 1.0, "test")
     md = (tmp_path / "parity.md").read_text()
-    assert "| wine | logreg | 600 |" in md and "| pezo none, independent lanes |" in md
-    assert "picked after the fact" in md and "highest of the 1 pezo rows" in md
+    assert "| wine | logreg | 600 | 2 |" in md and "| pezo none, independent lanes |" in md
+    assert "paired difference [95 % CI]" in md
     assert (tmp_path / "parity_wine_logreg.png").exists()
     cells = summary["wine/logreg"]
     assert cells["gaussian"]["forward_passes"] == cells["pezo none, independent lanes"]["forward_passes"] == 1200
     assert json.loads((tmp_path / "parity.json").read_text())["setting"] == "quick"
+
+
+def test_paired_interval_verdicts():
+    """t-interval of paired differences (exact: mean 0.1, sd 0.1, n = 4: half-width
+    t(0.975, 3) * 0.1 / 2 = 0.159) and the equivalence verdicts."""
+    from pezo.host.parity import paired_interval
+    d = paired_interval([0.0, 0.1, 0.2, 0.1])
+    assert d["n"] == 4 and d["mean"] == pytest.approx(0.1)
+    sd = np.std([0.0, 0.1, 0.2, 0.1], ddof=1)
+    assert d["hi"] - d["mean"] == pytest.approx(3.182446 * sd / 2, rel=1e-5)
+    assert d["verdict"] == "within 0.5"
+    assert paired_interval([-2.0, -2.1, -1.9])["verdict"] == "behind"
+    assert paired_interval([2.0, 2.1, 1.9])["verdict"] == "ahead"
+    assert paired_interval([-3.0, 3.0, 0.5])["verdict"] == "undecided"
 
 
 @pytest.mark.regress
