@@ -41,9 +41,9 @@ import collections
 import numpy as np
 
 from pezo.fixed import rshift_round_even, saturate
-from pezo.host.perturb import (BatchedGoldenTransport, _FastBank, _basis, _field_tables,
-                               _fields_unsigned, bank_first_cycles, bank_first_fields,
-                               onthefly_lanes, query_key, seed_lane_states)
+from pezo.host.perturb import BatchedGoldenTransport, _FastBank, onthefly_lanes, query_key
+from pezo.sim.banks import (_basis, _field_tables, _fields_unsigned, bank_first_cycles,
+                            bank_first_fields, seed_lane_states)
 from pezo.sim import scaler as smodel
 from pezo.sim.bank import bank_geometry
 from pezo.sim.engine import Op
@@ -386,7 +386,7 @@ class FusedGoldenTransport(BatchedGoldenTransport):
         if not self._ready() or not -self._cmax <= coef < self._cmax:
             self.fallback += 1
             return None
-        d, S = self._depth, self._S
+        S = self._S
         if self._reuse == "pregen":
             hit = self._pregen_row(seed, offset)
             if hit is None:

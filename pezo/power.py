@@ -594,7 +594,7 @@ def estimate_power(design, cfg, board, out, report=None, env=None, progress=prin
     ``design`` is a name from :mod:`pezo.designs` (``cfg`` its configuration), or an Amaranth
     component with an output stream ``o`` (and optionally ``seed``/``seed_load``; ``cfg`` is then
     unused), simulated with the block workload. ``cycles``: the measured window of a block,
-    after ``warmup`` cycles (default 64, plus the pool fill of a pregen generator);
+    after ``warmup`` cycles (default: the block's seed-load latency and pool fill, plus 64);
     ``engine_steps``: the MeZO steps of the engine's window. ``board``: a
     :class:`~pezo.boards.targets.Board` or its name."""
     from amaranth.back import rtlil
@@ -660,12 +660,12 @@ def estimate_power(design, cfg, board, out, report=None, env=None, progress=prin
                     f"{engine_steps} MeZO step(s) (SEED, PERTURB +1/-2/+1, SEED, UPDATE); "
                     f"window = the MeZO steps")
     else:
-        warm = 64
+        # 64 cycles after the block's first output: its seed load (the bank's seed mixing,
+        # the pipeline, a pregen pool fill) is not part of the streaming window.
+        warm = 64 + int(getattr(dut, "latency", 0) or 0) + int(getattr(dut, "fill_cycles", 0) or 0)
         if isinstance(design, str):
             gen = getattr(cfg, "generator", cfg)
             seed_w = gen.seed_width
-            if design == "generator" and gen.reuse == "pregen":
-                warm += gen.pool_size // gen.lanes + 16
         else:
             seed_w = _port_width(dut, "seed") or 1
         if warmup is not None:

@@ -16,7 +16,6 @@ Seeding (how a master seed becomes start states) is :mod:`pezo.sim.seeding`.
 
 import numpy as np
 
-from pezo.sim.gf2 import is_primitive
 
 __all__ = ["POLYNOMIALS", "polynomial", "bit_masks", "sequence_bits", "sequence_words", "extract",
            "splitmix64"]

@@ -25,8 +25,6 @@ the stochastic-rounding bank and the ``pregen`` sign stream (for which the query
 as well). Everything is vectorised over many seeds at once (NumPy uint64).
 """
 
-from functools import lru_cache
-
 import numpy as np
 
 __all__ = ["ROUNDS", "round_constants", "mix", "mix_blocks", "bank_states", "lane_states",

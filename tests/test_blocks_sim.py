@@ -11,7 +11,6 @@ from pezo.hw.reuse import Fanout, PoolBuffer
 from pezo.hw.scaler import Scaler
 from pezo.sim import scaler as smodel
 from pezo.sim.bank import bank_stream
-from pezo.sim.reuse import ReuseModel
 from tests.simutil import collect, lanes_of, run
 
 BANK_CONFIGS = [
