@@ -56,6 +56,7 @@ SCALE_TOL = 0.005       # the scaler's documented variance error (K = 4 digits: 
 MODES = {
     "none, independent lanes (default)": GeneratorConfig(),
     "none, shared bank k=71": GeneratorConfig(shared=True, state_bits=71),
+    "none, shared bank k=127 (x^127 + x + 1)": GeneratorConfig(shared=True, state_bits=127),
     "none, 64-bit seed": GeneratorConfig(seed_width=64, state_bits=64),
     "onthefly, 2 generators -> 4 lanes": GeneratorConfig(reuse="onthefly", lanes=2, out_lanes=4),
     "onthefly, 1 generator -> 8 lanes": GeneratorConfig(reuse="onthefly", lanes=1, out_lanes=8),
