@@ -40,7 +40,7 @@ import collections
 
 import numpy as np
 
-from pezo.fixed import rshift_round_even, saturate
+from pezo.fixed import saturate
 from pezo.host.perturb import BatchedGoldenTransport, _FastBank, onthefly_lanes, query_key
 from pezo.sim.banks import (_basis, _field_tables, _fields_unsigned, bank_first_cycles,
                             bank_first_fields, seed_lane_states)
@@ -48,7 +48,7 @@ from pezo.sim import scaler as smodel
 from pezo.sim.bank import bank_geometry
 from pezo.sim.engine import Op
 from pezo.sim.gf2 import onthefly_taps
-from pezo.sim.mac import rounding_config
+from pezo.sim.mac import addend, rounding_config
 from pezo.sim.seeding import domain_tweak
 
 __all__ = ["FusedGoldenTransport"]
@@ -270,7 +270,7 @@ class FusedGoldenTransport(BatchedGoldenTransport):
                 p = blk.z * (mu * 2.0 ** -self._S)      # exact: an integer times 2^-S
                 np.rint(p, out=p)
             else:
-                p = rshift_round_even(blk.z.astype(np.int64) * mu, self._S)
+                p = addend(self.cfg, blk.z, mu)
             a = np.maximum(p.max(axis=-1), -p.min(axis=-1))
             blk.pmax = a.astype(np.int64).tolist() if a.ndim else int(a)
             blk.p = None                                # as integers only when needed
@@ -406,12 +406,7 @@ class FusedGoldenTransport(BatchedGoldenTransport):
                 return None
         x = abs(coef) * zmax
         ubound = (x + (1 << S) - 1) >> S if S > 0 else x << -S
-        u = z * np.int64(coef)                  # int64 whatever the width of z
-        if r is not None:                       # stochastic: floor((c z + r) / 2^S)
-            u += r
-            u >>= S
-        else:
-            u = rshift_round_even(u, S)
+        u = addend(self.cfg, z, coef, r)        # the MAC's own rounding (pezo.sim.mac)
         w = m.weights
         if self._wbound is None:
             self._wbound = int(np.abs(w).max())

@@ -16,7 +16,7 @@ import numpy as np
 
 from pezo.fixed import rshift_round_even, rshift_round_stochastic, saturate
 
-__all__ = ["OPS", "mac", "rounding_config"]
+__all__ = ["OPS", "mac", "addend", "rounding_config"]
 
 OPS = ("plus", "minus2", "update")
 
@@ -29,6 +29,17 @@ def rounding_config(cfg):
                            state_bits=32 if g.out_lanes <= 64 else 64, seed_width=g.seed_width)
 
 
+def addend(cfg, z, coef, r=None):
+    """The rounded product coef*z / 2^S in weight LSBs (int64): p of a perturbation pass (r None,
+    half to even) or u of the update (stochastic with rounding-bank numbers ``r``, whose low S
+    bits are used; half to even without)."""
+    prod = np.asarray(z, dtype=np.int64) * int(coef)
+    S = cfg.product_shift
+    if r is not None and S > 0:
+        return rshift_round_stochastic(prod, S, np.asarray(r, dtype=np.int64) & ((1 << S) - 1))
+    return rshift_round_even(prod, S)
+
+
 def mac(cfg, w, z, coef, op, r=None):
     """Apply one MAC operation to weights ``w`` with perturbations ``z`` (same shape).
 
@@ -37,12 +48,7 @@ def mac(cfg, w, z, coef, op, r=None):
     if op not in OPS:
         raise ValueError(f"MAC operation must be one of {', '.join(OPS)}, not {op!r}")
     w = np.asarray(w, dtype=np.int64)
-    prod = np.asarray(z, dtype=np.int64) * int(coef)
-    S = cfg.product_shift
-    if op == "update" and r is not None and S > 0:
-        q = rshift_round_stochastic(prod, S, np.asarray(r, dtype=np.int64) & ((1 << S) - 1))
-    else:
-        q = rshift_round_even(prod, S)
+    q = addend(cfg, z, coef, r if op == "update" else None)
     if op == "minus2":
         q = q << 1
         new = w - q
