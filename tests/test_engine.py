@@ -75,7 +75,9 @@ def _script(cfg, rng):
               (Op.UPDATE, encode_signed(-(1 << (cfg.coef_bits - 2)) - 5), None),
               (Op.UPDATE, encode_signed(777), None), (Op.READ, full, None)]
     if g.reuse == "pregen":
-        s += [(Op.OFFSET, 3, None), (Op.PERTURB, 0, None), (Op.READ, full, None)]
+        s += [(Op.OFFSET, 3, None), (Op.PERTURB, 0, None), (Op.READ, full, None),
+              (Op.OFFSET, 3 | (0xABCD1234 << 32), None), (Op.PERTURB, 0, None),
+              (Op.READ, full, None)]
     if g.scale == "runtime":
         from pezo.sim import scaler
         s += [(Op.SCALE, scaler.encode_scale([(1, scaler.t_min(g) + 1)], g), None),
