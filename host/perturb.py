@@ -68,10 +68,11 @@ from pezo.fixed import Q
 from pezo.host.engine import EngineClient, GoldenTransport
 from pezo.sim import scaler as smodel
 from pezo.sim.bank import BankModel, bank_geometry
-from pezo.sim.banks import bank_first_cycles, bank_first_fields
+from pezo.sim.banks import FirstCyclesBank, bank_first_cycles, bank_first_fields
 from pezo.sim.engine import EngineModel, Op
 from pezo.sim.lfsr import splitmix64
-from pezo.sim.reuse import KEY_BITS, ReuseModel, onthefly_lanes, onthefly_taps, query_stride
+from pezo.sim.reuse import (KEY_BITS, ReuseModel, onthefly_lanes, onthefly_taps, query_stride,
+                            sign_rate)
 from pezo.sim.seeding import domain_tweak
 
 __all__ = ["SOURCES", "FLOAT_SOURCES", "ENGINE_SOURCES", "REUSES", "STEPPINGS", "ROUNDINGS",
@@ -596,7 +597,11 @@ class _FastGenerator:
     def load_seed(self, seed):
         self.seed, self.pos, self._fallback = int(seed), 0, None
         if self.cfg.reuse == "pregen":
-            self._fallback = ReuseModel(self.cfg, self.seed)
+            # sign streams of a query: its first cycles by the many-seeds bank (fast), exact
+            first = -(-self.streams.beats // sign_rate(self.cfg)) + 1
+            self._fallback = ReuseModel(
+                self.cfg, self.seed,
+                bank_factory=lambda cfg, seed: FirstCyclesBank(cfg, seed, first=first))
 
     def set_digits(self, digits):
         self.digits = list(digits)

@@ -14,11 +14,12 @@ import collections
 
 import numpy as np
 
-from pezo.sim.bank import bank_geometry
+from pezo.sim.bank import BankModel, bank_geometry
 from pezo.sim.lfsr import sequence_words
 from pezo.sim.seeding import bank_states
 
-__all__ = ["bank_first_cycles", "bank_first_fields", "seed_lane_states", "TABLE_BYTES"]
+__all__ = ["bank_first_cycles", "bank_first_fields", "seed_lane_states", "TABLE_BYTES",
+           "FirstCyclesBank"]
 
 
 def _extract_rows(words, positions, width):
@@ -202,3 +203,28 @@ def bank_first_cycles(cfg, seeds, cycles, rotate=False, dtype=np.int64, tweak=0)
         perm = (np.arange(n)[None, :] + np.arange(cycles)[:, None]) % n
         out = np.take_along_axis(out, np.broadcast_to(perm, out.shape), axis=2)
     return out
+
+
+class FirstCyclesBank:
+    """Stands in for ``BankModel(cfg, seed, tweak=tweak)``: its first ``first`` cycles come from
+    :func:`bank_first_cycles` (no per-seed sequence bootstrap), anything later from a real
+    :class:`~pezo.sim.bank.BankModel` advanced to the same position. Same numbers, always."""
+
+    def __init__(self, cfg, seed, tweak=0, first=64):
+        self.cfg, self.seed, self.tweak = cfg, int(seed), tweak
+        self._first = bank_first_cycles(cfg, [self.seed], int(first), tweak=tweak)[0]
+        self._pos = 0
+        self._model = None
+
+    def next(self, cycles):
+        cycles = int(cycles)
+        if self._model is None and self._pos + cycles <= len(self._first):
+            out = self._first[self._pos:self._pos + cycles]
+            self._pos += cycles
+            return out
+        if self._model is None:
+            self._model = BankModel(self.cfg, self.seed, tweak=self.tweak)
+            if self._pos:
+                self._model.next(self._pos)
+        self._pos += cycles
+        return self._model.next(cycles)

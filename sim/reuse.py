@@ -97,8 +97,11 @@ def apply_signs(u, s):
 class ReuseModel:
     """Bank + reuse, resumable. ``next(beats)`` returns (beats, m) int64 uniform numbers."""
 
-    def __init__(self, cfg, seed):
+    def __init__(self, cfg, seed, bank_factory=BankModel):
+        """``bank_factory(cfg, seed)`` makes the bank of a pregen sign stream (a stand-in with
+        the same numbers may be passed by a fast path)."""
         self.cfg = cfg
+        self._bank_factory = bank_factory
         self.taps = onthefly_taps(cfg.width, cfg.out_lanes // cfg.lanes) \
             if cfg.reuse == "onthefly" else []
         self.load_seed(seed)
@@ -130,7 +133,7 @@ class ReuseModel:
         self.offset = int(word)
         self.key = int(key)
         sw = self.cfg.seed_width
-        self.bank = BankModel(self.cfg, self.seed ^ domain_tweak("sign", sw) ^ self.key)
+        self.bank = self._bank_factory(self.cfg, self.seed ^ domain_tweak("sign", sw) ^ self.key)
         self._sign_start()
 
     def signs(self, beats: int) -> np.ndarray:

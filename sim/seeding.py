@@ -71,10 +71,24 @@ def simon_round(x, y, rk, n):
     return y ^ f ^ np.uint64(rk), x
 
 
+def _mix_int(block: int, n: int) -> int:
+    """The permutation on one block (Python ints: faster than NumPy for a single seed)."""
+    mask = (1 << n) - 1
+    x, y = block >> n, block & mask
+    for i in range(ROUNDS):
+        f = ((((x << 1) | (x >> (n - 1))) & ((x << 8) | (x >> (n - 8))))
+             ^ ((x << 2) | (x >> (n - 2)))) & mask
+        x, y = y ^ f ^ i, x
+    return (x << n) | y
+
+
 def mix(blocks, seed_width: int) -> np.ndarray:
     """E(block) for an array of ``seed_width``-bit blocks (high word x, low word y)."""
     n = half_bits(seed_width)
     b = np.asarray(blocks, dtype=np.uint64)
+    if b.size <= 8:
+        return np.array([_mix_int(int(v), n) for v in b.reshape(-1)],
+                        dtype=np.uint64).reshape(b.shape)
     mask = np.uint64((1 << n) - 1)
     x, y = (b >> np.uint64(n)) & mask, b & mask
     for rk in round_constants(seed_width):

@@ -45,6 +45,8 @@ def test_mixer_is_the_defined_permutation(sw):
     for b, g in zip(blocks, got):
         assert int(g) == _spec_mix(b, sw)
         assert _spec_unmix(int(g), sw) == b
+    for b in blocks[:20]:       # the one-block path (Python ints) too
+        assert int(mix(np.array([b], dtype=np.uint64), sw)[0]) == _spec_mix(b, sw)
 
 
 def _spec_states(seed, k, gens, sw, tweak):
