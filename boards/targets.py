@@ -41,7 +41,7 @@ BOARDS = {b.name: b for b in [
     Board("icestick", "amaranth_boards.icestick:ICEStickPlatform", "ice40",
           "iCEstick, iCE40 HX1K (1,280 cells: 8-bit weights, one lane, 256 weights)",
           EngineConfig(generator=GeneratorConfig(lanes=1, width=8, z_int=2, z_frac=6,
-                                                 scale="fixed", state_bits=16, scale_digits=3),
+                                                 scale="fixed", state_bits=16),
                        depth=256, w_int=2, w_frac=6, coef_bits=8, coef_frac=10,
                        stochastic=False), lut_cells=1280),
     Board("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5",

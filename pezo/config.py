@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-__all__ = ["GeneratorConfig", "EngineConfig", "load_config", "load_engine_config",
+__all__ = ["GeneratorConfig", "EngineConfig", "DEFAULT_DIGITS", "load_config", "load_engine_config",
            "parse_assignments", "ConfigError"]
 
 STEPS = ("leap",)
@@ -23,6 +23,10 @@ RETIRED_STEPS = {"shift": "its consecutive numbers share w-1 bits, so perturbati
 REUSES = ("none", "pregen", "onthefly")
 SCALES = ("runtime", "fixed")
 SEED_WIDTHS = (32, 64)
+# Default scale digits K per scale mode: the fewest that keep the default alpha's variance within
+# 0.5 % of 1 for w >= 4 (fixed: any exponent, K = 3 gives +0.27 %; runtime: the exponent window
+# of 2^E positions needs K = 4 with E = 4, +0.04 %; K = 3, E = 3 gave -1.5 %).
+DEFAULT_DIGITS = {"runtime": 4, "fixed": 3}
 
 
 class ConfigError(ValueError):
@@ -87,10 +91,13 @@ class GeneratorConfig:
     scale : str
         ``"runtime"`` (default): the CSD digits of alpha are a run-time register; ``"fixed"``: alpha's
         digits are constants of the netlist (only adders, cheapest).
-    scale_digits : int
-        K, the most nonzero signed power-of-two digits of alpha, 1..8.
+    scale_digits : int or None
+        K, the most nonzero signed power-of-two digits of alpha, 1..8. Default (None): 4 for a
+        ``runtime`` scale, 3 for ``fixed`` (:data:`DEFAULT_DIGITS`: both keep the default alpha's
+        variance within 0.5 % of 1).
     scale_shift_bits : int
-        Runtime scale only: each digit's exponent is chosen from 2^scale_shift_bits positions, 1..4.
+        Runtime scale only: each digit's exponent is chosen from 2^scale_shift_bits positions, 1..4
+        (default 4).
     z_int : int
         Integer bits of the output value z, sign included (Qz_int.z_frac), 2..16.
     z_frac : int
@@ -107,7 +114,7 @@ class GeneratorConfig:
     out_lanes: int | None = None
     pool_size: int | None = None
     scale: str = "runtime"
-    scale_digits: int = 4
+    scale_digits: int | None = None
     scale_shift_bits: int = 4
     z_int: int = 3
     z_frac: int = 13
@@ -166,6 +173,8 @@ class GeneratorConfig:
         elif self.pool_size is not None:
             raise ValueError(f"pool_size applies only to reuse 'pregen', not to reuse {self.reuse!r}")
         _check_choice("Scale mode (scale)", self.scale, SCALES)
+        if self.scale_digits is None:
+            object.__setattr__(self, "scale_digits", DEFAULT_DIGITS[self.scale])
         _check_int("Scale digit count (scale_digits)", self.scale_digits, 1, 8)
         _check_int("Scale shift bits (scale_shift_bits)", self.scale_shift_bits, 1, 4)
         _check_int("Integer bits of z (z_int)", self.z_int, 2, 16)
@@ -200,6 +209,9 @@ class GeneratorConfig:
             changes["pool_size"] = None
         if ("lanes" in changes or changes.get("reuse") == "none") and "out_lanes" not in changes:
             changes["out_lanes"] = None
+        if ("scale" in changes and "scale_digits" not in changes
+                and self.scale_digits == DEFAULT_DIGITS[self.scale]):
+            changes["scale_digits"] = None        # the new scale mode's default
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:

@@ -255,10 +255,12 @@ def test_scaler_hardware_fixed_scale_saturation(out_skid):
         assert got["sat"] == flag == (digits is big)
 
 
+@pytest.mark.parametrize("scale", ["runtime", "fixed"])
 @pytest.mark.parametrize("width", [4, 8, 12, 16, 24, 32])
-def test_default_scale_gives_unit_variance_within_half_a_percent(width):
-    """alpha^2 Var(u) = 1 within 0.5 % for uniform u (Var = (4^w - 1) / 12, exact)."""
-    cfg = G(width=width)
+def test_default_scale_gives_unit_variance_within_half_a_percent(width, scale):
+    """alpha^2 Var(u) = 1 within 0.5 % for uniform u (Var = (4^w - 1) / 12, exact), with each
+    scale mode's default digit count."""
+    cfg = G(width=width, scale=scale)
     a = smodel.realised_alpha(smodel.default_digits(cfg))
     assert abs(a * a * ((4 ** width - 1) / 12) - 1) < 0.005
 

@@ -161,3 +161,12 @@ def test_assignment_values():
     got = parse_assignments(["lanes=0x8", "shared=yes", "pool_size=none", "reuse=None"])
     assert got == {"lanes": 8, "shared": True, "pool_size": None, "reuse": "none"}
     assert load_config(None, {"reuse": got["reuse"]}).reuse == "none"
+
+
+def test_scale_digit_default_follows_the_scale_mode():
+    assert G().scale_digits == 4 and G(scale="fixed").scale_digits == 3
+    assert G(scale="fixed").replace(scale="runtime").scale_digits == 4
+    assert G().replace(scale="fixed").scale_digits == 3
+    # an explicit count is kept
+    assert G(scale="fixed", scale_digits=5).replace(scale="runtime").scale_digits == 5
+    assert G.from_dict(G(scale="fixed").to_dict()) == G(scale="fixed")
