@@ -197,10 +197,12 @@ class UniformBank(wiring.Component):
         with m.Elif(mixer.block_valid):
             m.d.sync += [chain.eq(Cat(mixer.block, chain)[:len(chain)]), fix.eq(mixer.done)]
         with m.Elif(fix):
+            # An all-zero state becomes 1: only bit 0 is written, so the other bits' next-state
+            # logic does not see the check.
             m.d.sync += loading.eq(0)
             for g in range(gens):
                 with m.If(states[g] == 0):
-                    m.d.sync += states[g].eq(1)
+                    m.d.sync += states[g][0].eq(1)
         with m.Elif(~loading & self.o.ready):
             for g in range(gens):
                 src = states[(g + 1) % gens] if self._rotate else states[g]
