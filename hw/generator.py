@@ -92,8 +92,9 @@ class PerturbationGenerator(wiring.Component):
         cfg = self._cfg
         m.submodules.bank = bank = UniformBank(cfg, rotate=cfg.reuse == "onthefly")
         m.submodules.scaler = scaler = Scaler(cfg, out_skid=self._out_skid)
-        m.d.comb += [bank.seed.eq(self.seed), bank.seed_load.eq(self.seed_load),
-                     self.loading.eq(bank.loading)]
+        m.d.comb += self.loading.eq(bank.loading)
+        if cfg.reuse != "pregen":       # pregen drives the bank's seed itself (sign reloads)
+            m.d.comb += [bank.seed.eq(self.seed), bank.seed_load.eq(self.seed_load)]
         flush = self.seed_load
         if cfg.reuse == "none":
             connect(m, bank.o, scaler.i)

@@ -25,7 +25,6 @@ Output beat b (m numbers, lane j) in terms of the bank's numbers g[c, l] (cycle 
   The fill also accumulates the pool's second moment S = sum pool^2 (for the scaler's correction).
 """
 
-
 import math
 
 import numpy as np

@@ -36,9 +36,6 @@ ROUNDS = 32         # Feistel rounds of the seed mixer (one per cycle in hardwar
 # the splitmix64 outputs 1 and 2 (0x910a2dec89025cc1, 0xbeeb8da1658eec67).
 DOMAINS = {"bank": 0, "rounding": 0x910A2DEC89025CC1, "sign": 0xBEEB8DA1658EEC67}
 
-_M64 = (1 << 64) - 1
-
-
 def domain_tweak(domain: str, seed_width: int) -> int:
     if domain not in DOMAINS:
         raise ValueError(f"Seed domain must be one of {', '.join(DOMAINS)}, not {domain!r}")
