@@ -197,11 +197,7 @@ class FusedGoldenTransport(BatchedGoldenTransport):
         if self._pending is not None:
             seed, rpos = self._pending
             self._pending = None
-            m = self.model
-            m.gen.load_seed(seed)
-            m.gen.pos = self._words
-            m.rbank = _FastBank(self.round_streams, seed)
-            m.rbank.pos = rpos
+            self.model.resume(seed, self._words, rpos)
 
     def command(self, op, arg=0, wdata=None, rcount=0):
         self._sync()
@@ -320,7 +316,8 @@ class FusedGoldenTransport(BatchedGoldenTransport):
         rb = m.rbank
         if (isinstance(rb, _FastBank) and rb.pos == 0 and rb._fallback is None
                 and _RoundingStream.usable(self._rcfg, words)):
-            rb = m.rbank = _RoundingStream(self._rcfg, rb.seed, words, int(self._rmask))
+            rb = _RoundingStream(self._rcfg, rb.seed, words, int(self._rmask))
+            m.use_rounding_stream(rb)
         if isinstance(rb, _RoundingStream):
             return rb.next_bits(words)
         return rb.next(words).reshape(-1) & self._rmask
@@ -373,7 +370,7 @@ class FusedGoldenTransport(BatchedGoldenTransport):
         # the state after the three passes (pregen: left by _pregen_row)
         if self._reuse != "pregen":
             self._pending = (int(seed), 0)
-        m.last_pass = 1
+        m.commit_pass("plus", m.weights, False)     # passes 1-3 leave the weights as they were
         self.fused += 1
         return out
 
@@ -410,17 +407,16 @@ class FusedGoldenTransport(BatchedGoldenTransport):
         w = m.weights
         if self._wbound is None:
             self._wbound = int(np.abs(w).max())
-        sat = False
-        if self._wbound + ubound <= self._hi:
+        if self._wbound + ubound <= self._hi:   # no weight can saturate: add in place
             w += u
+            sat = False
             self._wbound += ubound
         else:                                   # exactly the MAC: saturate(w + u)
-            m.weights, sat = saturate(w + u, self.cfg.w_bits)
-            m.mac_saturated |= sat
+            w, sat = saturate(w + u, self.cfg.w_bits)
             self._wbound = None
+        m.commit_pass("update", w, sat)
         self._wf = None
         if self._reuse != "pregen":
             self._pending = (int(seed), self._words if m.stochastic else 0)   # bank read?
-        m.last_pass = 3
         self.fused += 1
         return bool(sat)

@@ -696,6 +696,19 @@ class _FastEngineModel(EngineModel):
             return None
         return super().execute(op, arg, wdata)
 
+    def resume(self, seed, gen_beats, rbank_cycles):
+        """The stream state after ``SEED seed`` and passes that read ``gen_beats`` beats of the
+        generator and ``rbank_cycles`` cycles of the rounding bank (what a fused query leaves)."""
+        self.execute(Op.SEED, seed)
+        self.gen.pos = int(gen_beats)
+        self.rbank.pos = int(rbank_cycles)
+
+    def use_rounding_stream(self, stream):
+        """Serve the rounding bank from ``stream`` (same numbers from the same position)."""
+        if stream.pos != self.rbank.pos:
+            raise ValueError(f"Rounding stream at cycle {stream.pos}, the bank at {self.rbank.pos}")
+        self.rbank = stream
+
 
 class BatchedGoldenTransport(GoldenTransport):
     """The golden engine model with a batched, cached generator front end (bit-exact with

@@ -179,6 +179,13 @@ class EngineModel:
         r = None
         if op == "update" and self.stochastic:
             r = self.rbank.next(cfg.words).reshape(-1)
-        self.weights, sat = mac(cfg, self.weights, z, coef, op, r)
-        self.mac_saturated |= sat
+        weights, sat = mac(cfg, self.weights, z, coef, op, r)
+        self.commit_pass(op, weights, sat)
+
+    def commit_pass(self, op, weights, saturated):
+        """The state a pass leaves: ``weights`` (the MAC's result), the sticky saturation flag
+        and ``last_pass``. The one place a pass's result enters the model; fast paths that
+        compute a pass themselves (:mod:`pezo.host.fused`) commit it here too."""
+        self.weights = weights
+        self.mac_saturated |= bool(saturated)
         self.last_pass = {"plus": 1, "minus2": 2, "update": 3}[op]
