@@ -219,6 +219,7 @@ class PerturbEngine(wiring.Component):
         counter = Signal(range(words + 1))      # PASS: the next word to issue
         blk = Signal(range(words + 1))          # WRITE/READ: the next address
         more = Signal()                         # PASS: words still to issue (counter < words)
+        more_r = Signal()                       # more & use_r, its own register (timing)
         left = Signal(range(words + 1))         # WRITE/READ: words still to transfer
         issue_left = Signal(range(words + 1))   # READ: words still to read from memory
         issue_more = Signal()                   # issue_left != 0, registered
@@ -260,12 +261,12 @@ class PerturbEngine(wiring.Component):
 
         # Issue of a word in a pass: ``more`` is high only in PASS (no state decode on the path
         # into the generator's ready).
-        use_r = (mac_op == MacOp.UPDATE) & stochastic
+        use_r = Signal()        # (mac_op == UPDATE) & stochastic, registered in EXEC (timing)
         r_ok = (rbank.o.valid | ~use_r) if has_r else 1
         issue = more & gen.o.valid & r_ok
         m.d.comb += gen.o.ready.eq(issue)
         if has_r:
-            m.d.comb += rbank.o.ready.eq(issue & use_r)
+            m.d.comb += rbank.o.ready.eq(more_r & rbank.o.valid & gen.o.valid)   # issue & use_r
 
         st, goto = one_hot_states(m, ("IDLE", "CHECK", "DECODE", "EXEC", "SETTLE", "FILL", "PASS",
                                       "DRAIN", "WRITE", "READ"), init="FILL")
@@ -307,10 +308,13 @@ class PerturbEngine(wiring.Component):
             with m.If(ok & is_op[Op.MU]):
                 m.d.sync += mu.eq(arg[:cb])
             with m.If(ok & is_op[Op.PERTURB]):
-                m.d.sync += [mac_op.eq(Mux(arg[0], MacOp.MINUS2, MacOp.PLUS)),
-                             last_pass.eq(Mux(arg[0], 2, 1)), counter.eq(0), more.eq(1)]
+                m.d.sync += [mac_op.eq(Mux(arg[0], MacOp.MINUS2, MacOp.PLUS)), use_r.eq(0),
+                             last_pass.eq(Mux(arg[0], 2, 1)), counter.eq(0), more.eq(1),
+                             more_r.eq(0)]
             with m.If(ok & is_op[Op.UPDATE]):
                 m.d.sync += [coef_c.eq(arg[:cb]), mac_op.eq(MacOp.UPDATE),
+                             use_r.eq(stochastic if has_r else 0),
+                             more_r.eq(stochastic if has_r else 0),
                              last_pass.eq(3), counter.eq(0), more.eq(1)]
             with m.If(ok & is_op[Op.SCALE]):
                 m.d.sync += scale_p.eq(1)
@@ -346,7 +350,8 @@ class PerturbEngine(wiring.Component):
             m.d.comb += [rd.addr.eq(counter), rd.en.eq(1)]
             with m.If(issue):
                 m.d.sync += [va.eq(1), za.eq(gen.o.payload), addr_a.eq(counter),
-                             counter.eq(counter + 1), more.eq(counter != words - 1)]
+                             counter.eq(counter + 1), more.eq(counter != words - 1),
+                             more_r.eq(use_r & (counter != words - 1))]
                 if has_r:
                     m.d.sync += ra.eq(Cat(rbank.o.payload[l].as_unsigned()[:S]
                                           for l in range(cfg.lanes)))

@@ -116,15 +116,34 @@ class PerturbationGenerator(wiring.Component):
             r = sign_rate(cfg)
             sub = Signal(range(r))
             bits = Cat(*(bank.o.payload[l].as_unsigned() for l in range(cfg.lanes)))
-            signs = bits.word_select(sub, cfg.out_lanes) if r > 1 else bits[:cfg.out_lanes]
-            join = pool.o.valid & bank.o.valid
+            # Beat sub = 0 of a group takes the bank's word (its signs straight from the bank's
+            # output) and keeps the rest in a shift register, so every other beat's signs come
+            # from a flip-flop (no r-way select on the path into the scaler).
+            first = sub == 0
+            rest = Signal(max(1, len(bits) - cfg.out_lanes))
+            signs = Mux(first, bits[:cfg.out_lanes], rest[:cfg.out_lanes]) if r > 1 \
+                else bits[:cfg.out_lanes]
+            have_signs = bank.o.valid | ~first
+            join = pool.o.valid & have_signs
             take = join & scaler.i.ready
+            if r > 1:
+                # The bank moves on one cycle after its word was taken (registered: its state
+                # enables do not depend on the scaler's ready); the next group starts r >= 2
+                # beats later. A rewind in between reloads the bank anyway.
+                step = Signal()
+                m.d.sync += step.eq(take & first & ~(self.seed_load | self.offset_set))
+            else:
+                step = take
             m.d.comb += [
                 pool.i.payload.eq(bank.o.payload), pool.i.valid.eq(bank.o.valid),
-                bank.o.ready.eq(Mux(pool.filling, pool.i.ready, take & (sub == r - 1))),
-                pool.o.ready.eq(scaler.i.ready & bank.o.valid),
+                bank.o.ready.eq(Mux(pool.filling, pool.i.ready, step)),
+                pool.o.ready.eq(scaler.i.ready & have_signs),
                 scaler.i.valid.eq(join),
             ]
+            if r > 1:
+                with m.If(take):
+                    m.d.sync += rest.eq(Mux(first, bits[cfg.out_lanes:],
+                                            rest >> cfg.out_lanes))
             for j in range(cfg.out_lanes):
                 m.d.comb += scaler.i.payload[j].eq(
                     (pool.o.payload[j].as_unsigned() ^ signs[j].replicate(cfg.width)).as_signed())

@@ -62,13 +62,14 @@ class SeedMixer(wiring.Component):
         def rotl(v, r):
             return Cat(v[n - r:], v[:n - r])
         new = Cat(x, y ^ (rotl(x, 1) & rotl(x, 8)) ^ rotl(x, 2) ^ rk)   # (x', y') = (y ^ f ^ k, x)
-        last = rnd == T - 1
+        last = Signal()         # rnd == T - 1, registered (timing: block_valid drives enables)
         m.d.comb += [self.block.eq(new), self.block_valid.eq(busy & last), self.busy.eq(busy),
                      self.done.eq(busy & last & (nblk == self._blocks - 1))]
         with m.If(self.start):
-            m.d.sync += [blk.eq(self.iv), rnd.eq(0), nblk.eq(0), busy.eq(1)]
+            m.d.sync += [blk.eq(self.iv), rnd.eq(0), nblk.eq(0), busy.eq(1), last.eq(T == 1)]
         with m.Elif(busy):
-            m.d.sync += [blk.eq(new), rnd.eq(Mux(last, 0, rnd + 1))]
+            m.d.sync += [blk.eq(new), rnd.eq(Mux(last, 0, rnd + 1)),
+                         last.eq(Mux(last, T == 1, rnd == T - 2))]
             with m.If(last):
                 m.d.sync += nblk.eq(nblk + 1)
                 with m.If(nblk == self._blocks - 1):

@@ -51,7 +51,8 @@ class Scaler(wiring.Component):
     held : Out(range(6))
         Numbers held in the stages (for the pool offset the generator reports).
     saturated : Out(1)
-        Sticky: some output saturated since reset or ``sat_clear``.
+        Sticky: some output saturated since reset or ``sat_clear`` (it rises one cycle after
+        the saturated number leaves).
     sat_clear : In(1)
     """
 
@@ -189,8 +190,14 @@ class Scaler(wiring.Component):
                 if skid:    # K fills when C's value is not taken as C moves on, empties when taken
                     m.d.sync += vk.eq(Mux(vk, ~self.o.ready, vc & ~self.o.ready))
 
+        # The sticky flag rises one cycle after a saturated number leaves (the transfer and the
+        # lanes' saturation are registered first: timing, as in the MAC); a clear drops what
+        # left in its own cycle and before.
+        left, out_sat = Signal(), Signal()
+        m.d.sync += [left.eq(self.o.valid & self.o.ready & ~self.sat_clear),
+                     out_sat.eq(Cat(*sat_any).any())]
         with m.If(self.sat_clear):
             m.d.sync += self.saturated.eq(0)
-        with m.Elif(self.o.valid & self.o.ready & Cat(*sat_any).any()):
+        with m.Elif(left & out_sat):
             m.d.sync += self.saturated.eq(1)
         return m
