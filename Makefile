@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: setup test regress bench generate synth program report compare parity quality clean help
+.PHONY: setup test regress bench generate synth program report compare calibrate parity quality clean help
 
 help:
 	@echo "make setup    - create .venv, install pinned dependencies, warm tool caches, Icarus via apt"
@@ -19,6 +19,7 @@ help:
 	@echo "make report   - aggregate build/**/report.json into build/report (CSV, Markdown, PNG)"
 	@echo "make compare  - the paper's comparison (Gaussian baselines vs PeZO) into docs/"
 	@echo "make parity   - training quality: gaussian vs uniform vs pezo into docs/ (QUICK=1: reduced)"
+	@echo "make calibrate - fit and validate the iCE40 power model into docs/power_calibration.md"
 	@echo "make quality  - the stream contract of every mode over 2048 seeds into docs/quality.md"
 	@echo "                (and dieharder -a on each mode where Debian's dieharder is installed)"
 
@@ -56,6 +57,9 @@ report:
 
 compare:
 	$(PY) -m pezo compare --paper --out docs
+
+calibrate:
+	$(PY) -m pezo calibrate --out docs
 
 QUICK ?=
 parity:

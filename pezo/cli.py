@@ -139,7 +139,7 @@ def _bits_pack(values, width):
 def cmd_stream(args):
     import numpy as np
 
-    from pezo.sim.generator import GeneratorModel, STAGES
+    from pezo.sim.generator import GeneratorModel
     from pezo.sim.bank import BankModel
     cfg = _config(args)
     if args.count < 0:
@@ -205,6 +205,27 @@ def cmd_quality(args):
     if args.out:
         say(f"wrote {', '.join(write_results(results, args.out))}")
     return 0 if all(r["pass"] for r in results) else 1
+
+
+def cmd_calibrate(args):
+    from pezo.power import COEFFICIENTS
+    from pezo.powercal import run
+
+    def say(msg):
+        print(msg, file=sys.stderr, flush=True)
+    coef, rows = run(args.out, args.build, progress=say)
+    print(f"{'coefficient':26} {'fitted':>10} {'pezo.power':>10}")
+    for k, v in coef.items():
+        print(f"{k:26} {v:10.4g} {COEFFICIENTS[k][0]:10.4g}")
+    print(f"\n{'measurement':62} {'role':12} {'measured':>9} {'model':>9} {'error':>8}")
+    for r in rows:
+        model = "-" if r["predicted_ua"] is None else f"{r['predicted_ua']:.1f}"
+        err = "-" if r["error_pct"] is None else f"{r['error_pct']:+.1f} %"
+        print(f"{r['description'][:62]:62} {r['role']:12} {r['measured_ua']:9} {model:>9} "
+              f"{err:>8}")
+    say(f"wrote {args.out}/power_calibration.md and .json")
+    held = [r for r in rows if r["role"] == "held-out"]
+    return 0 if all(abs(r["error_pct"]) <= 10 for r in held) else 1
 
 
 def cmd_info(args):
@@ -425,6 +446,14 @@ def make_parser():
     q.add_argument("--json", action="store_true", help="print JSON instead of tables")
     q.add_argument("--out", metavar="DIR", help="also write quality.md and quality.json there")
     q.set_defaults(func=cmd_quality)
+
+    ca = sub.add_parser("calibrate", help="fit the iCE40 power model on the public UP5K "
+                        "measurements' own designs and validate it on held-out points")
+    ca.add_argument("--out", "-o", default="docs", metavar="DIR",
+                    help="folder for power_calibration.md/.json (default docs)")
+    ca.add_argument("--build", default="build", metavar="DIR",
+                    help="build folder for the netlists (default build)")
+    ca.set_defaults(func=cmd_calibrate)
 
     i = sub.add_parser("info", help="print a configuration's derived figures (alpha, latency)")
     _add_config_args(i)

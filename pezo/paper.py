@@ -118,11 +118,19 @@ def run_paper(boards=("ice40", "ulx3s-85f"), out_dir="docs", build_root="build",
             if kind == "reference":
                 continue
             rep = reps[label]
-            p = rep.get("power") or {}
+            p = dict(rep.get("power") or {})
+            act = p.get("activity_per_cycle")
+            if act is not None and p.get("clock_mhz"):
+                # Power from the report's simulated activity under the current model (a cached
+                # report keeps its activity; the coefficients may have moved since).
+                from pezo.power import board_power
+                p.update(board_power(act, p["clock_mhz"], board))
             estimated = p.get("dynamic_mw") is not None
             row = {"board": board.name, "label": label, "kind": kind, "design": design,
                    "config_name": rep.get("config_name"), "fmax_mhz": _fmax(rep),
                    "dynamic_mw": p.get("dynamic_mw"), "total_mw": p.get("total_mw"),
+                   "dynamic_mw_range": p.get("dynamic_mw_range"), "activity": act,
+                   "power_family": board.family,
                    "static_mw": p.get("static_mw"), "clock_mw": p.get("clock_mw"),
                    "power_clock_mhz": p.get("clock_mhz"),
                    # Reports written before the ECP5 model carry no flag: they are iCE40 ones.
@@ -176,19 +184,34 @@ def _uncal(*rows):
     return "*" if any(r.get("power_calibrated") is False for r in rows) else ""
 
 
+def _verdict(value, target, rng=None):
+    """"yes" / "no" against the paper's ``target`` (a negative percent): with a range, "yes"
+    only when all of it is at or below the target, "no" when all of it is above, else
+    "undecided"."""
+    if value is None:
+        return "–"
+    if rng is None:
+        return "yes" if value <= target else "no"
+    if rng[1] <= target:
+        return "yes"
+    return "no" if rng[0] > target else "undecided"
+
+
 def paper_table(rows, stats):
     """The Markdown comparison: resources and power per board and design, then every PeZO
     variant's reduction against each baseline and against the cheapest passing baseline."""
     lines = ["| Board | Design | LUT4 | FF | Carry | BRAM | DSP | Logic cells | fmax (MHz) | "
-             "Dynamic power (mW) | Total power (mW) | Stat. checks |",
+             "Dynamic power (mW) [range] | Total power (mW) | Stat. checks |",
              "|:--|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|:--|"]
     for r in rows:
         st = stats.get(r["label"])
         check = "–" if st is None else ("pass" if st[0] else "fail")
         m = _uncal(r) if r["dynamic_mw"] is not None else ""
+        rng = r.get("dynamic_mw_range")
+        dyn = _n(r["dynamic_mw"], 3) + (f" ({rng[0]:.2f}-{rng[1]:.2f})" if rng else "")
         lines.append(f"| {r['board']} | {r['label']} | {r['lut4']} | {r['ff']} | {r['carry']} | "
                      f"{r['bram']} | {r['dsp']} | {_n(r['lc'])} | {_n(r['fmax_mhz'])} | "
-                     f"{_n(r['dynamic_mw'], 3)}{m} | {_n(r['total_mw'], 3)}{m} | {check} |")
+                     f"{dyn}{m} | {_n(r['total_mw'], 3)}{m} | {check} |")
     reductions = []
     lines += ["", "Reductions of each PeZO variant (LUT4, FF, dynamic power; negative = PeZO "
               "smaller). Paper: LUT4 -48.6 %, FF -12.7 %, power up to -86 %.", "",
@@ -202,18 +225,26 @@ def paper_table(rows, stats):
         for v in (r for r in brows if r["kind"] == "pezo"):
             for b in bases:
                 red = {"lut4": _pct(v["lut4"], b["lut4"]), "ff": _pct(v["ff"], b["ff"]),
-                       "power": _pct(v["dynamic_mw"], b["dynamic_mw"])}
-                beats = " / ".join("–" if red[k] is None else ("yes" if red[k] <= PAPER[k]
-                                                             else "no")
-                                   for k in ("lut4", "ff", "power"))
+                       "power": _pct(v["dynamic_mw"], b["dynamic_mw"]), "power_range": None}
+                if v.get("activity") and b.get("activity") and v.get("power_clock_mhz"):
+                    from pezo.power import reduction_range
+                    mid, lo, hi = reduction_range(v["activity"], b["activity"],
+                                                  v["power_clock_mhz"], v["power_family"])
+                    red["power"], red["power_range"] = mid, [lo, hi]
+                verdict = {k: _verdict(red[k], PAPER[k]) for k in ("lut4", "ff")}
+                verdict["power"] = _verdict(red["power"], PAPER["power"], red["power_range"])
+                red["verdict"] = verdict
+                beats = " / ".join(verdict[k] for k in ("lut4", "ff", "power"))
                 tag = " (cheapest passing)" if b is cheapest else ""
                 m = _uncal(v, b) if red["power"] is not None else ""
                 reductions.append({"board": board, "variant": v["label"], "baseline": b["label"],
                                    "cheapest_passing": b is cheapest, **red,
                                    "power_calibrated": None if red["power"] is None
                                    else not m})
+                pr = red["power_range"]
+                ptxt = _p(red["power"]) + (f" [{pr[0]:+.1f}, {pr[1]:+.1f}]" if pr else "")
                 lines.append(f"| {board} | {v['label']} | {b['label']}{tag} | {_p(red['lut4'])} "
-                             f"| {_p(red['ff'])} | {_p(red['power'])}{m} | {beats} |")
+                             f"| {_p(red['ff'])} | {ptxt}{m} | {beats} |")
     clocks = {}
     for r in rows:
         if r.get("power_clock_mhz") is not None:
@@ -222,14 +253,18 @@ def paper_table(rows, stats):
     notes = ["", "Resources are marginal (design minus the harness-only design on the same board);"
              " power is the activity-based model of `pezo.power` on the block's own gate-level "
              "netlist, dynamic = design-dependent term at the design clock"
-             + (f" ({at})" if at else "") + ". Statistical checks: "
+             + (f" ({at})" if at else "") + "; the ranges in brackets are the model's "
+             "remaining uncertainty (glitches, 16x16 DSP products, EBR energy: "
+             "docs/power_calibration.md), a power reduction's range uses the same corner for "
+             "both designs, and a power verdict is *yes* or *no* only when the whole range is on "
+             "one side of the paper's -86 %, else *undecided*. Statistical checks: "
              "`pezo.sim.gauss.stat_checks` on 10^6 values (mean, variance, kurtosis, tails "
              "beyond 3 and 4 sigma)."]
     if any(r.get("power_calibrated") is False for r in rows):
         notes += ["", "\\* Uncalibrated estimate (ECP5): no ECP5 power measurement was available, "
                   "so its coefficients are the iCE40 UP5K calibration's at the ECP5's 1.1 V core "
                   "(same 40 nm capacitances assumed: energy per event x (1.1/1.2)^2 = 0.84) and "
-                  "its static current is an assumption (UP5K blank current per logic cell x "
+                  "its static current is an assumption (UP5K configured current per logic cell x "
                   "83,640 LUTs). Read its reductions (ratios of dynamic power: simulated activity "
                   "weighted as on the iCE40), not its milliwatts."]
     if any(r["dynamic_mw"] is None for r in rows):

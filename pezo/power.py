@@ -16,52 +16,42 @@ No open tool estimates FPGA power, so this module owns a small, documented model
 3. **Activity.** Per resource: toggles per cycle of LUT outputs, carry outputs, FF outputs,
    clocked FFs (a flip-flop with an enable counts only in cycles its enable is high), block-RAM
    port accesses, DSP output toggles. iCE40: ``SB_LUT4`` O, ``SB_CARRY`` CO, ``SB_DFF*`` Q,
-   ``SB_RAM40_4K`` RE/WE, ``SB_MAC16`` O. ECP5: ``LUT4``/``PFUMX``/``L6MUX21`` Z, ``CCU2C`` S0/S1
-   (LUT outputs) and its two carries (COUT and the internal carry between its halves, read from
-   the cell's own scope), ``TRELLIS_FF`` Q (clocked per its ``CEMUX``), ``DP16KD`` reads and
-   writes per port (counted by the behavioural model: a write with a byte enabled; a read of a
-   clock-enabled port whose output is enabled and updated), ``MULT18X18D`` P.
-4. **Energy table** (charge per event in pC at the family's core voltage; :data:`COEFFICIENTS`
-   and :data:`ECP5_COEFFICIENTS` say where each value comes from). Power = static + clock base +
-   dynamic, with ``dynamic = f * V * sum(events per cycle * charge per event)``.
+   ``SB_RAM40_4K`` reads (RCLKE and RE high) and writes (WCLKE and WE high), ``SB_MAC16`` O.
+   ECP5: ``LUT4``/``PFUMX``/``L6MUX21`` Z, ``CCU2C`` S0/S1 (LUT outputs) and its two carries
+   (COUT and the internal carry between its halves, read from the cell's own scope),
+   ``TRELLIS_FF`` Q (clocked per its ``CEMUX``), ``DP16KD`` reads and writes per port (counted by
+   the behavioural model: a write with a byte enabled; a read of a clock-enabled port whose
+   output is enabled and updated), ``MULT18X18D`` P.
+4. **Currents** (:data:`COEFFICIENTS`, each with its source): core current = static + clock
+   source + f x (clock base + charges of the cycle's events); the clock source is the UP5K's
+   HFOSC, an external oscillator, or a PLL whose core and supply-rail currents grow with its VCO
+   frequency (:func:`board_clock`: the iCEBreaker runs its PLL from the external 12 MHz clock).
 
-**iCE40 calibration** (public measurements of an iCE40 UP5K core at 1.2 V, from the project
-brief): a blank design draws 85.6 uA (static); an HFOSC-clocked 24-bit counter draws
-388/645/1162/2184 uA at 6/12/24/48 MHz, which a least-squares line fits as 132.6 uA +
-42.76 uA/MHz; 208 cells of arithmetic at 12 MHz draw 996 uA. Two designs cannot separate three
-unknowns (clock network per cycle, FF clock load, net toggle), so the model *assumes* an FF's
-clock load is half a net toggle and that the arithmetic design toggles each LUT and FF output
-with probability 0.5 and each carry with 0.25 per cycle (260 toggles per cycle); the 24-bit
-counter toggles 2 FF, 2 LUT and 2 carry outputs per cycle. Solving gives a net toggle of
-0.0844 pC, an FF clock load of 0.0422 pC and a clock-network base of 41.2 pC per cycle. The
-counter line's intercept above the blank design (47 uA) is the clock source's standing current
-and is counted with the clock base. EBR and DSP energies have no calibration point here; their
-values are assumptions stated below.
+**iCE40 UP5K calibration** (:mod:`pezo.powercal`, docs/power_calibration.md): the public
+tinyvision-ai-inc/ice40_power measurements (core and PLL-rail currents of counters on the HFOSC,
+an external clock and the PLL, a LUT and a DSP multiplier) were rebuilt as Amaranth designs whose
+gate-level activity is simulated by this module; the coefficients are the least-squares fit on
+a stated subset, and every other point is predicted and compared (all held-out points within
+10 %). What the measurements cannot pin down is carried as ranges (:data:`UNCERTAIN`: glitches,
+16x16 DSP products, EBR energy); every estimate gives ``dynamic_mw_range`` and ``total_mw_range``
+over their corners, and :func:`reduction_range` compares two designs under the same corners.
+The calibration is of the UP5K: estimates for the HX/LP boards say ``calibrated: false``.
 
 **ECP5 (uncalibrated).** No ECP5 power measurement or data-sheet current figure was available to
 the project, so the ECP5 table is *derived* from the iCE40 one by stated assumptions, and every
 ECP5 estimate says ``calibrated: false``: both families are 40 nm CMOS, so a net, an FF clock
 pin or the clock network is assumed to present the same capacitance; at the ECP5's 1.1 V core
-(LFE5U; the UP5K runs at 1.2 V) the charge per event scales by 1.1/1.2 and the energy by
-(1.1/1.2)^2 = 0.84. Block-RAM and DSP events keep the iCE40 assumptions (32 and 4 net toggles).
-The clock source's standing current is 0 (the ULX3S clocks the ECP5 from an external
-oscillator; the UP5K's 47 uA was its on-chip HFOSC). Static current is an *assumption*: the UP5K
-blank-design current per logic cell times the LFE5U-85F's 83,640 LUTs (1.36 mA); the ECP5 is not
-a low-standby-power part like the UltraPlus, so this is most likely an underestimate. Absolute
-ECP5 milliwatts are therefore indicative only; ratios of ``dynamic_mw`` between designs on the
-ECP5 depend only on the relative weights of the events (net toggle : FF clock : EBR access : DSP
-toggle, the same as on the iCE40) and on the simulated activity, which is why the comparisons
-use them.
+the charge per event scales by 1.1/1.2 and the energy by (1.1/1.2)^2 = 0.84. No oscillator or
+PLL current (the ULX3S clocks the ECP5 from an external 25 MHz oscillator). Static current is
+an *assumption*: the UP5K configured-design current per logic cell times the LFE5U-85F's
+83,640 LUTs; the ECP5 is not a low-standby-power part like the UltraPlus, so this is most
+likely an underestimate. Read ratios of ``dynamic_mw`` on the ECP5, not absolute milliwatts.
 
 Limits: the clock base dominates small designs' total power (as it did in the measurements), so
-*differences between designs* live in the dynamic term, which is what comparisons should read.
-Glitches are not modelled (zero-delay simulation) and routing capacitance is averaged into the
-toggle charge. Block-RAM accesses are counted per family: on iCE40 from the ``RE``/``WE`` pin
-levels (a ROM, whose ``WE`` yosys ties high and gates with ``WCLKE``, counts a write every cycle;
-kept so the calibrated iCE40 figures stay as they were), on ECP5 as clock-enabled reads and
-writes. On ECP5 the outputs of the slice muxes that build wide functions (PFUMX, L6MUX21) and of
-the LUT4s feeding them each count as a net toggle although they stay inside a slice, so wide
-logic is likely overstated there.
+*differences between designs* live in the dynamic term, which is what comparisons read. Routing
+capacitance is averaged into the toggle charge. On ECP5 the outputs of the slice muxes that
+build wide functions (PFUMX, L6MUX21) and of the LUT4s feeding them each count as a net toggle
+although they stay inside a slice, so wide logic is likely overstated there.
 """
 
 import json
@@ -73,26 +63,48 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["COEFFICIENTS", "ECP5_COEFFICIENTS", "FAMILIES", "estimate_power",
-           "power_from_activity", "parse_vcd_toggles", "calibration_check"]
+__all__ = ["COEFFICIENTS", "ECP5_COEFFICIENTS", "UNCERTAIN", "FAMILIES", "CLOCK_SOURCES",
+           "estimate_power", "netlist_activity", "block_testbench", "power_from_activity",
+           "power_range", "reduction_range", "corners", "board_clock", "board_power",
+           "core_current_ua", "parse_vcd_toggles"]
 
 V_CORE = 1.2          # iCE40 UP5K core voltage (V)
 V_CORE_ECP5 = 1.1     # ECP5 LFE5U core voltage (V); the ECP5-5G parts run at 1.2 V
 
-#: Charge per event (pC) at 1.2 V on the iCE40 UP5K, and where each value comes from.
+#: iCE40 UP5K at 1.2 V: currents (uA), charges per event (pC; 1 pC per cycle at 1 MHz = 1 uA) and
+#: where each value comes from. The fitted values are what :func:`pezo.powercal.fit` returns on
+#: the calibration designs' simulated activity (docs/power_calibration.md; a test re-runs it).
 COEFFICIENTS = {
-    "static_ua": (85.6, "blank UP5K design, measured (brief)"),
-    "clock_source_ua": (47.0, "intercept 132.6 uA of the 24-bit counter line minus the blank "
-                              "85.6 uA: the clock source's standing current"),
-    "clock_base_pc": (41.24, "counter and 208-cell calibration solved for the per-cycle charge "
-                             "of the clock network"),
-    "net_toggle_pc": (0.0844, "counter and 208-cell calibration (one LUT, carry or FF output "
-                              "toggle, routing included)"),
-    "ff_clock_pc": (0.0422, "assumption: half a net toggle per clocked flip-flop"),
-    "ebr_access_pc": (32 * 0.0844, "assumption: an EBR read or write costs 32 net toggles "
-                                    "(16 data + address and control lines); no measurement"),
-    "dsp_toggle_pc": (4 * 0.0844, "assumption: a SB_MAC16 output toggle costs 4 net toggles "
-                                   "(internal multiplier array activity); no measurement"),
+    "static_ua": (93.05, "fit (the halted-clock counter, 92.1 uA measured, dominates it): a "
+                         "configured design's standing current; the blank design is held out"),
+    "hfosc_ua": (32.11, "fit: the HFOSC's standing current (HFOSC counter at 12 and 24 MHz)"),
+    "clock_base_pc": (40.84, "fit: per-cycle charge of the clock network with no flip-flop load "
+                             "(the counter series)"),
+    "ff_clock_pc": (0.01224, "fit: per clocked flip-flop and cycle (external-clock counters of 28 "
+                            "and 224 bits: same toggles, 196 more flip-flops)"),
+    "net_toggle_pc": (0.4212, "fit: per LUT, carry or flip-flop output toggle, routing included, "
+                             "on the LUT multiplier's zero-delay activity (its glitches folded "
+                             "in: an upper value for shallow logic)"),
+    "dsp_toggle_pc": (1.564, "fit: per SB_MAC16 output toggle of an 8x8 product (the 1-DSP math "
+                            "design)"),
+    "ebr_access_pc": (2.7, "assumption: no published iCE40 EBR current; 32 x 0.0844 pC (32 lines "
+                           "at a glitch-free toggle charge), carried as the range 1.35-5.4"),
+    "pll_ua_per_vco_mhz": (0.4847, "fit: PLL core current per MHz of VCO (the 48 MHz PLL point, "
+                                   "VCO 768 MHz; 16 and 32 MHz, VCO 1020 MHz, held out)"),
+    "pll_rail_ua_per_vco_mhz": (0.1349, "fit: PLL supply (VCCPLL) current per MHz of VCO (48 MHz "
+                                        "point: 103.6 uA; 16 and 32 MHz held out)"),
+}
+
+#: The model's remaining assumptions as ranges (low, high) of the coefficients they concern; every
+#: power figure carries the range these give (:func:`power_range`). The three are independent.
+UNCERTAIN = {
+    "net_toggle_pc": (0.2, 1.0, "glitches: the fit is on a LUT multiplier (about 5 LUT levels) "
+                                "whose zero-delay activity misses its glitches; shallow logic "
+                                "may cost as little as 1/5 of it per settled toggle"),
+    "dsp_toggle_pc": (1.0, 2.0, "the only DSP point is an 8x8 product; a 16x16 product's array "
+                                "(4x the partial products for 2x the outputs) may cost up to 2x "
+                                "per output toggle"),
+    "ebr_access_pc": (0.5, 2.0, "no EBR measurement: half to twice the assumed 2.7 pC"),
 }
 
 # ECP5: the same capacitances at 1.1 V (charge per event x 1.1/1.2, energy x (1.1/1.2)^2).
@@ -102,49 +114,53 @@ _SCALED = (f"assumption (uncalibrated): the UP5K value for the same capacitance 
            f"1.1 V core (both 40 nm): charge x 1.1/1.2, energy x (1.1/1.2)^2 = "
            f"{_ECP5_Q ** 2:.3f}")
 
-#: Charge per event (pC) at 1.1 V on the ECP5 (LFE5U), derived from :data:`COEFFICIENTS`; no
-#: ECP5 measurement is behind any value (every ECP5 estimate says ``calibrated: false``).
+
+def _ecp5(key, extra=""):
+    return (round(COEFFICIENTS[key][0] * _ECP5_Q, 5), _SCALED + extra)
+
+
+#: ECP5 (LFE5U) at 1.1 V, derived from :data:`COEFFICIENTS`; no ECP5 measurement is behind any
+#: value (every ECP5 estimate says ``calibrated: false``).
 ECP5_COEFFICIENTS = {
     "static_ua": (round(COEFFICIENTS["static_ua"][0] * _LFE5U85_LUTS / _UP5K_LUTS, 1),
-                  "assumption (no ECP5 figure available): the UP5K blank-design 85.6 uA per "
+                  "assumption (no ECP5 figure available): the UP5K configured-design 93 uA per "
                   "logic cell times the LFE5U-85F's 83,640 LUTs (5,280 on the UP5K); the ECP5 "
                   "is not a low-standby part like the UltraPlus, so most likely an underestimate"),
-    "clock_source_ua": (0.0, "no on-chip oscillator: the ULX3S clocks the ECP5 from an external "
-                             "25 MHz oscillator (the UP5K's 47 uA was its HFOSC)"),
-    "clock_base_pc": (round(COEFFICIENTS["clock_base_pc"][0] * _ECP5_Q, 4),
-                      _SCALED + "; the larger die's clock tree is not modelled"),
-    "net_toggle_pc": (round(COEFFICIENTS["net_toggle_pc"][0] * _ECP5_Q, 5), _SCALED),
-    "ff_clock_pc": (round(COEFFICIENTS["ff_clock_pc"][0] * _ECP5_Q, 5),
-                    _SCALED + " (itself half a net toggle)"),
-    "ebr_access_pc": (round(COEFFICIENTS["ebr_access_pc"][0] * _ECP5_Q, 4),
-                      "assumption: a DP16KD port access costs 32 net toggles, as the UP5K EBR "
-                      "assumption, at 1.1 V; no measurement"),
-    "dsp_toggle_pc": (round(COEFFICIENTS["dsp_toggle_pc"][0] * _ECP5_Q, 4),
-                      "assumption: a MULT18X18D output toggle costs 4 net toggles, as the "
-                      "SB_MAC16 assumption, at 1.1 V; no measurement"),
+    "hfosc_ua": (0.0, "no on-chip oscillator in use: the ULX3S clocks the ECP5 from an external "
+                      "25 MHz oscillator"),
+    "clock_base_pc": _ecp5("clock_base_pc", "; the larger die's clock tree is not modelled"),
+    "ff_clock_pc": _ecp5("ff_clock_pc"),
+    "net_toggle_pc": _ecp5("net_toggle_pc"),
+    "dsp_toggle_pc": _ecp5("dsp_toggle_pc", " (a MULT18X18D output toggle as an SB_MAC16's)"),
+    "ebr_access_pc": _ecp5("ebr_access_pc", " (a DP16KD port access as the UP5K EBR assumption)"),
+    "pll_ua_per_vco_mhz": (0.0, "no PLL in the ULX3S design"),
+    "pll_rail_ua_per_vco_mhz": (0.0, "no PLL in the ULX3S design"),
 }
 
 #: Per family: core voltage, energy table, whether it is calibrated, and the basis in words.
 FAMILIES = {
     "ice40": {"v_core": V_CORE, "coefficients": COEFFICIENTS, "calibrated": True,
               "model": "pezo.power (activity-based, iCE40 UP5K calibration)",
-              "basis": "calibrated on public iCE40 UP5K core-current measurements at 1.2 V "
-                       "(blank design, 24-bit counter at 6-48 MHz, 208-cell arithmetic); EBR "
-                       "and DSP energies are assumptions"},
+              "basis": "fitted on the simulated activity of the public iCE40 UP5K core-current "
+                       "measurements' own designs (tinyvision-ai-inc/ice40_power), validated on "
+                       "held-out points (docs/power_calibration.md); EBR energy is an "
+                       "assumption; ranges carry glitch, DSP-width and EBR uncertainty"},
     "ecp5": {"v_core": V_CORE_ECP5, "coefficients": ECP5_COEFFICIENTS, "calibrated": False,
              "model": "pezo.power (activity-based, UNCALIBRATED for ECP5: iCE40 UP5K "
                       "coefficients scaled to 1.1 V)",
              "basis": "uncalibrated: no ECP5 measurement; charges are the UP5K calibration's "
                       "at the ECP5's 1.1 V core (same 40 nm capacitances, energy x (1.1/1.2)^2), "
-                      "static current is an assumption (UP5K blank current per logic cell x "
+                      "static current is an assumption (UP5K configured current per logic cell x "
                       "83,640 LUTs, likely low); read ratios of dynamic_mw, not absolute mW"},
 }
 
 _ACTIVITY_KEYS = ("lut_toggles", "carry_toggles", "ff_toggles", "ff_clocked", "ebr_accesses",
                   "dsp_toggles")
 
-_CALIBRATION = {"counter": ({6: 388, 12: 645, 24: 1162, 48: 2184}, 24, 6),
-                "arith_208_at_12mhz": (996, 208, 260)}
+#: Clock sources the model knows: ``hfosc`` (the UP5K's on-chip oscillator), ``external`` (a
+#: board oscillator into a global buffer), ``pll`` (an SB_PLL40 from an external clock; give its
+#: VCO frequency).
+CLOCK_SOURCES = ("external", "hfosc", "pll")
 
 
 def _family(family):
@@ -156,9 +172,26 @@ def _family(family):
     return FAMILIES[family]
 
 
-def power_from_activity(activity, clock_mhz, family="ice40"):
+def core_current_ua(activity, clock_mhz, coefficients, clock_source="external", vco_mhz=None):
+    """(static, clock, dynamic, PLL-rail) currents in uA of ``activity`` (per cycle) at
+    ``clock_mhz`` with the coefficient values ``coefficients`` (key -> value)."""
+    c, a = coefficients, activity
+    src = {"external": 0.0, "hfosc": c["hfosc_ua"],
+           "pll": c["pll_ua_per_vco_mhz"] * (vco_mhz or 0.0)}[clock_source]
+    rail = c["pll_rail_ua_per_vco_mhz"] * vco_mhz if clock_source == "pll" else 0.0
+    q = (c["net_toggle_pc"] * (a["lut_toggles"] + a["carry_toggles"] + a["ff_toggles"])
+         + c["ff_clock_pc"] * a["ff_clocked"] + c["ebr_access_pc"] * a["ebr_accesses"]
+         + c["dsp_toggle_pc"] * a["dsp_toggles"])
+    return c["static_ua"], src + clock_mhz * c["clock_base_pc"], clock_mhz * q, rail
+
+
+def power_from_activity(activity, clock_mhz, family="ice40", clock_source="external",
+                        vco_mhz=None, coefficients=None):
     """Static, clock and dynamic power (mW) from per-cycle activity figures at ``clock_mhz`` on
     ``family`` (``"ice40"``, calibrated; ``"ecp5"``, uncalibrated: see the module docstring).
+    ``clock_source``: one of :data:`CLOCK_SOURCES` (``pll`` needs ``vco_mhz``; its supply rail
+    is in ``pll_mw`` and the total). ``coefficients``: values (key -> number) replacing the
+    family's, e.g. a corner of :data:`UNCERTAIN`.
 
     ``activity`` keys: ``lut_toggles``, ``carry_toggles``, ``ff_toggles``, ``ff_clocked``,
     ``ebr_accesses``, ``dsp_toggles`` (all per cycle)."""
@@ -173,38 +206,88 @@ def power_from_activity(activity, clock_mhz, family="ice40"):
         raise TypeError(f"Clock frequency must be a number of MHz, not {clock_mhz!r}")
     if not clock_mhz > 0:
         raise ValueError(f"Clock frequency must be positive, not {clock_mhz!r}")
-    coef, v = fam["coefficients"], fam["v_core"]
+    if clock_source not in CLOCK_SOURCES:
+        raise ValueError(f"Clock source must be one of {', '.join(CLOCK_SOURCES)}, not "
+                         f"{clock_source!r}")
+    if clock_source == "pll" and not (isinstance(vco_mhz, numbers.Real) and vco_mhz > 0):
+        raise ValueError(f"A PLL clock needs its VCO frequency in MHz, not {vco_mhz!r}")
+    coef = {k: v[0] for k, v in fam["coefficients"].items()}
+    coef.update(coefficients or {})
+    v = fam["v_core"]
+    static, clock, dynamic, rail = core_current_ua(activity, clock_mhz, coef, clock_source,
+                                                   vco_mhz)
+    mw = {"static_mw": static * v / 1e3, "clock_mw": clock * v / 1e3,
+          "dynamic_mw": dynamic * v / 1e3, "pll_mw": rail * V_CORE / 1e3}
+    mw["total_mw"] = sum(mw.values())
+    return {k: round(x, 4) for k, x in mw.items()}
 
-    def c(key):
-        return coef[key][0]
 
-    a = activity
-    q = (c("net_toggle_pc") * (a["lut_toggles"] + a["carry_toggles"] + a["ff_toggles"])
-         + c("ff_clock_pc") * a["ff_clocked"] + c("ebr_access_pc") * a["ebr_accesses"]
-         + c("dsp_toggle_pc") * a["dsp_toggles"])
-    ma = 1e-3
-    static = c("static_ua") * v * ma
-    clock = (c("clock_source_ua") + clock_mhz * c("clock_base_pc")) * v * ma
-    dynamic = clock_mhz * q * v * ma
-    return {"static_mw": round(static, 4), "clock_mw": round(clock, 4),
-            "dynamic_mw": round(dynamic, 4), "total_mw": round(static + clock + dynamic, 4)}
-
-
-def calibration_check():
-    """Model current (uA) for the calibration designs next to the measured values."""
-    out = {}
-    points, nff, tog = _CALIBRATION["counter"]
-    for f, meas in points.items():
-        p = power_from_activity({"lut_toggles": tog / 3, "carry_toggles": tog / 3,
-                                 "ff_toggles": tog / 3, "ff_clocked": nff, "ebr_accesses": 0,
-                                 "dsp_toggles": 0}, f)
-        out[f"counter_{f}mhz"] = (round(p["total_mw"] / V_CORE * 1e3, 1), meas)
-    meas, cells, tog = _CALIBRATION["arith_208_at_12mhz"]
-    p = power_from_activity({"lut_toggles": cells * 0.5, "carry_toggles": cells * 0.25,
-                             "ff_toggles": cells * 0.5, "ff_clocked": cells, "ebr_accesses": 0,
-                             "dsp_toggles": 0}, 12)
-    out["arith_208_12mhz"] = (round(p["total_mw"] / V_CORE * 1e3, 1), meas)
+def corners(family="ice40"):
+    """Every corner of :data:`UNCERTAIN` (a list of key -> value dicts), the central values
+    first."""
+    import itertools
+    base = {k: v[0] for k, v in _family(family)["coefficients"].items()}
+    out = [dict(base)]
+    keys = list(UNCERTAIN)
+    for lows in itertools.product((0, 1), repeat=len(keys)):
+        c = dict(base)
+        for k, side in zip(keys, lows):
+            c[k] = base[k] * UNCERTAIN[k][side]
+        out.append(c)
     return out
+
+
+def power_range(activity, clock_mhz, family="ice40", clock_source="external", vco_mhz=None,
+                key="dynamic_mw"):
+    """(low, high) of ``key`` over the corners of :data:`UNCERTAIN`."""
+    vals = [power_from_activity(activity, clock_mhz, family, clock_source, vco_mhz, c)[key]
+            for c in corners(family)]
+    return min(vals), max(vals)
+
+
+def reduction_range(act_a, act_b, clock_mhz, family="ice40", key="dynamic_mw"):
+    """(central, low, high) of the change from design B to design A, in percent of B, over the
+    corners of :data:`UNCERTAIN` (the same coefficients for both: the uncertainty is the
+    model's, shared by the two designs)."""
+    vals = []
+    for c in corners(family):
+        a = power_from_activity(act_a, clock_mhz, family, coefficients=c)[key]
+        b = power_from_activity(act_b, clock_mhz, family, coefficients=c)[key]
+        vals.append(100.0 * (a - b) / b if b else float("nan"))
+    return vals[0], min(vals), max(vals)
+
+
+def board_clock(board):
+    """(clock source, VCO MHz or None) of ``board``'s design clock: the iCE40 boards with a PLL
+    run it from their external oscillator (VCO as :func:`pezo.boards.top.ice40_pll_params`
+    chooses it); the others use the oscillator directly."""
+    if board.family == "ice40" and board.pll_mhz:
+        from pezo.boards.top import ice40_pll_params
+        f_in = _default_clock_mhz(board) or 12.0
+        p = ice40_pll_params(f_in, board.pll_mhz)
+        return "pll", f_in / (p["DIVR"] + 1) * (p["DIVF"] + 1)
+    return "external", None
+
+
+def board_power(activity, clock_mhz, board):
+    """The power dict of a report: :func:`power_from_activity` for ``board`` (its clock source),
+    the ranges over :data:`UNCERTAIN`, and the model's description."""
+    fam = FAMILIES[board.family]
+    src, vco = board_clock(board)
+    p = power_from_activity(activity, clock_mhz, board.family, src, vco)
+    calibrated = fam["calibrated"] and (board.family != "ice40" or board.lut_cells == _UP5K_LUTS)
+    p.update({"dynamic_mw_range": list(power_range(activity, clock_mhz, board.family, src, vco)),
+              "total_mw_range": list(power_range(activity, clock_mhz, board.family, src, vco,
+                                                 key="total_mw")),
+              "clock_mhz": clock_mhz, "clock_source": src, "vco_mhz": vco,
+              "model": fam["model"], "calibrated": calibrated,
+              "basis": fam["basis"] if calibrated or board.family != "ice40" else
+              "uncalibrated: an iCE40 HX/LP part with the UP5K coefficients (no measurement of "
+              "these parts)",
+              "v_core": fam["v_core"],
+              "coefficients_pc": {k: v[0] for k, v in fam["coefficients"].items()},
+              "uncertain": {k: [lo, hi] for k, (lo, hi, _) in UNCERTAIN.items()}})
+    return p
 
 
 # --- VCD -----------------------------------------------------------------------------------------
@@ -516,6 +599,14 @@ def _activity(netlist, toggles, cycles, period, family="ice40"):
             return 1.0 if bt == "1" else 0.0
         return bit_high.get(bt, 0) / window if window else 0.0
 
+    def both(a, b):
+        """Fraction of the window with both 1-bit nets high: exact when either is a constant,
+        else the smaller duty (an upper bound)."""
+        for x, y in ((a, b), (b, a)):
+            if not isinstance(x[0], int):
+                return duty(y) if x[0] == "1" else 0.0
+        return min(duty(a), duty(b))
+
     def inner(cell_name, var):
         nonlocal unseen
         tv = toggles.get(f"{cell_name.lstrip(chr(92))}.{var}")
@@ -538,7 +629,11 @@ def _activity(netlist, toggles, cycles, period, family="ice40"):
                 act["ff_toggles"] += tog(conn["Q"])
                 act["ff_clocked"] += cycles * (duty(conn["E"]) if "E" in conn else 1.0)
             elif t == "SB_RAM40_4K":
-                act["ebr_accesses"] += cycles * (duty(conn["RE"]) + duty(conn["WE"]))
+                # A read needs RCLKE and RE, a write WCLKE and WE (synthesis ties RE/WE high
+                # and gates with the clock enables).
+                pin = (lambda n: conn.get(n, ["1"]))          # unconnected: the default 1
+                act["ebr_accesses"] += cycles * (both(pin("RCLKE"), pin("RE"))
+                                                 + both(pin("WCLKE"), pin("WE")))
             elif t == "SB_MAC16":
                 act["dsp_toggles"] += tog(conn["O"])
             else:
@@ -584,42 +679,18 @@ def _default_clock_mhz(board):
     return round(hz / 1e6, 3) if hz else None
 
 
-def estimate_power(design, cfg, board, out, report=None, env=None, progress=print,
-                   cycles=4096, engine_steps=1, warmup=None):
-    """The power estimate for ``design`` under ``cfg`` on ``board`` (iCE40, calibrated; ECP5,
-    uncalibrated), computed in ``<out>/power``; returns the dict stored as ``report["power"]``.
-    Where the estimate cannot be made (no Verilator, a family without a model) the dict says
-    why under ``unavailable``.
+def netlist_activity(dut, board, out, tb_for, env=None, progress=print, dsp=None):
+    """Synthesise the Amaranth component ``dut`` as the module ``core`` for ``board``'s family
+    (iCE40: with ``-dsp`` when ``dsp``, default the board's), simulate its gate-level netlist
+    with Verilator under the testbench ``tb_for(netlist_ports, extra_dumps)`` returns (it prints
+    ``WINDOW_START``/``WINDOW_END``) and count the window's activity, in ``<out>/power``.
 
-    ``design`` is a name from :mod:`pezo.designs` (``cfg`` its configuration), or an Amaranth
-    component with an output stream ``o`` (and optionally ``seed``/``seed_load``; ``cfg`` is then
-    unused), simulated with the block workload. ``cycles``: the measured window of a block,
-    after ``warmup`` cycles (default: the block's seed-load latency and pool fill, plus 64);
-    ``engine_steps``: the MeZO steps of the engine's window. ``board``: a
-    :class:`~pezo.boards.targets.Board` or its name."""
+    Returns a dict: ``activity`` (per cycle), ``cells`` (by type), ``cycles``,
+    ``unobserved_nets``, ``unmodelled_cells``; or ``{"unavailable": reason}`` without Verilator."""
     from amaranth.back import rtlil
 
     from pezo.synth import PRE_SYNTH
     from pezo.toolchain import setup_environment
-    if isinstance(design, str):
-        from pezo.designs import check_design
-        check_design(design)
-    else:
-        _component(design)
-    if isinstance(board, str):
-        from pezo.boards.targets import get_board
-        board = get_board(board)
-    fam = FAMILIES.get(board.family)
-    if fam is None:
-        return {"unavailable": f"no power model for {board.family}; the model covers "
-                               f"{', '.join(FAMILIES)}"}
-    if isinstance(cycles, bool) or not isinstance(cycles, int) or cycles < 1:
-        raise ValueError(f"Cycle count must be a positive integer, not {cycles!r}")
-    if isinstance(engine_steps, bool) or not isinstance(engine_steps, int) or engine_steps < 1:
-        raise ValueError(f"Engine step count must be a positive integer, not {engine_steps!r}")
-    if warmup is not None and (isinstance(warmup, bool) or not isinstance(warmup, int)
-                               or warmup < 0):
-        raise ValueError(f"Warm-up must be a non-negative number of cycles, not {warmup!r}")
     env = env or setup_environment()
     verilator = shutil.which("verilator", path=env.get("PATH"))
     if not verilator:
@@ -627,13 +698,9 @@ def estimate_power(design, cfg, board, out, report=None, env=None, progress=prin
                                "wheel into .venv"}
     work = Path(out) / "power"
     work.mkdir(parents=True, exist_ok=True)
-    if isinstance(design, str):
-        dut, label = _core(design, cfg), design
-    else:
-        dut, label = _component(design), type(design).__name__
     (work / "core.il").write_text(rtlil.convert(dut, name="core"))
     if board.family == "ice40":
-        opts = " -dsp" if board.dsp else ""
+        opts = " -dsp" if (board.dsp if dsp is None else dsp) else ""
         synth_cmd = f"synth_ice40{opts} -top core"
     else:
         synth_cmd = "synth_ecp5 -top core"     # as the board build (DSP inference on)
@@ -654,29 +721,8 @@ def estimate_power(design, cfg, board, out, report=None, env=None, progress=prin
                   if c["type"] in _ECP5_INNER]
         extra = "".join(f"\n    $dumpvars(1, dut.{_verilog_id(n)});" for n in scoped)
         inner = {v for vs in _ECP5_INNER.values() for v in vs}
-    if isinstance(design, str) and design == "engine":
-        tb = _engine_tb(cfg, engine_steps, extra)
-        workload = (f"engine: SEED, MU, WRITE of {cfg.depth} random weights, then "
-                    f"{engine_steps} MeZO step(s) (SEED, PERTURB +1/-2/+1, SEED, UPDATE); "
-                    f"window = the MeZO steps")
-    else:
-        # 64 cycles after the block's first output: its seed load (the bank's seed mixing,
-        # the pipeline, a pregen pool fill) is not part of the streaming window.
-        warm = 64 + int(getattr(dut, "latency", 0) or 0) + int(getattr(dut, "fill_cycles", 0) or 0)
-        if isinstance(design, str):
-            gen = getattr(cfg, "generator", cfg)
-            seed_w = gen.seed_width
-        else:
-            seed_w = _port_width(dut, "seed") or 1
-        if warmup is not None:
-            warm = warmup
-        tb = _block_tb(seed_w, dut, cycles, warm, set(netlist["modules"]["core"]["ports"]),
-                       extra)
-        workload = (f"{label}: seed load, then streaming with o.ready high; window = {cycles} "
-                    f"cycles after {warm} warm-up cycles")
-    (work / "tb.v").write_text(tb)
+    (work / "tb.v").write_text(tb_for(set(netlist["modules"]["core"]["ports"]), extra))
     cells_sim = _cell_models(work) if board.family == "ice40" else _ecp5_cell_models(work)
-    progress(f"[power] simulating the gate-level netlist ({workload})")
     shutil.rmtree(work / "vobj", ignore_errors=True)
     r = subprocess.run([verilator, "--binary", "--timing", "--trace", "-Wno-fatal", "-Wno-lint",
                         "-Wno-style", "-CFLAGS", "-fcoroutines", "--top-module", "tb", "-Mdir",
@@ -698,21 +744,86 @@ def estimate_power(design, cfg, board, out, report=None, env=None, progress=prin
     act, counts, unseen, unmodelled = _activity(netlist, toggles, n_cycles, period, board.family)
     (work / "power.vcd").unlink()
     shutil.rmtree(work / "vobj", ignore_errors=True)
+    return {"activity": act, "cells": dict(sorted(counts.items())), "cycles": n_cycles,
+            "unobserved_nets": unseen, "unmodelled_cells": dict(sorted(unmodelled.items()))}
+
+
+def block_testbench(dut, cycles, warmup, seed_w=None):
+    """``tb_for`` of :func:`netlist_activity` for a block with an output stream ``o``: reset, a
+    seed load (when it has a seed port), then streaming with ``o.ready`` high; the window is
+    ``cycles`` cycles after ``warmup``."""
+    seed_w = seed_w or _port_width(dut, "seed") or 1
+    return lambda ports, extra: _block_tb(seed_w, dut, cycles, warmup, ports, extra)
+
+
+def estimate_power(design, cfg, board, out, report=None, env=None, progress=print,
+                   cycles=4096, engine_steps=1, warmup=None):
+    """The power estimate for ``design`` under ``cfg`` on ``board`` (iCE40, calibrated; ECP5,
+    uncalibrated), computed in ``<out>/power``; returns the dict stored as ``report["power"]``.
+    Where the estimate cannot be made (no Verilator, a family without a model) the dict says
+    why under ``unavailable``.
+
+    ``design`` is a name from :mod:`pezo.designs` (``cfg`` its configuration), or an Amaranth
+    component with an output stream ``o`` (and optionally ``seed``/``seed_load``; ``cfg`` is then
+    unused), simulated with the block workload. ``cycles``: the measured window of a block,
+    after ``warmup`` cycles (default: the block's seed-load latency and pool fill, plus 64);
+    ``engine_steps``: the MeZO steps of the engine's window. ``board``: a
+    :class:`~pezo.boards.targets.Board` or its name."""
+    if isinstance(design, str):
+        from pezo.designs import check_design
+        check_design(design)
+    else:
+        _component(design)
+    if isinstance(board, str):
+        from pezo.boards.targets import get_board
+        board = get_board(board)
+    fam = FAMILIES.get(board.family)
+    if fam is None:
+        return {"unavailable": f"no power model for {board.family}; the model covers "
+                               f"{', '.join(FAMILIES)}"}
+    if isinstance(cycles, bool) or not isinstance(cycles, int) or cycles < 1:
+        raise ValueError(f"Cycle count must be a positive integer, not {cycles!r}")
+    if isinstance(engine_steps, bool) or not isinstance(engine_steps, int) or engine_steps < 1:
+        raise ValueError(f"Engine step count must be a positive integer, not {engine_steps!r}")
+    if warmup is not None and (isinstance(warmup, bool) or not isinstance(warmup, int)
+                               or warmup < 0):
+        raise ValueError(f"Warm-up must be a non-negative number of cycles, not {warmup!r}")
+    if isinstance(design, str):
+        dut, label = _core(design, cfg), design
+    else:
+        dut, label = _component(design), type(design).__name__
+    if isinstance(design, str) and design == "engine":
+        def tb_for(ports, extra):
+            return _engine_tb(cfg, engine_steps, extra)
+        workload = (f"engine: SEED, MU, WRITE of {cfg.depth} random weights, then "
+                    f"{engine_steps} MeZO step(s) (SEED, PERTURB +1/-2/+1, SEED, UPDATE); "
+                    f"window = the MeZO steps")
+    else:
+        # 64 cycles after the block's first output: its seed load (the bank's seed mixing,
+        # the pipeline, a pregen pool fill) is not part of the streaming window.
+        warm = 64 + int(getattr(dut, "latency", 0) or 0) + int(getattr(dut, "fill_cycles", 0) or 0)
+        seed_w = getattr(cfg, "generator", cfg).seed_width if isinstance(design, str) else None
+        if warmup is not None:
+            warm = warmup
+        tb_for = block_testbench(dut, cycles, warm, seed_w)
+        workload = (f"{label}: seed load, then streaming with o.ready high; window = {cycles} "
+                    f"cycles after {warm} warm-up cycles")
+    progress(f"[power] simulating the gate-level netlist ({workload})")
+    sim = netlist_activity(dut, board, out, tb_for, env=env, progress=progress)
+    if "unavailable" in sim:
+        return sim
+    act = sim["activity"]
     # The design clock: the board's PLL output where it has one, else the clock constraint,
     # else the board's default clock.
     clock = board.pll_mhz
     if clock is None and report and report.get("fmax"):
         clock = max(f.get("constraint_mhz") or 0 for f in report["fmax"].values()) or None
     clock = clock or _default_clock_mhz(board) or 12.0
-    p = power_from_activity(act, clock, board.family)
-    p.update({"clock_mhz": clock, "model": fam["model"], "calibrated": fam["calibrated"],
-              "basis": fam["basis"], "v_core": fam["v_core"],
-              "workload": workload, "cycles": n_cycles, "activity_per_cycle": act,
-              "core_cells": dict(sorted(counts.items())),
-              "coefficients_pc": {k: v[0] for k, v in fam["coefficients"].items()},
-              "unobserved_nets": unseen})
-    if unmodelled:
-        p["unmodelled_cells"] = dict(sorted(unmodelled.items()))
+    p = board_power(act, clock, board)
+    p.update({"workload": workload, "cycles": sim["cycles"], "activity_per_cycle": act,
+              "core_cells": sim["cells"], "unobserved_nets": sim["unobserved_nets"]})
+    if sim["unmodelled_cells"]:
+        p["unmodelled_cells"] = sim["unmodelled_cells"]
     return p
 
 

@@ -37,7 +37,8 @@ COLUMNS = ("board", "family", "design", "config_name", "seed",
            "lut4", "ff", "carry", "bram", "spram", "dsp",
            "logic_cell_type", "logic_cells_used", "logic_cells_available", "logic_cells_percent",
            "clock", "fmax_mhz", "fmax_constraint_mhz",
-           "power_static_mw", "power_dynamic_mw", "power_total_mw", "power_calibrated",
+           "power_static_mw", "power_dynamic_mw", "power_dynamic_mw_low", "power_dynamic_mw_high",
+           "power_total_mw", "power_total_mw_low", "power_total_mw_high", "power_calibrated",
            "seconds", "missing", "source")
 
 # Keys a complete report has; "board" and "summary" are required, the others reported if absent.
@@ -210,6 +211,10 @@ def flatten(report):
                logic_cells_percent=lc[3], clock=clk[0], fmax_mhz=clk[1],
                fmax_constraint_mhz=clk[2], power_static_mw=p.get("static_mw"),
                power_dynamic_mw=p.get("dynamic_mw"), power_total_mw=p.get("total_mw"),
+               power_dynamic_mw_low=(p.get("dynamic_mw_range") or [None, None])[0],
+               power_dynamic_mw_high=(p.get("dynamic_mw_range") or [None, None])[1],
+               power_total_mw_low=(p.get("total_mw_range") or [None, None])[0],
+               power_total_mw_high=(p.get("total_mw_range") or [None, None])[1],
                power_calibrated=_power_calibrated(report),
                seconds=report.get("seconds"), missing=" ".join(missing_fields(report)),
                source=report.get("source"))
@@ -290,6 +295,8 @@ def markdown_table(rows):
         cells = [r.get("board") or DASH, r.get("design") or DASH, r.get("config_name") or DASH]
         cells += [_num(r.get(k)) for k in RESOURCES]
         power = _num(r.get("power_total_mw"), 2) + ("†" if _uncalibrated(r) else "")
+        if r.get("power_total_mw_low") is not None:
+            power += f" ({r['power_total_mw_low']:.2f}-{r['power_total_mw_high']:.2f})"
         cells += [lc, fmax, _num(r.get("fmax_constraint_mhz")), power]
         lines.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
     notes = []
@@ -527,6 +534,14 @@ def _design_resources(a, b, notes):
             res.append(_entry(f"power_{k}", lbl, pa[k], pb[k]))
     if bool(pa) != bool(pb):
         notes.append(f"Power estimate only in {'A' if pa else 'B'}.")
+    acta, actb = pa.get("activity_per_cycle"), pb.get("activity_per_cycle")
+    fam = a.get("family") or ("ecp5" if str(a.get("board", "")).startswith("ulx3s") else "ice40")
+    if (acta and actb and pa.get("clock_mhz") and pa.get("clock_mhz") == pb.get("clock_mhz")
+            and a.get("family") == b.get("family") and pb.get("dynamic_mw")):
+        from pezo.power import reduction_range
+        mid, lo, hi = reduction_range(acta, actb, pa["clock_mhz"], fam)
+        notes.append(f"Dynamic power change over the model's uncertainty (pezo.power.UNCERTAIN, "
+                     f"the same corner for A and B): {mid:+.1f} % [{lo:+.1f}, {hi:+.1f}].")
     uncal = [w for w, r in (("A", a), ("B", b)) if _power_calibrated(r) is False]
     if uncal:
         notes.append(f"Power of {' and '.join(uncal)} is an uncalibrated estimate (ECP5: the "

@@ -142,7 +142,7 @@ def synth(board_name, config=None, build_root="build", seed=1, name=None, progre
         seed, tried = sweep_seeds(seed, seeds, run, first_result=first)
         sweep = [{"seed": sd, "fmax_over_constraint": round(r, 4)} for sd, r in tried]
         progress(f"[synth] kept seed {seed}")
-    progress(f"[synth] per-module breakdown (hierarchy kept)")
+    progress("[synth] per-module breakdown (hierarchy kept)")
     modules = module_breakdown(out, board.family, board.dsp, env=env)
     secs = time.time() - t0
     report = summarise(out, board, cfg if design == "engine" else gen, seed, secs, env)
@@ -240,7 +240,10 @@ def format_summary(r):
     if p.get("total_mw") is not None:
         kind = "model" if p.get("calibrated", True) else "UNCALIBRATED model"
         lines.append(f"        power ({kind}, {p['clock_mhz']:.1f} MHz): static {p['static_mw']:.3f} mW"
-                     f"  dynamic {p['dynamic_mw']:.3f} mW  total {p['total_mw']:.3f} mW")
+                     f"  dynamic {p['dynamic_mw']:.3f} mW  total {p['total_mw']:.3f} mW"
+                     + (f" (dynamic {p['dynamic_mw_range'][0]:.3f}-{p['dynamic_mw_range'][1]:.3f}"
+                        f", total {p['total_mw_range'][0]:.3f}-{p['total_mw_range'][1]:.3f})"
+                        if p.get("dynamic_mw_range") and p.get("total_mw_range") else ""))
     elif p.get("unavailable"):
         lines.append(f"        power: not estimated ({p['unavailable']})")
     lines.append(f"        {r['seconds']} s; report: build/{r['board']}/{r['config_name']}/report.json")

@@ -142,6 +142,39 @@ def test_paper_table_reductions_and_cheapest_passing_baseline():
     assert line.endswith("| yes / no / yes |")      # -50 / -10 / -90: FF -10 % misses -12.7 %
 
 
+def test_paper_power_verdict_uses_the_whole_range():
+    """With simulated activity in the rows, the power reduction is computed under every corner
+    of the model's uncertainty (pezo.power.UNCERTAIN) with the same corner for both designs:
+    "yes" only when the whole range is at or below -86 %, "no" when all of it is above, else
+    "undecided"; the table prints the range."""
+    from pezo import power as P
+    from pezo.paper import _verdict, paper_table
+    assert _verdict(-90.0, -86.0, [-92.0, -87.0]) == "yes"
+    assert _verdict(-80.0, -86.0, [-85.0, -75.0]) == "no"
+    assert _verdict(-87.0, -86.0, [-89.0, -84.0]) == "undecided"
+    zero = {k: 0.0 for k in ("lut_toggles", "carry_toggles", "ff_toggles", "ff_clocked",
+                             "ebr_accesses", "dsp_toggles")}
+    base = dict(zero, dsp_toggles=40.0, lut_toggles=100.0)        # DSP-heavy baseline
+    pezo = dict(zero, lut_toggles=60.0, ebr_accesses=2.0)          # logic + EBR
+
+    def row(label, kind, act):
+        p = P.power_from_activity(act, 48.0)
+        return {"board": "ice40", "label": label, "kind": kind, "design": label, "lut4": 100,
+                "ff": 100, "carry": 0, "bram": 0, "dsp": 0, "lc": 100, "fmax_mhz": 50.0,
+                "dynamic_mw": p["dynamic_mw"], "total_mw": p["total_mw"], "activity": act,
+                "power_family": "ice40", "power_clock_mhz": 48.0,
+                "dynamic_mw_range": list(P.power_range(act, 48.0))}
+
+    res = paper_table([row("gauss", "baseline", base), row("pezo", "pezo", pezo)],
+                      {"gauss": (True, {})})
+    red = res["reductions"][0]
+    mid, lo, hi = P.reduction_range(pezo, base, 48.0)
+    assert red["power"] == pytest.approx(mid) and red["power_range"] == [lo, hi]
+    assert lo < mid < hi
+    assert red["verdict"]["power"] == _verdict(mid, -86.0, [lo, hi])
+    assert f"[{lo:+.1f}, {hi:+.1f}]" in res["markdown"]
+
+
 def test_uncalibrated_ecp5_power_is_marked_everywhere_it_is_shown():
     """An ECP5 estimate (``calibrated: false``) is marked in the report table (†), the compare
     notes, the synth summary, and the paper table (* on its power figures and reductions, with
