@@ -334,3 +334,32 @@ def test_ecp5_gate_level_estimate_of_a_counter_ram_and_multiplier():
     assert p["total_mw"] == pytest.approx(p["static_mw"] + p["clock_mw"] + p["dynamic_mw"]
                                           + p["pll_mw"],
                                           abs=1e-3)
+
+
+@pytest.mark.synth
+def test_ice40_block_ram_accesses_follow_the_enables():
+    """An SB_RAM40_4K read every other cycle and written every fourth cycle does 0.75 accesses
+    per cycle: yosys ties RE/WE high and gates the ports with RCLKE/WCLKE, so counting the RE/WE
+    pin levels (the old model) would give 2."""
+    from amaranth import Module, Signal
+    from amaranth.lib import memory, stream, wiring
+    from amaranth.lib.wiring import Out
+
+    class Ram(wiring.Component):
+        o: Out(stream.Signature(8))
+
+        def elaborate(self, platform):
+            m = Module()
+            count = Signal(8)
+            m.d.sync += count.eq(count + 1)
+            m.submodules.mem = mem = memory.Memory(shape=8, depth=256, init=[])
+            wr, rd = mem.write_port(), mem.read_port()
+            m.d.comb += [wr.addr.eq(count), wr.data.eq(count), wr.en.eq(count[:2] == 0),
+                         rd.addr.eq(count + 7), rd.en.eq(count[0]),
+                         self.o.payload.eq(rd.data), self.o.valid.eq(1)]
+            return m
+
+    p = P.estimate_power(Ram(), None, "ice40", "build/test-power/ice40-ram", cycles=1024,
+                         warmup=16, progress=lambda *_: None)
+    assert p["core_cells"]["SB_RAM40_4K"] == 1
+    assert p["activity_per_cycle"]["ebr_accesses"] == pytest.approx(0.75, abs=1e-3)
