@@ -270,7 +270,12 @@ def test_csd_digits_and_register_round_trip():
     d = smodel.default_digits(cfg)
     assert len(d) <= cfg.scale_digits
     rep = smodel.alpha_report(cfg)
-    assert abs(rep["rel_error"]) < 0.01 and rep["alpha"] == smodel.realised_alpha(d)
+    # The spec's scale: unit variance for a uniform w-bit u, Var(u) = (4^w - 1) / 12 (exact).
+    target = (12 / (4 ** cfg.width - 1)) ** 0.5
+    alpha = sum(s * 2.0 ** -t for s, t in d)
+    assert abs(alpha / target - 1) < 0.01 and rep["alpha"] == pytest.approx(alpha, rel=1e-12)
+    assert rep["rel_error"] == pytest.approx(alpha / target - 1, abs=1e-4)
+    assert len({t for _, t in d}) == len(d) and all(s in (1, -1) for s, _ in d)
     assert smodel.decode_scale(smodel.encode_scale(d, cfg), cfg) == d
     fine = G(scale="fixed", scale_digits=6)
     assert abs(smodel.alpha_report(fine)["rel_error"]) < 1e-4

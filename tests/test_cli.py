@@ -39,11 +39,21 @@ def test_generate_from_config_file(tmp_path):
 
 
 def test_stream_raw_is_the_golden_stream(tmp_path):
+    """The CLI's raw format, decoded from the file format's definition (each value
+    little-endian two's complement in 2 bytes for 16-bit z), is the stream of the seed given
+    in hex; the scaled stream has the statistics z is defined to have (mean 0, variance 1 in
+    z_frac units), so a mix-up of seed, stage or scaling cannot pass."""
     out = tmp_path / "z.bin"
     assert main(["stream", "--set", "lanes=8", "--seed", "0x1234", "--count", "100003",
                  "-o", str(out)]) == 0
-    got = np.fromfile(out, dtype="<i2")
+    data = out.read_bytes()
+    assert len(data) == 2 * 100_003
+    got = np.array([int.from_bytes(data[i:i + 2], "little", signed=True)
+                    for i in range(0, len(data), 2)])
     assert (got == generate(G(lanes=8), 0x1234, 100_003)).all()
+    assert (got != generate(G(lanes=8), 0x1235, 100_003)).mean() > 0.99
+    z = got / 2.0 ** G(lanes=8).z_frac
+    assert abs(z.mean()) < 0.02 and abs(z.var() - 1) < 0.02
 
 
 def test_stream_bits_packs_w_bits_per_value(tmp_path):

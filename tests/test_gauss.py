@@ -109,7 +109,13 @@ def test_component_properties():
     c = CLTGenerator(GC(kind="clt", k=8, lanes=2, z_int=4, z_frac=12))
     assert (c.kind, c.lanes, c.k, c.z_int, c.z_frac, c.z_bits, c.seed_width) == \
         ("clt", 2, 8, 4, 12, 16, 32)
-    assert c.tree_stages == 2 and c.digits == gm.clt_digits(c.config)
+    assert c.tree_stages == 2
+    # The CLT scale from the spec: the sum S of k uniform w-bit numbers has variance
+    # k (4^w - 1) / 12, so z = S c / 2^w has unit variance for c = sqrt(12 / (k (1 - 4^-w))).
+    w = c.config.width
+    target = (12 / (8 * (1 - 4.0 ** -w))) ** 0.5
+    realised = sum(s * 2.0 ** -t for s, t in c.digits)
+    assert abs(realised / target - 1) < 2 ** -12 and len(c.digits) <= c.config.scale_digits
     b = BoxMullerGenerator(GC(kind="boxmuller", lanes=1, angle_bits=8))
     assert (b.units, b.full_rate, b.angle_bits) == (1, False, 8)
     assert BoxMullerGenerator(GC(kind="boxmuller", lanes=6)).units == 3
