@@ -6,11 +6,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: setup test regress bench generate synth program report compare calibrate parity quality clean help
+.PHONY: setup test test-fast regress bench generate synth program report compare calibrate parity quality clean help
 
 help:
 	@echo "make setup    - create .venv, install pinned dependencies, warm tool caches, Icarus via apt"
 	@echo "make test     - the default test suite (unit, Amaranth simulator, cocotb subset)"
+	@echo "make test-fast - the edit loop: make test without the synthesis, power and cocotb tests"
 	@echo "make regress  - full cocotb matrix and long runs (10^8 values on Verilator)"
 	@echo "make bench    - throughput of golden model, Amaranth simulator, Verilator; make test time"
 	@echo "make generate - Verilog/RTLIL of the default generator into build/rtl (CONFIG=file)"
@@ -32,6 +33,9 @@ setup:
 
 test:
 	$(PYTEST) -q -n 2 -p no:cacheprovider
+
+test-fast:
+	$(PYTEST) -q -n 2 -p no:cacheprovider -m "not synth and not cocotb and not regress"
 
 regress:
 	PEZO_REGRESS=1 $(PYTEST) -q -p no:cacheprovider -m "regress or cocotb"
