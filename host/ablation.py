@@ -1,6 +1,6 @@
 """Why does pezo trail gaussian on digits? Controlled one-factor experiments.
 
-``python -m pezo.host.ablation [--seeds 10] [--models logreg,mlp] [--configs ...] [--out docs]``
+``pezo ablation [--seeds 10] [--models logreg,mlp] [--configs ...] [--out docs]``
 trains digits with the data set's default steps, learning rate, mu and minibatches (so the same
 forward passes; the ``16k steps`` rows double the steps for both sources) for every configuration
 below, one factor changed at a time, and writes ``parity_ablation.json``
@@ -163,7 +163,7 @@ def summarise(runs, reference="pezo Q4.12", baseline="gaussian"):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m pezo.host.ablation",
+    p = argparse.ArgumentParser(prog="pezo ablation",
                                 description="One-factor experiments on digits: why pezo trails "
                                             "gaussian (writes parity_ablation.json)")
     p.add_argument("--out", "-o", default="docs", metavar="DIR", help="output folder")

@@ -1,6 +1,6 @@
 """The parity study: does PeZO's cheap perturbation train as well as Gaussian perturbation?
 
-``python -m pezo.host.parity [--quick] [--out docs]`` (``make parity``, ``QUICK=1``) trains every
+``pezo parity [--quick] [--out docs]`` (``make parity``, ``QUICK=1``) trains every
 (data set, model) pair with the float baselines (``gaussian``, ``uniform``) and the bit-exact engine
 (``pezo``: each reuse strategy, both bank layouts, a few pregen pool sizes), 3 seeds
 each, the same number of steps (so the same number of forward passes: 2 per step, q = 1) and the
@@ -8,7 +8,7 @@ same minibatches for every source. It writes into the output folder:
 
 * ``parity.md``: the tables (test accuracy mean +- std over seeds, test and train loss, the
   difference to ``gaussian`` in accuracy points), the pool-size study and, when the output folder
-  holds ``parity_ablation.json`` (written by ``python -m pezo.host.ablation``), the "Why pezo
+  holds ``parity_ablation.json`` (written by ``pezo ablation``), the "Why pezo
   trails on digits" section rendered from it;
 * ``parity_<dataset>_<model>.png``: learning curves (mean over seeds);
 * ``parity_pool.png``: test accuracy against the pregen pool size N, down to small pools;
@@ -230,7 +230,7 @@ def write_report(study, out_dir, quick, seeds, elapsed, command):
             lines.append(f"| {ds} | {model} | {steps} | {d['n']} | {g['acc_mean']:.2f} | {v} | "
                          f"{c['acc_mean']:.2f} +- {c['acc_std']:.2f} | {d['mean']:+.2f} "
                          f"[{d['lo']:+.2f}, {d['hi']:+.2f}] | {d['verdict']} |")
-    lines += ["", "The ablation study (`python -m pezo.host.ablation`, docs/parity_ablation.json) "
+    lines += ["", "The ablation study (`pezo ablation`, docs/parity_ablation.json) "
               "that explained the earlier digits gap was measured on the streams before the "
               "redesign of docs/streams.md; it is not part of this run.", ""]
     for ds, model in pairs:
@@ -324,7 +324,7 @@ def write_report(study, out_dir, quick, seeds, elapsed, command):
 def ablation_section(out_dir) -> list:
     """The "Why pezo trails on digits" section: the one-factor experiments of
     :mod:`pezo.host.ablation`, read from ``parity_ablation.json`` in the output folder (no section
-    when the file is absent; ``python -m pezo.host.ablation --out DIR`` writes it)."""
+    when the file is absent; ``pezo ablation --out DIR`` writes it)."""
     from pezo.host.ablation import FILE, summarise
     path = Path(out_dir) / FILE
     if not path.exists():
@@ -337,7 +337,7 @@ def ablation_section(out_dir) -> list:
         return format(r[key], fmt) if r else "n/a"
 
     lines = ["### Why pezo trails on digits", "",
-             "Measured with `python -m pezo.host.ablation --out docs` (raw runs in "
+             "Measured with `pezo ablation --out docs` (raw runs in "
              f"`{FILE}`): digits with the study's steps, learning rate, mu and minibatches, so "
              "every row has the same 16,000 training forward passes (32,000 in the two 16k-step "
              "rows); seeds 0-9; one factor "
@@ -471,7 +471,7 @@ def _train_timing(runs, **kw):
 
 
 def bench_training(quick=False):
-    """Training speed (``make bench``; ``python -m pezo.host.parity --bench``).
+    """Training speed (``make bench``; ``pezo parity --bench``).
 
     * every (data set, model) at batch 64 with the default ``pezo`` source (the fused golden
       engine): steps per second, and per step the time of the perturbation path and of the
@@ -547,7 +547,7 @@ def format_training_rows(rows) -> list:
 # CLI ----------------------------------------------------------------------------------------------
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m pezo.host.parity",
+    p = argparse.ArgumentParser(prog="pezo parity",
                                 description="Training-quality parity study: gaussian vs uniform "
                                             "vs pezo perturbations (tables and plots)")
     p.add_argument("--quick", action="store_true", help="reduced setting for CI (logreg, fewer "
@@ -592,7 +592,7 @@ def main(argv=None):
         for v in variants:
             if v not in VARIANTS:
                 p.error(f"Variant must be one of {'; '.join(VARIANTS)}, not {v!r}")
-    command = "python -m pezo.host.parity" + (" --quick" if args.quick else "") + \
+    command = "pezo parity" + (" --quick" if args.quick else "") + \
         f" --out {args.out}" + (f" --seeds {args.seeds}" if args.seeds != (3 if args.quick else 20) else "") + \
         (f" --datasets {args.datasets}" if args.datasets else "") + \
         (f" --models {args.models}" if args.models else "") + \

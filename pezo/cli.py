@@ -522,6 +522,8 @@ def make_parser():
 
     from pezo.host.train import register as register_train
     register_train(sub)
+    for name, text in _STUDIES.items():     # listed here; run by main() with their own options
+        sub.add_parser(name, help=text + f" (`pezo {name} --help` for its options)")
 
     st = sub.add_parser("setup", help="warm tool caches, check Verilator, install Icarus")
     st.add_argument("--no-apt", action="store_true", help="do not try apt-get for Icarus")
@@ -529,8 +531,17 @@ def make_parser():
     return p
 
 
+#: Studies with their own command line (pezo.host.<name>.main), run as ``pezo <name> ...``.
+_STUDIES = {"parity": "training-quality parity study: gaussian vs uniform vs pezo (make parity)",
+            "ablation": "one-factor experiments on digits: why a source trails gaussian"}
+
+
 def main(argv=None):
     setup_environment()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in _STUDIES:
+        import importlib
+        return importlib.import_module(f"pezo.host.{argv[0]}").main(argv[1:])
     args = make_parser().parse_args(argv)
     try:
         return args.func(args)

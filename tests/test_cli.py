@@ -144,3 +144,20 @@ def test_compare_errors(tmp_path, capsys):
     assert main(["synth", "--board", "ice40", "--design", "nope"]) == 2
     assert "Design must be one of engine, generator, bank, passthrough, clt4, clt8, clt12, " \
            "boxmuller, not 'nope'" in capsys.readouterr().err
+
+
+def test_parity_and_ablation_are_subcommands(capsys):
+    """`pezo parity` and `pezo ablation` run the studies' own command lines (make parity calls
+    the former): their options and errors come through."""
+    with pytest.raises(SystemExit) as e:
+        main(["parity", "--datasets", "mnist"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: pezo parity") and "Dataset must be one of" in err
+    with pytest.raises(SystemExit) as e:
+        main(["ablation", "--configs", "nope"])
+    assert "Configuration must be one of" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "parity" in out and "ablation" in out
