@@ -16,6 +16,7 @@ Training code talks only to :class:`EngineClient`, so it does not care which tra
 """
 
 import collections
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -23,11 +24,34 @@ from pezo.fixed import Q, from_fixed, to_fixed
 from pezo.sim import scaler as smodel
 from pezo.sim.engine import EngineModel, Err, Op, encode_signed
 
-__all__ = ["EngineClient", "EngineError", "GoldenTransport", "AmaranthTransport", "TRANSPORTS"]
+__all__ = ["EngineClient", "EngineError", "Transport", "GoldenTransport", "AmaranthTransport",
+           "TRANSPORTS"]
 
 
 class EngineError(RuntimeError):
     """The engine reported an error status for a command."""
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """What :class:`EngineClient` needs from a transport (the golden model, a simulator, a
+    board link): ``name``, ``cycles`` (clock cycles spent, 0 where not counted), ``command``
+    (execute one command; READ returns the words as a (count, lanes) integer array, every other
+    command None), ``status`` (the engine's status fields as a dict: busy, error, error_code,
+    saturated, filling, last_pass, offset) and ``close``.
+
+    A fast transport may also offer ``prefetch(seeds)``, ``pair(seed, offset, visible)`` and
+    ``update(seed, offset, coef)`` (:class:`pezo.host.fused.FusedGoldenTransport`): the training
+    sources use them when present and fall back to the commands when they return None."""
+
+    name: str
+    cycles: int
+
+    def command(self, op, arg=0, wdata=None, rcount=0): ...
+
+    def status(self) -> dict: ...
+
+    def close(self) -> None: ...
 
 
 class GoldenTransport:
@@ -147,7 +171,7 @@ class EngineClient:
     ----------
     cfg : EngineConfig
     transport : str or transport object
-        ``"golden"`` (default) or ``"amaranth"``, or an object with ``command``/``status``.
+        ``"golden"`` (default) or ``"amaranth"``, or a :class:`Transport`.
     """
 
     def __init__(self, cfg, transport="golden"):
@@ -157,6 +181,10 @@ class EngineClient:
                 raise ValueError(f"Transport must be one of {', '.join(TRANSPORTS)}, "
                                  f"not {transport!r}")
             transport = TRANSPORTS[transport](cfg)
+        elif not isinstance(transport, Transport):
+            raise TypeError(f"Transport must be one of {', '.join(TRANSPORTS)} or an object with "
+                            f"name, cycles, command, status and close (pezo.host.engine."
+                            f"Transport), not {transport!r}")
         self.transport = transport
         self.w_format = Q(cfg.w_int, cfg.w_frac)
 

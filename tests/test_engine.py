@@ -276,3 +276,26 @@ def test_load_engine_config(tmp_path):
     p.write_text('[engine]\ndepht = 64\n')
     with pytest.raises(ConfigError, match=r"^Unknown engine parameter\(s\) depht; accepted: "):
         load_engine_config(p)
+
+
+def test_transport_protocol():
+    """Every shipped transport is a pezo.host.engine.Transport; an object without the
+    protocol is refused with a message naming what is needed."""
+    from pezo.host.engine import TRANSPORTS, EngineClient, Transport
+    from pezo.host.fused import FusedGoldenTransport
+    from pezo.host.perturb import BatchedGoldenTransport
+    cfg = E(depth=16)
+    for t in list(TRANSPORTS.values()) + [BatchedGoldenTransport, FusedGoldenTransport]:
+        obj = t(cfg)
+        assert isinstance(obj, Transport), t
+        assert set(obj.status()) == {"busy", "error", "error_code", "saturated", "filling",
+                                     "last_pass", "offset"}, t
+        obj.close()
+
+    class Half:
+        def command(self, op, arg=0, wdata=None, rcount=0):
+            return None
+
+    with pytest.raises(TypeError, match=r"^Transport must be one of golden, amaranth or an "
+                                        r"object with name, cycles, command, status and close"):
+        EngineClient(cfg, Half())
