@@ -8,7 +8,7 @@ source         what produces z and holds the weights
 ``uniform``    the same with z ~ U(-sqrt 3, sqrt 3) (unit variance, float)
 ``pezo``       the bit-exact golden engine model (:class:`pezo.sim.engine.EngineModel`): weights in
                fixed point in the engine, z from the PeZO generator (reuse ``none`` / ``pregen`` /
-               ``onthefly``, stepping ``leap`` / ``shift``), driven through
+               ``onthefly``, step ``leap``), driven through
                :class:`pezo.host.engine.EngineClient` (passes 1-3 and the update fused, below)
 ``pezo-sim``   the same commands to the generated hardware (:class:`pezo.hw.engine.PerturbEngine`)
                in the Amaranth simulator (``EngineClient(transport="amaranth")``)
@@ -63,7 +63,7 @@ import math
 
 import numpy as np
 
-from pezo.config import EngineConfig, GeneratorConfig
+from pezo.config import REUSES, STEPS, EngineConfig, GeneratorConfig
 from pezo.fixed import Q
 from pezo.host.engine import EngineClient, GoldenTransport
 from pezo.sim import scaler as smodel
@@ -75,7 +75,7 @@ from pezo.sim.reuse import (KEY_BITS, ReuseModel, onthefly_lanes, onthefly_taps,
                             sign_rate)
 from pezo.sim.seeding import domain_tweak
 
-__all__ = ["SOURCES", "FLOAT_SOURCES", "ENGINE_SOURCES", "REUSES", "STEPPINGS", "ROUNDINGS",
+__all__ = ["SOURCES", "FLOAT_SOURCES", "ENGINE_SOURCES", "REUSES", "STEPS", "ROUNDINGS",
            "ENGINES", "Query", "PerturbSource", "FloatSource", "EngineSource",
            "BatchedGoldenTransport", "make_source", "engine_config", "derive_seed", "derive_seeds",
            "bank_first_cycles", "bank_first_fields", "pool_of", "query_key", "onthefly_lanes"]
@@ -83,8 +83,6 @@ __all__ = ["SOURCES", "FLOAT_SOURCES", "ENGINE_SOURCES", "REUSES", "STEPPINGS", 
 SOURCES = ("gaussian", "uniform", "pezo", "pezo-sim")
 FLOAT_SOURCES = ("gaussian", "uniform")
 ENGINE_SOURCES = ("pezo", "pezo-sim")
-REUSES = ("none", "pregen", "onthefly")
-STEPPINGS = ("leap",)
 ROUNDINGS = ("stochastic", "nearest")
 ENGINES = ("fused", "batched", "golden", "amaranth")
 
@@ -263,7 +261,7 @@ class FloatSource(PerturbSource):
 
 # Engine sources -----------------------------------------------------------------------------------
 
-def engine_config(n_params, lanes=4, reuse="none", pool_size=None, stepping="leap",
+def engine_config(n_params, lanes=4, reuse="none", pool_size=None, step="leap",
                   generators=None, weight_format="Q4.12", coef_bits=16, coef_frac=20,
                   stochastic=True, shared=False, state_bits=32) -> EngineConfig:
     """The engine configuration for a model of ``n_params`` weights.
@@ -280,7 +278,7 @@ def engine_config(n_params, lanes=4, reuse="none", pool_size=None, stepping="lea
     m = int(lanes)
     if generators is None:
         generators = max(1, m // 2) if reuse == "onthefly" else m
-    gen = GeneratorConfig(lanes=int(generators), out_lanes=m, step=stepping, reuse=reuse,
+    gen = GeneratorConfig(lanes=int(generators), out_lanes=m, step=step, reuse=reuse,
                           pool_size=pool_size if reuse == "pregen" else None, shared=shared,
                           state_bits=state_bits)
     return EngineConfig(generator=gen, depth=engine_depth(n_params, m), w_int=q.int_bits,
@@ -494,7 +492,7 @@ class EngineSource(PerturbSource):
         self.eng.transport.close()
 
 
-def make_source(name, n_params, *, lanes=4, reuse="none", pool_size=None, stepping="leap",
+def make_source(name, n_params, *, lanes=4, reuse="none", pool_size=None, step="leap",
                 generators=None, weight_format="Q4.12", coef_bits=16, coef_frac=20,
                 rounding="stochastic", coef_rounding="stochastic", engine=None,
                 pool_correct=True, shared=False, state_bits=32) -> PerturbSource:
@@ -507,7 +505,7 @@ def make_source(name, n_params, *, lanes=4, reuse="none", pool_size=None, steppi
         return FloatSource(n_params, name)
     if reuse == "pregen" and pool_size is None:
         pool_size = 1024
-    cfg = engine_config(n_params, lanes, reuse, pool_size, stepping, generators, weight_format,
+    cfg = engine_config(n_params, lanes, reuse, pool_size, step, generators, weight_format,
                         coef_bits, coef_frac, stochastic=rounding == "stochastic", shared=shared,
                         state_bits=state_bits)
     if name == "pezo-sim":

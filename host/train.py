@@ -42,7 +42,7 @@ import numpy as np
 from pezo.config import RETIRED_STEPS
 from pezo.host.data import DATASETS, load_dataset
 from pezo.host.models import ACTIVATIONS, MODELS, make_model
-from pezo.host.perturb import (REUSES, ROUNDINGS, SOURCES, STEPPINGS, derive_seed,
+from pezo.host.perturb import (REUSES, ROUNDINGS, SOURCES, STEPS, derive_seed,
                                 derive_seeds, make_source)
 
 __all__ = ["SCHEDULES", "DEFAULTS", "TrainConfig", "TrainResult", "train", "lr_at",
@@ -74,7 +74,8 @@ class TrainConfig:
     source: str = "pezo"
     reuse: str = "none"
     pool_size: int | None = None
-    stepping: str = "leap"
+    step: str = "leap"
+    stepping: str | None = None     # renamed `step`: refused with that message
     lanes: int = 4
     generators: int | None = None
     shared: bool | None = None
@@ -100,13 +101,15 @@ class TrainConfig:
     def resolved(self) -> "TrainConfig":
         """A copy with the defaults filled in and every choice checked."""
         c = dataclasses.replace(self)
-        if c.stepping in RETIRED_STEPS:
-            raise ValueError(f"Stepping mode {c.stepping!r} was removed: "
-                             f"{RETIRED_STEPS[c.stepping]}")
+        if c.stepping is not None:
+            raise ValueError("TrainConfig field 'stepping' was renamed 'step' (as in the "
+                             "generator configuration)")
+        if c.step in RETIRED_STEPS:
+            raise ValueError(f"Step mode {c.step!r} was removed: {RETIRED_STEPS[c.step]}")
         for name, value, choices in (("Dataset", c.dataset, DATASETS), ("Model", c.model, MODELS),
                                      ("Source", c.source, SOURCES), ("Reuse strategy", c.reuse,
                                                                      REUSES),
-                                     ("Stepping mode", c.stepping, STEPPINGS),
+                                     ("Step mode", c.step, STEPS),
                                      ("Schedule", c.schedule, SCHEDULES),
                                      ("Activation", c.activation, ACTIVATIONS),
                                      ("Rounding", c.rounding, ROUNDINGS)):
@@ -244,7 +247,7 @@ def _train(cfg, progress, src, log):
     own = source is None
     if own:
         source = make_source(cfg.source, model.n_params, lanes=cfg.lanes, reuse=cfg.reuse,
-                             pool_size=cfg.pool_size, stepping=cfg.stepping,
+                             pool_size=cfg.pool_size, step=cfg.step,
                              generators=cfg.generators, weight_format=cfg.weight_format,
                              coef_bits=cfg.coef_bits, coef_frac=cfg.coef_frac,
                              rounding=cfg.rounding, coef_rounding=cfg.coef_rounding,
@@ -412,7 +415,10 @@ def register(subparsers):
     t.add_argument("--pool-size", type=positive_int, default=None,
                    help="pregen pool size N (default: the power of two >= 8 x engine depth, "
                         "at least 1024)")
-    t.add_argument("--stepping", default="leap", choices=STEPPINGS, help="LFSR stepping mode")
+    t.add_argument("--step", default="leap", choices=STEPS, help="LFSR step mode (generator "
+                   "configuration `step`)")
+    import argparse
+    t.add_argument("--stepping", help=argparse.SUPPRESS)      # renamed --step: refused
     t.add_argument("--lanes", type=positive_int, default=4,
                    help="engine lanes m, weights per cycle (default 4)")
     t.add_argument("--generators", type=positive_int, default=None,
@@ -452,7 +458,7 @@ def register(subparsers):
 def config_from_args(args) -> TrainConfig:
     return TrainConfig(dataset=args.dataset, model=args.model, hidden=args.hidden,
                        activation=args.activation, source=args.source, reuse=args.reuse,
-                       pool_size=args.pool_size, stepping=args.stepping, lanes=args.lanes,
+                       pool_size=args.pool_size, step=args.step, lanes=args.lanes,
                        generators=args.generators, weight_format=args.weight_format,
                        shared={"auto": None, "shared": True, "independent": False}[args.bank],
                        state_bits=args.state_bits,
@@ -480,6 +486,8 @@ def summary(res: TrainResult) -> str:
 
 
 def cmd_train(args):
+    if args.stepping is not None:
+        raise ValueError("--stepping was renamed --step (as the generator configuration's `step`)")
     cfg = config_from_args(args)
     res = train(cfg, progress=not args.no_progress)
     print(summary(res))

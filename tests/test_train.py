@@ -274,13 +274,13 @@ def test_fused_calls_mixed_with_commands_are_bit_exact(g, stochastic, monkeypatc
 
 # The trainer's modes: fused = plain golden (few steps), fused = batched (many steps) --------------
 
-MODES = [dict(reuse="none", stepping="leap"),
+MODES = [dict(reuse="none", step="leap"),
          dict(reuse="none", q=2, weight_decay=1e-3),
-         dict(reuse="none", stepping="leap", shared=False, rounding="nearest"),
-         dict(reuse="pregen", stepping="leap", model="mlp"),
+         dict(reuse="none", step="leap", shared=False, rounding="nearest"),
+         dict(reuse="pregen", step="leap", model="mlp"),
          dict(reuse="pregen", q=3, rounding="nearest", weight_decay=1e-3),
-         dict(reuse="pregen", stepping="leap", q=2, pool_size=64),
-         dict(reuse="onthefly", stepping="leap", model="mlp"),
+         dict(reuse="pregen", step="leap", q=2, pool_size=64),
+         dict(reuse="onthefly", step="leap", model="mlp"),
          dict(reuse="onthefly", q=2, weight_decay=1e-3)]
 
 
@@ -291,7 +291,7 @@ def _mode_run(engine, steps, mode):
     cfg = TrainConfig(**kw).resolved()
     n = make_model(cfg.model, 13, 3, hidden=cfg.hidden).n_params
     src = make_source("pezo", n, reuse=cfg.reuse, pool_size=cfg.pool_size,
-                      stepping=cfg.stepping, shared=cfg.shared, rounding=cfg.rounding,
+                      step=cfg.step, shared=cfg.shared, rounding=cfg.rounding,
                       engine=engine)
     thetas = []                     # every theta+ / theta- pair the forward pass sees
     pair = src.perturb_pair
@@ -436,10 +436,12 @@ def test_source_errors():
         engine_config(10, reuse="cache")
     with pytest.raises(ValueError, match=r"^Stepping mode \(step\) must be one of 'leap', "
                                          r"not 'jump'$"):
-        engine_config(10, stepping="jump")
-    with pytest.raises(ValueError, match=r"^Stepping mode 'shift' was removed: its consecutive "
+        engine_config(10, step="jump")
+    with pytest.raises(ValueError, match=r"^Step mode 'shift' was removed: its consecutive "
                                          r"numbers share w-1 bits"):
-        TrainConfig(stepping="shift").resolved()
+        TrainConfig(step="shift").resolved()
+    with pytest.raises(ValueError, match=r"^TrainConfig field 'stepping' was renamed 'step'"):
+        TrainConfig(stepping="leap").resolved()
     with pytest.raises(ValueError, match=r"^mu 1e-07 rounds to 0 in the coefficient register "
                                          r"\(resolution 2\^-20\); use a larger mu$"):
         make_source("pezo", 16).set_mu(1e-7)
@@ -551,6 +553,9 @@ def test_cli_train_writes_log_and_plot(tmp_path, capsys):
     assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "--source", "sobol"])
+    old = parser.parse_args(["train", "--stepping", "leap"])
+    with pytest.raises(ValueError, match=r"^--stepping was renamed --step"):
+        old.func(old)
 
 
 def test_parity_report_smoke(tmp_path):
