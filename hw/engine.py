@@ -7,8 +7,8 @@ from amaranth.lib.wiring import In, Out
 from pezo.config import EngineConfig
 from pezo.hw.common import one_hot_states
 from pezo.hw.generator import PerturbationGenerator
-from pezo.hw.lfsr import UniformBank
-from pezo.hw.mac import MacOp, PerturbMAC, mac_input_layout
+from pezo.hw.lfsr import UniformBank, bank_latency
+from pezo.hw.mac import MAC_LATENCY, MacOp, PerturbMAC, mac_input_layout
 from pezo.hw.scaler import scale_register_bits
 from pezo.sim.engine import Err, Op
 from pezo.sim.mac import rounding_config
@@ -16,7 +16,6 @@ from pezo.sim.mac import rounding_config
 __all__ = ["PerturbEngine", "command_layout"]
 
 ARG_BITS = 64
-MAC_LATENCY = PerturbMAC.latency.fget(None)
 
 
 def command_layout():
@@ -84,9 +83,9 @@ class PerturbEngine(wiring.Component):
         registered load pulse (5), the banks' seed mixing (:attr:`pezo.hw.lfsr.UniformBank.latency`), and for pregen the pool
         fill (the rounding bank mixes in parallel; it is never slower than the generator's)."""
         g = self._cfg.generator
-        bank = UniformBank(g).latency
+        bank = bank_latency(g)
         if self._has_r:
-            bank = max(bank, UniformBank(rounding_config(self._cfg)).latency)
+            bank = max(bank, bank_latency(rounding_config(self._cfg)))
         fill = g.pool_size // g.lanes + 2 if g.reuse == "pregen" else 0
         return 5 + bank + fill
 

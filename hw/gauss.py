@@ -23,7 +23,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from pezo.fixed import hw_rshift_round_even, hw_saturate
-from pezo.hw.lfsr import UniformBank
+from pezo.hw.lfsr import UniformBank, bank_latency
 from pezo.sim.gauss import (BM_PRODUCT_FRAC, LN_FRAC, LN_SEG_BITS, SQ_SEG_BITS, GaussConfig,
                             bm_tables, clt_constant, clt_digits, clt_shift)
 
@@ -114,7 +114,7 @@ class CLTGenerator(_GaussBase):
     def latency(self):
         """Cycles from a seed load to the first value: the bank's seed mixing
         (:attr:`UniformBank.latency`) + adder-tree stages + 2 (CSD sum, rounded output)."""
-        return UniformBank(self._cfg.bank_config()).latency + self.tree_stages + 2
+        return bank_latency(self._cfg.bank_config()) + self.tree_stages + 2
 
     def elaborate(self, platform):
         m = Module()
@@ -220,7 +220,7 @@ class BoxMullerGenerator(_GaussBase):
     def latency(self):
         """Cycles from a seed load to the first value: the bank's seed mixing
         (:attr:`UniformBank.latency`) + 15 register stages."""
-        return UniformBank(self._cfg.bank_config()).latency + self.FRONT_STAGES + 3
+        return bank_latency(self._cfg.bank_config()) + self.FRONT_STAGES + 3
 
     def elaborate(self, platform):
         m = Module()

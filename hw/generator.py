@@ -5,14 +5,24 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
 from pezo.hw.common import check_config
-from pezo.hw.lfsr import UniformBank
+from pezo.hw.lfsr import UniformBank, bank_latency
 from pezo.hw.reuse import Fanout, PoolBuffer, sumsq_bits
-from pezo.hw.scaler import Scaler, scale_register_bits
+from pezo.hw.scaler import Scaler, scale_register_bits, scaler_latency
 from pezo.sim import scaler as scaler_model
 from pezo.sim.reuse import KEY_BITS, sign_rate
 from pezo.sim.seeding import domain_tweak
 
-__all__ = ["PerturbationGenerator"]
+__all__ = ["PerturbationGenerator", "generator_latency", "generator_fill_cycles"]
+
+
+def generator_latency(cfg) -> int:
+    """:attr:`PerturbationGenerator.latency` of a configuration (no component needed)."""
+    return bank_latency(cfg) + scaler_latency(cfg)
+
+
+def generator_fill_cycles(cfg) -> int:
+    """:attr:`PerturbationGenerator.fill_cycles` of a configuration (no component needed)."""
+    return cfg.pool_size // cfg.lanes + 3 if cfg.reuse == "pregen" else 0
 
 
 class PerturbationGenerator(wiring.Component):
@@ -78,14 +88,13 @@ class PerturbationGenerator(wiring.Component):
         """Cycles from a seed load (or a pregen rewind) to the first valid beat on ``o`` when ``o``
         is not stalled: the bank's seed mixing, then the scaler. For ``pregen`` a seed load first
         fills the pool: add ``fill_cycles``."""
-        return UniformBank(self._cfg).latency + Scaler(self._cfg).latency
+        return generator_latency(self._cfg)
 
     @property
     def fill_cycles(self):
         """``pregen``: cycles the pool fill adds to a seed load: N/n transfers, 2 to finish the
         second moment, 1 for the first pool read."""
-        cfg = self._cfg
-        return cfg.pool_size // cfg.lanes + 3 if cfg.reuse == "pregen" else 0
+        return generator_fill_cycles(self._cfg)
 
     def elaborate(self, platform):
         m = Module()

@@ -13,7 +13,7 @@ from pezo.sim.lfsr import POLYNOMIALS, bit_masks, polynomial
 from pezo.sim.seeding import (ROUNDS, block_count, domain_tweak, half_bits, lane_states,
                               load_cycles, round_constants)
 
-__all__ = ["UniformBank", "SeedMixer"]
+__all__ = ["UniformBank", "SeedMixer", "bank_latency"]
 
 
 class SeedMixer(wiring.Component):
@@ -75,6 +75,12 @@ class SeedMixer(wiring.Component):
                 with m.If(nblk == self._blocks - 1):
                     m.d.sync += busy.eq(0)
         return m
+
+
+def bank_latency(cfg) -> int:
+    """:attr:`UniformBank.latency` of a bank configuration (no component needed): cycles from a
+    seed load to the first number of the new stream."""
+    return 1 + load_cycles(cfg.state_bits, bank_geometry(cfg)[0], cfg.seed_width)
 
 
 class UniformBank(wiring.Component):
@@ -146,8 +152,7 @@ class UniformBank(wiring.Component):
     @property
     def latency(self):
         """Cycles from a seed load to the first number of the new stream on ``o``."""
-        cfg = self._cfg
-        return 1 + load_cycles(cfg.state_bits, bank_geometry(cfg)[0], cfg.seed_width)
+        return bank_latency(self._cfg)
 
     def elaborate(self, platform):
         m = Module()

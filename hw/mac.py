@@ -7,7 +7,10 @@ from amaranth.lib.wiring import In, Out
 from pezo.config import EngineConfig
 from pezo.fixed import hw_saturate
 
-__all__ = ["MacOp", "PerturbMAC", "mac_input_layout"]
+__all__ = ["MacOp", "PerturbMAC", "mac_input_layout", "MAC_LATENCY"]
+
+#: Register stages of :class:`PerturbMAC` (cycles from input to output without stalls).
+MAC_LATENCY = 4
 
 
 class MacOp(enum.Enum, shape=2):
@@ -69,7 +72,7 @@ class PerturbMAC(wiring.Component):
         })
 
     config = property(lambda self: self._cfg)
-    latency = property(lambda self: 4, doc="Four register stages: 4 cycles.")
+    latency = property(lambda self: MAC_LATENCY, doc="Four register stages: 4 cycles.")
 
     def elaborate(self, platform):
         m = Module()

@@ -8,12 +8,17 @@ from pezo.fixed import hw_rshift_round_even, hw_saturate
 from pezo.hw.common import check_config
 from pezo.sim import scaler as model
 
-__all__ = ["Scaler", "scale_register_bits"]
+__all__ = ["Scaler", "scale_register_bits", "scaler_latency"]
 
 
 def scale_register_bits(cfg) -> int:
     """Bits of the runtime scale register: K digits of (en, neg, shift)."""
     return cfg.scale_digits * (cfg.scale_shift_bits + 2)
+
+
+def scaler_latency(cfg) -> int:
+    """:attr:`Scaler.latency` of a configuration (no component needed)."""
+    return 3 if cfg.scale == "fixed" else 2
 
 
 class Scaler(wiring.Component):
@@ -83,7 +88,7 @@ class Scaler(wiring.Component):
     @property
     def latency(self):
         """Register stages: 3 for a ``fixed`` scale (u, digit sum, rounded z), 2 for ``runtime``."""
-        return 3 if self._cfg.scale == "fixed" else 2
+        return scaler_latency(self._cfg)
 
     def elaborate(self, platform):
         m = Module()

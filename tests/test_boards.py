@@ -1,3 +1,5 @@
+# amaranth: UnusedElaboratable=no
+# (some tests build components only to read properties or check constructor errors)
 """Board targets: smoke builds without tools, the UART, the serial bridge vs the golden engine, and
 (marked `synth`) one real synthesis per FPGA family."""
 
@@ -15,6 +17,7 @@ from pezo.boards.uart import UARTRx, UARTTx, divisor_for
 from pezo.config import EngineConfig as E, GeneratorConfig as G
 from pezo.sim.engine import EngineModel, Op, encode_signed
 from tests.simutil import run
+
 
 
 @pytest.mark.parametrize("name", list(BOARDS))

@@ -1,3 +1,5 @@
+# amaranth: UnusedElaboratable=no
+# (some tests build components only to read properties or check constructor errors)
 """Every parameter error message, pinned (GeneratorConfig validates for all blocks)."""
 
 import json
@@ -10,6 +12,7 @@ from pezo.hw.generator import PerturbationGenerator
 from pezo.hw.lfsr import UniformBank
 from pezo.hw.reuse import PoolBuffer
 from pezo.hw.scaler import Scaler
+
 
 VALUE_ERRORS = [
     (dict(lanes=0), r"^Lane count \(lanes\) must be an integer in 1\.\.64, not 0$"),

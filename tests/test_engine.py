@@ -1,3 +1,5 @@
+# amaranth: UnusedElaboratable=no
+# (some tests build components only to read properties or check constructor errors)
 """The engine: golden-model properties, hardware (Amaranth simulator) vs golden for every command,
 bad commands, timing, and the host API."""
 
@@ -9,6 +11,7 @@ from pezo.host.engine import AmaranthTransport, EngineClient, EngineError, Golde
 from pezo.hw.engine import PerturbEngine
 from pezo.hw.mac import PerturbMAC
 from pezo.sim.engine import EngineModel, Err, Op, encode_signed, signed_arg
+
 
 REUSES = {
     "none": G(lanes=4),

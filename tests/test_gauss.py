@@ -1,3 +1,5 @@
+# amaranth: UnusedElaboratable=no
+# (some tests build components only to read properties or check constructor errors)
 """Gaussian baselines (:mod:`pezo.hw.gauss`, :mod:`pezo.sim.gauss`): hardware vs golden model
 (bit-exact, random stalls, reseeding), cocotb on the generated Verilog, the fixed-point tables,
 statistical checks, and every parameter error."""
@@ -16,6 +18,7 @@ from pezo.sim import gauss as gm
 from pezo.sim.gauss import GaussConfig as GC, GaussModel, generate, stat_checks
 from tests.simutil import lanes_of, run
 from tests.test_cocotb import SIMS, _run_cocotb
+
 
 SIM_CONFIGS = [
     GC(kind="clt", k=4, lanes=1),

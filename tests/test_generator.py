@@ -1,3 +1,5 @@
+# amaranth: UnusedElaboratable=no
+# (some tests build components only to read properties or check constructor errors)
 """The whole generator: Amaranth simulation vs golden model, and the stream's properties."""
 
 import random
@@ -11,6 +13,7 @@ from pezo.hw.generator import PerturbationGenerator
 from pezo.sim import scaler as smodel
 from pezo.sim.generator import GeneratorModel, generate
 from tests.simutil import collect, run
+
 
 CONFIGS = [
     G(),
