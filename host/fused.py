@@ -41,7 +41,8 @@ import collections
 import numpy as np
 
 from pezo.fixed import saturate
-from pezo.host.perturb import BatchedGoldenTransport, _FastBank, onthefly_lanes, query_key
+from pezo.host.batched import BatchedGoldenTransport, _FastBank, query_key
+from pezo.sim.reuse import onthefly_lanes
 from pezo.sim.banks import (_basis, _field_tables, _fields_unsigned, bank_first_cycles,
                             bank_first_fields, seed_lane_states)
 from pezo.sim import scaler as smodel

@@ -42,6 +42,7 @@ import numpy as np
 from pezo.config import RETIRED_STEPS
 from pezo.host.data import DATASETS, load_dataset
 from pezo.host.models import ACTIVATIONS, MODELS, make_model
+from pezo.argtypes import positive_int
 from pezo.host.perturb import (REUSES, ROUNDINGS, SOURCES, STEPS, derive_seed,
                                 derive_seeds, make_source)
 
@@ -398,7 +399,6 @@ def plot_curves(results, path, title=None, labels=None):
 
 def register(subparsers):
     """Add the ``train`` command to an argparse sub-parser set (``pezo train``)."""
-    from pezo.cli import positive_int
     t = subparsers.add_parser("train", help="ZO-SGD (MeZO form) on a real data set through a "
                               "perturbation source: float Gaussian/uniform, the golden engine "
                               "(pezo) or the simulated hardware (pezo-sim)")

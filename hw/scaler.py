@@ -7,13 +7,9 @@ from amaranth.lib.wiring import In, Out
 from pezo.fixed import hw_rshift_round_even, hw_saturate
 from pezo.hw.common import check_config
 from pezo.sim import scaler as model
+from pezo.sim.scaler import scale_register_bits   # the register is defined by the model
 
 __all__ = ["Scaler", "scale_register_bits", "scaler_latency"]
-
-
-def scale_register_bits(cfg) -> int:
-    """Bits of the runtime scale register: K digits of (en, neg, shift)."""
-    return cfg.scale_digits * (cfg.scale_shift_bits + 2)
 
 
 def scaler_latency(cfg) -> int:

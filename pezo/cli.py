@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from pezo.argtypes import positive_int
 from pezo.config import ConfigError, load_config, parse_assignments
 from pezo.toolchain import ToolMissing, setup_environment
 
@@ -18,17 +19,6 @@ __all__ = ["main", "BLOCKS"]
 
 BLOCKS = ("generator", "bank", "scaler", "pool", "fanout", "mac", "engine")
 ENGINE_BLOCKS = ("mac", "engine")
-
-
-def positive_int(text):
-    """argparse type: a positive integer (decimal or 0x...)."""
-    try:
-        value = int(text, 0)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
-    return value
 
 
 def _add_config_args(p):

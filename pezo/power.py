@@ -63,6 +63,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pezo.toolchain import PRE_SYNTH
+
 __all__ = ["COEFFICIENTS", "ECP5_COEFFICIENTS", "UNCERTAIN", "FAMILIES", "CLOCK_SOURCES",
            "estimate_power", "netlist_activity", "block_testbench", "power_from_activity",
            "power_range", "reduction_range", "corners", "board_clock", "board_power",
@@ -689,7 +691,6 @@ def netlist_activity(dut, board, out, tb_for, env=None, progress=print, dsp=None
     ``unobserved_nets``, ``unmodelled_cells``; or ``{"unavailable": reason}`` without Verilator."""
     from amaranth.back import rtlil
 
-    from pezo.synth import PRE_SYNTH
     from pezo.toolchain import setup_environment
     env = env or setup_environment()
     verilator = shutil.which("verilator", path=env.get("PATH"))

@@ -14,13 +14,11 @@ import subprocess
 import time
 from pathlib import Path
 
-from pezo.toolchain import setup_environment
+from pezo.power import estimate_power
+from pezo.toolchain import PRE_SYNTH, setup_environment
 
 __all__ = ["synth", "summarise"]
 
-# yosys 0.70's ABC9 step fails an internal assertion (count_id(wire->name) == 0) on the MAC's
-# netlist unless unused wires are purged first; this is harmless for every design.
-PRE_SYNTH = "proc; opt_clean -purge"
 
 
 def _tool_version(env, var, arg):
@@ -153,7 +151,6 @@ def synth(board_name, config=None, build_root="build", seed=1, name=None, progre
     if sweep is not None:
         report["seed_sweep"] = sweep
     if power:
-        from pezo.power import estimate_power
         progress("[synth] power estimate (gate-level simulation of the core netlist)")
         report["power"] = estimate_power(design, cfg, board, out, report, env=env,
                                          progress=progress)

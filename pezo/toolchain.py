@@ -12,7 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
-__all__ = ["bin_dir", "verilator_root", "setup_environment", "have_verilator", "have_icarus",
+__all__ = ["PRE_SYNTH", "bin_dir", "verilator_root", "setup_environment", "have_verilator", "have_icarus",
            "ToolMissing"]
 
 
@@ -83,3 +83,9 @@ def have_verilator() -> bool:
 
 def have_icarus() -> bool:
     return shutil.which("iverilog") is not None and shutil.which("vvp") is not None
+
+
+# yosys 0.70's ABC9 step fails an internal assertion (count_id(wire->name) == 0) on the MAC's
+# netlist unless unused wires are purged first; this is harmless for every design. Every synthesis
+# flow of the project (board builds, the power netlist, the per-module breakdown) runs it first.
+PRE_SYNTH = "proc; opt_clean -purge"

@@ -138,8 +138,7 @@ class EngineModel:
         elif op == Op.SCALE:
             if g.scale != "runtime":
                 return self._fail(Err.UNSUPPORTED)
-            from pezo.hw.scaler import scale_register_bits
-            if arg >> scale_register_bits(g):
+            if arg >> smodel.scale_register_bits(g):
                 return self._fail(Err.ARG)
             self.gen.set_digits(smodel.decode_scale(arg, g))
         elif op == Op.OFFSET:

@@ -27,6 +27,7 @@ import numpy as np
 from pezo.fixed import rshift_round_even, saturate
 
 __all__ = ["t_min", "top_exponent", "csd_digits", "default_digits", "realised_alpha", "encode_scale",
+           "scale_register_bits",
            "decode_scale", "scale_values", "pool_alpha", "alpha_report"]
 
 
@@ -79,6 +80,11 @@ def top_exponent(cfg, digits=None) -> int:
     if cfg.scale == "runtime":
         return t_min(cfg) + (1 << cfg.scale_shift_bits) - 1
     return max(t for _, t in (digits if digits is not None else default_digits(cfg)))
+
+
+def scale_register_bits(cfg) -> int:
+    """Bits of the runtime scale register: K digits of (en, neg, shift)."""
+    return cfg.scale_digits * (cfg.scale_shift_bits + 2)
 
 
 def encode_scale(digits, cfg) -> int:
