@@ -18,13 +18,16 @@ weights), and ``lfsr-float`` minus ``gaussian`` that of the random stream.
 
 import argparse
 import json
+from pathlib import Path
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
+from pezo.host.data import load_dataset
+from pezo.host.models import make_model
 from pezo.host.perturb import FloatSource, bank_first_cycles, engine_config
+from pezo.host.train import train
 from pezo.sim import scaler as smodel
 
 __all__ = ["CONFIGS", "LfsrFloatSource", "run_ablation", "summarise"]
@@ -75,9 +78,6 @@ class LfsrFloatSource(FloatSource):
 
 
 def _one(name, model, seed, dataset="digits"):
-    from pezo.host.data import load_dataset
-    from pezo.host.models import make_model
-    from pezo.host.train import train
     kw = dict(CONFIGS[name])
     src = None
     exact = kw.pop("exact_alpha", False)

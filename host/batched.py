@@ -16,6 +16,7 @@ from pezo.sim import scaler as smodel
 from pezo.sim.bank import BankModel, bank_geometry
 from pezo.sim.banks import FirstCyclesBank, bank_first_cycles
 from pezo.sim.engine import EngineModel, Op
+from pezo.sim.mac import rounding_config
 from pezo.sim.reuse import KEY_BITS, ReuseModel, onthefly_lanes, onthefly_taps, sign_rate
 from pezo.sim.seeding import domain_tweak
 
@@ -205,7 +206,6 @@ class BatchedGoldenTransport(GoldenTransport):
     name = "golden-batched"
 
     def __init__(self, cfg):
-        from pezo.sim.mac import rounding_config
         self.cfg = cfg
         g = cfg.generator
         onthefly = g.out_lanes // g.lanes if g.reuse == "onthefly" else False

@@ -59,6 +59,7 @@ class Dataset:
 
 
 def _raw(name):
+    # lazy import: scikit-learn is heavy and needed only here
     from sklearn import datasets
     loader = {"digits": datasets.load_digits, "breast_cancer": datasets.load_breast_cancer,
               "wine": datasets.load_wine}[name]
@@ -82,6 +83,7 @@ def load_dataset(name: str) -> Dataset:
         raise ValueError(f"Dataset must be one of {', '.join(DATASETS)}, not {name!r}")
     if name in _CACHE:
         return _CACHE[name]
+    # lazy import: scikit-learn is heavy and needed only here
     from sklearn.model_selection import train_test_split
     X, y = _raw(name)
     X_rest, X_test, y_rest, y_test = train_test_split(X, y, test_size=0.2, stratify=y,

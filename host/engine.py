@@ -18,9 +18,11 @@ Training code talks only to :class:`EngineClient`, so it does not care which tra
 import collections
 from typing import Protocol, runtime_checkable
 
+from amaranth.sim import Simulator
 import numpy as np
 
 from pezo.fixed import Q, from_fixed, to_fixed
+from pezo.hw.engine import PerturbEngine
 from pezo.sim import scaler as smodel
 from pezo.sim.engine import EngineModel, Err, Op, encode_signed
 
@@ -83,9 +85,7 @@ class AmaranthTransport:
     name = "amaranth"
 
     def __init__(self, cfg):
-        from amaranth.sim import Simulator
 
-        from pezo.hw.engine import PerturbEngine
         self.cfg = cfg
         self.dut = dut = PerturbEngine(cfg)
         self._queue = collections.deque()

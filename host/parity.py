@@ -24,15 +24,20 @@ that of the NumPy forward pass, for ``make bench`` (``--bench`` prints it alone)
 """
 
 import argparse
+from concurrent.futures import ProcessPoolExecutor, as_completed
 import json
 import os
+from pathlib import Path
 import platform
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from pathlib import Path
 
 import numpy as np
+
+from pezo.host.ablation import FILE, summarise
+from pezo.host.data import DATASETS, load_dataset
+from pezo.host.models import MODELS, make_model
+from pezo.host.train import DEFAULTS, train
 
 __all__ = ["main", "run_study", "bench_training", "format_training_rows", "VARIANTS",
            "QUICK_VARIANTS", "POOL_SIZES", "paired_interval"]
@@ -57,7 +62,6 @@ QUICK_STEPS = {"digits": 1500, "breast_cancer": 600, "wine": 600}
 
 
 def _run(job):
-    from pezo.host.train import train
     key, overrides = job
     r = train(**overrides)
     return key, {"test_acc": r.test_acc, "test_loss": r.test_loss, "val_acc": r.val_acc,
@@ -70,7 +74,6 @@ def _run(job):
 
 
 def _jobs(quick, seeds, pairs, variants, pool_sizes):
-    from pezo.host.train import DEFAULTS
     jobs = []
     for ds, model in pairs:
         steps = QUICK_STEPS[ds] if quick else DEFAULTS[(ds, model)]["steps"]
@@ -113,6 +116,7 @@ def run_study(quick=False, seeds=3, jobs=2, pairs=None, variants=None, pool_size
 
     bar = None
     if progress:
+        # lazy import: rich is heavy and needed only here
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
         bar = Progress("parity study", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         bar.start()
@@ -158,6 +162,7 @@ def _agg(runs):
 def paired_interval(diffs, margin=0.5):
     """Mean of paired differences with its 95 % t-interval and the equivalence verdict for
     +-``margin`` points."""
+    # lazy import: scipy is heavy and needed only here
     from scipy import stats
     d = np.asarray(diffs, dtype=float)
     n = len(d)
@@ -180,11 +185,11 @@ def _mean_curve(runs):
 
 
 def write_report(study, out_dir, quick, seeds, elapsed, command):
+    # lazy import: matplotlib is heavy and needed only here
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pezo.host.train import DEFAULTS
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     main = study["main"]
@@ -325,7 +330,6 @@ def ablation_section(out_dir) -> list:
     """The "Why pezo trails on digits" section: the one-factor experiments of
     :mod:`pezo.host.ablation`, read from ``parity_ablation.json`` in the output folder (no section
     when the file is absent; ``pezo ablation --out DIR`` writes it)."""
-    from pezo.host.ablation import FILE, summarise
     path = Path(out_dir) / FILE
     if not path.exists():
         return []
@@ -453,7 +457,6 @@ def _train_timing(runs, **kw):
     warm-up run that fills the caches): the trainer's own clocks, so the perturbation path
     (source: step seeds, prefetch, passes 1-3, update) and the forward pass (L+ and L-) are
     timed separately around the same calls."""
-    from pezo.host.train import train
     train(**dict(kw, steps=2, eval_every=10**6))
     src, fwd, wall, last = [], [], [], None
     for _ in range(runs):
@@ -484,10 +487,9 @@ def bench_training(quick=False):
 
     Returns rows in the format of :mod:`pezo.bench` (what, config, count, seconds, rate, unit)
     plus ``source_ms_per_step``, ``forward_ms_per_step`` and ``ratio``."""
+    # lazy import: threadpoolctl is heavy and needed only here
     from threadpoolctl import threadpool_limits
 
-    from pezo.host.data import load_dataset
-    from pezo.host.models import make_model
     rows = []
     runs, steps = (1, 300) if quick else (3, 2000)
     for ds, model in BENCH_PAIRS:
@@ -575,8 +577,6 @@ def main(argv=None):
         args.seeds = 3 if args.quick else 20
     if args.seeds < 1 or args.jobs < 1:
         p.error("--seeds and --jobs must be positive")
-    from pezo.host.data import DATASETS
-    from pezo.host.models import MODELS
     pairs = variants = None
     if args.datasets or args.models:
         dss = args.datasets.split(",") if args.datasets else list(DATASETS)

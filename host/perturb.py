@@ -63,11 +63,12 @@ import math
 
 import numpy as np
 
-from pezo.config import REUSES, STEPS, EngineConfig, GeneratorConfig
-from pezo.fixed import Q
+from pezo.config import EngineConfig, GeneratorConfig, REUSES, STEPS
+from pezo.fixed import Q, parse_q
 from pezo.host.batched import BatchedGoldenTransport, query_key
 from pezo.host.engine import EngineClient
 from pezo.host.fused import FusedGoldenTransport
+from pezo.host.models import engine_depth
 from pezo.sim import scaler as smodel
 from pezo.sim.banks import bank_first_cycles, bank_first_fields
 from pezo.sim.lfsr import splitmix64
@@ -263,8 +264,6 @@ def engine_config(n_params, lanes=4, reuse="none", pool_size=None, step="leap",
     generators: m for ``none`` and ``pregen``, m/2 by default for ``onthefly`` (n generators
     rotated over m lanes). The depth is ``n_params`` rounded up to a multiple of m.
     """
-    from pezo.fixed import parse_q
-    from pezo.host.models import engine_depth
     if reuse not in REUSES:
         raise ValueError(f"Reuse strategy must be one of {', '.join(REUSES)}, not {reuse!r}")
     q = weight_format if isinstance(weight_format, Q) else parse_q(weight_format)

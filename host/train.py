@@ -30,21 +30,22 @@ default engine: Q4.12 weights, 16-bit coefficients scaled by 2^-20, stochastic r
 documented in ``docs/training.md``.
 """
 
+import argparse
 import dataclasses
+from dataclasses import dataclass, field
 import json
 import math
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
+import time
 
 import numpy as np
 
+from pezo.argtypes import positive_int
 from pezo.config import RETIRED_STEPS
 from pezo.host.data import DATASETS, load_dataset
 from pezo.host.models import ACTIVATIONS, MODELS, make_model
-from pezo.argtypes import positive_int
-from pezo.host.perturb import (REUSES, ROUNDINGS, SOURCES, STEPS, derive_seed,
-                                derive_seeds, make_source)
+from pezo.host.perturb import (REUSES, ROUNDINGS, SOURCES, STEPS, derive_seed, derive_seeds,
+                               make_source)
 
 __all__ = ["SCHEDULES", "DEFAULTS", "TrainConfig", "TrainResult", "train", "lr_at",
            "auto_pool_size", "write_log", "plot_curves", "register", "cmd_train"]
@@ -233,6 +234,7 @@ def train(config=None, *, progress=False, src=None, log=None, **overrides) -> Tr
     """
     cfg = dataclasses.replace(config or TrainConfig(), **overrides).resolved()
     try:
+        # lazy import: threadpoolctl is heavy and needed only here
         from threadpoolctl import threadpool_limits
     except ImportError:                 # scikit-learn brings it; without it, run as is
         return _train(cfg, progress, src, log)
@@ -344,6 +346,7 @@ def _train(cfg, progress, src, log):
 def _progress(enabled, cfg):
     if not enabled:
         return None
+    # lazy import: rich is heavy and needed only here
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeRemainingColumn)
     p = Progress(TextColumn(f"[bold]{cfg.source}[/] {cfg.dataset}/{cfg.model}"), BarColumn(),
@@ -366,6 +369,7 @@ def write_log(result, path):
 def plot_curves(results, path, title=None, labels=None):
     """Learning curves (train loss and validation accuracy against step) of one or more runs,
     as a PNG (matplotlib, Agg backend)."""
+    # lazy import: matplotlib is heavy and needed only here
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -417,7 +421,6 @@ def register(subparsers):
                         "at least 1024)")
     t.add_argument("--step", default="leap", choices=STEPS, help="LFSR step mode (generator "
                    "configuration `step`)")
-    import argparse
     t.add_argument("--stepping", help=argparse.SUPPRESS)      # renamed --step: refused
     t.add_argument("--lanes", type=positive_int, default=4,
                    help="engine lanes m, weights per cycle (default 4)")

@@ -16,13 +16,23 @@ Results go to the terminal (a table) and to ``build/bench/bench.json``.
 """
 
 import json
+from pathlib import Path
 import platform
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from pezo.config import GeneratorConfig as G
+from amaranth.sim import Simulator
+
+from pezo.config import EngineConfig, GeneratorConfig as G
+from pezo.host.engine import AmaranthTransport
+from pezo.host.parity import bench_training
+from pezo.hw.engine import PerturbEngine
+from pezo.hw.generator import PerturbationGenerator
+from pezo.sim.cocotb_run import run_cocotb
+from pezo.sim.engine import Op
+from pezo.sim.generator import generate
+from pezo.sim.harness import build_harness, compare_with_model, run_harness
 
 __all__ = ["run_bench"]
 
@@ -40,7 +50,6 @@ def _best_of(fn, repeat=3):
 
 
 def bench_model(count):
-    from pezo.sim.generator import generate
     rows = []
     for cfg in MODEL_CONFIGS:
         generate(cfg, 1, 1000)
@@ -51,9 +60,7 @@ def bench_model(count):
 
 
 def bench_amaranth(cycles):
-    from amaranth.sim import Simulator
 
-    from pezo.hw.generator import PerturbationGenerator
     rows = []
     for cfg in (G(), G(lanes=8)):
         dut = PerturbationGenerator(cfg)
@@ -74,7 +81,6 @@ def bench_amaranth(cycles):
 
 
 def bench_verilator(beats, tmp):
-    from pezo.sim.harness import build_harness, compare_with_model, run_harness
     rows = []
     for cfg in (G(lanes=8), G(lanes=8, scale="fixed")):
         exe = build_harness(cfg)
@@ -93,9 +99,6 @@ def bench_verilator(beats, tmp):
 def bench_engine(quick):
     """Engine cycles per pass (Amaranth simulator, measured) for d = 4096 at m = 1/4/8, and the
     cocotb-on-Verilator co-simulation speed in weight updates per second."""
-    from pezo.config import EngineConfig
-    from pezo.host.engine import AmaranthTransport
-    from pezo.sim.engine import Op
     rows = []
     depth = 512 if quick else 4096
     for m in (1, 4, 8):
@@ -109,8 +112,6 @@ def bench_engine(quick):
         rows.append({"what": "engine pass (Amaranth sim)", "config": f"{cfg.name()}",
                      "count": t.cycles - c0, "seconds": secs, "rate": depth / secs,
                      "unit": "weights/s", "cycles_per_pass": t.cycles - c0})
-    from pezo.hw.engine import PerturbEngine
-    from pezo.sim.cocotb_run import run_cocotb
     cfg = EngineConfig(generator=G(lanes=8), depth=depth)
     steps = 2 if quick else 6
     text, secs = run_cocotb("verilator", "pezo_engine", PerturbEngine(cfg), f"bench-{cfg.name()}",
@@ -134,11 +135,11 @@ def bench_make_test():
 
 
 def _bench_training(quick):
-    from pezo.host.parity import bench_training
     return bench_training(quick)
 
 
 def run_bench(args):
+    # lazy import: rich is heavy and needed only here
     from rich.console import Console
     from rich.table import Table
     console = Console(width=max(140, Console().width))

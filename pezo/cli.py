@@ -3,16 +3,43 @@
 """The ``pezo`` command line: ``pezo <command> --help`` for each command."""
 
 import argparse
+import dataclasses
+import importlib
 import json
 import os
+from pathlib import Path
 import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+from amaranth.back import rtlil, verilog
+from amaranth.hdl import Shape
+import numpy as np
 
 from pezo.argtypes import positive_int
-from pezo.config import ConfigError, load_config, parse_assignments
+from pezo.bench import run_bench
+from pezo.boards.targets import BOARDS, get_board
+from pezo.config import (ConfigError, EngineConfig, _read_table_file, load_config,
+                         load_engine_config, parse_assignments)
+from pezo.designs import design_name
+from pezo.host.train import register as register_train
+from pezo.hw.engine import PerturbEngine
+from pezo.hw.generator import PerturbationGenerator, generator_fill_cycles, generator_latency
+from pezo.hw.lfsr import UniformBank
+from pezo.hw.mac import PerturbMAC
+from pezo.hw.reuse import Fanout, PoolBuffer
+from pezo.hw.scaler import Scaler
+from pezo.paper import run_paper
+from pezo.power import COEFFICIENTS
+from pezo.powercal import run as run_calibration
+from pezo.quality import MODES, dieharder, format_table, measure, write_results
+from pezo.report import aggregate, compare, format_compare, load_report, load_reports
+from pezo.sim import scaler
+from pezo.sim.bank import BankModel
+from pezo.sim.generator import GeneratorModel
+from pezo.sim.lfsr import POLYNOMIALS
+from pezo.synth import synth
 from pezo.toolchain import ToolMissing, setup_environment
 
 __all__ = ["main", "BLOCKS"]
@@ -36,9 +63,7 @@ def _config(args):
 
 def _split_sets(args):
     """--set assignments split into (generator keys, engine keys)."""
-    import dataclasses
 
-    from pezo.config import EngineConfig
     engine_keys = {f.name for f in dataclasses.fields(EngineConfig)} - {"generator"}
     sets = parse_assignments(args.set)
     eng = {k: v for k, v in sets.items() if k in engine_keys}
@@ -47,19 +72,12 @@ def _split_sets(args):
 
 
 def _engine_config(args):
-    from pezo.config import load_engine_config
     gen, eng = _split_sets(args)
     return load_engine_config(args.config, eng, gen)
 
 
 def build_block(block, cfg):
     """The Amaranth component for ``block`` under configuration ``cfg``."""
-    from pezo.hw.generator import PerturbationGenerator
-    from pezo.hw.lfsr import UniformBank
-    from pezo.hw.reuse import Fanout, PoolBuffer
-    from pezo.hw.scaler import Scaler
-    from pezo.hw.engine import PerturbEngine
-    from pezo.hw.mac import PerturbMAC
     table = {
         "mac": lambda: PerturbMAC(cfg),
         "engine": lambda: PerturbEngine(cfg),
@@ -76,7 +94,6 @@ def build_block(block, cfg):
 
 def write_block(block, cfg, out_dir, name=None, formats=("v", "il")):
     """Write Verilog/RTLIL of ``block`` into ``out_dir``; returns the written paths."""
-    from amaranth.back import rtlil, verilog
     name = name or f"pezo_{block}"
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -107,7 +124,6 @@ def write_block(block, cfg, out_dir, name=None, formats=("v", "il")):
 
 
 def _width(member):
-    from amaranth.hdl import Shape
     return Shape.cast(member.shape).width
 
 
@@ -121,17 +137,13 @@ def cmd_generate(args):
 
 def _bits_pack(values, width):
     """Pack w-bit two's complement values contiguously, LSB first, into bytes."""
-    import numpy as np
     v = values.astype(np.int64) & ((1 << width) - 1)
     bits = ((v[:, None] >> np.arange(width)) & 1).astype(np.uint8)
     return np.packbits(bits.reshape(-1), bitorder="little").tobytes()
 
 
 def cmd_stream(args):
-    import numpy as np
 
-    from pezo.sim.generator import GeneratorModel
-    from pezo.sim.bank import BankModel
     cfg = _config(args)
     if args.count < 0:
         raise ValueError(f"Count must be a non-negative integer, not {args.count!r}")
@@ -170,7 +182,6 @@ def cmd_stream(args):
 
 
 def cmd_quality(args):
-    from pezo.quality import MODES, dieharder, format_table, measure, write_results
     if args.modes:
         if args.config or args.set:
             raise ValueError("--modes measures the standard set of modes; it takes no --config "
@@ -199,12 +210,10 @@ def cmd_quality(args):
 
 
 def cmd_calibrate(args):
-    from pezo.power import COEFFICIENTS
-    from pezo.powercal import run
 
     def say(msg):
         print(msg, file=sys.stderr, flush=True)
-    coef, rows = run(args.out, args.build, progress=say)
+    coef, rows = run_calibration(args.out, args.build, progress=say)
     print(f"{'coefficient':26} {'fitted':>10} {'pezo.power':>10}")
     for k, v in coef.items():
         print(f"{k:26} {v:10.4g} {COEFFICIENTS[k][0]:10.4g}")
@@ -220,9 +229,6 @@ def cmd_calibrate(args):
 
 
 def cmd_info(args):
-    from pezo.sim import scaler
-    from pezo.sim.lfsr import POLYNOMIALS
-    from pezo.hw.generator import generator_fill_cycles, generator_latency
     cfg = _config(args)
     rep = scaler.alpha_report(cfg)
     poly = " + ".join(f"x^{e}" if e > 1 else ("x" if e == 1 else "1")
@@ -237,6 +243,7 @@ def cmd_info(args):
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
+    # lazy import: rich is heavy and needed only here
     from rich.console import Console
     from rich.table import Table
     t = Table(title=f"PeZO generator {cfg.name()}", show_header=False)
@@ -283,14 +290,11 @@ def cmd_setup(args):
 
 
 def cmd_synth(args):
-    from pezo.boards.targets import get_board
-    from pezo.synth import synth
     board = get_board(args.board)
     cfg = None
     if args.config or args.set:
         base = {"engine": {k: v for k, v in board.default.to_dict().items() if k != "generator"},
                 "generator": board.default.generator.to_dict()}
-        from pezo.config import EngineConfig, _read_table_file
         data = _read_table_file(args.config) if args.config else {}
         gen, eng = _split_sets(args)
         base["engine"].update(data.get("engine", {}))
@@ -309,7 +313,6 @@ def cmd_synth(args):
 
 
 def cmd_report(args):
-    from pezo.report import aggregate
     res = aggregate(args.paths, args.out)
     print(res["markdown"].read_text())
     print(f"{res['reports']} report(s) aggregated into {res['csv']}, {res['markdown']}"
@@ -320,7 +323,6 @@ def cmd_report(args):
 def _report_for(arg, args):
     """A report dict for a compare argument: a report file, a folder with one, or a config file
     (synthesised for --board/--design unless its build exists)."""
-    from pezo.report import load_report, load_reports
     p = Path(arg)
     if p.is_dir():
         reps = load_reports([p])
@@ -335,10 +337,6 @@ def _report_for(arg, args):
             return load_report(p)
         except ValueError:
             pass            # JSON but not a report: a configuration file
-    from pezo.boards.targets import get_board
-    from pezo.config import load_engine_config
-    from pezo.designs import design_name
-    from pezo.synth import synth
     board = get_board(args.board)
     cfg = load_engine_config(str(p), {}, {})
     out = Path("build") / board.name / design_name(args.design, cfg) / "report.json"
@@ -348,11 +346,9 @@ def _report_for(arg, args):
 
 
 def cmd_compare(args):
-    from pezo.report import compare, format_compare
     if args.paper:
         if args.a or args.b:
             raise ValueError("--paper takes no A/B arguments")
-        from pezo.paper import run_paper
         return run_paper([b for b in args.boards.split(",") if b], out_dir=args.out,
                          force=args.force)
     if not args.a or not args.b:
@@ -364,14 +360,12 @@ def cmd_compare(args):
 
 
 def cmd_boards(args):
-    from pezo.boards.targets import BOARDS
     for b in BOARDS.values():
         print(f"{b.name:<12} {b.description}\n{'':<12} default: {b.default.name()}")
     return 0
 
 
 def cmd_program(args):
-    from pezo.boards.targets import get_board
     board = get_board(args.board)
     cfg_name = board.default.name()
     bitdir = Path("build") / board.name / (args.name or cfg_name)
@@ -391,7 +385,6 @@ def cmd_program(args):
 
 
 def cmd_bench(args):
-    from pezo.bench import run_bench
     return run_bench(args)
 
 
@@ -510,7 +503,6 @@ def make_parser():
     bo = sub.add_parser("boards", help="list the board targets and their default configuration")
     bo.set_defaults(func=cmd_boards)
 
-    from pezo.host.train import register as register_train
     register_train(sub)
     for name, text in _STUDIES.items():     # listed here; run by main() with their own options
         sub.add_parser(name, help=text + f" (`pezo {name} --help` for its options)")
@@ -530,7 +522,6 @@ def main(argv=None):
     setup_environment()
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in _STUDIES:
-        import importlib
         return importlib.import_module(f"pezo.host.{argv[0]}").main(argv[1:])
     args = make_parser().parse_args(argv)
     try:

@@ -7,11 +7,14 @@ Configurations load from TOML or JSON files (a ``[generator]`` table or a flat t
 """
 
 import dataclasses
+from dataclasses import dataclass, fields
 import json
 import math
-import tomllib
-from dataclasses import dataclass, fields
 from pathlib import Path
+import tomllib
+
+from pezo.sim.gf2 import onthefly_taps
+from pezo.sim.lfsr import POLYNOMIALS
 
 __all__ = ["GeneratorConfig", "EngineConfig", "DEFAULT_DIGITS", "load_config", "load_engine_config",
            "parse_assignments", "ConfigError"]
@@ -122,7 +125,6 @@ class GeneratorConfig:
     def __post_init__(self):
         _check_int("Lane count (lanes)", self.lanes, 1, 64)
         _check_int("Number width (width)", self.width, 2, 32)
-        from pezo.sim.lfsr import POLYNOMIALS
         if isinstance(self.state_bits, int) and self.state_bits in POLYNOMIALS:
             pass
         elif isinstance(self.state_bits, int) and self.state_bits > 64 \
@@ -156,7 +158,6 @@ class GeneratorConfig:
             raise ValueError("Reuse 'onthefly' rotates the generators' states and needs independent "
                              "lanes (shared=False)")
         if self.reuse == "onthefly":
-            from pezo.sim.gf2 import onthefly_taps
             onthefly_taps(self.width, self.out_lanes // self.lanes)   # ValueError if too many
         if self.reuse == "pregen":
             if self.out_lanes > self.lanes * self.width:

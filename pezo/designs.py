@@ -11,6 +11,12 @@ Every other design is one stream-producing block behind :class:`pezo.boards.harn
   the generator's output lanes and output width (``z_int``/``z_frac``).
 """
 
+from pezo.boards.harness import PassThrough
+from pezo.hw.gauss import make_gauss
+from pezo.hw.generator import PerturbationGenerator
+from pezo.hw.lfsr import UniformBank
+from pezo.sim.gauss import GaussConfig
+
 __all__ = ["DESIGNS", "BLOCK_DESIGNS", "GAUSS_DESIGNS", "design_block", "design_name",
            "check_design"]
 
@@ -28,7 +34,6 @@ def check_design(design):
 def gauss_config(design, gen):
     """The Gaussian baseline configuration matching generator configuration ``gen``: same output
     lanes, same output format, same master seed width."""
-    from pezo.sim.gauss import GaussConfig
     kind, k = ("boxmuller", None) if design == "boxmuller" else ("clt", int(design[3:]))
     args = dict(kind=kind, lanes=gen.out_lanes, z_int=gen.z_int, z_frac=gen.z_frac,
                 seed_width=gen.seed_width)
@@ -43,15 +48,11 @@ def design_block(design, gen):
     if design == "engine":
         raise ValueError("The engine is not a harnessed block; use pezo.boards.top.BoardTop")
     if design == "generator":
-        from pezo.hw.generator import PerturbationGenerator
         return PerturbationGenerator(gen)
     if design == "bank":
-        from pezo.hw.lfsr import UniformBank
         return UniformBank(gen, rotate=gen.reuse == "onthefly")
     if design == "passthrough":
-        from pezo.boards.harness import PassThrough
         return PassThrough(gen.lanes, gen.width, gen.seed_width)
-    from pezo.hw.gauss import make_gauss
     return make_gauss(gauss_config(design, gen))
 
 

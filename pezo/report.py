@@ -20,8 +20,10 @@ figures show as empty cells ("–"), and :func:`missing_fields` (the ``missing``
 import csv
 import json
 import math
-import re
 from pathlib import Path
+import re
+
+from pezo.power import reduction_range
 
 __all__ = ["COLUMNS", "RESOURCES", "load_report", "load_reports", "missing_fields", "flatten",
            "write_csv", "markdown_table", "plot", "aggregate", "module_totals", "compare",
@@ -330,6 +332,7 @@ def plot(rows, out_dir):
     and ``power.png`` in ``out_dir`` (made if needed). A plot whose figure no row has is not
     written. Uses matplotlib's Agg renderer without touching pyplot's global state. Returns the
     paths written."""
+    # lazy import: matplotlib is heavy and needed only here
     from matplotlib.figure import Figure
 
     rows = list(rows)
@@ -538,7 +541,6 @@ def _design_resources(a, b, notes):
     fam = a.get("family") or ("ecp5" if str(a.get("board", "")).startswith("ulx3s") else "ice40")
     if (acta and actb and pa.get("clock_mhz") and pa.get("clock_mhz") == pb.get("clock_mhz")
             and a.get("family") == b.get("family") and pb.get("dynamic_mw")):
-        from pezo.power import reduction_range
         mid, lo, hi = reduction_range(acta, actb, pa["clock_mhz"], fam)
         notes.append(f"Dynamic power change over the model's uncertainty (pezo.power.UNCERTAIN, "
                      f"the same corner for A and B): {mid:+.1f} % [{lo:+.1f}, {hi:+.1f}].")

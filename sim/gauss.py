@@ -74,13 +74,13 @@ quarter-wave sine 2^(A-2) x 16 bits (read twice per cycle).
 """
 
 import dataclasses
-import math
 from dataclasses import dataclass, fields
 from fractions import Fraction
+import math
 
 import numpy as np
 
-from pezo.config import _check_choice, _check_int, config_from_dict
+from pezo.config import GeneratorConfig, _check_choice, _check_int, config_from_dict
 from pezo.fixed import rshift_round_even
 from pezo.sim.bank import BankModel
 
@@ -215,7 +215,6 @@ class GaussConfig:
 
     def bank_config(self):
         """The :class:`~pezo.config.GeneratorConfig` of the baseline's uniform bank."""
-        from pezo.config import GeneratorConfig
         return GeneratorConfig(lanes=self.bank_lanes, width=self.bank_width,
                                state_bits=self.state_bits, seed_width=self.seed_width,
                                step="leap", reuse="none")

