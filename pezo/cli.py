@@ -22,14 +22,9 @@ from pezo.bench import run_bench
 from pezo.boards.targets import BOARDS, get_board
 from pezo.config import (ConfigError, EngineConfig, _read_table_file, load_config,
                          load_engine_config, parse_assignments)
-from pezo.designs import design_name
+from pezo.designs import REGISTRY, build as build_design, design_name
 from pezo.host.train import register as register_train
-from pezo.hw.engine import PerturbEngine
-from pezo.hw.generator import PerturbationGenerator, generator_fill_cycles, generator_latency
-from pezo.hw.lfsr import UniformBank
-from pezo.hw.mac import PerturbMAC
-from pezo.hw.reuse import Fanout, PoolBuffer
-from pezo.hw.scaler import Scaler
+from pezo.hw.generator import generator_fill_cycles, generator_latency
 from pezo.paper import run_paper
 from pezo.power import COEFFICIENTS
 from pezo.powercal import run as run_calibration
@@ -44,8 +39,8 @@ from pezo.toolchain import ToolMissing, setup_environment
 
 __all__ = ["main", "BLOCKS"]
 
-BLOCKS = ("generator", "bank", "scaler", "pool", "fanout", "mac", "engine")
-ENGINE_BLOCKS = ("mac", "engine")
+BLOCKS = tuple(REGISTRY)
+ENGINE_BLOCKS = tuple(n for n, d in REGISTRY.items() if d.config == "engine")
 
 
 def _add_config_args(p):
@@ -77,19 +72,11 @@ def _engine_config(args):
 
 
 def build_block(block, cfg):
-    """The Amaranth component for ``block`` under configuration ``cfg``."""
-    table = {
-        "mac": lambda: PerturbMAC(cfg),
-        "engine": lambda: PerturbEngine(cfg),
-        "generator": lambda: PerturbationGenerator(cfg),
-        "bank": lambda: UniformBank(cfg, rotate=cfg.reuse == "onthefly"),
-        "scaler": lambda: Scaler(cfg),
-        "pool": lambda: PoolBuffer(cfg),
-        "fanout": lambda: Fanout(cfg),
-    }
-    if block not in table:
+    """The Amaranth component for ``block`` (a name of :data:`pezo.designs.REGISTRY`) under
+    configuration ``cfg``."""
+    if block not in BLOCKS:
         raise ValueError(f"Block must be one of {', '.join(BLOCKS)}, not {block!r}")
-    return table[block]()
+    return build_design(block, cfg)
 
 
 def write_block(block, cfg, out_dir, name=None, formats=("v", "il")):
@@ -97,19 +84,19 @@ def write_block(block, cfg, out_dir, name=None, formats=("v", "il")):
     name = name or f"pezo_{block}"
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    bad = [f for f in formats if f not in ("v", "il")]
+    if bad or not formats:
+        raise ValueError(f"Output format must be 'v' or 'il', not {(bad or [''])[0]!r}")
     written = []
     for fmt in formats:
         dut = build_block(block, cfg)  # a fresh elaboration per back-end
         if fmt == "v":
             text = verilog.convert(dut, name=name, strip_internal_attrs=True)
-        elif fmt == "il":
-            text = rtlil.convert(dut, name=name)
         else:
-            raise ValueError(f"Output format must be 'v' or 'il', not {fmt!r}")
+            text = rtlil.convert(dut, name=name)
         path = out_dir / f"{name}.{fmt}"
         path.write_text(text)
         written.append(path)
-    dut = build_block(block, cfg)
     meta = {
         "block": block, "name": name, "config": cfg.to_dict(),
         "latency": getattr(dut, "latency", None),
@@ -395,7 +382,7 @@ def make_parser():
 
     g = sub.add_parser("generate", help="write Verilog and RTLIL for a block")
     g.add_argument("block", nargs="?", default="generator", choices=BLOCKS,
-                   help="which block (default: generator)")
+                   help="which design (default: generator; pezo.designs.REGISTRY)")
     _add_config_args(g)
     g.add_argument("--out", "-o", default="build/rtl", metavar="DIR", help="output folder")
     g.add_argument("--name", help="top module name (default pezo_<block>)")

@@ -1,7 +1,8 @@
-"""The designs ``pezo synth --design`` can put on a board, and how each is built.
+"""Every design the project builds, in one registry (:data:`REGISTRY`), and how each is built.
 
-``engine`` is the complete perturbation engine behind the serial command port (the default).
-Every other design is one stream-producing block behind :class:`pezo.boards.harness.BlockHarness`:
+``pezo generate NAME`` writes any of them; ``pezo synth --design NAME`` puts the ones with a
+board wrapper on a board: ``engine`` (the default) behind the serial command bridge, and the
+stream-producing blocks behind :class:`pezo.boards.harness.BlockHarness`:
 
 * ``generator`` - the PeZO generator (bank -> reuse -> scaler) of the configuration;
 * ``bank`` - the uniform RNG bank alone;
@@ -9,26 +10,94 @@ Every other design is one stream-producing block behind :class:`pezo.boards.harn
   marginal logic cells;
 * ``clt4``, ``clt8``, ``clt12``, ``boxmuller`` - the Gaussian baselines (:mod:`pezo.hw.gauss`) at
   the generator's output lanes and output width (``z_int``/``z_frac``).
+
+``scaler``, ``pool``, ``fanout`` and ``mac`` take an input stream and have no board wrapper: they
+are generated (and simulated) but not synthesised on their own.
 """
 
+import dataclasses
+from typing import Callable
+
 from pezo.boards.harness import PassThrough
+from pezo.hw.engine import PerturbEngine
 from pezo.hw.gauss import make_gauss
 from pezo.hw.generator import PerturbationGenerator
 from pezo.hw.lfsr import UniformBank
+from pezo.hw.mac import PerturbMAC
+from pezo.hw.reuse import Fanout, PoolBuffer
+from pezo.hw.scaler import Scaler
 from pezo.sim.gauss import GaussConfig
 
-__all__ = ["DESIGNS", "BLOCK_DESIGNS", "GAUSS_DESIGNS", "design_block", "design_name",
-           "check_design"]
+__all__ = ["Design", "REGISTRY", "DESIGNS", "BLOCK_DESIGNS", "GAUSS_DESIGNS", "design_block",
+           "build", "design_name", "check_design"]
 
 GAUSS_DESIGNS = ("clt4", "clt8", "clt12", "boxmuller")
-BLOCK_DESIGNS = ("generator", "bank", "passthrough") + GAUSS_DESIGNS
-DESIGNS = ("engine",) + BLOCK_DESIGNS
 
 
-def check_design(design):
-    if design not in DESIGNS:
-        raise ValueError(f"Design must be one of {', '.join(DESIGNS)}, not {design!r}")
+@dataclasses.dataclass(frozen=True)
+class Design:
+    """One design: ``build(cfg)`` gives its Amaranth component; ``config`` says which
+    configuration it takes (``"engine"``: an EngineConfig; ``"generator"``: a GeneratorConfig);
+    ``board`` says how it goes on a board: ``"bridge"`` (the engine behind the serial command
+    bridge), ``"harness"`` (a stream-producing block behind the UART block harness) or None
+    (generate only: a block with an input stream has no board wrapper)."""
+    name: str
+    build: Callable
+    config: str
+    board: str | None
+    doc: str
+
+
+def _gauss(name):
+    return Design(name, lambda gen: make_gauss(gauss_config(name, gen)), "generator", "harness",
+                  f"Gaussian baseline {name} at the generator's output lanes and format")
+
+
+#: Every design, by name: the one registry that ``pezo generate``, ``pezo synth``, the power
+#: estimate and ``make compare`` use.
+REGISTRY = {d.name: d for d in [
+    Design("engine", PerturbEngine, "engine", "bridge",
+           "the perturbation engine (generator, MAC, weight memory, command decoder)"),
+    Design("generator", PerturbationGenerator, "generator", "harness",
+           "the PeZO generator: bank -> reuse -> scaler"),
+    Design("bank", lambda gen: UniformBank(gen, rotate=gen.reuse == "onthefly"), "generator",
+           "harness", "the uniform RNG bank alone"),
+    Design("passthrough", lambda gen: PassThrough(gen.lanes, gen.width, gen.seed_width),
+           "generator", "harness", "ports only, no logic: the harness's own cost"),
+    Design("scaler", Scaler, "generator", None, "the adaptive scaler alone (input stream)"),
+    Design("pool", PoolBuffer, "generator", None, "the pregen pool buffer alone (input stream)"),
+    Design("fanout", Fanout, "generator", None, "the onthefly fan-out alone (input stream)"),
+    Design("mac", PerturbMAC, "engine", None, "the perturbation MAC alone (input stream)"),
+] + [_gauss(n) for n in GAUSS_DESIGNS]}
+
+#: What ``pezo synth --design`` accepts (a board wrapper exists), the engine first.
+DESIGNS = tuple(n for n, d in REGISTRY.items() if d.board)
+BLOCK_DESIGNS = tuple(n for n, d in REGISTRY.items() if d.board == "harness")
+
+
+def check_design(design, synthesisable=True):
+    names = DESIGNS if synthesisable else tuple(REGISTRY)
+    if design not in names:
+        extra = ""
+        if synthesisable and design in REGISTRY:
+            extra = (f" ({design} has an input stream and no board wrapper: `pezo generate "
+                     f"{design}` writes its Verilog)")
+        raise ValueError(f"Design must be one of {', '.join(names)}, not {design!r}{extra}")
     return design
+
+
+def build(design, cfg):
+    """The Amaranth component of any registered design: ``cfg`` is an EngineConfig for the
+    engine-configured designs (engine, mac), else a GeneratorConfig (an EngineConfig's generator
+    is taken)."""
+    check_design(design, synthesisable=False)
+    d = REGISTRY[design]
+    if d.config == "generator":
+        cfg = getattr(cfg, "generator", cfg)
+    elif not hasattr(cfg, "generator"):
+        raise ValueError(f"Design {design} needs an engine configuration (an [engine] table), "
+                         f"not a generator configuration alone")
+    return d.build(cfg)
 
 
 def gauss_config(design, gen):
@@ -43,17 +112,12 @@ def gauss_config(design, gen):
 
 
 def design_block(design, gen):
-    """The Amaranth component of block design ``design`` for generator configuration ``gen``."""
+    """The Amaranth component of harnessed block design ``design`` for generator configuration
+    ``gen``."""
     check_design(design)
-    if design == "engine":
+    if REGISTRY[design].board != "harness":
         raise ValueError("The engine is not a harnessed block; use pezo.boards.top.BoardTop")
-    if design == "generator":
-        return PerturbationGenerator(gen)
-    if design == "bank":
-        return UniformBank(gen, rotate=gen.reuse == "onthefly")
-    if design == "passthrough":
-        return PassThrough(gen.lanes, gen.width, gen.seed_width)
-    return make_gauss(gauss_config(design, gen))
+    return build(design, gen)
 
 
 def design_name(design, cfg):

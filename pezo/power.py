@@ -70,8 +70,7 @@ import numpy as np
 
 from pezo.boards.targets import get_board
 from pezo.boards.top import ice40_pll_params
-from pezo.designs import check_design, design_block
-from pezo.hw.engine import PerturbEngine
+from pezo.designs import build as build_design, check_design
 from pezo.sim.engine import Op
 from pezo.toolchain import PRE_SYNTH, setup_environment
 
@@ -445,9 +444,7 @@ def _component(design):
 
 
 def _core(design, cfg):
-    if design == "engine":
-        return PerturbEngine(cfg)
-    return design_block(design, getattr(cfg, "generator", cfg))
+    return build_design(design, cfg)
 
 
 def _block_tb(seed_w, dut, cycles, warmup, ports, extra_dumps=""):

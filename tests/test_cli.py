@@ -161,3 +161,20 @@ def test_parity_and_ablation_are_subcommands(capsys):
         main(["--help"])
     out = capsys.readouterr().out
     assert "parity" in out and "ablation" in out
+
+
+def test_one_design_registry_for_generate_and_synth(tmp_path, capsys):
+    """`pezo generate` writes every registered design, the Gaussian baselines included (their
+    output: out_lanes values of z_bits); `pezo synth` takes the designs with a board wrapper and
+    says why an input-stream block has none."""
+    from pezo.designs import DESIGNS, REGISTRY
+    assert {"engine", "mac", "scaler", "clt4", "boxmuller", "generator"} <= set(REGISTRY)
+    assert "scaler" not in DESIGNS and "boxmuller" in DESIGNS
+    assert main(["generate", "clt4", "--set", "lanes=2", "-o", str(tmp_path)]) == 0
+    meta = json.loads((tmp_path / "pezo_clt4.json").read_text())
+    assert meta["ports"]["o__payload"]["width"] == 2 * 16
+    assert "module pezo_clt4" in (tmp_path / "pezo_clt4.v").read_text()
+    capsys.readouterr()
+    assert main(["synth", "--board", "ice40", "--design", "mac"]) == 2
+    err = capsys.readouterr().err
+    assert "not 'mac' (mac has an input stream and no board wrapper: `pezo generate mac`" in err
