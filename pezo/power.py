@@ -835,155 +835,10 @@ def _cell_models(work):
     return path.name
 
 
-def _bus(prefix, n):
-    return "{" + ", ".join(f"{prefix}{i}" for i in reversed(range(n))) + "}"
-
-
-def _dp16kd_behaviour():
-    loads = "\n".join(f"\t\tpz_load(INITVAL_{i:02X}, {i});" for i in range(64))
-    return f"""
-	// --- pezo.power: behavioural model (yosys ships DP16KD as a black box) -----------------
-	// Covers what yosys's ECP5 memory mapping emits: NOREG outputs, CSDECODE 0b000, port widths
-	// 1/2/4/9/18 (true dual port) or 36 (port A writes, port B reads), byte enables on the low
-	// address bits (ADx1:0 at 18 bits, ADA3:0 at 36), WRITEMODE NORMAL / WRITETHROUGH /
-	// READBEFOREWRITE, SYNC or ASYNC output reset. Layout (yosys's INITVAL layout): 1,024 words
-	// of 18 bits (two 9-bit bytes); widths below 9 use the data bits in order and skip the
-	// parity bits 8 and 17; a 36-bit word at address a is the 18-bit words 2a (bits 17:0) and
-	// 2a+1. pz_reads_a/b and pz_writes_a/b toggle once per read and per write of a port
-	// (pezo.power counts them): a write is a clock-enabled cycle with WE and a byte enabled; a
-	// read is a clock-enabled cycle of a port whose output is enabled (OCE) and updated (not a
-	// NORMAL-mode write, which keeps the output): a read-before-write cycle is both.
-	wire [17:0] pz_dia = {_bus("DIA", 18)};
-	wire [17:0] pz_dib = {_bus("DIB", 18)};
-	wire [13:0] pz_ada = {_bus("ADA", 14)};
-	wire [13:0] pz_adb = {_bus("ADB", 14)};
-	reg [17:0] pz_mem [0:1023];
-	reg [17:0] pz_doa = 18'd0, pz_dob = 18'd0;
-	reg [35:0] pz_do36 = 36'd0;
-	reg pz_reads_a = 1'b0, pz_writes_a = 1'b0, pz_reads_b = 1'b0, pz_writes_b = 1'b0;
-	assign {_bus("DOA", 18)} = DATA_WIDTH_B == 36 ? pz_do36[17:0] : pz_doa;
-	assign {_bus("DOB", 18)} = DATA_WIDTH_B == 36 ? pz_do36[35:18] : pz_dob;
-
-	task pz_load(input [319:0] v, input integer base);
-		integer j;
-		for (j = 0; j < 16; j = j + 1) pz_mem[base * 16 + j] = v[j * 20 +: 18];
-	endtask
-	initial begin
-		if (REGMODE_A != "NOREG" || REGMODE_B != "NOREG" || CSDECODE_A != "0b000"
-		    || CSDECODE_B != "0b000" || DATA_WIDTH_B == 36 && DATA_WIDTH_A != 36)
-			$fatal(1, "pezo.power DP16KD model: unsupported configuration");
-{loads}
-	end
-
-	// Lowest bit of a narrow word inside its 18-bit word (sub: the address bits 3:0).
-	function integer pz_pos(input integer width, input [3:0] sub);
-		case (width)
-			9: pz_pos = sub[3] ? 9 : 0;
-			4: pz_pos = 4 * sub[3:2] + (sub[3] ? 1 : 0);
-			2: pz_pos = 2 * sub[3:1] + (sub[3] ? 1 : 0);
-			1: pz_pos = sub[3:0] + (sub[3] ? 1 : 0);
-			default: pz_pos = 0;
-		endcase
-	endfunction
-	function [17:0] pz_merge(input [17:0] old, input integer width, input [3:0] sub,
-	                         input [17:0] d);
-		reg [17:0] m;
-		begin
-			if (width >= 18)
-				pz_merge = {{sub[1] ? d[17:9] : old[17:9], sub[0] ? d[8:0] : old[8:0]}};
-			else begin
-				m = ((18'd1 << width) - 18'd1) << pz_pos(width, sub);
-				pz_merge = (old & ~m) | ((d << pz_pos(width, sub)) & m);
-			end
-		end
-	endfunction
-	function [17:0] pz_pick(input [17:0] word, input integer width, input [3:0] sub);
-		pz_pick = width >= 18 ? word : (word >> pz_pos(width, sub)) & ((18'd1 << width) - 18'd1);
-	endfunction
-
-	wire pz_clka = CLKAMUX == "INV" ? ~CLKA : CLKA;
-	wire pz_clkb = CLKBMUX == "INV" ? ~CLKB : CLKB;
-	wire pz_arst_a = RESETMODE == "ASYNC" && RSTA;
-	wire pz_arst_b = RESETMODE == "ASYNC" && RSTB;
-	wire [9:0] pz_wa = pz_ada[13:4];
-	wire [9:0] pz_wb = pz_adb[13:4];
-	wire [9:0] pz_wa0 = {{pz_ada[13:5], 1'b0}};
-	wire [9:0] pz_wa1 = {{pz_ada[13:5], 1'b1}};
-	wire [9:0] pz_wb0 = {{pz_adb[13:5], 1'b0}};
-	wire [9:0] pz_wb1 = {{pz_adb[13:5], 1'b1}};
-	wire pz_wr_a = CEA && WEA && (DATA_WIDTH_A == 36 ? |pz_ada[3:0]
-	                              : DATA_WIDTH_A == 18 ? |pz_ada[1:0] : 1'b1);
-	wire pz_wr_b = CEB && WEB && (DATA_WIDTH_B == 18 ? |pz_adb[1:0] : 1'b1);
-
-	always @(posedge pz_clka or posedge pz_arst_a) begin
-		if (pz_arst_a)
-			pz_doa <= 18'd0;
-		else begin
-			if (pz_wr_a) begin
-				if (DATA_WIDTH_A == 36) begin
-					pz_mem[pz_wa0] <= pz_merge(pz_mem[pz_wa0], 18, {{2'b00, pz_ada[1:0]}}, pz_dia);
-					pz_mem[pz_wa1] <= pz_merge(pz_mem[pz_wa1], 18, {{2'b00, pz_ada[3:2]}}, pz_dib);
-				end else
-					pz_mem[pz_wa] <= pz_merge(pz_mem[pz_wa], DATA_WIDTH_A, pz_ada[3:0], pz_dia);
-			end
-			if (pz_wr_a)
-				pz_writes_a <= ~pz_writes_a;
-			if (CEA && OCEA && DATA_WIDTH_A != 36 && (!pz_wr_a || WRITEMODE_A != "NORMAL"))
-				pz_reads_a <= ~pz_reads_a;
-			if (DATA_WIDTH_A != 36) begin
-				if (RESETMODE == "SYNC" && RSTA)
-					pz_doa <= 18'd0;
-				else if (CEA && (!pz_wr_a || WRITEMODE_A == "READBEFOREWRITE"))
-					pz_doa <= pz_pick(pz_mem[pz_wa], DATA_WIDTH_A, pz_ada[3:0]);
-				else if (CEA && WRITEMODE_A == "WRITETHROUGH")
-					pz_doa <= pz_pick(pz_merge(pz_mem[pz_wa], DATA_WIDTH_A, pz_ada[3:0], pz_dia),
-					                  DATA_WIDTH_A, pz_ada[3:0]);
-			end
-		end
-	end
-
-	always @(posedge pz_clkb or posedge pz_arst_b) begin
-		if (pz_arst_b) begin
-			pz_dob <= 18'd0;
-			pz_do36 <= 36'd0;
-		end else begin
-			if (pz_wr_b && DATA_WIDTH_B != 36)
-				pz_mem[pz_wb] <= pz_merge(pz_mem[pz_wb], DATA_WIDTH_B, pz_adb[3:0], pz_dib);
-			if (pz_wr_b && DATA_WIDTH_B != 36)
-				pz_writes_b <= ~pz_writes_b;
-			if (CEB && OCEB && (!pz_wr_b || WRITEMODE_B != "NORMAL"))
-				pz_reads_b <= ~pz_reads_b;
-			if (DATA_WIDTH_B == 36) begin
-				if (RESETMODE == "SYNC" && RSTB)
-					pz_do36 <= 36'd0;
-				else if (CEB)
-					pz_do36 <= {{pz_mem[pz_wb1], pz_mem[pz_wb0]}};
-			end else if (RESETMODE == "SYNC" && RSTB)
-				pz_dob <= 18'd0;
-			else if (CEB && (!pz_wr_b || WRITEMODE_B == "READBEFOREWRITE"))
-				pz_dob <= pz_pick(pz_mem[pz_wb], DATA_WIDTH_B, pz_adb[3:0]);
-			else if (CEB && WRITEMODE_B == "WRITETHROUGH")
-				pz_dob <= pz_pick(pz_merge(pz_mem[pz_wb], DATA_WIDTH_B, pz_adb[3:0], pz_dib),
-				                  DATA_WIDTH_B, pz_adb[3:0]);
-		end
-	end
-"""
-
-
-def _mult18x18d_behaviour():
-    return f"""
-	// --- pezo.power: behavioural model (yosys ships MULT18X18D as a black box) -------------
-	// Covers what yosys's ECP5 DSP mapping emits: a combinational 18x18 multiplier (no input,
-	// pipeline or output registers), SIGNEDA/SIGNEDB per operand, SOURCEA/SOURCEB = 0.
-	wire signed [18:0] pz_a = {{SIGNEDA & A17, {_bus("A", 18)[1:-1]}}};
-	wire signed [18:0] pz_b = {{SIGNEDB & B17, {_bus("B", 18)[1:-1]}}};
-	wire signed [37:0] pz_p = pz_a * pz_b;
-	assign {_bus("P", 36)} = pz_p[35:0];
-	initial
-		if (REG_INPUTA_CLK != "NONE" || REG_INPUTB_CLK != "NONE" || REG_PIPELINE_CLK != "NONE"
-		    || REG_OUTPUT_CLK != "NONE" || MULT_BYPASS != "DISABLED")
-			$fatal(1, "pezo.power MULT18X18D model: unsupported configuration");
-"""
+def _cell_behaviour(name):
+    """A behavioural cell body shipped with the package (pezo/cells/<name>.vh: the DP16KD and
+    MULT18X18D models yosys lacks), inserted into yosys's own module declaration."""
+    return (Path(__file__).parent / "cells" / f"{name}.vh").read_text()
 
 
 def _ecp5_cell_models(work):
@@ -1009,8 +864,9 @@ def _ecp5_cell_models(work):
     # NO_INCLUDES: the Diamond flip-flop and I/O wrappers are not needed (synth_ecp5 emits
     # TRELLIS_FF; the core netlist has no I/O cells).
     s = "\n".join(["`define NO_INCLUDES", common, ccu2c,
-                   dp.group(0)[:-cut] + _dp16kd_behaviour() + "endmodule\n",
-                   mult.group(0)[:-cut] + _mult18x18d_behaviour() + "endmodule\n"])
+                   dp.group(0)[:-cut] + "\n" + _cell_behaviour("dp16kd_behaviour") + "endmodule\n",
+                   mult.group(0)[:-cut] + "\n" + _cell_behaviour("mult18x18d_behaviour")
+                   + "endmodule\n"])
     s = re.sub(r"\n\s*specify\b.*?\bendspecify", "\n", s, flags=re.S)
     path = work / "cells_sim_ecp5_zero_delay.v"
     path.write_text(s)
