@@ -22,7 +22,7 @@ from pezo.bench import run_bench
 from pezo.boards.targets import BOARDS, get_board
 from pezo.config import (ConfigError, EngineConfig, _read_table_file, load_config,
                          load_engine_config, parse_assignments)
-from pezo.designs import REGISTRY, build as build_design, design_name
+from pezo.designs import REGISTRY, build as build_design
 from pezo.host.train import register as register_train
 from pezo.hw.generator import generator_fill_cycles, generator_latency
 from pezo.paper import run_paper
@@ -34,7 +34,7 @@ from pezo.sim import scaler
 from pezo.sim.bank import BankModel
 from pezo.sim.generator import GeneratorModel
 from pezo.sim.lfsr import POLYNOMIALS
-from pezo.synth import synth
+from pezo.synth import cached_or_synth, synth
 from pezo.toolchain import ToolMissing, setup_environment
 
 __all__ = ["main", "BLOCKS"]
@@ -324,12 +324,7 @@ def _report_for(arg, args):
             return load_report(p)
         except ValueError:
             pass            # JSON but not a report: a configuration file
-    board = get_board(args.board)
-    cfg = load_engine_config(str(p), {}, {})
-    out = Path("build") / board.name / design_name(args.design, cfg) / "report.json"
-    if out.exists():
-        return load_report(out)
-    return synth(board.name, cfg, design=args.design)
+    return cached_or_synth(args.board, load_engine_config(str(p), {}, {}), design=args.design)
 
 
 def cmd_compare(args):

@@ -28,9 +28,9 @@ from pezo.boards.targets import get_board
 from pezo.config import GeneratorConfig
 from pezo.designs import design_name, gauss_config
 from pezo.power import board_power, reduction_range
-from pezo.report import first_clock, load_report, logic_cells
+from pezo.report import first_clock, logic_cells
 from pezo.sim.gauss import generate, stat_checks
-from pezo.synth import synth
+from pezo.synth import cached_or_synth
 
 __all__ = ["PAPER", "VARIANTS", "paper_runs", "run_paper", "paper_table"]
 
@@ -105,14 +105,10 @@ def run_paper(boards=("ice40", "ulx3s-85f"), out_dir="docs", build_root="build",
         board = get_board(board_name)
         reps = {}
         for i, (label, kind, design, cfg) in enumerate(runs, 1):
-            name = f"paper-{design_name(design, cfg)}"
-            path = Path(build_root) / board.name / name / "report.json"
             progress(f"[compare] {board.name} {i}/{len(runs)}: {label}")
-            if path.exists() and not force:
-                reps[label] = load_report(path)
-            else:
-                reps[label] = synth(board.name, cfg, build_root=build_root, name=name,
-                                    design=design, progress=progress)
+            reps[label] = cached_or_synth(board.name, cfg, design,
+                                          name=f"paper-{design_name(design, cfg)}",
+                                          build_root=build_root, force=force, progress=progress)
         ref = reps["harness only"]
         for label, kind, design, cfg in runs:
             if kind == "reference":

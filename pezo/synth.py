@@ -19,6 +19,7 @@ from pezo.boards.targets import get_board
 from pezo.boards.top import BoardTop
 from pezo.designs import check_design, design_block, design_name
 from pezo.power import estimate_power
+from pezo.report import load_report
 from pezo.toolchain import PRE_SYNTH, setup_environment
 
 __all__ = ["synth", "summarise"]
@@ -155,6 +156,19 @@ def synth(board_name, config=None, build_root="build", seed=1, name=None, progre
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     progress(format_summary(report))
     return report
+
+
+def cached_or_synth(board_name, cfg, design="engine", name=None, build_root="build",
+                    force=False, progress=print):
+    """The report of ``design`` under ``cfg`` on ``board_name``: the existing
+    ``<build_root>/<board>/<name>/report.json`` unless ``force``, else :func:`synth`'s."""
+    board = get_board(board_name)
+    name = name or design_name(design, cfg)
+    path = Path(build_root) / board.name / name / "report.json"
+    if path.exists() and not force:
+        return load_report(path)
+    return synth(board.name, cfg, build_root=build_root, name=name, design=design,
+                 progress=progress)
 
 
 def _resources(cells):
