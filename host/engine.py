@@ -24,7 +24,7 @@ import numpy as np
 from pezo.fixed import Q, from_fixed, to_fixed
 from pezo.hw.engine import PerturbEngine
 from pezo.sim import scaler as smodel
-from pezo.sim.engine import EngineModel, Err, Op, encode_signed
+from pezo.sim.engine import STATUS, EngineModel, Err, Op, encode_signed
 
 __all__ = ["EngineClient", "EngineError", "Transport", "GoldenTransport", "AmaranthTransport",
            "TRANSPORTS"]
@@ -129,9 +129,7 @@ class AmaranthTransport:
             while ctx.get(dut.busy):
                 await self._tick(ctx)
             self._result = np.array(out, dtype=np.int64).reshape(-1, m) if out else None
-            self._status = {name: int(ctx.get(getattr(dut, name))) for name in
-                            ("busy", "error", "error_code", "saturated", "filling", "last_pass",
-                             "offset")}
+            self._status = {name: int(ctx.get(getattr(dut, name))) for name in STATUS}
 
     async def _tick(self, ctx):
         await ctx.tick()

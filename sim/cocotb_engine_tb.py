@@ -22,9 +22,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
 from pezo.config import EngineConfig
-from pezo.sim.engine import EngineModel, Op, encode_signed
+from pezo.sim.engine import STATUS, EngineModel, Op, encode_signed
 
-STATUS = ("busy", "error", "error_code", "saturated", "filling", "last_pass", "offset")
 
 
 def high(sig):

@@ -39,7 +39,12 @@ from pezo.sim.generator import GeneratorModel
 from pezo.sim.mac import mac, rounding_config
 from pezo.sim.seeding import domain_tweak
 
-__all__ = ["Op", "Err", "EngineModel", "signed_arg"]
+__all__ = ["Op", "Err", "EngineModel", "signed_arg", "STATUS"]
+
+
+#: The engine's status fields, in this order everywhere (hardware ports, host transports,
+#: testbenches; the bridge packs them into its status word).
+STATUS = ("busy", "error", "error_code", "saturated", "filling", "last_pass", "offset")
 
 
 class Op(IntEnum):
@@ -97,7 +102,7 @@ class EngineModel:
 
     # Status ------------------------------------------------------------------------------------
     def status(self) -> dict:
-        return {"busy": 0, "error": int(self.error), "error_code": int(self.error_code),
+        return {"busy": 0, "error": int(self.error), "error_code": int(self.error_code),  # STATUS
                 "saturated": int(self.mac_saturated or self.gen.saturated), "filling": 0,
                 "last_pass": self.last_pass,
                 "offset": self.gen.offset if self.cfg.generator.reuse == "pregen" else 0}

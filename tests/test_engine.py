@@ -302,3 +302,16 @@ def test_transport_protocol():
     with pytest.raises(TypeError, match=r"^Transport must be one of golden, amaranth or an "
                                         r"object with name, cycles, command, status and close"):
         EngineClient(cfg, Half())
+
+
+def test_status_fields_are_defined_once():
+    """The golden model, the hardware's ports and every transport report exactly the STATUS
+    fields."""
+    from pezo.sim.engine import STATUS
+    cfg = E(depth=16)
+    assert tuple(EngineModel(cfg).status()) == STATUS
+    dut = PerturbEngine(cfg)
+    ports = {"__".join(map(str, p)) for p, m in dut.signature.members.flatten() if m.is_port}
+    assert set(STATUS) <= ports
+    t = AmaranthTransport(cfg)
+    assert tuple(t.status()) == STATUS
