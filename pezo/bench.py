@@ -114,7 +114,7 @@ def bench_engine(quick):
                      "unit": "weights/s", "cycles_per_pass": t.cycles - c0})
     cfg = EngineConfig(generator=G(lanes=8), depth=depth)
     steps = 2 if quick else 6
-    text, secs = run_cocotb("verilator", "pezo_engine", PerturbEngine(cfg), f"bench-{cfg.name()}",
+    _, secs = run_cocotb("verilator", "pezo_engine", PerturbEngine(cfg), f"bench-{cfg.name()}",
                             "pezo.sim.cocotb_engine_tb",
                             {"config": cfg.to_dict(), "seed": 3, "steps": steps, "queries": 1,
                              "stall": 0.0, "rng_seed": 1}, root="build/bench/cocotb")

@@ -53,7 +53,7 @@ def test_generator_cocotb(cfg, sim):
                        "pezo.sim.cocotb_tb",
                        {"config": cfg.to_dict(), "seed": 0x5EED1234, "values": 100_000,
                         "ready_prob": 0.7, "rng_seed": 7, "rewinds": 3})
-    assert 'name="generator_matches_golden_model"' in text
+    assert text == ["generator_matches_golden_model"]
 
 
 ENGINES = [
@@ -92,4 +92,23 @@ def test_engine_cocotb(cfg, steps, queries, long, sim):
                        {"config": cfg.to_dict(), "seed": 11, "steps": steps, "queries": queries,
                         "stall": 0.3, "rng_seed": 5,
                         "min_weight_ops": 100_000 if long else 0})
-    assert 'name="engine_matches_golden_model"' in text
+    assert text == ["engine_matches_golden_model"]
+
+
+def test_results_reader_reports_failures(tmp_path):
+    """The cocotb results.xml reader: passed names, or an error naming the failed case."""
+    from pezo.sim.cocotb_run import passed_tests
+    ok = tmp_path / "ok.xml"
+    ok.write_text('<testsuites><testsuite name="s" tests="1"><testcase name="a" classname="m"/>'
+                  '</testsuite></testsuites>')
+    assert passed_tests(ok) == ["a"]
+    bad = tmp_path / "bad.xml"
+    bad.write_text('<testsuites><testsuite name="s" tests="2"><testcase name="a" classname="m"/>'
+                   '<testcase name="b" classname="m"><failure message="x"/></testcase>'
+                   '</testsuite></testsuites>')
+    with pytest.raises(AssertionError, match=r"b \(failure\)"):
+        passed_tests(bad)
+    empty = tmp_path / "empty.xml"
+    empty.write_text('<testsuites><testsuite name="s" tests="0"/></testsuites>')
+    with pytest.raises(AssertionError, match="no test case ran"):
+        passed_tests(empty)
