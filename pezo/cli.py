@@ -20,8 +20,8 @@ import numpy as np
 from pezo.argtypes import positive_int
 from pezo.bench import run_bench
 from pezo.boards.targets import BOARDS, get_board
-from pezo.config import (ConfigError, EngineConfig, _read_table_file, load_config,
-                         load_engine_config, parse_assignments)
+from pezo.config import (ConfigError, EngineConfig, load_config, load_engine_config,
+                         load_over_default, parse_assignments)
 from pezo.designs import REGISTRY, build as build_design
 from pezo.host.train import register as register_train
 from pezo.hw.generator import generator_fill_cycles, generator_latency
@@ -280,20 +280,8 @@ def cmd_synth(args):
     board = get_board(args.board)
     cfg = None
     if args.config or args.set:
-        base = {"engine": {k: v for k, v in board.default.to_dict().items() if k != "generator"},
-                "generator": board.default.generator.to_dict()}
-        data = _read_table_file(args.config) if args.config else {}
         gen, eng = _split_sets(args)
-        base["engine"].update(data.get("engine", {}))
-        base["engine"].update(eng)
-        g = dict(data.get("generator", {})) or base["generator"]
-        g.update(gen)
-        # Board-default keys that only make sense with the board's own reuse/lane choice.
-        if g.get("reuse") != "pregen" and "pool_size" not in gen:
-            g.pop("pool_size", None)
-        if "lanes" in gen and "out_lanes" not in gen:
-            g.pop("out_lanes", None)
-        cfg = EngineConfig.from_dict({**base["engine"], "generator": g})
+        cfg = load_over_default(board.default, args.config, eng, gen)
     synth(board.name, cfg, seed=args.seed, design=args.design, power=not args.no_power,
           seeds=args.seeds)
     return 0

@@ -17,7 +17,7 @@ from pezo.sim.gf2 import onthefly_taps
 from pezo.sim.lfsr import POLYNOMIALS
 
 __all__ = ["GeneratorConfig", "EngineConfig", "DEFAULT_DIGITS", "load_config", "load_engine_config",
-           "parse_assignments", "ConfigError"]
+           "load_over_default", "parse_assignments", "ConfigError"]
 
 STEPS = ("leap",)
 # Stepping modes that existed and were removed, with the reason (the error names it).
@@ -401,3 +401,24 @@ def load_engine_config(path=None, overrides=None, generator_overrides=None) -> E
     eng.update(overrides or {})
     eng["generator"] = gen
     return EngineConfig.from_dict(eng)
+
+
+def load_over_default(default, path=None, overrides=None, generator_overrides=None) -> EngineConfig:
+    """An engine configuration on top of ``default`` (an EngineConfig, e.g. a board's): the
+    file's ``[engine]`` keys and ``overrides`` replace the default's; its ``[generator]`` table,
+    if it has one, replaces the default generator, and ``generator_overrides`` apply last.
+    Default keys that only make sense with the default's own choices are dropped when those
+    change: ``pool_size`` unless the result is ``pregen``, ``out_lanes`` when ``lanes`` is
+    overridden."""
+    data = _read_table_file(path) if path is not None else {}
+    gen_sets = dict(generator_overrides or {})
+    eng = {k: v for k, v in default.to_dict().items() if k != "generator"}
+    eng.update(data.get("engine", {}))
+    eng.update(overrides or {})
+    g = dict(data.get("generator", {})) or default.generator.to_dict()
+    g.update(gen_sets)
+    if g.get("reuse") != "pregen" and "pool_size" not in gen_sets:
+        g.pop("pool_size", None)
+    if "lanes" in gen_sets and "out_lanes" not in gen_sets:
+        g.pop("out_lanes", None)
+    return EngineConfig.from_dict({**eng, "generator": g})

@@ -173,3 +173,21 @@ def test_scale_digit_default_follows_the_scale_mode():
     # an explicit count is kept
     assert G(scale="fixed", scale_digits=5).replace(scale="runtime").scale_digits == 5
     assert G.from_dict(G(scale="fixed").to_dict()) == G(scale="fixed")
+
+
+def test_load_over_default_merges_a_board_default(tmp_path):
+    """`pezo synth --set/--config` on top of a board's default: engine keys replace the
+    default's, a [generator] table replaces the default generator, --set generator keys apply
+    last, and default keys that only fit the default's choices are dropped."""
+    from pezo.config import load_over_default
+    from pezo.config import EngineConfig as E
+    default = E(generator=G(lanes=4, reuse="pregen", pool_size=1024, scale="fixed"), depth=4096)
+    c = load_over_default(default, None, {"depth": 512}, {"reuse": "none"})
+    assert c.depth == 512 and c.generator.reuse == "none" and c.generator.pool_size is None
+    assert c.generator.scale == "fixed" and c.w_frac == default.w_frac
+    c = load_over_default(default, None, {}, {"lanes": 8})
+    assert c.generator.lanes == 8 and c.generator.out_lanes == 8 and c.generator.pool_size == 1024
+    f = tmp_path / "c.toml"
+    f.write_text("[engine]\ndepth = 64\n[generator]\nlanes = 2\n")
+    c = load_over_default(default, f, {}, {"width": 12})
+    assert c.depth == 64 and c.generator == G(lanes=2, width=12)
