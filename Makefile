@@ -67,7 +67,7 @@ calibrate:
 
 QUICK ?=
 parity:
-	$(PY) -m pezo parity $(if $(QUICK),--quick,--seeds 40 --no-pool) --out docs
+	$(PY) -m pezo parity $(if $(QUICK),--quick,--seeds 200 --no-pool) --out docs
 
 # dieharder runs only where it is installed (Debian: apt-get install dieharder); it is slow.
 DIEHARDER := $(shell command -v dieharder 2>/dev/null)
