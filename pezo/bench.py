@@ -29,10 +29,10 @@ from pezo.host.engine import AmaranthTransport
 from pezo.host.parity import bench_training
 from pezo.hw.engine import PerturbEngine
 from pezo.hw.generator import PerturbationGenerator
-from pezo.sim.cocotb_run import run_cocotb
+from pezo.sim.cosim.cocotb_run import run_cocotb
 from pezo.sim.engine import Op
 from pezo.sim.generator import generate
-from pezo.sim.harness import build_harness, compare_with_model, run_harness
+from pezo.sim.cosim.harness import build_harness, compare_with_model, run_harness
 
 __all__ = ["run_bench"]
 
@@ -115,7 +115,7 @@ def bench_engine(quick):
     cfg = EngineConfig(generator=G(lanes=8), depth=depth)
     steps = 2 if quick else 6
     _, secs = run_cocotb("verilator", "pezo_engine", PerturbEngine(cfg), f"bench-{cfg.name()}",
-                            "pezo.sim.cocotb_engine_tb",
+                            "pezo.sim.cosim.cocotb_engine_tb",
                             {"config": cfg.to_dict(), "seed": 3, "steps": steps, "queries": 1,
                              "stall": 0.0, "rng_seed": 1}, root="build/bench/cocotb")
     updates = steps * 4 * depth

@@ -41,7 +41,7 @@ def _cases():
 
 
 def _run_cocotb(sim, top, dut, name, test_module, params):
-    from pezo.sim.cocotb_run import run_cocotb
+    from pezo.sim.cosim.cocotb_run import run_cocotb
     return run_cocotb(sim, top, dut, name, test_module, params, root=ROOT / "build" / "cocotb")[0]
 
 
@@ -50,7 +50,7 @@ def _run_cocotb(sim, top, dut, name, test_module, params):
 def test_generator_cocotb(cfg, sim):
     from pezo.hw.generator import PerturbationGenerator
     text = _run_cocotb(sim, "pezo_generator", PerturbationGenerator(cfg), f"{cfg.name()}-{sim}",
-                       "pezo.sim.cocotb_tb",
+                       "pezo.sim.cosim.cocotb_tb",
                        {"config": cfg.to_dict(), "seed": 0x5EED1234, "values": 100_000,
                         "ready_prob": 0.7, "rng_seed": 7, "rewinds": 3})
     assert text == ["generator_matches_golden_model"]
@@ -88,7 +88,7 @@ def test_engine_cocotb(cfg, steps, queries, long, sim):
         steps = -(-100_000 // (cfg.depth * 4 * queries))
     text = _run_cocotb(sim, "pezo_engine", PerturbEngine(cfg),
                        f"{cfg.name()}-{'long' if long else 'short'}-{sim}",
-                       "pezo.sim.cocotb_engine_tb",
+                       "pezo.sim.cosim.cocotb_engine_tb",
                        {"config": cfg.to_dict(), "seed": 11, "steps": steps, "queries": queries,
                         "stall": 0.3, "rng_seed": 5,
                         "min_weight_ops": 100_000 if long else 0})
@@ -97,7 +97,7 @@ def test_engine_cocotb(cfg, steps, queries, long, sim):
 
 def test_results_reader_reports_failures(tmp_path):
     """The cocotb results.xml reader: passed names, or an error naming the failed case."""
-    from pezo.sim.cocotb_run import passed_tests
+    from pezo.sim.cosim.cocotb_run import passed_tests
     ok = tmp_path / "ok.xml"
     ok.write_text('<testsuites><testsuite name="s" tests="1"><testcase name="a" classname="m"/>'
                   '</testsuite></testsuites>')

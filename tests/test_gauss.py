@@ -303,7 +303,7 @@ def test_gauss_cocotb(cfg, sim, values):
     """``values`` values of the generated Verilog equal the golden model: the seed-0 stream after
     reset, then two seeds, with ``o.ready`` low 30 % of the cycles."""
     text = _run_cocotb(sim, "pezo_gauss", make_gauss(cfg), f"gauss-{cfg.name()}-{sim}-{values}",
-                       "pezo.sim.cocotb_gauss_tb",
+                       "pezo.sim.cosim.cocotb_gauss_tb",
                        {"config": cfg.to_dict(), "seeds": [0x5EED, 987654321], "values": values,
                         "ready_prob": 0.7, "rng_seed": 3, "reset_beats": 64})
     assert text == ["gauss_matches_golden_model"]

@@ -3,7 +3,7 @@
 import pytest
 
 from pezo.config import GeneratorConfig as G
-from pezo.sim.harness import build_harness, compare_with_model, run_harness
+from pezo.sim.cosim.harness import build_harness, compare_with_model, run_harness
 from pezo.toolchain import have_verilator
 
 pytestmark = pytest.mark.skipif(not have_verilator(), reason="verilator not installed: "

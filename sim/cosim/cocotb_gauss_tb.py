@@ -22,7 +22,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
-from pezo.sim.cocotb_tb import pulse, stream
+from pezo.sim.cosim.cocotb_tb import pulse, stream
 from pezo.sim.gauss import GaussConfig, GaussModel
 
 
