@@ -27,7 +27,7 @@ from pezo.host.train import register as register_train
 from pezo.hw.generator import generator_fill_cycles, generator_latency
 from pezo.paper import run_paper
 from pezo.power import COEFFICIENTS
-from pezo.powercal import run as run_calibration
+from pezo.power.calibration import run as run_calibration
 from pezo.quality import MODES, dieharder, format_table, measure, write_results
 from pezo.report import aggregate, compare, format_compare, load_report, load_reports
 from pezo.sim import scaler

@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = {"pezo": "pezo", "pezo.hw": "hw", "pezo.sim": "sim", "pezo.sim.cosim": "sim/cosim",
+PACKAGES = {"pezo": "pezo", "pezo.power": "pezo/power", "pezo.hw": "hw", "pezo.sim": "sim", "pezo.sim.cosim": "sim/cosim",
             "pezo.host": "host", "pezo.boards": "boards"}
 
 #: Layer of every module; the rule the README states.
@@ -27,7 +27,7 @@ def layer(module):
     for prefix, n in (("pezo.sim.", 1), ("pezo.hw.", 2), ("pezo.boards.", 3), ("pezo.host.", 3)):
         if module.startswith(prefix) or module == prefix[:-1]:
             return n
-    return 4            # pezo.<flow>: designs, synth, power, powercal, report, paper, quality...
+    return 4            # pezo.<flow>: designs, synth, power, report, paper, quality...
 
 
 def modules():

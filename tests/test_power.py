@@ -19,7 +19,7 @@ def test_calibration_on_the_measured_designs_netlists(tmp_path):
     fitted on the `fit` rows only, and every held-out measurement is predicted within 10 %.
     The fit equals the table pezo.power uses, and it does not look at held-out rows (changing a
     held-out measurement changes no coefficient)."""
-    from pezo import powercal as C
+    from pezo.power import calibration as C
     act = C.measure(build_root=tmp_path, progress=lambda *_: None)
     # The activity is the netlists', not assumed: a counter toggles 2 FF outputs per cycle and
     # clocks all its FFs; the LUT multiplier design has far more LUT activity than the DSP one.

@@ -27,7 +27,7 @@ No open tool estimates FPGA power, so this module owns a small, documented model
    HFOSC, an external oscillator, or a PLL whose core and supply-rail currents grow with its VCO
    frequency (:func:`board_clock`: the iCEBreaker runs its PLL from the external 12 MHz clock).
 
-**iCE40 UP5K calibration** (:mod:`pezo.powercal`, docs/power_calibration.md): the public
+**iCE40 UP5K calibration** (:mod:`pezo.power.calibration`, docs/power_calibration.md): the public
 tinyvision-ai-inc/ice40_power measurements (core and PLL-rail currents of counters on the HFOSC,
 an external clock and the PLL, a LUT and a DSP multiplier) were rebuilt as Amaranth designs whose
 gate-level activity is simulated by this module; the coefficients are the least-squares fit on
@@ -72,7 +72,7 @@ from pezo.boards.top import ice40_pll_params
 from pezo.designs import build as build_design, check_design
 from pezo.sim.engine import Op
 from pezo.toolchain import PRE_SYNTH, setup_environment
-from pezo.vcd import parse_vcd_toggles
+from pezo.power.vcd import parse_vcd_toggles
 
 __all__ = ["COEFFICIENTS", "ECP5_COEFFICIENTS", "UNCERTAIN", "FAMILIES", "CLOCK_SOURCES",
            "estimate_power", "netlist_activity", "block_testbench", "power_from_activity",
@@ -83,7 +83,7 @@ V_CORE = 1.2          # iCE40 UP5K core voltage (V)
 V_CORE_ECP5 = 1.1     # ECP5 LFE5U core voltage (V); the ECP5-5G parts run at 1.2 V
 
 #: iCE40 UP5K at 1.2 V: currents (uA), charges per event (pC; 1 pC per cycle at 1 MHz = 1 uA) and
-#: where each value comes from. The fitted values are what :func:`pezo.powercal.fit` returns on
+#: where each value comes from. The fitted values are what :func:`pezo.power.calibration.fit` returns on
 #: the calibration designs' simulated activity (docs/power_calibration.md; a test re-runs it).
 COEFFICIENTS = {
     "static_ua": (93.05, "fit (the halted-clock counter, 92.1 uA measured, dominates it): a "
@@ -717,7 +717,7 @@ def _cell_models(work):
 
 
 def _cell_behaviour(name):
-    """A behavioural cell body shipped with the package (pezo/cells/<name>.vh: the DP16KD and
+    """A behavioural cell body shipped with the package (pezo/power/cells/<name>.vh: the DP16KD and
     MULT18X18D models yosys lacks), inserted into yosys's own module declaration."""
     return (Path(__file__).parent / "cells" / f"{name}.vh").read_text()
 
