@@ -7,8 +7,9 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = {"pezo": "pezo", "pezo.power": "pezo/power", "pezo.hw": "hw", "pezo.sim": "sim", "pezo.sim.cosim": "sim/cosim",
-            "pezo.host": "host", "pezo.boards": "boards"}
+PACKAGES = {"pezo": "pezo", "pezo.power": "pezo/power", "pezo.report": "pezo/report", "pezo.hw": "hw",
+            "pezo.sim": "sim", "pezo.sim.cosim": "sim/cosim", "pezo.host": "host",
+            "pezo.boards": "boards"}
 
 #: Layer of every module; the rule the README states.
 FOUNDATION = {"pezo", "pezo.config", "pezo.fixed", "pezo.toolchain", "pezo.argtypes",
