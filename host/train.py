@@ -30,17 +30,13 @@ default engine: Q4.12 weights, 16-bit coefficients scaled by 2^-20, stochastic r
 documented in ``docs/training.md``.
 """
 
-import argparse
 import dataclasses
 from dataclasses import dataclass, field
-import json
 import math
-from pathlib import Path
 import time
 
 import numpy as np
 
-from pezo.argtypes import positive_int
 from pezo.config import RETIRED_STEPS
 from pezo.host.data import DATASETS, load_dataset
 from pezo.host.models import ACTIVATIONS, MODELS, make_model
@@ -48,7 +44,7 @@ from pezo.host.perturb import (REUSES, ROUNDINGS, SOURCES, STEPS, derive_seed, d
                                make_source)
 
 __all__ = ["SCHEDULES", "DEFAULTS", "TrainConfig", "TrainResult", "train", "lr_at",
-           "auto_pool_size", "write_log", "plot_curves", "register", "cmd_train"]
+           "auto_pool_size"]
 
 SCHEDULES = ("constant", "cosine", "step")
 
@@ -353,150 +349,3 @@ def _progress(enabled, cfg):
                  MofNCompleteColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
     p.start()
     return p, p.add_task("train", total=cfg.steps, info="")
-
-
-# Outputs ------------------------------------------------------------------------------------------
-
-def write_log(result, path):
-    """The run as JSON (config, learning curve, final figures, timing, engine statistics)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = result.to_dict() if isinstance(result, TrainResult) else result
-    path.write_text(json.dumps(data, indent=2, default=float) + "\n")
-    return path
-
-
-def plot_curves(results, path, title=None, labels=None):
-    """Learning curves (train loss and validation accuracy against step) of one or more runs,
-    as a PNG (matplotlib, Agg backend)."""
-    # lazy import: matplotlib is heavy and needed only here
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    if isinstance(results, (TrainResult, dict)):
-        results = [results]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for i, r in enumerate(results):
-        d = r.to_dict() if isinstance(r, TrainResult) else r
-        steps = [p["step"] for p in d["curve"]]
-        label = labels[i] if labels else d["source"]
-        a.plot(steps, [p["train_loss"] for p in d["curve"]], label=label)
-        b.plot(steps, [p["val_acc"] for p in d["curve"]], label=label)
-    a.set_xlabel("step")
-    a.set_ylabel("train loss (full split)")
-    b.set_xlabel("step")
-    b.set_ylabel("validation accuracy")
-    a.grid(alpha=0.3)
-    b.grid(alpha=0.3)
-    b.legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-# CLI ----------------------------------------------------------------------------------------------
-
-def register(subparsers):
-    """Add the ``train`` command to an argparse sub-parser set (``pezo train``)."""
-    t = subparsers.add_parser("train", help="ZO-SGD (MeZO form) on a real data set through a "
-                              "perturbation source: float Gaussian/uniform, the golden engine "
-                              "(pezo) or the simulated hardware (pezo-sim)")
-    t.add_argument("--dataset", default="digits", choices=DATASETS, help="data set (default "
-                   "digits; breast_cancer, wine)")
-    t.add_argument("--model", default="logreg", choices=MODELS,
-                   help="logreg (multinomial logistic regression, default) or mlp")
-    t.add_argument("--hidden", type=int, default=16, help="mlp hidden units (default 16)")
-    t.add_argument("--activation", default="tanh", choices=ACTIVATIONS, help="mlp activation")
-    t.add_argument("--source", default="pezo", choices=SOURCES,
-                   help="perturbations: gaussian, uniform (float baselines), pezo (golden engine, "
-                        "default), pezo-sim (hardware in the Amaranth simulator: slow)")
-    t.add_argument("--reuse", default="none", choices=REUSES, help="engine reuse strategy")
-    t.add_argument("--pool-size", type=positive_int, default=None,
-                   help="pregen pool size N (default: the power of two >= 8 x engine depth, "
-                        "at least 1024)")
-    t.add_argument("--step", default="leap", choices=STEPS, help="LFSR step mode (generator "
-                   "configuration `step`)")
-    t.add_argument("--stepping", help=argparse.SUPPRESS)      # renamed --step: refused
-    t.add_argument("--lanes", type=positive_int, default=4,
-                   help="engine lanes m, weights per cycle (default 4)")
-    t.add_argument("--generators", type=positive_int, default=None,
-                   help="uniform generators n (default m; m/2 for onthefly)")
-    t.add_argument("--bank", default="auto", choices=("auto", "shared", "independent"),
-                   help="uniform bank: one shared LFSR for all lanes, or one per lane (default "
-                        "auto: one per lane, the hardware's default)")
-    t.add_argument("--state-bits", type=positive_int, default=32,
-                   help="LFSR state bits k (default 32)")
-    t.add_argument("--weight-format", default="Q4.12", help="engine weight format (default Q4.12)")
-    t.add_argument("--rounding", default="stochastic", choices=ROUNDINGS,
-                   help="update-pass rounding of c*z (default stochastic)")
-    t.add_argument("--steps", type=positive_int, default=None, help="ZO steps (default: per "
-                   "data set)")
-    t.add_argument("--seed", type=lambda x: int(x, 0), default=0, help="run seed (default 0)")
-    t.add_argument("--lr", type=float, default=None,
-                   help="learning rate eta (default per data set)")
-    t.add_argument("--mu", type=float, default=None, help="perturbation scale mu (default per "
-                   "data set)")
-    t.add_argument("--q", type=positive_int, default=1, help="queries per step (default 1)")
-    t.add_argument("--batch", type=int, default=None, help="minibatch size, 0 = full batch "
-                   "(default per data set)")
-    t.add_argument("--weight-decay", type=float, default=0.0, help="weight decay lambda")
-    t.add_argument("--schedule", default="constant", choices=SCHEDULES,
-                   help="learning-rate schedule (default constant)")
-    t.add_argument("--patience", type=int, default=0, help="early stopping after this many "
-                   "evaluations without a better validation loss (0: off)")
-    t.add_argument("--eval-every", type=positive_int, default=None,
-                   help="steps between learning-curve evaluations (default steps/50)")
-    t.add_argument("--out", "-o", metavar="DIR", default=None,
-                   help="write log.json and curve.png into DIR")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    t.set_defaults(func=cmd_train)
-    return t
-
-
-def config_from_args(args) -> TrainConfig:
-    return TrainConfig(dataset=args.dataset, model=args.model, hidden=args.hidden,
-                       activation=args.activation, source=args.source, reuse=args.reuse,
-                       pool_size=args.pool_size, step=args.step, lanes=args.lanes,
-                       generators=args.generators, weight_format=args.weight_format,
-                       shared={"auto": None, "shared": True, "independent": False}[args.bank],
-                       state_bits=args.state_bits,
-                       rounding=args.rounding, steps=args.steps, seed=args.seed, lr=args.lr,
-                       mu=args.mu, q=args.q, batch=args.batch, weight_decay=args.weight_decay,
-                       schedule=args.schedule, patience=args.patience,
-                       eval_every=args.eval_every)
-
-
-def summary(res: TrainResult) -> str:
-    c = res.config
-    lines = [f"{res.source} on {c['dataset']} / {res.model} ({res.n_params} parameters"
-             + (f", engine depth {res.depth}" if res.depth else "") + ")",
-             f"  steps {res.steps_run}" + (" (early stop)" if res.stopped_early else "")
-             + f", best validation step {res.best_step}, mu {res.mu:.6g}, lr {c['lr']:g}, "
-             f"q {c['q']}, batch {c['batch']}",
-             f"  test accuracy {res.test_acc:.4f} (start {res.initial_test_acc:.4f}), test loss "
-             f"{res.test_loss:.4f}; validation {res.val_acc:.4f} / {res.val_loss:.4f}",
-             f"  forward passes {res.forward_passes:,} (+{res.eval_passes} evaluation), wall "
-             f"{res.wall_time:.2f} s, {res.steps_per_s:.1f} steps/s (source "
-             f"{res.source_time:.2f} s, "             f"forward {res.forward_time:.2f} s)"]
-    if res.stats:
-        lines.append("  " + ", ".join(f"{k} {v:g}" for k, v in sorted(res.stats.items())))
-    return "\n".join(lines)
-
-
-def cmd_train(args):
-    if args.stepping is not None:
-        raise ValueError("--stepping was renamed --step (as the generator configuration's `step`)")
-    cfg = config_from_args(args)
-    res = train(cfg, progress=not args.no_progress)
-    print(summary(res))
-    if args.out:
-        out = Path(args.out)
-        write_log(res, out / "log.json")
-        plot_curves(res, out / "curve.png", title=f"{res.source}: {cfg.dataset} / {res.model}")
-        print(f"written {out / 'log.json'}, {out / 'curve.png'}")
-    return 0

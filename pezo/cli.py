@@ -23,7 +23,7 @@ from pezo.boards.targets import BOARDS, get_board
 from pezo.config import (ConfigError, EngineConfig, load_config, load_engine_config,
                          load_over_default, parse_assignments)
 from pezo.designs import REGISTRY, build as build_design
-from pezo.host.train import register as register_train
+from pezo.host.train_cli import register as register_train
 from pezo.hw.generator import generator_fill_cycles, generator_latency
 from pezo.paper import run_paper
 from pezo.power import COEFFICIENTS

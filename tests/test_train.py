@@ -16,7 +16,8 @@ from pezo.host.fused import FusedGoldenTransport, _RoundingStream
 from pezo.host.perturb import (BatchedGoldenTransport, EngineSource, FloatSource,
                                bank_first_cycles, bank_first_fields, derive_seed, derive_seeds,
                                engine_config, make_source, pool_of)
-from pezo.host.train import TrainConfig, lr_at, register, train
+from pezo.host.train import TrainConfig, lr_at, train
+from pezo.host.train_cli import register
 from pezo.sim.bank import BankModel
 from pezo.sim.engine import Op, encode_signed
 from pezo.sim.mac import rounding_config
