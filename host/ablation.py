@@ -4,7 +4,7 @@
 trains digits with the data set's default steps, learning rate, mu and minibatches (so the same
 forward passes; the ``16k steps`` rows double the steps for both sources) for every configuration
 below, one factor changed at a time, and writes ``parity_ablation.json``
-(one record per run) into the output folder; :func:`pezo.host.parity.write_report` renders it as
+(one record per run) into the output folder; :func:`pezo.host.parity_report.write_report` renders it as
 the "Why pezo trails on digits" section of ``parity.md``. Runs are sequential; a run already in the
 JSON file (same configuration, model and seed) is not trained again, so an interrupted study
 resumes where it stopped.

@@ -7,7 +7,7 @@
 * engine cycles per pass for d = 4096 weights at m = 1/4/8 (Amaranth simulator, counted), and the
   cocotb-on-Verilator co-simulation speed of the engine in weight updates per second (MeZO passes
   with a full read-back after each, so the figure includes the checking traffic);
-* training steps per second (:func:`pezo.host.parity.bench_training`): the golden engine on every
+* training steps per second (:func:`pezo.host.trainbench.bench_training`): the golden engine on every
   data set and model, the float baseline, the simulated hardware; per step the time of the
   perturbation path and of the NumPy forward pass, and their ratio (a second table);
 * the wall time of ``make test``.
@@ -26,7 +26,7 @@ from amaranth.sim import Simulator
 
 from pezo.config import EngineConfig, GeneratorConfig as G
 from pezo.host.engine import AmaranthTransport
-from pezo.host.parity import bench_training
+from pezo.host.trainbench import bench_training
 from pezo.hw.engine import PerturbEngine
 from pezo.hw.generator import PerturbationGenerator
 from pezo.sim.cosim.cocotb_run import run_cocotb

@@ -474,7 +474,7 @@ def make_parser():
     bo.set_defaults(func=cmd_boards)
 
     register_train(sub)
-    for name, text in _STUDIES.items():     # listed here; run by main() with their own options
+    for name, (_, text) in _STUDIES.items():    # listed here; main() runs them with their options
         sub.add_parser(name, help=text + f" (`pezo {name} --help` for its options)")
 
     st = sub.add_parser("setup", help="warm tool caches, check Verilator, install Icarus")
@@ -484,15 +484,17 @@ def make_parser():
 
 
 #: Studies with their own command line (pezo.host.<name>.main), run as ``pezo <name> ...``.
-_STUDIES = {"parity": "training-quality parity study: gaussian vs uniform vs pezo (make parity)",
-            "ablation": "one-factor experiments on digits: why a source trails gaussian"}
+_STUDIES = {"parity": ("pezo.host.parity_cli", "training-quality parity study: gaussian vs uniform "
+                       "vs pezo (make parity)"),
+            "ablation": ("pezo.host.ablation", "one-factor experiments on digits: why a source "
+                         "trails gaussian")}
 
 
 def main(argv=None):
     setup_environment()
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in _STUDIES:
-        return importlib.import_module(f"pezo.host.{argv[0]}").main(argv[1:])
+        return importlib.import_module(_STUDIES[argv[0]][0]).main(argv[1:])
     args = make_parser().parse_args(argv)
     try:
         return args.func(args)

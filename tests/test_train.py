@@ -560,7 +560,8 @@ def test_cli_train_writes_log_and_plot(tmp_path, capsys):
 
 
 def test_parity_report_smoke(tmp_path):
-    from pezo.host.parity import run_study, write_report
+    from pezo.host.parity import run_study
+    from pezo.host.parity_report import write_report
     study = run_study(quick=True, seeds=2, jobs=1, pairs=[("wine", "logreg")],
                       variants=["gaussian", "pezo none, independent lanes"], pool_sizes=[],
                       progress=False)
@@ -590,7 +591,7 @@ def test_paired_interval_verdicts():
 
 @pytest.mark.regress
 def test_parity_quick_study(tmp_path):
-    from pezo.host.parity import main
+    from pezo.host.parity_cli import main
     assert main(["--quick", "--out", str(tmp_path), "--no-progress"]) == 0
     md = (tmp_path / "parity.md").read_text()
     assert "## Pool-size study" in md and (tmp_path / "parity_pool.png").exists()
@@ -620,7 +621,7 @@ def test_lfsr_float_source_uses_the_engine_z():
 
 def test_ablation_resumes_and_renders(tmp_path, monkeypatch):
     from pezo.host import ablation
-    from pezo.host.parity import ablation_section
+    from pezo.host.parity_report import ablation_section
     assert ablation_section(tmp_path) == []
     calls = []
 
