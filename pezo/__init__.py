@@ -3,7 +3,7 @@
 Sub-packages (one distribution, namespaced imports):
 
 - :mod:`pezo.hw`     Amaranth 0.5 hardware (folder ``hw/``)
-- :mod:`pezo.sim`    bit-exact NumPy golden models, testbench harnesses (folder ``sim/``)
+- :mod:`pezo.sim`    bit-exact NumPy golden models (folder ``sim/``); co-simulation in ``sim/cosim/``
 - :mod:`pezo.host`   host-side code (folder ``host/``)
 - :mod:`pezo.boards` board targets (folder ``boards/``)
 """

@@ -429,8 +429,8 @@ def make_parser():
                          "one meets the clock constraint (else keep the best; default 1)")
     sy.add_argument("--design", "-d", default="engine", metavar="DESIGN",
                     help="what to put on the board: engine (default; behind the serial command "
-                         "port), or a block behind a UART harness: generator, bank, passthrough "
-                         "(harness only), clt4, clt8, clt12, boxmuller (Gaussian baselines)")
+                         "port), or a block behind a UART wrapper: generator, bank, passthrough "
+                         "(wrapper only), clt4, clt8, clt12, boxmuller (Gaussian baselines)")
     sy.add_argument("--no-power", action="store_true", help="skip the power estimate")
     sy.set_defaults(func=cmd_synth)
 

@@ -2,11 +2,11 @@
 
 ``pezo generate NAME`` writes any of them; ``pezo synth --design NAME`` puts the ones with a
 board wrapper on a board: ``engine`` (the default) behind the serial command bridge, and the
-stream-producing blocks behind :class:`pezo.boards.harness.BlockHarness`:
+stream-producing blocks behind :class:`pezo.boards.wrapper.BlockWrapper`:
 
 * ``generator`` - the PeZO generator (bank -> reuse -> scaler) of the configuration;
 * ``bank`` - the uniform RNG bank alone;
-* ``passthrough`` - ports only, no logic: the harness's own cost, subtracted to get a block's
+* ``passthrough`` - ports only, no logic: the wrapper's own cost, subtracted to get a block's
   marginal logic cells;
 * ``clt4``, ``clt8``, ``clt12``, ``boxmuller`` - the Gaussian baselines (:mod:`pezo.hw.gauss`) at
   the generator's output lanes and output width (``z_int``/``z_frac``).
@@ -18,7 +18,7 @@ are generated (and simulated) but not synthesised on their own.
 import dataclasses
 from typing import Callable
 
-from pezo.boards.harness import PassThrough
+from pezo.boards.wrapper import PassThrough
 from pezo.hw.engine import PerturbEngine
 from pezo.hw.gauss import make_gauss
 from pezo.hw.generator import PerturbationGenerator
@@ -39,7 +39,7 @@ class Design:
     """One design: ``build(cfg)`` gives its Amaranth component; ``config`` says which
     configuration it takes (``"engine"``: an EngineConfig; ``"generator"``: a GeneratorConfig);
     ``board`` says how it goes on a board: ``"bridge"`` (the engine behind the serial command
-    bridge), ``"harness"`` (a stream-producing block behind the UART block harness) or None
+    bridge), ``"wrapper"`` (a stream-producing block behind the UART block wrapper) or None
     (generate only: a block with an input stream has no board wrapper)."""
     name: str
     build: Callable
@@ -49,7 +49,7 @@ class Design:
 
 
 def _gauss(name):
-    return Design(name, lambda gen: make_gauss(gauss_config(name, gen)), "generator", "harness",
+    return Design(name, lambda gen: make_gauss(gauss_config(name, gen)), "generator", "wrapper",
                   f"Gaussian baseline {name} at the generator's output lanes and format")
 
 
@@ -58,12 +58,12 @@ def _gauss(name):
 REGISTRY = {d.name: d for d in [
     Design("engine", PerturbEngine, "engine", "bridge",
            "the perturbation engine (generator, MAC, weight memory, command decoder)"),
-    Design("generator", PerturbationGenerator, "generator", "harness",
+    Design("generator", PerturbationGenerator, "generator", "wrapper",
            "the PeZO generator: bank -> reuse -> scaler"),
     Design("bank", lambda gen: UniformBank(gen, rotate=gen.reuse == "onthefly"), "generator",
-           "harness", "the uniform RNG bank alone"),
+           "wrapper", "the uniform RNG bank alone"),
     Design("passthrough", lambda gen: PassThrough(gen.lanes, gen.width, gen.seed_width),
-           "generator", "harness", "ports only, no logic: the harness's own cost"),
+           "generator", "wrapper", "ports only, no logic: the wrapper's own cost"),
     Design("scaler", Scaler, "generator", None, "the adaptive scaler alone (input stream)"),
     Design("pool", PoolBuffer, "generator", None, "the pregen pool buffer alone (input stream)"),
     Design("fanout", Fanout, "generator", None, "the onthefly fan-out alone (input stream)"),
@@ -72,7 +72,7 @@ REGISTRY = {d.name: d for d in [
 
 #: What ``pezo synth --design`` accepts (a board wrapper exists), the engine first.
 DESIGNS = tuple(n for n, d in REGISTRY.items() if d.board)
-BLOCK_DESIGNS = tuple(n for n, d in REGISTRY.items() if d.board == "harness")
+BLOCK_DESIGNS = tuple(n for n, d in REGISTRY.items() if d.board == "wrapper")
 
 
 def check_design(design, synthesisable=True):
@@ -112,11 +112,11 @@ def gauss_config(design, gen):
 
 
 def design_block(design, gen):
-    """The Amaranth component of harnessed block design ``design`` for generator configuration
+    """The Amaranth component of wrapped block design ``design`` for generator configuration
     ``gen``."""
     check_design(design)
-    if REGISTRY[design].board != "harness":
-        raise ValueError("The engine is not a harnessed block; use pezo.boards.top.BoardTop")
+    if REGISTRY[design].board != "wrapper":
+        raise ValueError("The engine is not a wrapped block; use pezo.boards.top.BoardTop")
     return build(design, gen)
 
 

@@ -14,7 +14,7 @@ import re
 import subprocess
 import time
 
-from pezo.boards.harness import BlockHarness
+from pezo.boards.wrapper import BlockWrapper
 from pezo.boards.targets import get_board
 from pezo.boards.top import BoardTop
 from pezo.designs import check_design, design_block, design_name
@@ -115,7 +115,7 @@ def synth(board_name, config=None, build_root="build", seed=1, name=None, progre
     if design == "engine":
         top, core = BoardTop(cfg, pll_mhz=board.pll_mhz), "pezo_top.bridge.engine"
     else:
-        top = BoardTop(None, pll_mhz=board.pll_mhz, design=BlockHarness(design_block(design, gen)))
+        top = BoardTop(None, pll_mhz=board.pll_mhz, design=BlockWrapper(design_block(design, gen)))
         core = "pezo_top.bridge.dut"
     try:
         platform.build(top, name="pezo_top", build_dir=str(out), do_program=False, **overrides)
