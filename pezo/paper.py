@@ -31,6 +31,7 @@ from pezo.power import board_power, reduction_range
 from pezo.report import first_clock, logic_cells
 from pezo.sim.gauss import generate, stat_checks
 from pezo.synth import cached_or_synth
+from pezo.tables import markdown_table
 
 __all__ = ["PAPER", "VARIANTS", "paper_runs", "run_paper", "paper_table"]
 
@@ -194,23 +195,20 @@ def _verdict(value, target, rng=None):
 def paper_table(rows, stats):
     """The Markdown comparison: resources and power per board and design, then every PeZO
     variant's reduction against each baseline and against the cheapest passing baseline."""
-    lines = ["| Board | Design | LUT4 | FF | Carry | BRAM | DSP | Logic cells | fmax (MHz) | "
-             "Dynamic power (mW) [range] | Total power (mW) | Stat. checks |",
-             "|:--|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|:--|"]
+    table = []
     for r in rows:
         st = stats.get(r["label"])
         check = "–" if st is None else ("pass" if st[0] else "fail")
         m = _uncal(r) if r["dynamic_mw"] is not None else ""
         rng = r.get("dynamic_mw_range")
         dyn = _n(r["dynamic_mw"], 3) + (f" ({rng[0]:.2f}-{rng[1]:.2f})" if rng else "")
-        lines.append(f"| {r['board']} | {r['label']} | {r['lut4']} | {r['ff']} | {r['carry']} | "
-                     f"{r['bram']} | {r['dsp']} | {_n(r['lc'])} | {_n(r['fmax_mhz'])} | "
-                     f"{dyn}{m} | {_n(r['total_mw'], 3)}{m} | {check} |")
-    reductions = []
-    lines += ["", "Reductions of each PeZO variant (LUT4, FF, dynamic power; negative = PeZO "
-              "smaller). Paper: LUT4 -48.6 %, FF -12.7 %, power up to -86 %.", "",
-              "| Board | PeZO variant | Against | LUT4 | FF | Dynamic power | Beats paper "
-              "(LUT / FF / power) |", "|:--|:--|:--|--:|--:|--:|:--|"]
+        table.append([r["board"], r["label"], r["lut4"], r["ff"], r["carry"], r["bram"], r["dsp"],
+                      _n(r["lc"]), _n(r["fmax_mhz"]), f"{dyn}{m}", f"{_n(r['total_mw'], 3)}{m}",
+                      check])
+    lines = markdown_table(["Board", "Design", "LUT4", "FF", "Carry", "BRAM", "DSP",
+                            "Logic cells", "fmax (MHz)", "Dynamic power (mW) [range]",
+                            "Total power (mW)", "Stat. checks"], table, "llrrrrrrrrrl")
+    reductions, table = [], []
     for board in dict.fromkeys(r["board"] for r in rows):
         brows = [r for r in rows if r["board"] == board]
         bases = [r for r in brows if r["kind"] == "baseline"]
@@ -236,8 +234,12 @@ def paper_table(rows, stats):
                                    else not m})
                 pr = red["power_range"]
                 ptxt = _p(red["power"]) + (f" [{pr[0]:+.1f}, {pr[1]:+.1f}]" if pr else "")
-                lines.append(f"| {board} | {v['label']} | {b['label']}{tag} | {_p(red['lut4'])} "
-                             f"| {_p(red['ff'])} | {ptxt}{m} | {beats} |")
+                table.append([board, v["label"], f"{b['label']}{tag}", _p(red["lut4"]),
+                              _p(red["ff"]), f"{ptxt}{m}", beats])
+    lines += ["", "Reductions of each PeZO variant (LUT4, FF, dynamic power; negative = PeZO "
+              "smaller). Paper: LUT4 -48.6 %, FF -12.7 %, power up to -86 %.", ""]
+    lines += markdown_table(["Board", "PeZO variant", "Against", "LUT4", "FF", "Dynamic power",
+                             "Beats paper (LUT / FF / power)"], table, "lllrrrl")
     clocks = {}
     for r in rows:
         if r.get("power_clock_mhz") is not None:

@@ -49,6 +49,7 @@ from scipy import stats
 from pezo.config import GeneratorConfig
 from pezo.sim.generator import GeneratorModel
 from pezo.sim.reuse import query_stride
+from pezo.tables import markdown_table
 
 __all__ = ["ALPHA", "MODES", "measure", "format_table", "Check", "draws", "dieharder",
            "write_results"]
@@ -203,12 +204,13 @@ def format_table(result) -> str:
     lines = [f"### {result['name']}: {'PASS' if result['pass'] else 'FAIL'} "
              f"(S = {result['seeds']} draws, L = {result['length']} values, alpha = "
              f"{result['alpha']})", "",
-             "| check | figure | bound | verdict | note |", "|:--|--:|--:|:--|:--|"]
+             ]
+    table = []
     for r in result["checks"]:
-        fig = f"{r['figure']:.4g}"
         bound = f"{r['bound']:.4g}" if isinstance(r["bound"], float) else str(r["bound"])
-        lines.append(f"| {r['name']} | {fig} | {bound} | {'pass' if r['ok'] else 'FAIL'} | "
-                     f"{r['note']} |")
+        table.append([r["name"], f"{r['figure']:.4g}", bound, "pass" if r["ok"] else "FAIL",
+                      r["note"]])
+    lines += markdown_table(["check", "figure", "bound", "verdict", "note"], table, "lrrll")
     return "\n".join(lines) + "\n"
 
 
@@ -244,15 +246,17 @@ def write_results(results, out_dir):
           "stream contract (docs/streams.md) for each standard mode, on the golden model (the "
           "hardware is bit-exact with it). Bounds are those independent unit-variance vectors "
           "stay within at family-wise level alpha, computed from S and L (pezo/quality.py).", "",
-          "| mode | configuration | verdict | worst figure / bound | seconds |",
-          "|:--|:--|:--|:--|--:|"]
+          ]
+    table = []
     for r in results:
         worst = max(r["checks"], key=lambda c: c["figure"] / c["bound"]
                     if isinstance(c["bound"], float) and c["bound"] > 0
                     and not c["name"].startswith("eigenvalues min") else 0)
-        md.append(f"| {r.get('label', r['name'])} | `{r['name']}` | "
-                  f"{'pass' if r['pass'] else 'FAIL'} | {worst['name']}: "
-                  f"{worst['figure']:.3g} / {worst['bound']:.3g} | {r['seconds']} |")
+        table.append([r.get("label", r["name"]), f"`{r['name']}`", "pass" if r["pass"] else "FAIL",
+                      f"{worst['name']}: {worst['figure']:.3g} / {worst['bound']:.3g}",
+                      r["seconds"]])
+    md += markdown_table(["mode", "configuration", "verdict", "worst figure / bound", "seconds"],
+                         table, "llllr")
     md.append("")
     for r in results:
         md.append(format_table(r))

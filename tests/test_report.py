@@ -215,3 +215,15 @@ def test_uncalibrated_ecp5_power_is_marked_everywhere_it_is_shown():
     assert "\\* Uncalibrated estimate (ECP5)" in md and "(ice40 48 MHz; ulx3s-85f 25 MHz)" in md
     cal = {r["board"]: r["power_calibrated"] for r in res["reductions"]}
     assert cal == {"ice40": True, "ulx3s-85f": False}
+
+
+def test_markdown_table_helper():
+    """One table writer: header, alignment row, cells str()-ed with `|` escaped (a `|` inside a
+    cell used to split the row in docs/quality.md); bad alignment or row width is refused."""
+    from pezo.tables import markdown_table
+    assert markdown_table(["a", "b"], [[1, "x|y"]], "lr") == \
+        ["| a | b |", "|:--|--:|", "| 1 | x\\|y |"]
+    with pytest.raises(ValueError, match=r"^Alignment must be one of l, r, - per column \(2\)"):
+        markdown_table(["a", "b"], [], "l")
+    with pytest.raises(ValueError, match=r"^Row has 1 cells, the table 2 columns"):
+        markdown_table(["a", "b"], [[1]], "l-")

@@ -25,6 +25,7 @@ import numpy as np
 
 from pezo.boards.targets import get_board
 from pezo.power.model import COEFFICIENTS, UNCERTAIN, block_testbench, netlist_activity
+from pezo.tables import markdown_table
 
 __all__ = ["MEASUREMENTS", "CalibrationDesign", "measure", "fit", "validate", "run", "FITTED"]
 
@@ -185,34 +186,35 @@ def _markdown(coef, rows, act):
              "FFs + net toggle x (LUT + carry + FF output toggles) + DSP toggle x SB_MAC16 output "
              "toggles + EBR access x EBR accesses), per cycle; a PLL adds its core current and "
              "its supply rail in proportion to its VCO frequency.", "",
-             "## Fitted coefficients", "",
-             "| coefficient | fitted | in pezo.power | source |", "|:--|--:|--:|:--|"]
-    for k, v in coef.items():
-        lines.append(f"| `{k}` | {v:.4g} | {COEFFICIENTS[k][0]:.4g} | {COEFFICIENTS[k][1]} |")
-    lines += ["", "## Every measurement: fitted rows and held-out validation", "",
-              "| measurement | role | measured core uA | predicted | error | PLL rail uA "
-              "(measured / predicted) | note |", "|:--|:--|--:|--:|--:|--:|:--|"]
+             "## Fitted coefficients", ""]
+    lines += markdown_table(["coefficient", "fitted", "in pezo.power", "source"],
+                            [[f"`{k}`", f"{v:.4g}", f"{COEFFICIENTS[k][0]:.4g}",
+                              COEFFICIENTS[k][1]] for k, v in coef.items()], "lrrl")
+    lines += ["", "## Every measurement: fitted rows and held-out validation", ""]
+    table = []
     for r in rows:
         pred = "–" if r["predicted_ua"] is None else f"{r['predicted_ua']:.1f}"
         err = "–" if r["error_pct"] is None else f"{r['error_pct']:+.1f} %"
         rail = "" if r["pll_rail_measured_ua"] is None else \
             f"{r['pll_rail_measured_ua']} / {r['pll_rail_predicted_ua']} " \
             f"({r['pll_rail_error_pct']:+.1f} %)"
-        lines.append(f"| {r['description']} | {r['role']} | {r['measured_ua']} | {pred} | {err} "
-                     f"| {rail} | {r['note']} |")
+        table.append([r["description"], r["role"], r["measured_ua"], pred, err, rail, r["note"]])
+    lines += markdown_table(["measurement", "role", "measured core uA", "predicted", "error",
+                             "PLL rail uA (measured / predicted)", "note"], table, "llrrrrl")
     held = [r for r in rows if r["role"] == "held-out"]
     worst = max(held, key=lambda r: abs(r["error_pct"]))
     lines += ["", f"Held out: {len(held)} points; largest error {worst['error_pct']:+.1f} % "
                   f"({worst['description']}).", "",
-              "## Simulated activity of the calibration designs (per cycle)", "",
-              "| design | LUT toggles | carry toggles | FF toggles | clocked FFs | DSP toggles "
-              "| cells |", "|:--|--:|--:|--:|--:|--:|:--|"]
+              "## Simulated activity of the calibration designs (per cycle)", ""]
+    table = []
     for (kind, arg), a in sorted(act.items(), key=lambda kv: str(kv[0])):
         name = f"counter {arg} bits" if kind == "counter" else \
             f"math, {'1 DSP' if arg else 'LUT multiplier'}"
         cells = ", ".join(f"{n} {c}" for n, c in a["cells"].items())
-        lines.append(f"| {name} | {a['lut_toggles']} | {a['carry_toggles']} | "
-                     f"{a['ff_toggles']} | {a['ff_clocked']} | {a['dsp_toggles']} | {cells} |")
+        table.append([name, a["lut_toggles"], a["carry_toggles"], a["ff_toggles"],
+                      a["ff_clocked"], a["dsp_toggles"], cells])
+    lines += markdown_table(["design", "LUT toggles", "carry toggles", "FF toggles",
+                             "clocked FFs", "DSP toggles", "cells"], table, "lrrrrrl")
     lines += ["", "## What the model still assumes (carried as ranges)", "",
               "Every power figure in a report (`dynamic_mw_range`, `total_mw_range`) and every "
               "reduction in `make compare` is given over the corners of these ranges (the "

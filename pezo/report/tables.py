@@ -4,6 +4,7 @@ import csv
 from pathlib import Path
 
 from pezo.report.load import COLUMNS, DASH, RESOURCES, _num, flatten, load_reports
+from pezo.tables import markdown_table as md_table
 
 __all__ = ["write_csv", "markdown_table", "plot", "aggregate"]
 
@@ -25,10 +26,6 @@ def write_csv(rows, path):
         for r in rows:
             w.writerow({k: "" if r.get(k) is None else r.get(k) for k in columns})
     return path
-
-
-def _md_escape(text):
-    return str(text).replace("|", "\\|")
 
 
 def _fails_timing(r):
@@ -55,8 +52,7 @@ def markdown_table(rows):
     rows = list(rows)
     head = ["Board", "Design", "Configuration", "LUT4", "FF", "Carry", "BRAM", "SPRAM", "DSP",
             "Logic cells", "fmax (MHz)", "Target (MHz)", "Power (mW)"]
-    align = [":--"] * 3 + ["--:"] * (len(head) - 3)
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
+    table = []
     for r in rows:
         if r.get("logic_cells_used") is None:
             lc = DASH
@@ -71,7 +67,8 @@ def markdown_table(rows):
         if r.get("power_total_mw_low") is not None:
             power += f" ({r['power_total_mw_low']:.2f}-{r['power_total_mw_high']:.2f})"
         cells += [lc, fmax, _num(r.get("fmax_constraint_mhz")), power]
-        lines.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
+        table.append(cells)
+    lines = md_table(head, table, "lll" + "r" * (len(head) - 3))
     notes = []
     if any(_fails_timing(r) for r in rows):
         notes.append("\\* fmax below the clock constraint.")
