@@ -15,7 +15,6 @@ import time
 
 from amaranth.back import rtlil, verilog
 from amaranth.hdl import Shape
-import numpy as np
 
 from pezo.argtypes import positive_int
 from pezo.bench import run_bench
@@ -31,9 +30,8 @@ from pezo.power.calibration import run as run_calibration
 from pezo.quality import MODES, dieharder, format_table, measure, write_results
 from pezo.report import aggregate, compare, format_compare, load_report, load_reports
 from pezo.sim import scaler
-from pezo.sim.bank import BankModel
-from pezo.sim.generator import GeneratorModel
 from pezo.sim.lfsr import POLYNOMIALS
+from pezo.stream import write_stream
 from pezo.synth import cached_or_synth, synth
 from pezo.toolchain import ToolMissing, setup_environment
 
@@ -122,44 +120,11 @@ def cmd_generate(args):
     return 0
 
 
-def _bits_pack(values, width):
-    """Pack w-bit two's complement values contiguously, LSB first, into bytes."""
-    v = values.astype(np.int64) & ((1 << width) - 1)
-    bits = ((v[:, None] >> np.arange(width)) & 1).astype(np.uint8)
-    return np.packbits(bits.reshape(-1), bitorder="little").tobytes()
-
-
 def cmd_stream(args):
-
     cfg = _config(args)
-    if args.count < 0:
-        raise ValueError(f"Count must be a non-negative integer, not {args.count!r}")
-    width = {"z": cfg.z_bits, "uniform": cfg.width, "bank": cfg.width}[args.stage]
-    container = next(b for b in (1, 2, 4, 8) if 8 * b >= width)
-    per_beat = cfg.lanes if args.stage == "bank" else cfg.out_lanes
     out = sys.stdout.buffer if args.output in (None, "-") else open(args.output, "wb")
-    model = BankModel(cfg, args.seed) if args.stage == "bank" else GeneratorModel(cfg, args.seed)
-    chunk_beats = max(1, (1 << 20) // per_beat)
-    left, carry = args.count, np.empty(0, dtype=np.int64)
     try:
-        while left > 0:
-            beats = min(chunk_beats, -(-left // per_beat))
-            if args.stage == "z":
-                vals = model.next(beats)
-            elif args.stage == "uniform":
-                vals = model.next_uniform(beats)
-            else:
-                vals = model.next(beats)
-            vals = vals.reshape(-1)[:left]
-            left -= len(vals)
-            if args.format == "raw":
-                out.write(vals.astype(f"<i{container}").tobytes())
-            else:
-                # Keep whole bytes: carry values over so the bit packing is continuous.
-                vals = np.concatenate([carry, vals])
-                keep = len(vals) - (len(vals) % 8) if left > 0 else len(vals)
-                out.write(_bits_pack(vals[:keep], width))
-                carry = vals[keep:]
+        write_stream(cfg, args.seed, args.count, out, args.stage, args.format)
     except BrokenPipeError:  # e.g. `pezo stream ... | head -c 100`
         return 0
     finally:
