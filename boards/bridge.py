@@ -69,7 +69,7 @@ class SerialBridge(wiring.Component):
         nbytes = Signal(range(max(beat_bytes, 9) + 1))
         op = frame[:8]
         m.d.comb += [eng.cmd.payload.op.eq(op[:4]), eng.cmd.payload.arg.eq(frame[8:]),
-                     self.error.eq(eng.error), self.saturated.eq(eng.saturated)]
+                     self.error.eq(eng.status.error), self.saturated.eq(eng.status.saturated)]
 
         wbeat = Signal(8 * beat_bytes)          # WRITE: the beat being assembled
         beat = Signal(8 * beat_bytes)           # READ: the word being serialised
@@ -80,14 +80,16 @@ class SerialBridge(wiring.Component):
         ext = [Signal(signed(8 * wb), name=f"ext{j}") for j in range(lanes)]
         m.d.comb += [ext[j].eq(eng.rdata.payload[j]) for j in range(lanes)]   # sign-extend
         packed = Cat(*ext)
-        status = Cat(eng.error, eng.error_code, eng.saturated, eng.filling, eng.last_pass,
-                     Const(0, 1), eng.offset)
+        est = eng.status
+        status = Cat(est.error, est.error_code, est.saturated, est.filling, est.last_pass,
+                     Const(0, 1), est.offset)
         status_reg = Signal(32)
 
         # Registered copies of the engine's handshake/status signals: the bridge's decisions do
         # not chain through the engine's control logic.
         busy_r, wready_r, rvalid_r = Signal(), Signal(), Signal()
-        m.d.sync += [busy_r.eq(eng.busy), wready_r.eq(eng.wdata.ready), rvalid_r.eq(eng.rdata.valid)]
+        m.d.sync += [busy_r.eq(est.busy), wready_r.eq(eng.wdata.ready),
+                     rvalid_r.eq(eng.rdata.valid)]
         left = Signal(range(cfg.words + 1))    # beats still to transfer in WDATA / RDATA
         done = Signal()                        # left == 0, registered
         wfull = Signal()                       # WDATA: a whole beat is assembled

@@ -120,16 +120,17 @@ class AmaranthTransport:
             out = []
             if op == Op.READ and rcount:
                 ctx.set(dut.rdata.ready, 1)
-                while len(out) < rcount and (ctx.get(dut.busy) or ctx.get(dut.rdata.valid)):
+                while len(out) < rcount and (ctx.get(dut.status.busy)
+                                             or ctx.get(dut.rdata.valid)):
                     if ctx.get(dut.rdata.valid):
                         p = ctx.get(dut.rdata.payload)
                         out.append([int(p[j]) for j in range(m)])
                     await self._tick(ctx)
                 ctx.set(dut.rdata.ready, 0)
-            while ctx.get(dut.busy):
+            while ctx.get(dut.status.busy):
                 await self._tick(ctx)
             self._result = np.array(out, dtype=np.int64).reshape(-1, m) if out else None
-            self._status = {name: int(ctx.get(getattr(dut, name))) for name in STATUS}
+            self._status = {name: int(ctx.get(getattr(dut.status, name))) for name in STATUS}
 
     async def _tick(self, ctx):
         await ctx.tick()

@@ -10,16 +10,27 @@ from pezo.hw.generator import PerturbationGenerator
 from pezo.hw.lfsr import UniformBank, bank_latency
 from pezo.hw.mac import MAC_LATENCY, MacOp, PerturbMAC, mac_input_layout
 from pezo.hw.scaler import scale_register_bits
-from pezo.sim.engine import Err, Op
+from pezo.sim.engine import STATUS, Err, Op
 from pezo.sim.mac import rounding_config
 
-__all__ = ["PerturbEngine", "command_layout"]
+__all__ = ["PerturbEngine", "command_layout", "status_layout"]
 
 ARG_BITS = 64
 
 
 def command_layout():
     return data.StructLayout({"op": 4, "arg": ARG_BITS})
+
+
+def status_layout(cfg):
+    """The engine's status struct for configuration ``cfg``: the fields of
+    :data:`pezo.sim.engine.STATUS`, in that order (``offset`` is a pool word for ``pregen``)."""
+    g = cfg.generator
+    layout = data.StructLayout({
+        "busy": 1, "error": 1, "error_code": 2, "saturated": 1, "filling": 1, "last_pass": 2,
+        "offset": range(g.pool_words) if g.reuse == "pregen" else 1})
+    assert tuple(dict(layout.members)) == STATUS
+    return layout
 
 
 class PerturbEngine(wiring.Component):
@@ -44,28 +55,23 @@ class PerturbEngine(wiring.Component):
         Weight words for WRITE.
     rdata : Out(stream.Signature(ArrayLayout(signed(b), m)))
         Weight words answering READ.
-    busy, error, error_code, saturated, filling, last_pass, offset : Out
-        Status (see :mod:`pezo.sim.engine`).
+    status : Out(:func:`status_layout`)
+        The status fields (:data:`pezo.sim.engine.STATUS`, in that order: busy, error,
+        error_code, saturated, filling, last_pass, offset), one struct read by the bridge, the
+        host transports and the testbenches.
     """
 
     def __init__(self, config):
         if not isinstance(config, EngineConfig):
             raise TypeError(f"Configuration must be an EngineConfig, not {config!r}")
         self._cfg = cfg = config
-        g = cfg.generator
         self._has_r = "r" in dict(mac_input_layout(cfg).members)
         row = data.ArrayLayout(signed(cfg.w_bits), cfg.lanes)
         super().__init__({
             "cmd": In(stream.Signature(command_layout())),
             "wdata": In(stream.Signature(row)),
             "rdata": Out(stream.Signature(row)),
-            "busy": Out(1),
-            "error": Out(1),
-            "error_code": Out(2),
-            "saturated": Out(1),
-            "filling": Out(1),
-            "last_pass": Out(2),
-            "offset": Out(range(g.pool_words) if g.reuse == "pregen" else 1),
+            "status": Out(status_layout(cfg)),
         })
 
     config = property(lambda self: self._cfg)
@@ -123,11 +129,12 @@ class PerturbEngine(wiring.Component):
         error = Signal()
         error_code = Signal(2)
         last_pass = Signal(2)
-        m.d.comb += [self.error.eq(error), self.error_code.eq(error_code),
-                     self.last_pass.eq(last_pass),
-                     self.saturated.eq(mac.saturated | gen.saturated)]
+        st_out = self.status
+        m.d.comb += [st_out.error.eq(error), st_out.error_code.eq(error_code),
+                     st_out.last_pass.eq(last_pass),
+                     st_out.saturated.eq(mac.saturated | gen.saturated)]
         if g.reuse == "pregen":
-            m.d.comb += [self.filling.eq(gen.filling), self.offset.eq(gen.offset)]
+            m.d.comb += [st_out.filling.eq(gen.filling), st_out.offset.eq(gen.offset)]
 
         # MAC wiring: coefficient and operation are registers, constant during a pass.
         m.d.comb += [mac.op.eq(mac_op), mac.stochastic.eq(stochastic),
@@ -270,7 +277,7 @@ class PerturbEngine(wiring.Component):
         st, goto = one_hot_states(m, ("IDLE", "CHECK", "DECODE", "EXEC", "SETTLE", "FILL", "PASS",
                                       "DRAIN", "WRITE", "READ"), init="FILL")
 
-        m.d.comb += self.busy.eq(~st["IDLE"])
+        m.d.comb += st_out.busy.eq(~st["IDLE"])
 
         with m.If(st["IDLE"]):
             m.d.comb += self.cmd.ready.eq(1)

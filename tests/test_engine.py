@@ -310,8 +310,9 @@ def test_status_fields_are_defined_once():
     from pezo.sim.engine import STATUS
     cfg = E(depth=16)
     assert tuple(EngineModel(cfg).status()) == STATUS
-    dut = PerturbEngine(cfg)
-    ports = {"__".join(map(str, p)) for p, m in dut.signature.members.flatten() if m.is_port}
-    assert set(STATUS) <= ports
+    from pezo.hw.engine import status_layout
+    for c in (cfg, E(generator=G(reuse="pregen", pool_size=64), depth=16)):
+        assert tuple(dict(status_layout(c).members)) == STATUS
+        assert PerturbEngine(c).signature.members["status"].shape == status_layout(c)
     t = AmaranthTransport(cfg)
     assert tuple(t.status()) == STATUS

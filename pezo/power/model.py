@@ -70,6 +70,7 @@ from amaranth.lib.wiring import In
 from pezo.boards.targets import get_board
 from pezo.boards.top import ice40_pll_params
 from pezo.designs import build as build_design, check_design
+from pezo.hw.engine import status_layout
 from pezo.sim.engine import Op
 from pezo.toolchain import PRE_SYNTH, setup_environment
 from pezo.power.vcd import parse_vcd_toggles
@@ -365,6 +366,8 @@ endmodule
 
 
 def _engine_tb(cfg, steps, extra_dumps=""):
+    layout = status_layout(cfg)
+    sw, busy_bit = layout.size, layout["busy"].offset
     m, b = cfg.lanes, cfg.w_bits
     words = cfg.depth // m
     mu = 1 << max(0, cfg.coef_frac - 6)
@@ -375,12 +378,14 @@ module tb;
   reg clk = 0, rst = 1, cmd__valid = 0, wdata__valid = 0, rdata__ready = 1;
   reg [67:0] cmd__payload = 0;
   reg [{m * b - 1}:0] wdata__payload = 0;
-  wire cmd__ready, busy;
+  wire cmd__ready;
+  wire [{sw - 1}:0] status;
+  wire busy = status[{busy_bit}];
   integer i;
   always #5 clk = ~clk;
   core dut (.clk(clk), .rst(rst), .cmd__valid(cmd__valid), .cmd__payload(cmd__payload),
             .cmd__ready(cmd__ready), .wdata__valid(wdata__valid),
-            .wdata__payload(wdata__payload), .rdata__ready(rdata__ready), .busy(busy));
+            .wdata__payload(wdata__payload), .rdata__ready(rdata__ready), .status(status));
   task cmd(input [3:0] op, input [63:0] arg);
     begin
       @(negedge clk); cmd__valid = 1; cmd__payload = {{arg, op}};

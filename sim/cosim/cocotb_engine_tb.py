@@ -22,6 +22,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
 from pezo.config import EngineConfig
+from pezo.hw.engine import status_layout
 from pezo.sim.engine import STATUS, EngineModel, Op, encode_signed
 
 
@@ -31,15 +32,24 @@ def high(sig):
     return str(sig.value) == "1"
 
 
-def busy(dut):
+def status_bits(dut, layout, name):
+    """The bits of status field ``name`` (pezo.hw.engine.status_layout: the ``status`` port is
+    the packed struct, LSB first) as a string, MSB first; may hold X before the first change."""
+    f = layout[name]
+    bits = str(dut.status.value)[::-1][f.offset:f.offset + f.width]
+    return bits[::-1]
+
+
+def busy(dut, layout):
     """``busy`` is 1, or not yet resolved: Icarus runs Amaranth's ``always @*`` blocks only when
     an input changes, so a status output can read X until the state first changes after reset."""
-    return str(dut.busy.value) != "0"
+    return status_bits(dut, layout, "busy") != "0"
 
 
 class Driver:
     def __init__(self, dut, cfg, rng, stall):
         self.dut, self.cfg, self.rng, self.stall = dut, cfg, rng, stall
+        self.layout = status_layout(cfg)
         self.model = EngineModel(cfg)
         self.weight_ops = 0
         self.m = cfg.lanes
@@ -92,12 +102,12 @@ class Driver:
                 await RisingEdge(dut.clk)
             dut.rdata__ready.value = 0
         await FallingEdge(dut.clk)
-        while busy(dut):
+        while busy(dut, self.layout):
             await FallingEdge(dut.clk)
         ref = self.model.execute(op, arg, wdata)
         if op in (Op.PERTURB, Op.UPDATE):
             self.weight_ops += self.cfg.depth
-        status = {k: int(getattr(dut, k).value) for k in STATUS}
+        status = {k: int(status_bits(dut, self.layout, k), 2) for k in STATUS}
         want = self.model.status()
         assert status == want, f"{Op(op).name}: status {status} != model {want}"
         if op == Op.READ:
@@ -125,7 +135,7 @@ async def engine_matches_golden_model(dut):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
     await FallingEdge(dut.clk)
-    while busy(dut):                    # the reset-time pool fill
+    while busy(dut, status_layout(cfg)):    # the reset-time pool fill
         await FallingEdge(dut.clk)
     await RisingEdge(dut.clk)
 
