@@ -13,6 +13,7 @@ from pezo.host.ablation import FILE, summarise
 from pezo.host.parity import (PAIRS, PLOTTED, POOL_CASE, QUICK_STEPS, VARIANTS, _agg,
                               paired_interval)
 from pezo.host.train import DEFAULTS
+from pezo.tables import markdown_table
 
 __all__ = ["write_report", "ablation_section"]
 
@@ -54,10 +55,8 @@ def write_report(study, out_dir, quick, seeds, elapsed, command):
               "initial weights and minibatches), with its 95 % t-interval. Verdict: *within 0.5* "
               "when the whole interval lies in [-0.5, +0.5] points; *behind* / *ahead* when it "
               "lies wholly below / above; *undecided* otherwise (the interval is wider than the "
-              "question: more seeds, or a larger test set, would be needed).", "",
-              "| data set | model | steps | seeds | gaussian | row | row accuracy | paired "
-              "difference [95 % CI] | verdict |", "|---|---|---|--:|---|---|---|---|---|"]
-    summary = {}
+              "question: more seeds, or a larger test set, would be needed).", ""]
+    summary, table = {}, []
     for ds, model in pairs:
         cells = {v: _agg(main[(ds, model, v)]) for v in variants if (ds, model, v) in main}
         summary[f"{ds}/{model}"] = cells
@@ -73,9 +72,12 @@ def write_report(study, out_dir, quick, seeds, elapsed, command):
             d = paired_interval([r["test_acc"] * 100 - gacc[r["seed"]]
                                  for r in main[(ds, model, v)] if r["seed"] in gacc])
             c["paired"] = d
-            lines.append(f"| {ds} | {model} | {steps} | {d['n']} | {g['acc_mean']:.2f} | {v} | "
-                         f"{c['acc_mean']:.2f} +- {c['acc_std']:.2f} | {d['mean']:+.2f} "
-                         f"[{d['lo']:+.2f}, {d['hi']:+.2f}] | {d['verdict']} |")
+            table.append([ds, model, steps, d["n"], f"{g['acc_mean']:.2f}", v,
+                          f"{c['acc_mean']:.2f} +- {c['acc_std']:.2f}",
+                          f"{d['mean']:+.2f} [{d['lo']:+.2f}, {d['hi']:+.2f}]", d["verdict"]])
+    lines += markdown_table(["data set", "model", "steps", "seeds", "gaussian", "row",
+                             "row accuracy", "paired difference [95 % CI]", "verdict"], table,
+                            "---r-----")
     lines += ["", "The ablation study (`pezo ablation`, docs/parity_ablation.json) "
               "that explained the earlier digits gap was measured on the streams before the "
               "redesign of docs/streams.md; it is not part of this run.", ""]
@@ -86,15 +88,16 @@ def write_report(study, out_dir, quick, seeds, elapsed, command):
         lines += [f"## {ds} / {model}", "",
                   f"{any_run['n_params']} parameters; engine depth "
                   f"{max(r['depth'] or 0 for v in cells for r in main[(ds, model, v)])}. "
-                  f"![curves](parity_{ds}_{model}.png)", "",
-                  "| variant | test accuracy % | delta | test loss | train loss | forward passes "
-                  "| s/run | coef. clipped |", "|---|---|---|---|---|---|---|---|"]
+                  f"![curves](parity_{ds}_{model}.png)", ""]
+        table = []
         for v, c in cells.items():
             dl = f"{c['acc_mean'] - g['acc_mean']:+.2f}" if g else "-"
-            lines.append(f"| {v} | {c['acc_mean']:.2f} +- {c['acc_std']:.2f} | {dl} | "
-                         f"{c['test_loss']:.4f} | {c['train_loss']:.4f} | "
-                         f"{c['forward_passes']:,} | {c['seconds']:.1f} | "
-                         f"{c['coef_clipped']:.1f} |")
+            table.append([v, f"{c['acc_mean']:.2f} +- {c['acc_std']:.2f}", dl,
+                          f"{c['test_loss']:.4f}", f"{c['train_loss']:.4f}",
+                          f"{c['forward_passes']:,}", f"{c['seconds']:.1f}",
+                          f"{c['coef_clipped']:.1f}"])
+        lines += markdown_table(["variant", "test accuracy %", "delta", "test loss", "train loss",
+                                 "forward passes", "s/run", "coef. clipped"], table, "-" * 8)
         lines.append("")
         fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
         for v in PLOTTED:
@@ -128,16 +131,17 @@ def write_report(study, out_dir, quick, seeds, elapsed, command):
                   f"{ds} / {model}, engine depth d = {depth}: a perturbation reads d pool numbers "
                   f"cyclically from the carried-over offset, so a pool of N numbers gives at most "
                   f"N/m distinct perturbations (cyclic shifts of one vector).",
-                  "![pool](parity_pool.png)", "",
-                  "| N | N/d | test accuracy % | delta vs gaussian | test loss |",
-                  "|---|---|---|---|---|"]
+                  "![pool](parity_pool.png)", ""]
+        table = []
         for key in sorted(pool, key=lambda k: int(k[2].split("=")[1])):
             n = int(key[2].split("=")[1])
             c = _agg(pool[key])
             pool_rows.append((n, c))
             dl = f"{c['acc_mean'] - g['acc_mean']:+.2f}" if g else "-"
-            lines.append(f"| {n} | {n / depth:.2f} | {c['acc_mean']:.2f} +- {c['acc_std']:.2f} "
-                         f"| {dl} | {c['test_loss']:.4f} |")
+            table.append([n, f"{n / depth:.2f}", f"{c['acc_mean']:.2f} +- {c['acc_std']:.2f}", dl,
+                          f"{c['test_loss']:.4f}"])
+        lines += markdown_table(["N", "N/d", "test accuracy %", "delta vs gaussian", "test loss"],
+                                table, "-----")
         lines.append("")
         fig, ax = plt.subplots(figsize=(6, 4))
         ns = [n for n, _ in pool_rows]
@@ -198,19 +202,21 @@ def ablation_section(out_dir) -> list:
              "best-validation checkpoint. gaussian, uniform and pezo Q4.12 are the runs of "
              "[parity_digits_10seeds](parity_digits_10seeds/parity.md) (same code path; re-run "
              "through the ablation they give the same figures).", "",
-             "| model | configuration | seeds | test accuracy % | seeds 0-2 | vs gaussian "
-             "| paired | validation accuracy % | train loss | test loss |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             ]
+    table = []
     for r in rows:
         paired = ("-" if r["config"] == r["reference"]
                   else f"{r['paired_ref']:+.2f} +- {r['paired_ref_sem']:.2f}"
                   + ("" if r["reference"] == "pezo Q4.12" else f" (vs {r['reference']})"))
         vs_g = ("-" if r["config"] == r["baseline"]
                 else f"{r['delta_baseline']:+.2f} +- {r['paired_baseline_sem']:.2f}")
-        lines.append(f"| {r['model']} | {r['config']} | {r['seeds']} | {r['acc_mean']:.2f} +- "
-                     f"{r['acc_std']:.2f} | {r['acc_first3']:.2f} | {vs_g} | "
-                     f"{paired} | {r['val_acc']:.2f} | {r['train_loss']:.4f} | "
-                     f"{r['test_loss']:.4f} |")
+        table.append([r["model"], r["config"], r["seeds"],
+                      f"{r['acc_mean']:.2f} +- {r['acc_std']:.2f}", f"{r['acc_first3']:.2f}", vs_g,
+                      paired, f"{r['val_acc']:.2f}", f"{r['train_loss']:.4f}",
+                      f"{r['test_loss']:.4f}"])
+    lines += markdown_table(["model", "configuration", "seeds", "test accuracy %", "seeds 0-2",
+                             "vs gaussian", "paired", "validation accuracy %", "train loss",
+                             "test loss"], table, "-" * 10)
     lines += ["",
               "What the table shows:", "",
               "- **The fixed-point datapath costs nothing measurable.** Float weights with the "
