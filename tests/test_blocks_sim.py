@@ -11,7 +11,7 @@ from pezo.hw.reuse import Fanout, PoolBuffer
 from pezo.hw.scaler import Scaler
 from pezo.sim import scaler as smodel
 from pezo.sim.bank import bank_stream
-from tests.simutil import collect, lanes_of, run
+from tests.simutil import collect, lanes_of, pump, run
 
 BANK_CONFIGS = [
     G(lanes=1, width=8, state_bits=16),
@@ -189,19 +189,7 @@ def test_scaler_model_is_exact_rational_rounding(cfg):
 async def _stream_through(ctx, dut, ins, rng, p_ready):
     """Send ``ins`` (2 lanes) through a scaler with random gaps on the input (valid 70 % of the
     time) and random backpressure (ready ``p_ready``); returns the outputs transferred."""
-    outs, k = [], 0
-    while len(outs) < len(ins):
-        ctx.set(dut.i.valid, k < len(ins) and rng.random() < 0.7)
-        if k < len(ins):
-            ctx.set(dut.i.payload, ins[k])
-        ctx.set(dut.o.ready, rng.random() < p_ready)
-        take_in = ctx.get(dut.i.valid) and ctx.get(dut.i.ready)
-        if ctx.get(dut.o.valid) and ctx.get(dut.o.ready):
-            outs.append(lanes_of(ctx.get(dut.o.payload), 2))
-        await ctx.tick()
-        k += bool(take_in)
-    ctx.set(dut.i.valid, 0)
-    return outs
+    return await pump(ctx, dut.i, dut.o, ins, 2, rng, p_ready=p_ready)
 
 
 def test_scaler_hardware_runtime_register_and_saturation():

@@ -9,7 +9,7 @@ import pytest
 from pezo.config import EngineConfig as E, GeneratorConfig as G
 from pezo.hw.mac import MacOp, PerturbMAC
 from pezo.sim.mac import mac
-from tests.simutil import lanes_of, run
+from tests.simutil import pump, run
 
 CFGS = [E(), E(generator=G(lanes=8, width=8, z_int=2, z_frac=6), depth=64, w_int=2, w_frac=6,
               coef_bits=12, coef_frac=10),
@@ -124,23 +124,9 @@ def test_hardware_mac_matches_golden_with_stalls(cfg):
             ctx.set(dut.sat_clear, 1)
             await ctx.tick()
             ctx.set(dut.sat_clear, 0)
-            outs, k = [], 0
-            while len(outs) < len(beats):
-                send = k < len(beats) and rng.random() < 0.7
-                ctx.set(dut.i.valid, send)
-                if k < len(beats):
-                    w, z, r = beats[k]
-                    payload = {"w": w, "z": z}
-                    if has_r:
-                        payload["r"] = r
-                    ctx.set(dut.i.payload, payload)
-                ctx.set(dut.o.ready, rng.random() < 0.7)
-                took = send and ctx.get(dut.i.ready)
-                if ctx.get(dut.o.valid) and ctx.get(dut.o.ready):
-                    outs.append(lanes_of(ctx.get(dut.o.payload), m))
-                await ctx.tick()
-                k += bool(took)
-            ctx.set(dut.i.valid, 0)
+            payloads = [dict({"w": w, "z": z}, **({"r": r} if has_r else {}))
+                        for w, z, r in beats]
+            outs = await pump(ctx, dut.i, dut.o, payloads, m, rng)
             await ctx.tick().repeat(2)          # the flag rises a cycle after the value leaves
             got.append((outs, ctx.get(dut.saturated)))
 
