@@ -16,6 +16,8 @@ Training code talks only to :class:`EngineClient`, so it does not care which tra
 """
 
 import collections
+import math
+import numbers
 from typing import Protocol, runtime_checkable
 
 from amaranth.sim import Simulator
@@ -191,6 +193,9 @@ class EngineClient:
     def coef_to_int(self, value: float, what="coefficient") -> int:
         """A real coefficient (mu, c) as the engine's integer; out of range raises."""
         cfg = self.cfg
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+                or not math.isfinite(value):
+            raise ValueError(f"{what} must be a finite real number, not {value!r}")
         v = int(np.rint(value * 2.0 ** cfg.coef_frac))
         lim = 1 << (cfg.coef_bits - 1)
         if not -lim <= v < lim:
@@ -206,7 +211,8 @@ class EngineClient:
         if st["error"]:
             code = Err(st["error_code"]).name
             self.transport.command(Op.CLEAR)
-            raise EngineError(f"Engine rejected {Op(op).name} with argument {arg:#x}: "
+            name = Op(op).name if op in Op._value2member_map_ else f"opcode {int(op)}"
+            raise EngineError(f"Engine rejected {name} with argument {int(arg):#x}: "
                               f"error {code}")
         return out
 

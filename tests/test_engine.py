@@ -316,3 +316,19 @@ def test_status_fields_are_defined_once():
         assert PerturbEngine(c).signature.members["status"].shape == status_layout(c)
     t = AmaranthTransport(cfg)
     assert tuple(t.status()) == STATUS
+
+
+def test_client_refuses_non_finite_coefficients_and_names_unknown_opcodes():
+    """set_mu/update with inf, nan or a non-number say what is accepted (no OverflowError); an
+    opcode the engine rejects is reported as an EngineError with its number."""
+    c = EngineClient(E(depth=16))
+    for bad in (float("inf"), float("-inf"), float("nan"), "0.1", True):
+        with pytest.raises(ValueError, match=r"^mu must be a finite real number, not "):
+            c.set_mu(bad)
+        with pytest.raises(ValueError, match=r"^update coefficient c must be a finite real number, "):
+            c.update(bad)
+    assert c.set_mu(np.float32(2.0 ** -6)) == 1 << 14          # numpy floats are numbers
+    with pytest.raises(EngineError, match=r"^Engine rejected opcode 11 with argument 0x5: error "
+                                          r"OPCODE$"):
+        c._do(11, 5)
+    assert c.status()["error"] == 0
