@@ -113,6 +113,10 @@ class PerturbMAC(wiring.Component):
                 if S <= 0:
                     m.d.sync += [qf2[l].eq(p << (-S)), inc2[l].eq(0)]
                     continue
+                if S >= pw:     # shift past the product: sign-extend so that the guard bit
+                    pe = Signal(signed(S + 1), name=f"prod_ext{l}")     # exists (issue #14 D1)
+                    m.d.comb += pe.eq(p)
+                    p = pe
                 floor = p >> S
                 low = p.as_unsigned()[:S]
                 sticky = low[:S - 1].any() if S > 1 else 0
