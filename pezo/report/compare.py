@@ -152,9 +152,9 @@ def _design_resources(a, b, notes):
     if bool(pa) != bool(pb):
         notes.append(f"Power estimate only in {'A' if pa else 'B'}.")
     acta, actb = pa.get("activity_per_cycle"), pb.get("activity_per_cycle")
-    fam = a.get("family") or ("ecp5" if str(a.get("board", "")).startswith("ulx3s") else "ice40")
-    if (acta and actb and pa.get("clock_mhz") and pa.get("clock_mhz") == pb.get("clock_mhz")
-            and a.get("family") == b.get("family") and pb.get("dynamic_mw")):
+    fam = a.get("family")       # reports with simulated activity carry their family
+    if (acta and actb and fam and fam == b.get("family") and pb.get("dynamic_mw")
+            and pa.get("clock_mhz") and pa.get("clock_mhz") == pb.get("clock_mhz")):
         mid, lo, hi = reduction_range(acta, actb, pa["clock_mhz"], fam)
         notes.append(f"Dynamic power change over the model's uncertainty (pezo.power.UNCERTAIN, "
                      f"the same corner for A and B): {mid:+.1f} % [{lo:+.1f}, {hi:+.1f}].")
