@@ -68,7 +68,7 @@ class SerialBridge(wiring.Component):
         frame = Signal(72)
         nbytes = Signal(range(max(beat_bytes, 9) + 1))
         op = frame[:8]
-        m.d.comb += [eng.cmd.payload.op.eq(op[:4]), eng.cmd.payload.arg.eq(frame[8:]),
+        m.d.comb += [eng.cmd.payload.op.as_value().eq(op[:4]), eng.cmd.payload.arg.eq(frame[8:]),
                      self.error.eq(eng.status.error), self.saturated.eq(eng.status.saturated)]
 
         wbeat = Signal(8 * beat_bytes)          # WRITE: the beat being assembled

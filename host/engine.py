@@ -24,7 +24,7 @@ from amaranth.sim import Simulator
 import numpy as np
 
 from pezo.fixed import Q, from_fixed, to_fixed
-from pezo.hw.engine import PerturbEngine
+from pezo.hw.engine import PerturbEngine, command_bits
 from pezo.sim import scaler as smodel
 from pezo.sim.engine import STATUS, EngineModel, Err, Op, encode_signed
 
@@ -105,7 +105,7 @@ class AmaranthTransport:
                 await ctx.tick()
                 continue
             op, arg, wdata, rcount = self._queue.popleft()
-            ctx.set(dut.cmd.payload, {"op": int(op), "arg": int(arg)})
+            ctx.set(dut.cmd.payload.as_value(), command_bits(op, arg))
             ctx.set(dut.cmd.valid, 1)
             while not ctx.get(dut.cmd.ready):
                 await self._tick(ctx)

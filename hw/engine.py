@@ -1,7 +1,7 @@
 """The perturbation engine: generator + MAC + weight memory + command FSM."""
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from pezo.config import EngineConfig
@@ -13,13 +13,40 @@ from pezo.hw.scaler import scale_register_bits
 from pezo.sim.engine import STATUS, Err, Op
 from pezo.sim.mac import rounding_config
 
-__all__ = ["PerturbEngine", "command_layout", "status_layout"]
+__all__ = ["EngineOp", "PerturbEngine", "command_layout", "status_layout"]
 
 ARG_BITS = 64
 
 
+class EngineOp(enum.Enum, shape=4):
+    """The command field's opcode: the members of :class:`pezo.sim.engine.Op` as a 4-bit
+    hardware enum. The field is 4 bits wide, so the values 11-15 (no member) can still arrive
+    on the port; the engine answers them with ``Err.OPCODE``. Drive such a value through
+    ``payload.as_value()`` (``EngineOp`` constants exist only for the members)."""
+    NOP = Op.NOP.value
+    SEED = Op.SEED.value
+    MU = Op.MU.value
+    PERTURB = Op.PERTURB.value
+    UPDATE = Op.UPDATE.value
+    SCALE = Op.SCALE.value
+    OFFSET = Op.OFFSET.value
+    WRITE = Op.WRITE.value
+    READ = Op.READ.value
+    CLEAR = Op.CLEAR.value
+    ROUNDING = Op.ROUNDING.value
+
+
 def command_layout():
-    return data.StructLayout({"op": 4, "arg": ARG_BITS})
+    return data.StructLayout({"op": EngineOp, "arg": ARG_BITS})
+
+
+def command_bits(op, arg):
+    """The command payload as one integer (``op`` in bits 0-3, ``arg`` two's complement in
+    bits 4-67): any 4-bit opcode, member or not."""
+    op = int(op)
+    if not 0 <= op < 16:
+        raise ValueError(f"opcode {op} does not fit the 4-bit op field (accepted: 0..15)")
+    return op | ((int(arg) & ((1 << ARG_BITS) - 1)) << 4)
 
 
 def status_layout(cfg):
@@ -47,7 +74,7 @@ class PerturbEngine(wiring.Component):
 
     Members
     -------
-    cmd : In(stream.Signature(StructLayout({"op": 4, "arg": 64})))
+    cmd : In(stream.Signature(StructLayout({"op": EngineOp, "arg": 64})))
         Commands; ``cmd.ready`` is high only while the engine is idle; an accepted
         command is checked in the two cycles after it (CHECK, DECODE) and executed in the third
         (EXEC); ``busy`` is high from the cycle after acceptance until it is done.
@@ -284,7 +311,7 @@ class PerturbEngine(wiring.Component):
             with m.If(self.cmd.valid):
                 m.d.sync += arg.eq(in_arg)
                 m.d.sync += accept_regs
-                m.d.sync += [is_op[o].eq(self.cmd.payload.op == o) for o in Op]
+                m.d.sync += [is_op[o].eq(self.cmd.payload.op == EngineOp[o.name]) for o in Op]
                 goto("IDLE", "CHECK")
 
         with m.If(st["CHECK"]):

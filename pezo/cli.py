@@ -1,5 +1,3 @@
-# amaranth: UnusedElaboratable=no
-# (a block built for `generate` is not elaborated when the command fails)
 """The ``pezo`` command line: ``pezo <command> --help`` for each command."""
 
 import argparse
@@ -13,25 +11,21 @@ import subprocess
 import sys
 import time
 
-from amaranth.back import rtlil, verilog
-from amaranth.hdl import Shape
-
-from pezo.argtypes import positive_int
+from pezo.argtypes import positive_int, progress_printer
 from pezo.bench import run_bench
 from pezo.boards.targets import BOARDS, get_board
 from pezo.config import (ConfigError, EngineConfig, load_config, load_engine_config,
                          load_over_default, parse_assignments)
-from pezo.designs import REGISTRY, build as build_design
+from pezo.designs import REGISTRY, write_design
 from pezo.host.train_cli import register as register_train
-from pezo.hw.generator import generator_fill_cycles, generator_latency
+from pezo.info import config_info
 from pezo.paper import run_paper
 from pezo.power import COEFFICIENTS
 from pezo.power.calibration import run as run_calibration
 from pezo.quality import MODES, dieharder, format_table, measure, write_results
 from pezo.report import aggregate, compare, format_compare, load_report, load_reports
-from pezo.sim import scaler
-from pezo.sim.lfsr import POLYNOMIALS
 from pezo.stream import write_stream
+from pezo.tables import print_table
 from pezo.synth import cached_or_synth, synth
 from pezo.toolchain import ToolMissing, setup_environment
 
@@ -51,7 +45,15 @@ def _add_config_args(p):
 
 
 def _config(args):
-    return load_config(args.config, _split_sets(args)[0])
+    """The generator configuration of a command that takes no engine (info, stream, quality,
+    generate of a generator block): engine keys in --set are refused, not ignored."""
+    gen, eng = _split_sets(args)
+    if eng:
+        what = "is an engine parameter" if len(eng) == 1 else "are engine parameters"
+        raise ConfigError(f"pezo {args.command} takes generator parameters only; "
+                          f"{', '.join(sorted(eng))} {what} (for pezo generate engine/mac, "
+                          f"synth and train)")
+    return load_config(args.config, gen)
 
 
 def _split_sets(args):
@@ -69,53 +71,10 @@ def _engine_config(args):
     return load_engine_config(args.config, eng, gen)
 
 
-def build_block(block, cfg):
-    """The Amaranth component for ``block`` (a name of :data:`pezo.designs.REGISTRY`) under
-    configuration ``cfg``."""
-    if block not in BLOCKS:
-        raise ValueError(f"Block must be one of {', '.join(BLOCKS)}, not {block!r}")
-    return build_design(block, cfg)
-
-
-def write_block(block, cfg, out_dir, name=None, formats=("v", "il")):
-    """Write Verilog/RTLIL of ``block`` into ``out_dir``; returns the written paths."""
-    name = name or f"pezo_{block}"
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    bad = [f for f in formats if f not in ("v", "il")]
-    if bad or not formats:
-        raise ValueError(f"Output format must be 'v' or 'il', not {(bad or [''])[0]!r}")
-    written = []
-    for fmt in formats:
-        dut = build_block(block, cfg)  # a fresh elaboration per back-end
-        if fmt == "v":
-            text = verilog.convert(dut, name=name, strip_internal_attrs=True)
-        else:
-            text = rtlil.convert(dut, name=name)
-        path = out_dir / f"{name}.{fmt}"
-        path.write_text(text)
-        written.append(path)
-    meta = {
-        "block": block, "name": name, "config": cfg.to_dict(),
-        "latency": getattr(dut, "latency", None),
-        "pass_cycles": getattr(dut, "pass_cycles", None),
-        "ports": {"__".join(map(str, path)): {"dir": member.flow.value, "width": _width(member)}
-                  for path, member in dut.signature.members.flatten() if member.is_port},
-    }
-    meta_path = out_dir / f"{name}.json"
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
-    written.append(meta_path)
-    return written
-
-
-def _width(member):
-    return Shape.cast(member.shape).width
-
-
 def cmd_generate(args):
     cfg = _engine_config(args) if args.block in ENGINE_BLOCKS else _config(args)
     formats = tuple(args.format.split(","))
-    for path in write_block(args.block, cfg, args.out, args.name, formats):
+    for path in write_design(args.block, cfg, args.out, args.name, formats):
         print(path)
     return 0
 
@@ -143,8 +102,7 @@ def cmd_quality(args):
         cfg = _config(args)
         cfgs = [(cfg.name(), cfg)]
 
-    def say(msg):
-        print(f"[quality] {msg}", file=sys.stderr, flush=True)
+    say = progress_printer("quality")
     results = []
     for label, cfg in cfgs:
         r = measure(cfg, seeds=args.seeds, length=args.length, progress=say)
@@ -162,49 +120,28 @@ def cmd_quality(args):
 
 
 def cmd_calibrate(args):
-
-    def say(msg):
-        print(msg, file=sys.stderr, flush=True)
-    coef, rows = run_calibration(args.out, args.build, progress=say)
-    print(f"{'coefficient':26} {'fitted':>10} {'pezo.power':>10}")
-    for k, v in coef.items():
-        print(f"{k:26} {v:10.4g} {COEFFICIENTS[k][0]:10.4g}")
-    print(f"\n{'measurement':62} {'role':12} {'measured':>9} {'model':>9} {'error':>8}")
-    for r in rows:
-        model = "-" if r["predicted_ua"] is None else f"{r['predicted_ua']:.1f}"
-        err = "-" if r["error_pct"] is None else f"{r['error_pct']:+.1f} %"
-        print(f"{r['description'][:62]:62} {r['role']:12} {r['measured_ua']:9} {model:>9} "
-              f"{err:>8}")
-    say(f"wrote {args.out}/power_calibration.md and .json")
+    coef, rows = run_calibration(args.out, args.build, progress=progress_printer())
+    print_table(["coefficient", "fitted", "pezo.power"],
+                [(k, f"{v:.4g}", f"{COEFFICIENTS[k][0]:.4g}") for k, v in coef.items()])
+    print_table(["measurement", "role", "measured uA", "model uA", "error"],
+                [(r["description"], r["role"], r["measured_ua"],
+                  "-" if r["predicted_ua"] is None else f"{r['predicted_ua']:.1f}",
+                  "-" if r["error_pct"] is None else f"{r['error_pct']:+.1f} %") for r in rows])
+    print(f"wrote {args.out}/power_calibration.md and .json", file=sys.stderr)
     held = [r for r in rows if r["role"] == "held-out"]
     return 0 if all(abs(r["error_pct"]) <= 10 for r in held) else 1
 
 
 def cmd_info(args):
     cfg = _config(args)
-    rep = scaler.alpha_report(cfg)
-    poly = " + ".join(f"x^{e}" if e > 1 else ("x" if e == 1 else "1")
-                      for e in (cfg.state_bits,) + POLYNOMIALS[cfg.state_bits])
-    info = {
-        "name": cfg.name(), "config": cfg.to_dict(), "polynomial": poly,
-        "alpha0": rep["alpha0"], "alpha": rep["alpha"], "alpha_rel_error": rep["rel_error"],
-        "alpha_digits": rep["digits"], "z_format": f"Q{cfg.z_int}.{cfg.z_frac}",
-        "latency": generator_latency(cfg), "fill_cycles": generator_fill_cycles(cfg),
-        "random_bits_per_cycle": cfg.lanes * cfg.width,
-    }
+    info = config_info(cfg)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    # lazy import: rich is heavy and needed only here
-    from rich.console import Console
-    from rich.table import Table
-    t = Table(title=f"PeZO generator {cfg.name()}", show_header=False)
-    for k, v in info.items():
-        if k != "config":
-            t.add_row(k, f"{v:.6g}" if isinstance(v, float) else str(v))
-    for k, v in cfg.to_dict().items():
-        t.add_row(f"  {k}", str(v))
-    Console().print(t)
+    rows = [(k, f"{v:.6g}" if isinstance(v, float) else v) for k, v in info.items()
+            if k != "config"]
+    print_table(None, rows + [(f"  {k}", v) for k, v in info["config"].items()],
+                title=f"PeZO generator {cfg.name()}")
     return 0
 
 

@@ -282,6 +282,18 @@ def _read_table_file(path) -> dict:
     return data
 
 
+def _subtable(data, key, where):
+    """``data[key]`` as a dict (empty if absent); a ConfigError naming ``where`` if it is not a
+    table (or, for ``engine``, if it nests a ``generator`` entry)."""
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{key}] in {where} must be a table of parameters, not {value!r}")
+    if key == "engine" and "generator" in value:
+        raise ConfigError(f"[engine] in {where} must not hold 'generator' (got "
+                          f"{value['generator']!r}): the generator is its own [generator] table")
+    return dict(value)
+
+
 def load_config(path=None, overrides=None) -> GeneratorConfig:
     """Read a generator configuration from a TOML/JSON file (a ``[generator]`` table, or flat
     keys), then apply ``overrides`` (a dict). An ``[engine]`` table in the file is ignored here."""
@@ -289,7 +301,8 @@ def load_config(path=None, overrides=None) -> GeneratorConfig:
     if path is not None:
         data = _read_table_file(path)
         if "generator" in data or "engine" in data:
-            data = dict(data.get("generator", {}))
+            _subtable(data, "engine", repr(str(path)))      # checked, not used here
+            data = _subtable(data, "generator", repr(str(path)))
     data.update(overrides or {})
     return GeneratorConfig.from_dict(data)
 
@@ -380,7 +393,10 @@ class EngineConfig:
             raise ConfigError(f"Unknown engine parameter(s) {', '.join(unknown)}; "
                               f"accepted: {', '.join(sorted(known))}")
         data = dict(data)
-        data["generator"] = GeneratorConfig.from_dict(dict(data.get("generator", {})))
+        gen = data.get("generator", {})
+        if not isinstance(gen, GeneratorConfig):
+            gen = GeneratorConfig.from_dict(_subtable(data, "generator", "the engine configuration"))
+        data["generator"] = gen
         return cls(**data)
 
     def replace(self, **changes) -> "EngineConfig":
@@ -395,8 +411,8 @@ def load_engine_config(path=None, overrides=None, generator_overrides=None) -> E
     data = {}
     if path is not None:
         data = _read_table_file(path)
-    eng = dict(data.get("engine", {}))
-    gen = dict(data.get("generator", {}))
+    eng = _subtable(data, "engine", repr(str(path)))
+    gen = _subtable(data, "generator", repr(str(path)))
     gen.update(generator_overrides or {})
     eng.update(overrides or {})
     eng["generator"] = gen
@@ -413,9 +429,9 @@ def load_over_default(default, path=None, overrides=None, generator_overrides=No
     data = _read_table_file(path) if path is not None else {}
     gen_sets = dict(generator_overrides or {})
     eng = {k: v for k, v in default.to_dict().items() if k != "generator"}
-    eng.update(data.get("engine", {}))
+    eng.update(_subtable(data, "engine", repr(str(path))))
     eng.update(overrides or {})
-    g = dict(data.get("generator", {})) or default.generator.to_dict()
+    g = _subtable(data, "generator", repr(str(path))) or default.generator.to_dict()
     g.update(gen_sets)
     if g.get("reuse") != "pregen" and "pool_size" not in gen_sets:
         g.pop("pool_size", None)

@@ -16,7 +16,13 @@ are generated (and simulated) but not synthesised on their own.
 """
 
 import dataclasses
+import json
+from pathlib import Path
+import re
 from typing import Callable
+
+from amaranth.back import rtlil, verilog
+from amaranth.hdl import Shape
 
 from pezo.boards.wrapper import PassThrough
 from pezo.hw.engine import PerturbEngine
@@ -29,7 +35,7 @@ from pezo.hw.scaler import Scaler
 from pezo.sim.gauss import GaussConfig
 
 __all__ = ["Design", "REGISTRY", "DESIGNS", "BLOCK_DESIGNS", "GAUSS_DESIGNS", "design_block",
-           "build", "design_name", "check_design"]
+           "build", "design_name", "check_design", "write_design", "check_module_name"]
 
 GAUSS_DESIGNS = ("clt4", "clt8", "clt12", "boxmuller")
 
@@ -131,3 +137,50 @@ def design_name(design, cfg):
     if design == "passthrough":
         return f"passthrough-n{gen.lanes}-w{gen.width}-s{gen.seed_width}"
     return f"{design}-{gen.name()}"
+
+
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+
+
+def check_module_name(name):
+    """``name`` if it is a plain Verilog identifier (a letter or ``_``, then letters, digits,
+    ``_`` or ``$``), else a ValueError naming it."""
+    if not isinstance(name, str) or not _MODULE_NAME.fullmatch(name):
+        raise ValueError(f"Module name must be a Verilog identifier (a letter or _, then "
+                         f"letters, digits, _ or $), not {name!r}")
+    return name
+
+
+def write_design(design, cfg, out_dir, name=None, formats=("v", "il")):
+    """Write Verilog and/or RTLIL of registered design ``design`` under configuration ``cfg``
+    into ``out_dir``, with a JSON sidecar (configuration, latency, pass cycles, ports); returns
+    the written paths."""
+    check_design(design, synthesisable=False)
+    name = check_module_name(name or f"pezo_{design}")
+    bad = [f for f in formats if f not in ("v", "il")]
+    if bad or not formats:
+        raise ValueError(f"Output format must be 'v' or 'il', not {(bad or [''])[0]!r}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in formats:
+        dut = build(design, cfg)  # a fresh elaboration per back-end
+        if fmt == "v":
+            text = verilog.convert(dut, name=name, strip_internal_attrs=True)
+        else:
+            text = rtlil.convert(dut, name=name)
+        path = out_dir / f"{name}.{fmt}"
+        path.write_text(text)
+        written.append(path)
+    meta = {
+        "block": design, "name": name, "config": cfg.to_dict(),
+        "latency": getattr(dut, "latency", None),
+        "pass_cycles": getattr(dut, "pass_cycles", None),
+        "ports": {"__".join(map(str, path)): {"dir": member.flow.value,
+                                              "width": Shape.cast(member.shape).width}
+                  for path, member in dut.signature.members.flatten() if member.is_port},
+    }
+    meta_path = out_dir / f"{name}.json"
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    written.append(meta_path)
+    return written

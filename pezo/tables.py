@@ -1,6 +1,10 @@
-"""Markdown tables, the one way the project writes them (docs, reports, comparisons)."""
+"""Tables, the one way the project writes them: Markdown (docs, reports, comparisons) and, for
+the terminal, rich."""
 
-__all__ = ["markdown_table"]
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["markdown_table", "print_table"]
 
 _ALIGN = {"l": ":--", "r": "--:", "-": "---"}
 
@@ -20,3 +24,14 @@ def markdown_table(head, rows, align):
             raise ValueError(f"Row has {len(cells)} cells, the table {len(head)} columns: {row!r}")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def print_table(head, rows, title=None, file=None):
+    """Print a table to the terminal (rich): ``head`` column titles (None: no header row),
+    ``rows`` sequences of cells (str()-ed)."""
+    t = Table(title=title, show_header=head is not None)
+    for h in head or [""] * (len(rows[0]) if rows else 0):
+        t.add_column(h)
+    for row in rows:
+        t.add_row(*(str(c) for c in row))
+    Console(file=file).print(t)

@@ -88,10 +88,39 @@ def test_info_json(capsys):
     (["stream", "--count", "4", "--seed", "-1"], "Seed must be in 0..2^32-1, not -1"),
     (["info", "-c", "missing.toml"], "Configuration file 'missing.toml' does not exist"),
     (["stream", "--count", "-3"], "Count must be a non-negative integer, not -3"),
+    # issue #14 D7: a bad module name, engine keys where only a generator is taken
+    (["generate", "--name", "bad name!", "-o", "{tmp}"],
+     "Module name must be a Verilog identifier (a letter or _, then letters, digits, _ or $), "
+     "not 'bad name!'"),
+    (["info", "--set", "depth=0"], "pezo info takes generator parameters only; depth is an "
+     "engine parameter"),
+    (["stream", "-n", "4", "--set", "depth=0", "--set", "w_frac=3"], "pezo stream takes "
+     "generator parameters only; depth, w_frac are engine parameters"),
+    (["quality", "--set", "coef_bits=8"], "pezo quality takes generator parameters only"),
 ])
-def test_cli_errors_name_the_value(argv, msg, capsys):
+def test_cli_errors_name_the_value(argv, msg, capsys, tmp_path):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     assert main(argv) == 2
-    assert msg in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert msg in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())            # nothing written on a refused command
+
+
+@pytest.mark.parametrize("text,msg", [
+    ("generator = 5\n", "[generator] in '{f}' must be a table of parameters, not 5"),
+    ("engine = [1, 2]\n", "[engine] in '{f}' must be a table of parameters, not [1, 2]"),
+    ("[engine]\ndepth = 16\ngenerator = \"x\"\n", "[engine] in '{f}' must not hold "
+     "'generator' (got 'x')")])
+@pytest.mark.parametrize("block", ["generator", "engine"])
+def test_config_file_with_a_non_table_section_is_refused(tmp_path, capsys, text, msg, block):
+    """issue #14 D7: a [generator]/[engine] entry that is not a table names itself, for both the
+    generator and the engine loaders (it said "'int' object is not iterable")."""
+    f = tmp_path / "bad.toml"
+    f.write_text(text)
+    assert main(["generate", block, "-c", str(f), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert msg.format(f=f) in err, err
+    assert not (tmp_path / "out").exists()
 
 
 def test_generate_engine_and_mac(tmp_path):

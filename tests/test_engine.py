@@ -3,12 +3,13 @@
 """The engine: golden-model properties, hardware (Amaranth simulator) vs golden for every command,
 bad commands, timing, and the host API."""
 
+from amaranth.hdl import Const
 import numpy as np
 import pytest
 
 from pezo.config import ConfigError, EngineConfig as E, GeneratorConfig as G, load_engine_config
 from pezo.host.engine import AmaranthTransport, EngineClient, EngineError, GoldenTransport
-from pezo.hw.engine import PerturbEngine
+from pezo.hw.engine import EngineOp, PerturbEngine, command_bits, command_layout
 from pezo.hw.mac import PerturbMAC
 from pezo.sim.engine import EngineModel, Err, Op, encode_signed, signed_arg
 
@@ -332,3 +333,18 @@ def test_client_refuses_non_finite_coefficients_and_names_unknown_opcodes():
                                           r"OPCODE$"):
         c._do(11, 5)
     assert c.status()["error"] == 0
+
+
+def test_hardware_opcode_enum_is_the_protocol_opcode_set():
+    """The 4-bit hardware enum names exactly the golden model's opcodes with the same numbers,
+    and every payload integer round-trips through the command layout (members and the five
+    unassigned codes alike)."""
+    assert {o.name: o.value for o in EngineOp} == {o.name: int(o) for o in Op}
+    layout = command_layout()
+    for op in range(16):
+        bits = command_bits(op, -3)
+        view = layout(Const(bits, layout.as_shape()))
+        assert view.as_value().value == bits
+        assert bits & 0xF == op and (bits >> 4) == (1 << 64) - 3
+    with pytest.raises(ValueError, match="opcode 16"):
+        command_bits(16, 0)

@@ -22,15 +22,9 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
 from pezo.config import EngineConfig
-from pezo.hw.engine import status_layout
+from pezo.hw.engine import command_bits, status_layout
+from pezo.sim.cosim.streams import StreamSink, StreamSource
 from pezo.sim.engine import STATUS, EngineModel, Op, encode_signed
-
-
-
-def high(sig):
-    """The 1-bit signal is 1 (an unresolved X, see :func:`busy`, reads as 0: not ready/valid)."""
-    return str(sig.value) == "1"
-
 
 def status_bits(dut, layout, name):
     """The bits of status field ``name`` (pezo.hw.engine.status_layout: the ``status`` port is
@@ -54,21 +48,9 @@ class Driver:
         self.weight_ops = 0
         self.m = cfg.lanes
         self.wb = cfg.w_bits
-
-    async def _send(self, valid, ready, payload_sig, value):
-        dut = self.dut
-        while self.rng.random() < self.stall:          # random valid gaps
-            valid.value = 0
-            await RisingEdge(dut.clk)
-        payload_sig.value = value
-        valid.value = 1
-        while True:
-            await FallingEdge(dut.clk)
-            done = high(ready)
-            await RisingEdge(dut.clk)
-            if done:
-                break
-        valid.value = 0
+        self.cmd = StreamSource(dut, "cmd", rng, stall)
+        self.wdata = StreamSource(dut, "wdata", rng, stall)
+        self.rdata = StreamSink(dut, "rdata", rng, 1 - stall)
 
     def _pack(self, row):
         v = 0
@@ -85,22 +67,13 @@ class Driver:
 
     async def command(self, op, arg=0, wdata=None):
         dut = self.dut
-        await self._send(dut.cmd__valid, dut.cmd__ready, dut.cmd__payload,
-                         int(op) | (int(arg) << 4))
+        await self.cmd.send(command_bits(op, arg))
         rows = []
         if op == Op.WRITE and wdata is not None:
             for row in wdata:
-                await self._send(dut.wdata__valid, dut.wdata__ready, dut.wdata__payload,
-                                 self._pack(row))
+                await self.wdata.send(self._pack(row))
         if op == Op.READ:
-            count = int(arg) >> 32
-            while len(rows) < count:
-                dut.rdata__ready.value = int(self.rng.random() >= self.stall)
-                await FallingEdge(dut.clk)
-                if high(dut.rdata__valid) and high(dut.rdata__ready):
-                    rows.append(self._unpack(int(dut.rdata__payload.value)))
-                await RisingEdge(dut.clk)
-            dut.rdata__ready.value = 0
+            rows = [self._unpack(v) for v in await self.rdata.recv(int(arg) >> 32)]
         await FallingEdge(dut.clk)
         while busy(dut, self.layout):
             await FallingEdge(dut.clk)

@@ -22,7 +22,8 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
-from pezo.sim.cosim.cocotb_tb import pulse, stream
+from pezo.sim.cosim.cocotb_tb import pulse
+from pezo.sim.cosim.streams import StreamSink
 from pezo.sim.gauss import GaussConfig, GaussModel
 
 
@@ -51,25 +52,25 @@ async def gauss_matches_golden_model(dut):
         p = json.load(f)
     cfg = GaussConfig.from_dict(p["config"])
     rng = random.Random(p.get("rng_seed", 1))
-    prob = p.get("ready_prob", 0.7)
+    sink = StreamSink(dut, "o", rng, p.get("ready_prob", 0.7))
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     dut.rst.value = 1
     dut.seed_load.value = 0
-    dut.o__ready.value = 0
+    sink.idle()
     for _ in range(2):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
     checked = 0
     reset_beats = p.get("reset_beats", 0)
     if reset_beats:
-        hw = split_words(await stream(dut, reset_beats, rng, prob), cfg)
+        hw = split_words(await sink.recv(reset_beats), cfg)
         compare(hw, GaussModel(cfg, 0).next(reset_beats), "after reset (seed 0)")
         checked += hw.size
     seeds = p["seeds"]
     beats = -(-p["values"] // (cfg.lanes * len(seeds)))
     for seed in seeds:
         await pulse(dut, "seed_load", "seed", seed)
-        hw = split_words(await stream(dut, beats, rng, prob), cfg)
+        hw = split_words(await sink.recv(beats), cfg)
         compare(hw, GaussModel(cfg, seed).next(beats), f"seed {seed}")
         checked += hw.size
     assert checked >= p["values"], checked

@@ -21,6 +21,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
 from pezo.config import GeneratorConfig
+from pezo.sim.cosim.streams import StreamSink
 from pezo.sim.generator import GeneratorModel
 
 
@@ -58,19 +59,6 @@ class Scoreboard:
         self.checked += hw.size
 
 
-async def stream(dut, beats, rng, ready_prob):
-    """Monitor: drive random ready, record ``beats`` transfers (sampled before the rising edge)."""
-    got = []
-    while len(got) < beats:
-        dut.o__ready.value = int(rng.random() < ready_prob)
-        await FallingEdge(dut.clk)
-        if int(dut.o__valid.value) and int(dut.o__ready.value):
-            got.append(int(dut.o__payload.value))
-        await RisingEdge(dut.clk)
-    dut.o__ready.value = 0
-    return got
-
-
 async def pulse(dut, name, value_name=None, value=None):
     if value_name:
         getattr(dut, value_name).value = value
@@ -86,7 +74,8 @@ async def generator_matches_golden_model(dut):
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     dut.rst.value = 1
     dut.seed_load.value = 0
-    dut.o__ready.value = 0
+    sink = StreamSink(dut, "o", rng, p.get("ready_prob", 0.7))
+    sink.idle()
     dut.sat_clear.value = 0
     if cfg.scale == "runtime":
         dut.scale_load.value = 0
@@ -112,7 +101,7 @@ async def generator_matches_golden_model(dut):
             dut.offset_key.value = key
             await pulse(dut, "offset_set", "offset_value", target)
             board.model.set_offset(target, key)
-        words = await stream(dut, n, rng, p.get("ready_prob", 0.7))
+        words = await sink.recv(n)
         board.check(words, f"chunk at beat {done}")
         done += n
     if cfg.reuse == "pregen":
