@@ -210,7 +210,7 @@ class EngineClient:
         st = self.transport.status()
         if st["error"]:
             code = Err(st["error_code"]).name
-            self.transport.command(Op.CLEAR)
+            self.transport.command(Op.CLEAR, 1)      # the error only: saturation stays recorded
             name = Op(op).name if op in Op._value2member_map_ else f"opcode {int(op)}"
             raise EngineError(f"Engine rejected {name} with argument {int(arg):#x}: "
                               f"error {code}")
@@ -255,8 +255,10 @@ class EngineClient:
             raise ValueError(f"Rounding must be 'nearest' or 'stochastic', not {mode!r}")
         self._do(Op.ROUNDING, int(mode == "stochastic"))
 
-    def clear(self):
-        self._do(Op.CLEAR)
+    def clear(self, saturation=True):
+        """Clear the sticky error flag, and the saturation record unless ``saturation`` is
+        False."""
+        self._do(Op.CLEAR, 0 if saturation else 1)
 
     def write_weights(self, weights, start=0, raw=False):
         """Write weights (floats in the weight format, or integers with ``raw``) from word

@@ -226,6 +226,7 @@ class PerturbEngine(wiring.Component):
             Op.WRITE: ~checks_r["block_ok"],
             Op.READ: ~checks_r["block_ok"],
             Op.ROUNDING: checks_r["gt1"],
+            Op.CLEAR: checks_r["gt1"],
         }
         if g.scale == "runtime":
             bad[Op.SCALE] = checks_r["scale_bad"]
@@ -359,7 +360,7 @@ class PerturbEngine(wiring.Component):
                 m.d.sync += [left.eq(count), issue_left.eq(count), issue_more.eq(1),
                              blk.eq(start), rvalid.eq(0), one_left.eq(count == 1)]
             with m.If(ok & is_op[Op.CLEAR]):
-                m.d.sync += [error.eq(0), error_code.eq(0), clear_p.eq(1)]
+                m.d.sync += [error.eq(0), error_code.eq(0), clear_p.eq(~arg[0])]
             with m.If(ok & is_op[Op.ROUNDING]):
                 m.d.sync += stochastic.eq(arg[0])
 

@@ -18,7 +18,8 @@ code   command     argument and effect
                    only: rewind to replay a perturbation (the key restarts its sign stream)
 7      WRITE       start word (bits 0-31), count words (bits 32-63): then count words of weights
 8      READ        start word, count words: the engine streams count words of weights back
-9      CLEAR       clear the sticky error and saturation flags
+9      CLEAR       0: clear the sticky error and saturation flags; 1: clear the error only
+                   (the saturation record survives a rejected command)
 10     ROUNDING    0: round half to even, 1: stochastic (stochastic configurations only)
 =====  ==========  ============================================================================
 
@@ -166,9 +167,12 @@ class EngineModel:
                 raise ValueError(f"Weights must be {cfg.w_bits}-bit integers in {lo}..{hi - 1}")
             self.weights[start * m:(start + count) * m] = data.reshape(-1)
         elif op == Op.CLEAR:
+            if arg > 1:
+                return self._fail(Err.ARG)
             self.error, self.error_code = False, Err.NONE
-            self.mac_saturated = False
-            self.gen.saturated = False
+            if arg == 0:
+                self.mac_saturated = False
+                self.gen.saturated = False
         elif op == Op.ROUNDING:
             if arg > 1:
                 return self._fail(Err.ARG)

@@ -348,3 +348,29 @@ def test_hardware_opcode_enum_is_the_protocol_opcode_set():
         assert bits & 0xF == op and (bits >> 4) == (1 << 64) - 3
     with pytest.raises(ValueError, match="opcode 16"):
         command_bits(16, 0)
+
+
+@pytest.mark.parametrize("transport", ["golden", "amaranth"])
+def test_saturation_record_survives_a_rejected_command(transport):
+    """issue #14 D2: after a saturating pass, a command the engine rejects (EngineError) is
+    cleared by the client without erasing the saturation flag; clear() erases both, and
+    clear(saturation=False) only the error. A CLEAR argument above 1 is rejected."""
+    cfg = E(generator=G(lanes=2), depth=8, stochastic=False)
+    eng = EngineClient(cfg, transport)
+    lim = (1 << (cfg.w_bits - 1)) - 1
+    eng.write_weights(np.full(cfg.depth, lim), raw=True)
+    eng.load_seed(3)
+    eng.set_mu(((1 << (cfg.coef_bits - 1)) - 1) / 2 ** cfg.coef_frac)
+    eng.perturb(+1)
+    assert eng.status()["saturated"] == 1
+    with pytest.raises(EngineError, match="rejected PERTURB with argument 0x5: error ARG"):
+        eng._do(Op.PERTURB, 5)
+    st = eng.status()
+    assert (st["error"], st["saturated"]) == (0, 1)
+    with pytest.raises(EngineError, match="rejected CLEAR with argument 0x2: error ARG"):
+        eng._do(Op.CLEAR, 2)
+    assert eng.status()["saturated"] == 1
+    eng.clear(saturation=False)
+    assert eng.status()["saturated"] == 1
+    eng.clear()
+    assert (eng.status()["saturated"], eng.status()["error"]) == (0, 0)
