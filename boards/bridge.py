@@ -1,38 +1,46 @@
-"""Byte protocol between a serial port and the engine (the board's command port).
+"""The board's command port: host frames in, engine commands out, replies back.
 
-Host -> board, one frame per command (little-endian):
-
-* 1 byte: the engine opcode (:class:`pezo.sim.engine.Op`), or 0x0F for a status query;
-* 8 bytes: the 64-bit argument;
-* WRITE only: ``count * m`` weights, each ``ceil(b / 8)`` bytes two's complement (the host must
-  send values that fit b bits; :class:`pezo.host.engine.EngineClient` checks).
-
-Board -> host, for every frame once the engine is idle again: READ data first (``count * m``
-weights, sign-extended to ``ceil(b / 8)`` bytes each), then a 4-byte status word: byte 0 =
-error | error_code << 1 | saturated << 3 | filling << 4 | last_pass << 5; bytes 1-3 = offset.
-A WRITE or READ whose argument the engine rejects carries no data either way.
+:class:`SerialBridge` implements the byte protocol of :mod:`pezo.boards.protocol` (frames with
+sync byte, sequence number and CRC-8; replies with kind, data, status word and CRC-8; duplicate
+suppression; an inter-byte timeout) in front of :class:`pezo.hw.engine.PerturbEngine`. The whole
+frame, WRITE payload included, is received into a buffer and its CRC checked before the engine sees
+the command, so a corrupted frame never changes the engine.
 """
 
-from amaranth.hdl import Cat, Const, Module, Signal, signed
-from amaranth.lib import stream, wiring
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from pezo.boards.protocol import (RSYNC, STATUS_OP, SYNC, UNKNOWN_OPCODE, Kind, beat_bytes,
+                                  weight_bytes, write_beats)
 from pezo.config import EngineConfig
 from pezo.hw.common import one_hot_states
 from pezo.hw.engine import PerturbEngine
 from pezo.sim.engine import Op
 
-__all__ = ["SerialBridge", "STATUS_QUERY", "weight_bytes"]
-
-STATUS_QUERY = 0x0F
+__all__ = ["SerialBridge", "crc8_next"]
 
 
-def weight_bytes(cfg) -> int:
-    return -(-cfg.w_bits // 8)
+def crc8_next(crc, byte):
+    """The CRC-8 (polynomial 0x07, MSB first) after ``byte``, as an 8-bit expression (the
+    bit-serial update unrolled over the byte's 8 bits)."""
+    c = [crc[i] for i in range(8)]
+    for i in reversed(range(8)):
+        fb = c[7] ^ byte[i]
+        c = [fb, c[0] ^ fb, c[1] ^ fb, c[2], c[3], c[4], c[5], c[6]]
+    return Cat(*c)
 
 
 class SerialBridge(wiring.Component):
-    """Frames of bytes in, engine commands out; replies (data, status) as bytes.
+    """Frames of bytes in, engine commands out; replies as bytes (:mod:`pezo.boards.protocol`).
+
+    Parameters
+    ----------
+    config : EngineConfig
+    timeout : int
+        Clock cycles without a byte after which an incomplete frame is dropped (a TIMEOUT reply
+        follows). :class:`pezo.boards.top.BoardTop` sets :data:`pezo.boards.protocol.
+        TIMEOUT_BYTES` byte times.
 
     Members
     -------
@@ -40,83 +48,186 @@ class SerialBridge(wiring.Component):
         Bytes from the host.
     o : Out(stream.Signature(8))
         Bytes to the host.
+    overrun : In(1)
+        A pulse from the receiver when it lost a byte: sets the status word's sticky ``overrun``
+        bit (cleared by an accepted CLEAR).
     error : Out(1), saturated : Out(1)
         The engine's sticky flags (for LEDs).
     """
 
     i: In(stream.Signature(8))
     o: Out(stream.Signature(8))
+    overrun: In(1)
     error: Out(1)
     saturated: Out(1)
 
-    def __init__(self, config):
+    def __init__(self, config, timeout=4096):
         if not isinstance(config, EngineConfig):
             raise TypeError(f"Configuration must be an EngineConfig, not {config!r}")
+        if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 16:
+            raise ValueError(f"Timeout must be an integer number of cycles >= 16, not "
+                             f"{timeout!r}")
         self._cfg = config
+        self._timeout = timeout
         super().__init__()
 
     config = property(lambda self: self._cfg)
+    timeout = property(lambda self: self._timeout)
 
     def elaborate(self, platform):
         m = Module()
         cfg = self._cfg
         m.submodules.engine = eng = PerturbEngine(cfg)
-        wb = weight_bytes(cfg)
-        lanes = cfg.lanes
-        beat_bytes = lanes * wb
+        wb, lanes, bb = weight_bytes(cfg), cfg.lanes, beat_bytes(cfg)
+        max_beats = write_beats(cfg)
+        buf_bytes = max_beats * bb
+        m.submodules.buf = buf = memory.Memory(shape=8, depth=buf_bytes, init=[])
+        bw, br = buf.write_port(), buf.read_port(transparent_for=())
 
-        frame = Signal(72)
-        nbytes = Signal(range(max(beat_bytes, 9) + 1))
-        op = frame[:8]
-        m.d.comb += [eng.cmd.payload.op.as_value().eq(op[:4]), eng.cmd.payload.arg.eq(frame[8:]),
-                     self.error.eq(eng.status.error), self.saturated.eq(eng.status.saturated)]
-
-        wbeat = Signal(8 * beat_bytes)          # WRITE: the beat being assembled
-        beat = Signal(8 * beat_bytes)           # READ: the word being serialised
-        wn = Signal(range(beat_bytes + 1))      # WRITE: bytes of the beat so far
-        rn = Signal(range(beat_bytes + 1))      # READ: bytes still to send
-        m.d.comb += eng.wdata.payload.eq(
-            Cat(wbeat[j * 8 * wb:j * 8 * wb + cfg.w_bits] for j in range(lanes)))
-        ext = [Signal(signed(8 * wb), name=f"ext{j}") for j in range(lanes)]
-        m.d.comb += [ext[j].eq(eng.rdata.payload[j]) for j in range(lanes)]   # sign-extend
-        packed = Cat(*ext)
-        est = eng.status
-        status = Cat(est.error, est.error_code, est.saturated, est.filling, est.last_pass,
-                     Const(0, 1), est.offset)
-        status_reg = Signal(32)
+        # Frame fields ---------------------------------------------------------------------------
+        seq, op, arg = Signal(8), Signal(8), Signal(64)
+        hn = Signal(range(11))                 # header bytes received (SEQ, OP, ARG)
+        crc_i = Signal(8)                      # CRC of the frame so far
+        eop = Signal(4)                        # the engine opcode (protocol.engine_opcode)
+        zero_count = Signal()                  # WRITE too long for one frame: count 0
+        pbytes = Signal(range(buf_bytes + 1))  # payload bytes of this frame
+        wa = Signal(range(buf_bytes + 1))      # payload bytes received
+        is_w, is_r, is_q, is_clear, stateful = (Signal(name=n) for n in
+                                                ("is_w", "is_r", "is_q", "is_clear", "stateful"))
+        last_seq, last_valid = Signal(8), Signal()
+        kind = Signal(3)
+        overrun_r = Signal()
+        idle = Signal(range(self._timeout + 1))
+        m.d.comb += [eng.cmd.payload.op.as_value().eq(eop),
+                     eng.cmd.payload.arg.eq(Cat(arg[:32], Mux(zero_count, 0, arg[32:]))),
+                     self.error.eq(eng.status.error), self.saturated.eq(eng.status.saturated),
+                     bw.addr.eq(wa), bw.data.eq(self.i.payload)]
+        with m.If(self.overrun):
+            m.d.sync += overrun_r.eq(1)
 
         # Registered copies of the engine's handshake/status signals: the bridge's decisions do
         # not chain through the engine's control logic.
+        est = eng.status
         busy_r, wready_r, rvalid_r = Signal(), Signal(), Signal()
         m.d.sync += [busy_r.eq(est.busy), wready_r.eq(eng.wdata.ready),
                      rvalid_r.eq(eng.rdata.valid)]
+        status = Cat(est.error, est.error_code, est.saturated, est.filling, est.last_pass,
+                     overrun_r, est.offset)
+        status_reg = Signal(32)
+
         left = Signal(range(cfg.words + 1))    # beats still to transfer in WDATA / RDATA
         done = Signal()                        # left == 0, registered
-        wfull = Signal()                       # WDATA: a whole beat is assembled
-        rword = Signal(8 * beat_bytes)         # RDATA: the word taken from the engine
+        wbeat = Signal(8 * bb)                 # WRITE: the beat being assembled
+        wn = Signal(range(bb + 1))             # WRITE: bytes of the beat so far
+        wfull = Signal()                       # WRITE: a whole beat is assembled
+        ra = Signal(range(buf_bytes + 1))      # WRITE: next buffer byte to read
+        rd_pending = Signal()                  # WRITE: a buffer read is in flight
+        m.d.comb += [br.addr.eq(ra),
+                     eng.wdata.payload.eq(
+                         Cat(wbeat[j * 8 * wb:j * 8 * wb + cfg.w_bits] for j in range(lanes)))]
+        ext = [Signal(signed(8 * wb), name=f"ext{j}") for j in range(lanes)]
+        m.d.comb += [ext[j].eq(eng.rdata.payload[j]) for j in range(lanes)]   # sign-extend
+        packed = Cat(*ext)
+        beat = Signal(8 * bb)                  # READ: the word being serialised
+        rn = Signal(range(bb + 1))             # READ: bytes of it still to send
+        rword = Signal(8 * bb)                 # READ: the word taken from the engine
         rword_v = Signal()
-        rready = Signal()                      # RDATA: rdata.ready, a flip-flop (timing)
-        is_w, is_r, is_q = Signal(), Signal(), Signal()    # the frame's opcode, decoded
+        rready = Signal()                      # READ: rdata.ready, a flip-flop (timing)
 
-        st, goto = one_hot_states(m, ("CMD", "ISSUE", "ROUTE0", "ROUTE", "WDATA", "RDATA", "WAIT",
-                                      "STATUS"), init="CMD")
+        # Reply output: one byte mux; the CRC covers every byte but RSYNC and the CRC itself.
+        crc_o = Signal(8)
+        on = Signal(range(5))                  # bytes sent in R_HDR / R_STAT
+        data_sent = Signal()                   # DATA: header and data are out, status next
+        obyte = Signal(8)
+        ocrc = Signal()                        # this byte enters the reply CRC
+        with m.If(self.o.valid & self.o.ready & ocrc):
+            m.d.sync += crc_o.eq(crc8_next(crc_o, obyte))
+        m.d.comb += self.o.payload.eq(obyte)
 
-        with m.If(st["CMD"]):
+        st, goto = one_hot_states(m, ("HUNT", "HDR", "LEN", "PAY", "CRC", "VERDICT", "ISSUE",
+                                      "ROUTE0", "ROUTE", "WDATA", "RDATA", "WAIT", "R_HDR",
+                                      "R_STAT", "R_CRC"), init="HUNT")
+
+        def receiving_byte():
             m.d.comb += self.i.ready.eq(1)
+            m.d.sync += idle.eq(0)
+            m.d.sync += crc_i.eq(crc8_next(crc_i, self.i.payload))
+
+        def reply(k):
+            m.d.sync += kind.eq(k)
+
+        # Receive ----------------------------------------------------------------------------------
+        with m.If(st["HUNT"]):
+            m.d.comb += self.i.ready.eq(1)
+            with m.If(self.i.valid & (self.i.payload == SYNC)):
+                m.d.sync += [crc_i.eq(0), hn.eq(0), idle.eq(0), seq.eq(0), data_sent.eq(0)]
+                goto("HUNT", "HDR")
+        for state in ("HDR", "PAY", "CRC"):
+            with m.If(st[state] & ~self.i.valid):
+                m.d.sync += idle.eq(idle + 1)
+                with m.If(idle == self._timeout - 1):
+                    reply(Kind.TIMEOUT)
+                    goto(state, "WAIT")
+        with m.If(st["HDR"]):
             with m.If(self.i.valid):
-                m.d.sync += [frame.eq(Cat(frame[8:], self.i.payload)), nbytes.eq(nbytes + 1)]
-                with m.If(nbytes == 8):
-                    nxt = frame[8:16]      # the opcode byte once this last byte is in
-                    m.d.sync += [nbytes.eq(0), is_w.eq(nxt == Op.WRITE),
-                                 is_r.eq(nxt == Op.READ), is_q.eq(nxt == STATUS_QUERY)]
-                    goto("CMD", "ISSUE")
-        with m.If(st["ISSUE"]):
-            with m.If(is_q):
-                goto("ISSUE", "WAIT")
+                receiving_byte()
+                m.d.sync += hn.eq(hn + 1)
+                with m.If(hn == 0):
+                    m.d.sync += seq.eq(self.i.payload)
+                with m.Elif(hn == 1):
+                    m.d.sync += op.eq(self.i.payload)
+                with m.Else():
+                    m.d.sync += arg.eq(Cat(arg[8:], self.i.payload))
+                with m.If(hn == 9):
+                    goto("HDR", "LEN")
+        with m.If(st["LEN"]):
+            count = arg[32:]
+            fits = (count != 0) & (count <= max_beats)
+            w_op = op == Op.WRITE
+            m.d.sync += [eop.eq(Mux(op < 16, op[:4], UNKNOWN_OPCODE)),
+                         is_w.eq(w_op), is_r.eq(op == Op.READ), is_q.eq(op == STATUS_OP),
+                         is_clear.eq((op == Op.CLEAR) & (arg[1:] == 0)),
+                         stateful.eq((op != Op.NOP) & (op != Op.READ) & (op != STATUS_OP)),
+                         zero_count.eq(w_op & ~fits),
+                         pbytes.eq(Mux(w_op & fits, count[:len(pbytes)] * bb, 0)), wa.eq(0)]
+            with m.If(w_op & fits):
+                goto("LEN", "PAY")
             with m.Else():
-                m.d.comb += eng.cmd.valid.eq(1)
-                with m.If(eng.cmd.ready):
-                    goto("ISSUE", "ROUTE0")
+                goto("LEN", "CRC")
+        with m.If(st["PAY"]):
+            with m.If(self.i.valid):
+                receiving_byte()
+                m.d.comb += bw.en.eq(1)
+                m.d.sync += wa.eq(wa + 1)
+                with m.If(wa == pbytes - 1):
+                    goto("PAY", "CRC")
+        with m.If(st["CRC"]):
+            with m.If(self.i.valid):
+                receiving_byte()
+                goto("CRC", "VERDICT")
+        with m.If(st["VERDICT"]):
+            with m.If(crc_i != 0):
+                reply(Kind.BAD_CRC)
+                goto("VERDICT", "WAIT")
+            with m.Elif(is_q):
+                reply(Kind.DONE)
+                m.d.sync += [last_seq.eq(seq), last_valid.eq(1)]
+                goto("VERDICT", "WAIT")
+            with m.Elif(stateful & last_valid & (seq == last_seq)):
+                reply(Kind.DUPLICATE)
+                goto("VERDICT", "WAIT")
+            with m.Else():
+                reply(Kind.DONE)
+                m.d.sync += [last_seq.eq(seq), last_valid.eq(1)]
+                goto("VERDICT", "ISSUE")
+
+        # Execute ----------------------------------------------------------------------------------
+        with m.If(st["ISSUE"]):
+            m.d.comb += eng.cmd.valid.eq(1)
+            with m.If(eng.cmd.ready):
+                with m.If(is_clear):
+                    m.d.sync += overrun_r.eq(self.overrun)
+                goto("ISSUE", "ROUTE0")
         with m.If(st["ROUTE0"]):
             # The engine checks the command in the next cycle (busy is high from then on); the
             # bridge sees the engine's handshake and busy signals through registers (timing),
@@ -126,54 +237,75 @@ class SerialBridge(wiring.Component):
             # A WRITE or READ the engine takes shows as wdata.ready / rdata.valid, one it
             # rejects as busy falling.
             with m.If(is_w & wready_r):
-                m.d.sync += [left.eq(frame[40:40 + len(left)]), wn.eq(0), done.eq(0),
-                             wfull.eq(0)]
+                m.d.sync += [left.eq(arg[32:32 + len(left)]), wn.eq(0), done.eq(0),
+                             wfull.eq(0), ra.eq(0), rd_pending.eq(0)]
                 goto("ROUTE", "WDATA")
             with m.Elif(is_r & rvalid_r):
-                m.d.sync += [left.eq(frame[40:40 + len(left)]), rn.eq(0), done.eq(0),
-                             rword_v.eq(0), rready.eq(1)]
-                goto("ROUTE", "RDATA")
+                m.d.sync += [left.eq(arg[32:32 + len(left)]), rn.eq(0), done.eq(0),
+                             rword_v.eq(0), rready.eq(1), kind.eq(Kind.DATA), on.eq(0)]
+                goto("ROUTE", "R_HDR")
             with m.Elif(~busy_r | ~(is_w | is_r)):
                 goto("ROUTE", "WAIT")
         with m.If(st["WDATA"]):
-            # wfull / rword_v / done are registers: the handshakes with the engine are decided
-            # from flip-flops only.
+            # Bytes come from the frame buffer (one read per two cycles); wfull / done are
+            # registers: the handshakes with the engine are decided from flip-flops only.
             with m.If(done):
                 goto("WDATA", "WAIT")
             with m.Elif(wfull):
                 m.d.comb += eng.wdata.valid.eq(1)
                 with m.If(eng.wdata.ready):
                     m.d.sync += [wn.eq(0), wfull.eq(0), left.eq(left - 1), done.eq(left == 1)]
+            with m.Elif(rd_pending):
+                m.d.sync += [wbeat.eq(Cat(wbeat[8:], br.data)), wn.eq(wn + 1),
+                             wfull.eq(wn == bb - 1), rd_pending.eq(0)]
             with m.Else():
-                m.d.comb += self.i.ready.eq(1)
-                with m.If(self.i.valid):
-                    m.d.sync += [wbeat.eq(Cat(wbeat[8:], self.i.payload)),
-                                 wn.eq(wn + 1), wfull.eq(wn == beat_bytes - 1)]
+                m.d.sync += [ra.eq(ra + 1), rd_pending.eq(1)]
         with m.If(st["RDATA"]):
             # rready is high exactly while no word is held and words remain (it is only ever
-            # set in RDATA): the engine's read loop sees a flip-flop as its ready.
+            # set here): the engine's read loop sees a flip-flop as its ready.
             m.d.comb += eng.rdata.ready.eq(rready)
             with m.If(eng.rdata.valid & rready):
                 m.d.sync += [rword.eq(packed), rword_v.eq(1), left.eq(left - 1),
                              done.eq(left == 1), rready.eq(0)]
             with m.If(rn != 0):
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(beat[:8])]
+                m.d.comb += [self.o.valid.eq(1), obyte.eq(beat[:8]), ocrc.eq(1)]
                 with m.If(self.o.ready):
                     m.d.sync += [beat.eq(beat >> 8), rn.eq(rn - 1)]
             with m.Elif(rword_v):
-                m.d.sync += [beat.eq(rword), rn.eq(beat_bytes), rword_v.eq(0),
-                             rready.eq(~done)]
+                m.d.sync += [beat.eq(rword), rn.eq(bb), rword_v.eq(0), rready.eq(~done)]
             with m.Elif(done):
+                m.d.sync += data_sent.eq(1)
                 goto("RDATA", "WAIT")
         with m.If(st["WAIT"]):
             with m.If(~busy_r):
-                m.d.sync += [status_reg.eq(status), nbytes.eq(0)]
-                goto("WAIT", "STATUS")
-        with m.If(st["STATUS"]):
-            m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(status_reg[:8])]
+                m.d.sync += [status_reg.eq(status), on.eq(0)]
+                with m.If(data_sent):
+                    goto("WAIT", "R_STAT")
+                with m.Else():
+                    goto("WAIT", "R_HDR")
+
+        # Reply ------------------------------------------------------------------------------------
+        with m.If(st["R_HDR"]):
+            m.d.comb += [self.o.valid.eq(1), ocrc.eq(on != 0),
+                         obyte.eq(Mux(on == 0, RSYNC, Mux(on == 1, seq, kind)))]
             with m.If(self.o.ready):
-                m.d.sync += [status_reg.eq(status_reg >> 8), nbytes.eq(nbytes + 1)]
-                with m.If(nbytes == 3):
-                    m.d.sync += nbytes.eq(0)
-                    goto("STATUS", "CMD")
+                m.d.sync += on.eq(on + 1)
+                with m.If(on == 0):
+                    m.d.sync += crc_o.eq(0)
+                with m.If(on == 2):
+                    m.d.sync += on.eq(0)
+                    with m.If(kind == Kind.DATA):
+                        goto("R_HDR", "RDATA")
+                    with m.Else():
+                        goto("R_HDR", "R_STAT")
+        with m.If(st["R_STAT"]):
+            m.d.comb += [self.o.valid.eq(1), ocrc.eq(1), obyte.eq(status_reg[:8])]
+            with m.If(self.o.ready):
+                m.d.sync += [status_reg.eq(status_reg >> 8), on.eq(on + 1)]
+                with m.If(on == 3):
+                    goto("R_STAT", "R_CRC")
+        with m.If(st["R_CRC"]):
+            m.d.comb += [self.o.valid.eq(1), obyte.eq(crc_o)]
+            with m.If(self.o.ready):
+                goto("R_CRC", "HUNT")
         return m

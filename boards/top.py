@@ -6,6 +6,7 @@ from amaranth.lib import io, wiring
 from amaranth.lib.cdc import FFSynchronizer
 
 from pezo.boards.bridge import SerialBridge
+from pezo.boards.protocol import TIMEOUT_BYTES
 from pezo.boards.uart import UARTRx, UARTTx, divisor_for
 
 __all__ = ["BoardTop", "ice40_pll_params"]
@@ -110,11 +111,14 @@ class BoardTop(Elaboratable):
         div = divisor_for(self.clock_hz(platform), self.baud)
         m.submodules.rx = rx = UARTRx(div)
         m.submodules.tx = tx = UARTTx(div)
-        m.submodules.bridge = bridge = self.design or SerialBridge(self.config)
+        m.submodules.bridge = bridge = self.design or SerialBridge(
+            self.config, timeout=TIMEOUT_BYTES * 10 * div)
         m.submodules.rx_sync = FFSynchronizer(rx_buf.i, rx.rx, init=1)
         m.d.comb += tx_buf.o.eq(tx.tx)
         wiring.connect(m, rx.o, bridge.i)
         wiring.connect(m, bridge.o, tx.i)
+        if hasattr(bridge, "overrun"):
+            m.d.comb += bridge.overrun.eq(rx.overrun)
         flags = [getattr(bridge, f) for f in ("error", "saturated") if hasattr(bridge, f)]
         for index, flag in enumerate(flags):
             try:

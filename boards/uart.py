@@ -31,9 +31,9 @@ class UARTRx(wiring.Component):
     rx : In(1)
         The serial line (idle high); synchronise it before this block if it is asynchronous.
     o : Out(stream.Signature(8))
-        Received bytes. A byte that arrives while the previous one is still held is dropped and
-        ``overrun`` is set (sticky).
+        Received bytes. A byte that arrives while the previous one is still held is dropped.
     overrun : Out(1)
+        High for one cycle when a byte is dropped (the bridge keeps the sticky flag).
     """
 
     rx: In(1, init=1)
@@ -56,6 +56,7 @@ class UARTRx(wiring.Component):
         timer = Signal(range(div * 3 // 2 + 1))
         bits = Signal(range(10))
         shreg = Signal(8)
+        m.d.sync += self.overrun.eq(0)
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.FSM():

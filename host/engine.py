@@ -23,6 +23,7 @@ from typing import Protocol, runtime_checkable
 from amaranth.sim import Simulator
 import numpy as np
 
+from pezo.boards.protocol import engine_opcode
 from pezo.fixed import Q, from_fixed, to_fixed
 from pezo.hw.engine import PerturbEngine, command_bits
 from pezo.sim import scaler as smodel
@@ -105,7 +106,9 @@ class AmaranthTransport:
                 await ctx.tick()
                 continue
             op, arg, wdata, rcount = self._queue.popleft()
-            ctx.set(dut.cmd.payload.as_value(), command_bits(op, arg))
+            # the engine's op field has 4 bits: an opcode beyond it arrives as the unknown 15,
+            # as the board's bridge sends it (pezo.boards.protocol.engine_opcode)
+            ctx.set(dut.cmd.payload.as_value(), command_bits(engine_opcode(op), arg))
             ctx.set(dut.cmd.valid, 1)
             while not ctx.get(dut.cmd.ready):
                 await self._tick(ctx)
