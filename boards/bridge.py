@@ -86,8 +86,8 @@ class SerialBridge(wiring.Component):
 
         # Frame fields ---------------------------------------------------------------------------
         seq, op, arg = Signal(8), Signal(8), Signal(64)
-        hn = Signal(range(11))                 # header bytes received (SEQ, OP, ARG)
-        crc_i = Signal(8)                      # CRC of the frame so far
+        hn = Signal(range(12))                 # header bytes received (SEQ, OP, ARG, HCRC)
+        crc_i = Signal(8)                      # CRC of the header (then of the payload) so far
         eop = Signal(4)                        # the engine opcode (protocol.engine_opcode)
         zero_count = Signal()                  # WRITE too long for one frame: count 0
         pbytes = Signal(range(buf_bytes + 1))  # payload bytes of this frame
@@ -176,11 +176,15 @@ class SerialBridge(wiring.Component):
                     m.d.sync += seq.eq(self.i.payload)
                 with m.Elif(hn == 1):
                     m.d.sync += op.eq(self.i.payload)
-                with m.Else():
+                with m.Elif(hn != 10):                    # byte 10 is HCRC
                     m.d.sync += arg.eq(Cat(arg[8:], self.i.payload))
-                with m.If(hn == 9):
+                with m.If(hn == 10):
                     goto("HDR", "LEN")
-        with m.If(st["LEN"]):
+        with m.If(st["LEN"] & (crc_i != 0)):
+            # the header's CRC failed: nothing in it is used; answer and hunt for the next SYNC
+            reply(Kind.BAD_CRC)
+            goto("LEN", "WAIT")
+        with m.If(st["LEN"] & (crc_i == 0)):
             count = arg[32:]
             fits = (count != 0) & (count <= max_beats)
             w_op = op == Op.WRITE
@@ -193,7 +197,7 @@ class SerialBridge(wiring.Component):
             with m.If(w_op & fits):
                 goto("LEN", "PAY")
             with m.Else():
-                goto("LEN", "CRC")
+                goto("LEN", "VERDICT")
         with m.If(st["PAY"]):
             with m.If(self.i.valid):
                 receiving_byte()

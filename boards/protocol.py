@@ -6,7 +6,7 @@ tests, the host's :class:`pezo.host.serial.SerialTransport` and docs/protocol.md
 
 Host -> board, one **frame** per command::
 
-    SYNC  SEQ  OP  ARG[8]  PAYLOAD[n]  CRC
+    SYNC  SEQ  OP  ARG[8]  HCRC  [PAYLOAD[n]  PCRC]
 
 * ``SYNC`` = 0xA5 starts a frame; between frames the bridge discards any other byte.
 * ``SEQ``: the host's sequence number (0-255, +1 per new frame; a retry repeats it).
@@ -17,9 +17,12 @@ Host -> board, one **frame** per command::
 * ``PAYLOAD``: WRITE only, when 1 <= count <= :func:`write_beats`: ``count * m`` weights, each
   :func:`weight_bytes` bytes two's complement, little-endian. Otherwise empty (a WRITE whose
   count exceeds :func:`write_beats` reaches the engine with count 0 and is rejected with ARG).
-* ``CRC``: CRC-8 (polynomial 0x07, initial value 0, no reflection, no final XOR) over ``SEQ``
-  through ``PAYLOAD``. The bridge buffers the whole frame and checks the CRC *before* anything
-  reaches the engine: a corrupted frame is never applied.
+* ``HCRC``: CRC-8 (polynomial 0x07, initial value 0, no reflection, no final XOR) of ``SEQ``
+  through ``ARG``, checked before the header is used (so a corrupted count cannot change the
+  frame's length); ``PCRC`` (WRITE frames with a payload only): CRC-8 of ``PAYLOAD``. The bridge
+  buffers the whole frame and checks both *before* anything reaches the engine: a corrupted frame
+  is never applied. A bad HCRC is answered at once (BAD_CRC) and the bridge hunts for the next
+  SYNC; the rest of that frame is discarded as it arrives.
 
 Board -> host, one **reply** per frame (or per incomplete frame, see TIMEOUT)::
 
@@ -164,7 +167,8 @@ def encode_frame(cfg, seq, op, arg=0, wdata=None) -> bytes:
         raise ValueError(f"Sequence number must be in 0..255, not {seq!r}")
     engine_opcode(op)
     beats = payload_beats(cfg, op, arg)
-    body = bytes([seq, op]) + arg.to_bytes(8, "little")
+    head = bytes([seq, op]) + arg.to_bytes(8, "little")
+    frame = bytes([SYNC]) + head + bytes([crc8(head)])
     if beats:
         if wdata is None:
             raise ValueError(f"A WRITE frame of {beats} word(s) needs its weights")
@@ -172,8 +176,8 @@ def encode_frame(cfg, seq, op, arg=0, wdata=None) -> bytes:
         if len(payload) != beats * beat_bytes(cfg):
             raise ValueError(f"WRITE of {beats} word(s) needs {beats * cfg.lanes} weights, "
                              f"not {len(payload) // weight_bytes(cfg)}")
-        body += payload
-    return bytes([SYNC]) + body + bytes([crc8(body)])
+        frame += payload + bytes([crc8(payload)])
+    return frame
 
 
 def status_bytes(status, overrun=0) -> bytes:
@@ -242,11 +246,10 @@ class BridgeModel:
         self.overrun = 0
 
     def _need(self):
-        """Bytes the frame in ``buf`` has in all (None while its header is incomplete)."""
-        if len(self.buf) < 11:
-            return None
+        """Bytes the frame in ``buf`` has in all, once its header (with HCRC) is in."""
         arg = int.from_bytes(self.buf[3:11], "little")
-        return 12 + payload_beats(self.cfg, self.buf[2], arg) * beat_bytes(self.cfg)
+        n = payload_beats(self.cfg, self.buf[2], arg) * beat_bytes(self.cfg)
+        return 12 + (n + 1 if n else 0)
 
     def feed(self, data):
         out = bytearray()
@@ -256,8 +259,10 @@ class BridgeModel:
                     self.buf.append(b)
                 continue
             self.buf.append(b)
-            need = self._need()
-            if need is not None and len(self.buf) == need:
+            if len(self.buf) == 12 and crc8(self.buf[1:12]) != 0:
+                seq, self.buf = self.buf[1], bytearray()
+                out += encode_reply(seq, Kind.BAD_CRC, b"", self._status())
+            elif len(self.buf) >= 12 and len(self.buf) == self._need():
                 frame, self.buf = bytes(self.buf), bytearray()
                 out += self._execute(frame)
         return bytes(out)
@@ -274,7 +279,7 @@ class BridgeModel:
 
     def _execute(self, frame):
         seq, op = frame[1], frame[2]
-        if crc8(frame[1:]) != 0:
+        if crc8(frame[12:]) != 0:                   # the payload's CRC (the header's is checked)
             return encode_reply(seq, Kind.BAD_CRC, b"", self._status())
         arg = int.from_bytes(frame[3:11], "little")
         if op == STATUS_OP:
@@ -288,7 +293,7 @@ class BridgeModel:
         if eop == Op.WRITE:
             beats = payload_beats(self.cfg, op, arg)
             if beats:
-                wdata = decode_weights(self.cfg, frame[11:-1])
+                wdata = decode_weights(self.cfg, frame[12:-1])
             else:
                 arg &= 0xFFFFFFFF          # too long for one frame: reaches the engine as count 0
         r = self.engine.execute(eop, arg, wdata)

@@ -63,6 +63,10 @@ def test_frame_known_answer():
     f = encode_frame(CFG, 7, Op.SEED, 5)
     body = bytes([7, 1, 5, 0, 0, 0, 0, 0, 0, 0])
     assert f == bytes([0xA5]) + body + bytes([crc8(body)])
+    w = encode_frame(CFG, 8, Op.WRITE, 1 << 32, [[1, -1]])
+    payload = bytes([1, 0, 0, 0xFF, 0xFF, 0xFF])                  # two 3-byte weights
+    head = bytes([8, 7, 0, 0, 0, 0, 1, 0, 0, 0])
+    assert w == bytes([0xA5]) + head + bytes([crc8(head)]) + payload + bytes([crc8(payload)])
     with pytest.raises(ValueError, match="Sequence number must be in 0..255, not 256"):
         encode_frame(CFG, 256, Op.NOP)
     with pytest.raises(ValueError, match="Opcode byte must be in 0..255, not 300"):
@@ -249,13 +253,15 @@ def test_corrupted_truncated_repeated_frames_and_overruns():
     receiver overrun shows in every status until CLEAR; junk between frames is skipped."""
     cfg = CFG
     rng = np.random.default_rng(4)
-    w = _weights(rng, cfg, 8)
+    w = rng.integers(0, 100, (8, cfg.lanes))          # payload bytes 0..99: no SYNC among them
     good = encode_frame(cfg, 1, Op.WRITE, 8 << 32, w)
     bad = bytearray(good)
     bad[20] ^= 0x10                                   # one payload bit flipped
+    bad_count = bytearray(good)
+    bad_count[7] ^= 0x01                              # count 8 -> 9: caught by the header CRC
     upd = encode_frame(cfg, 5, Op.UPDATE, encode_signed(-9000))
     read = encode_frame(cfg, 6, Op.READ, 8 << 32)
-    script = [("send", bytes(bad)), ("send", b"\x00\x13\xff" + good),
+    script = [("send", bytes(bad_count)), ("send", bytes(bad)), ("send", b"\x00\x13\xff" + good),
               ("send", encode_frame(cfg, 2, Op.SEED, 77)), ("send", encode_frame(cfg, 3, Op.MU,
                                                                                   2500)),
               ("send", encode_frame(cfg, 4, Op.PERTURB, 0)[:7]), ("idle",),
@@ -266,9 +272,10 @@ def test_corrupted_truncated_repeated_frames_and_overruns():
     hw = run_script(cfg, script, seed=5)
     got = replies(cfg, hw)
     kinds = [k for k, _, _ in got]
-    assert kinds == [Kind.BAD_CRC, Kind.DONE, Kind.DONE, Kind.DONE, Kind.TIMEOUT, Kind.DONE,
+    assert kinds == [Kind.BAD_CRC, Kind.BAD_CRC, Kind.DONE, Kind.DONE, Kind.DONE, Kind.TIMEOUT, Kind.DONE,
                      Kind.DUPLICATE, Kind.DATA, Kind.DONE, Kind.DONE, Kind.DONE]
     assert hw[:2] == bytes([RSYNC, 1]) and hw[8 + 1] == 1    # replies echo the sequence
+    got = got[1:]
     # the weights: one WRITE, no PERTURB (truncated), one UPDATE, by the golden engine alone
     gold = EngineModel(cfg)
     gold.execute(Op.WRITE, 8 << 32, w)
