@@ -69,9 +69,11 @@ from pezo.host.batched import BatchedGoldenTransport, query_key
 from pezo.host.engine import EngineClient
 from pezo.host.fused import FusedGoldenTransport
 from pezo.host.models import engine_depth
+from pezo.host.serial_link import SerialTransport
 from pezo.sim import scaler as smodel
 from pezo.sim.banks import bank_first_cycles, bank_first_fields
 from pezo.sim.lfsr import splitmix64
+from pezo.sim.cosim.board import SimBoard
 from pezo.sim.reuse import onthefly_lanes, query_stride
 
 __all__ = ["SOURCES", "FLOAT_SOURCES", "ENGINE_SOURCES", "REUSES", "STEPS", "ROUNDINGS",
@@ -79,9 +81,9 @@ __all__ = ["SOURCES", "FLOAT_SOURCES", "ENGINE_SOURCES", "REUSES", "STEPS", "ROU
            "BatchedGoldenTransport", "make_source", "engine_config", "derive_seed", "derive_seeds",
            "bank_first_cycles", "bank_first_fields", "pool_of", "query_key", "onthefly_lanes"]
 
-SOURCES = ("gaussian", "uniform", "pezo", "pezo-sim")
+SOURCES = ("gaussian", "uniform", "pezo", "pezo-sim", "board")
 FLOAT_SOURCES = ("gaussian", "uniform")
-ENGINE_SOURCES = ("pezo", "pezo-sim")
+ENGINE_SOURCES = ("pezo", "pezo-sim", "board")
 ROUNDINGS = ("stochastic", "nearest")
 ENGINES = ("fused", "batched", "golden", "amaranth")
 
@@ -310,7 +312,7 @@ class EngineSource(PerturbSource):
             raise TypeError(f"Configuration must be an EngineConfig, not {cfg!r}")
         if cfg.depth < self.n_params:
             raise ValueError(f"Engine depth {cfg.depth} cannot hold {self.n_params} parameters")
-        if engine not in ENGINES:
+        if isinstance(engine, str) and engine not in ENGINES:
             raise ValueError(f"Engine must be one of {', '.join(ENGINES)}, not {engine!r}")
         if rounding not in ROUNDINGS:
             raise ValueError(f"Rounding must be one of {', '.join(ROUNDINGS)}, not {rounding!r}")
@@ -321,7 +323,8 @@ class EngineSource(PerturbSource):
                              f"not {coef_rounding!r}")
         self.cfg = cfg
         self.engine = engine
-        self.name = "pezo-sim" if engine == "amaranth" else "pezo"
+        self.name = {"amaranth": "pezo-sim", "serial": "board"}.get(
+            engine if isinstance(engine, str) else getattr(engine, "name", ""), "pezo")
         self.rounding, self.coef_rounding = rounding, coef_rounding
         self.pool_correct = pool_correct
         if engine == "fused":
@@ -486,10 +489,14 @@ class EngineSource(PerturbSource):
 def make_source(name, n_params, *, lanes=4, reuse="none", pool_size=None, step="leap",
                 generators=None, weight_format="Q4.12", coef_bits=16, coef_frac=20,
                 rounding="stochastic", coef_rounding="stochastic", engine=None,
-                pool_correct=True, shared=False, state_bits=32) -> PerturbSource:
-    """A perturbation source by name (one of :data:`SOURCES`); engine options apply to ``pezo``
-    and ``pezo-sim`` only. ``engine`` overrides the transport of ``pezo`` (``"fused"`` by
-    default, ``"batched"`` or ``"golden"``)."""
+                pool_correct=True, shared=False, state_bits=32, port=None,
+                engine_cfg=None) -> PerturbSource:
+    """A perturbation source by name (one of :data:`SOURCES`); engine options apply to the
+    engine sources only. ``engine`` overrides the transport of ``pezo`` (``"fused"`` by
+    default, ``"batched"`` or ``"golden"``). ``board`` runs the engine on a board through
+    ``port`` (a serial device or pyserial URL; ``"sim"`` starts the Verilator-built board of the
+    configuration); ``engine_cfg`` (an EngineConfig) replaces the configuration the options
+    describe (a real board's is the one its bitstream was built with)."""
     if name not in SOURCES:
         raise ValueError(f"Source must be one of {', '.join(SOURCES)}, not {name!r}")
     if name in FLOAT_SOURCES:
@@ -499,7 +506,20 @@ def make_source(name, n_params, *, lanes=4, reuse="none", pool_size=None, step="
     cfg = engine_config(n_params, lanes, reuse, pool_size, step, generators, weight_format,
                         coef_bits, coef_frac, stochastic=rounding == "stochastic", shared=shared,
                         state_bits=state_bits)
-    if name == "pezo-sim":
+    if name == "board":
+        if port is None:
+            raise ValueError("Source 'board' needs a serial port (--port DEVICE, "
+                             "socket://HOST:N, or 'sim' for the Verilator-built board)")
+        if engine_cfg is not None:
+            cfg = engine_cfg
+        board = SimBoard(cfg) if port == "sim" else None
+        try:
+            engine = SerialTransport(cfg, board.port if board else port, closing=board)
+        except BaseException:
+            if board:
+                board.close()
+            raise
+    elif name == "pezo-sim":
         engine = "amaranth"
     elif engine is None:
         engine = "fused"

@@ -47,16 +47,19 @@ class SerialTransport:
         Seconds to wait for a reply (also the pause before a retry).
     retries : int
         Times a frame is sent again before :class:`LinkError`.
+    closing : object with close() or None
+        Closed with the transport (the simulated board behind ``port``).
     """
 
     name = "serial"
 
-    def __init__(self, cfg, port, baud=115200, timeout=2.0, retries=3, seed=None):
+    def __init__(self, cfg, port, baud=115200, timeout=2.0, retries=3, seed=None, closing=None):
         if not (isinstance(timeout, (int, float)) and timeout > 0):
             raise ValueError(f"Timeout must be a positive number of seconds, not {timeout!r}")
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ValueError(f"Retries must be a non-negative integer, not {retries!r}")
         self.cfg = cfg
+        self._closing = closing
         self.baud = baud
         self.timeout = float(timeout)
         self.retries = retries
@@ -166,5 +169,7 @@ class SerialTransport:
 
     def close(self):
         self.port.close()
+        if self._closing is not None:
+            self._closing.close()
 
 

@@ -37,6 +37,7 @@ import time
 
 import numpy as np
 
+from pezo.boards.targets import get_board
 from pezo.config import RETIRED_STEPS
 from pezo.host.data import DATASETS, load_dataset
 from pezo.host.models import ACTIVATIONS, MODELS, make_model
@@ -84,6 +85,8 @@ class TrainConfig:
     rounding: str = "stochastic"
     coef_rounding: str = "stochastic"
     engine: str | None = None
+    port: str | None = None         # source "board": serial device, pyserial URL or "sim"
+    board: str | None = None        # source "board": use this board's default engine config
     steps: int | None = None
     seed: int = 0
     lr: float | None = None
@@ -113,6 +116,10 @@ class TrainConfig:
                                      ("Rounding", c.rounding, ROUNDINGS)):
             if value not in choices:
                 raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+        if c.port is not None and c.source != "board":
+            raise ValueError(f"A port applies to source 'board' only, not {c.source!r}")
+        if c.board is not None and c.source != "board":
+            raise ValueError(f"A board applies to source 'board' only, not {c.source!r}")
         d = DEFAULTS[(c.dataset, c.model)]
         for k in ("steps", "lr", "mu", "batch"):
             if getattr(c, k) is None:
@@ -250,7 +257,9 @@ def _train(cfg, progress, src, log):
                              generators=cfg.generators, weight_format=cfg.weight_format,
                              coef_bits=cfg.coef_bits, coef_frac=cfg.coef_frac,
                              rounding=cfg.rounding, coef_rounding=cfg.coef_rounding,
-                             engine=cfg.engine, shared=cfg.shared, state_bits=cfg.state_bits)
+                             engine=cfg.engine, shared=cfg.shared, state_bits=cfg.state_bits,
+                             port=cfg.port,
+                             engine_cfg=get_board(cfg.board).default if cfg.board else None)
     theta0 = model.init(derive_seed(cfg.seed, 1))
     source.reset(theta0, cfg.seed)
     mu = source.set_mu(cfg.mu)

@@ -26,7 +26,16 @@ def register(subparsers):
     t.add_argument("--activation", default="tanh", choices=ACTIVATIONS, help="mlp activation")
     t.add_argument("--source", default="pezo", choices=SOURCES,
                    help="perturbations: gaussian, uniform (float baselines), pezo (golden engine, "
-                        "default), pezo-sim (hardware in the Amaranth simulator: slow)")
+                        "default), pezo-sim (hardware in the Amaranth simulator: slow), board "
+                        "(the engine on a board over --port)")
+    t.add_argument("--port", default=None, metavar="PORT",
+                   help="source board: the board's serial port (/dev/ttyUSB1), a pyserial URL "
+                        "(socket://127.0.0.1:N) or 'sim' (start the Verilator-built board of "
+                        "this configuration); the options must describe the bitstream's "
+                        "engine configuration, or --board give it")
+    t.add_argument("--board", default=None, metavar="NAME",
+                   help="source board: the engine configuration is this board's default (the "
+                        "one `make synth BOARD=NAME` builds; `pezo boards` lists them)")
     t.add_argument("--reuse", default="none", choices=REUSES, help="engine reuse strategy")
     t.add_argument("--pool-size", type=positive_int, default=None,
                    help="pregen pool size N (default: the power of two >= 8 x engine depth, "
@@ -80,7 +89,7 @@ def config_from_args(args) -> TrainConfig:
                        rounding=args.rounding, steps=args.steps, seed=args.seed, lr=args.lr,
                        mu=args.mu, q=args.q, batch=args.batch, weight_decay=args.weight_decay,
                        schedule=args.schedule, patience=args.patience,
-                       eval_every=args.eval_every)
+                       eval_every=args.eval_every, port=args.port, board=args.board)
 
 
 def summary(res: TrainResult) -> str:

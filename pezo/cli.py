@@ -17,6 +17,8 @@ from pezo.boards.targets import BOARDS, get_board
 from pezo.config import (ConfigError, EngineConfig, load_config, load_engine_config,
                          load_over_default, parse_assignments)
 from pezo.designs import REGISTRY, write_design
+from pezo.host.board_cli import register as register_board
+from pezo.host.serial_link import LinkError
 from pezo.host.train_cli import register as register_train
 from pezo.info import config_info
 from pezo.paper import run_paper
@@ -376,6 +378,7 @@ def make_parser():
     bo.set_defaults(func=cmd_boards)
 
     register_train(sub)
+    register_board(sub)
     for name, (_, text) in _STUDIES.items():    # listed here; main() runs them with their options
         sub.add_parser(name, help=text + f" (`pezo {name} --help` for its options)")
 
@@ -400,7 +403,7 @@ def main(argv=None):
     args = make_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, ValueError, TypeError, ToolMissing, FileNotFoundError) as e:
+    except (ConfigError, ValueError, TypeError, ToolMissing, FileNotFoundError, LinkError) as e:
         if os.environ.get("PEZO_DEBUG"):
             raise
         print(f"pezo {args.command}: error: {e}", file=sys.stderr)
