@@ -269,9 +269,7 @@ def _fuzz(cfg, link, cases, seed, progress, check_every, probe_timeout, probes, 
             account(rs, label)
             if not ok:
                 raise FuzzFailure(f"{label}: no reply to an intact frame")
-            sent.pop(seq, None)
-            continue
-        if mut == "truncate":
+        elif mut == "truncate":
             cut = rng.randrange(1, len(f))
             link.write(f[:cut])
             rs, ok = link.replies(until=lambda r: r[1] == Kind.TIMEOUT, timeout=probe_timeout)
@@ -303,7 +301,8 @@ def _fuzz(cfg, link, cases, seed, progress, check_every, probe_timeout, probes, 
             sent.pop(seq2, None)
         sent.pop(seq, None)
         stats["bytes_sent"] += len(f)
-        probe(label)
+        if mut != "none":
+            probe(label)
         if rng.random() < 0.2:                         # clear a sticky overrun now and then
             s2 = next_seq()
             link.write(frame_for(s2, (Op.CLEAR, 1, None)))
