@@ -6,13 +6,14 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: setup test test-fast regress bench generate synth program report compare calibrate parity quality clean help
+.PHONY: setup test test-fast regress fuzz bench generate synth program report compare calibrate parity quality clean help
 
 help:
 	@echo "make setup    - create .venv, install pinned dependencies, warm tool caches, Icarus via apt"
 	@echo "make test     - the default test suite (unit, Amaranth simulator, cocotb subset)"
-	@echo "make test-fast - the edit loop: make test without the synthesis, power and cocotb tests"
-	@echo "make regress  - full cocotb matrix and long runs (10^8 values on Verilator)"
+	@echo "make test-fast - the edit loop: make test without synthesis, cocotb and the Verilator board"
+	@echo "make regress  - full cocotb matrix and long runs (10^8 values on Verilator), then make fuzz"
+	@echo "make fuzz     - 10^5 random and mutated frames into the Verilator-built board (CASES=n)"
 	@echo "make bench    - throughput of golden model, Amaranth simulator, Verilator; make test time"
 	@echo "make generate - Verilog/RTLIL of the default generator into build/rtl (CONFIG=file)"
 	@echo "make synth BOARD=ice40 [CONFIG=file] [DESIGN=d] [SEEDS=n] - yosys + nextpnr, report in build/<board>/<config>/"
@@ -35,10 +36,16 @@ test:
 	$(PYTEST) -q -n 2 -p no:cacheprovider
 
 test-fast:
-	$(PYTEST) -q -n 2 -p no:cacheprovider -m "not synth and not cocotb and not regress"
+	$(PYTEST) -q -n 2 -p no:cacheprovider -m "not synth and not cocotb and not board and not regress"
 
 regress:
 	PEZO_REGRESS=1 $(PYTEST) -q -p no:cacheprovider -m "regress or cocotb"
+	$(MAKE) fuzz
+
+# The fuzzed board: a small engine (2 lanes, 64 weights) so that every case is quick.
+CASES ?= 100000
+fuzz:
+	$(PY) -m pezo board fuzz --cases $(CASES) --set depth=64 --set lanes=2 --set reuse=none --set pool_size=none
 
 bench:
 	$(PY) -m pezo bench

@@ -7,6 +7,7 @@ over its serial link (:class:`pezo.host.serial_link.SerialTransport`).
     pezo board write    --port PORT --start S V1 V2 ... [--raw]
     pezo board selftest --port PORT [--steps 3]      MeZO steps on the board vs the golden engine
     pezo board sim      [--tcp N]                    run the Verilator-built board, print its port
+    pezo board fuzz     [--port PORT] [--cases N]    random and mutated frames (sim/cosim/fuzz.py)
 
 The engine configuration is the board's default (``--board``, as ``make synth`` builds it), with
 ``--config``/``--set`` on top; it must be the bitstream's. ``--port sim`` starts the Verilator-built
@@ -19,17 +20,18 @@ import time
 
 import numpy as np
 
-from pezo.argtypes import positive_int
+from pezo.argtypes import positive_int, progress_printer
 from pezo.boards.targets import get_board
 from pezo.config import EngineConfig, load_over_default, parse_assignments
 from pezo.host.engine import EngineClient
 from pezo.host.serial_link import SerialTransport
 from pezo.sim.cosim.board import SimBoard
+from pezo.sim.cosim.fuzz import run_fuzz
 from pezo.sim.engine import EngineModel
 
 __all__ = ["register", "selftest", "board_config"]
 
-ACTIONS = ("ping", "status", "read", "write", "selftest", "sim")
+ACTIONS = ("ping", "status", "read", "write", "selftest", "sim", "fuzz")
 
 
 def register(subparsers):
@@ -52,6 +54,9 @@ def register(subparsers):
     b.add_argument("--count", type=positive_int, default=None, help="read: words (default all)")
     b.add_argument("--raw", action="store_true", help="read/write integers, not reals")
     b.add_argument("--steps", type=positive_int, default=3, help="selftest: MeZO steps")
+    b.add_argument("--cases", type=positive_int, default=1000,
+                   help="fuzz: cases (frames, intact or mutated; default 1000)")
+    b.add_argument("--seed", type=int, default=1, help="fuzz: random seed (default 1)")
     b.add_argument("--tcp", type=int, default=None, metavar="N",
                    help="sim: serve on socket://127.0.0.1:N (0: any free port) instead of a pty")
     b.set_defaults(func=cmd_board)
@@ -119,6 +124,8 @@ def cmd_board(args):
     cfg = board_config(args.board, args.config, args.set)
     if args.action == "sim":
         return _serve(cfg, args)
+    if args.action == "fuzz":
+        return _fuzz(cfg, args)
     if not args.port:
         raise ValueError(f"pezo board {args.action} needs --port (a serial device, a pyserial "
                          f"URL, or 'sim')")
@@ -179,6 +186,17 @@ def _selftest(client, cfg, args):
     return 0
 
 
+def _fuzz(cfg, args):
+    port = None if args.port in (None, "sim") else args.port
+    st = run_fuzz(cfg, cases=args.cases, seed=args.seed, port=port,
+                  progress=progress_printer("fuzz"), check_every=max(1, min(1000, args.cases)))
+    print(f"fuzz passed: {st['cases']:,} cases ({st['case_frames']:,} fuzzed frames, "
+          f"{st['frames']:,} frames in all), {st['executed']:,} executed, mutations "
+          f"{st['mutations']}, replies {st['replies']}, {st['weight_checks']} weight read-backs, "
+          f"slowest status answer {st['max_probe_s'] * 1e3:.1f} ms, {st['seconds']:.0f} s")
+    return 0
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -199,4 +217,4 @@ def _serve(cfg, args):
 _ACTIONS = {"ping": _ping, "status": _status, "read": _read, "write": _write,
             "selftest": _selftest}
 
-assert set(_ACTIONS) | {"sim"} == set(ACTIONS)
+assert set(_ACTIONS) | {"sim", "fuzz"} == set(ACTIONS)

@@ -7,6 +7,8 @@
 * engine cycles per pass for d = 4096 weights at m = 1/4/8 (Amaranth simulator, counted), and the
   cocotb-on-Verilator co-simulation speed of the engine in weight updates per second (MeZO passes
   with a full read-back after each, so the figure includes the checking traffic);
+* MeZO passes through the Verilator-built board over a pseudo-terminal (the host's serial
+  transport) against the Amaranth transport, in weight updates per second, and their ratio;
 * training steps per second (:func:`pezo.host.trainbench.bench_training`): the golden engine on every
   data set and model, the float baseline, the simulated hardware; per step the time of the
   perturbation path and of the NumPy forward pass, and their ratio (a second table);
@@ -26,9 +28,11 @@ from amaranth.sim import Simulator
 
 from pezo.config import EngineConfig, GeneratorConfig as G
 from pezo.host.engine import AmaranthTransport
+from pezo.host.serial_link import SerialTransport
 from pezo.host.trainbench import bench_training
 from pezo.hw.engine import PerturbEngine
 from pezo.hw.generator import PerturbationGenerator
+from pezo.sim.cosim.board import SimBoard
 from pezo.sim.cosim.cocotb_run import run_cocotb
 from pezo.sim.engine import Op
 from pezo.sim.generator import generate
@@ -125,6 +129,40 @@ def bench_engine(quick):
     return rows
 
 
+def bench_link(quick):
+    """Weight updates per second of MeZO passes (PERTURB commands, d = 4096, m = 4) through the
+    Amaranth transport and through the Verilator-built board behind a pseudo-terminal
+    (SerialTransport: frames, UART bits at 4 clocks per bit, replies), and their ratio."""
+    cfg = EngineConfig(generator=G(lanes=4), depth=512 if quick else 4096)
+    rows = []
+    t = AmaranthTransport(cfg)
+    t.command(Op.SEED, 1)
+    n = 1 if quick else 2
+    t0 = time.perf_counter()
+    for k in range(n):
+        t.command(Op.PERTURB, k % 2)
+    secs = time.perf_counter() - t0
+    rows.append({"what": "MeZO passes, Amaranth transport", "config": cfg.name(),
+                 "count": n * cfg.depth, "seconds": secs, "rate": n * cfg.depth / secs,
+                 "unit": "weight updates/s"})
+    with SimBoard(cfg) as board:
+        link = SerialTransport(cfg, board.port)
+        link.command(Op.SEED, 1)
+        n = 20 if quick else 200
+        t0 = time.perf_counter()
+        for k in range(n):
+            link.command(Op.PERTURB, k % 2)
+        secs = time.perf_counter() - t0
+        link.close()
+    rows.append({"what": "MeZO passes, Verilator board over a pty", "config": cfg.name(),
+                 "count": n * cfg.depth, "seconds": secs, "rate": n * cfg.depth / secs,
+                 "unit": "weight updates/s"})
+    rows.append({"what": "Verilator board / Amaranth transport", "config": cfg.name(),
+                 "count": 1, "seconds": 0.0, "rate": rows[1]["rate"] / rows[0]["rate"],
+                 "unit": "x"})
+    return rows
+
+
 def bench_make_test():
     t0 = time.perf_counter()
     r = subprocess.run(["make", "test"], capture_output=True, text=True)
@@ -151,6 +189,7 @@ def run_bench(args):
              ("Amaranth simulator", lambda: bench_amaranth(500 if quick else 5000)),
              ("Verilator harness", lambda: bench_verilator(10**5 if quick else 2 * 10**6, out)),
              ("engine", lambda: bench_engine(quick)),
+             ("board link", lambda: bench_link(quick)),
              ("training", lambda: _bench_training(quick))]
     if not getattr(args, "no_test_timing", False) and not quick:
         steps.append(("make test", bench_make_test))

@@ -19,13 +19,18 @@ from pezo.sim.cosim.board import SimBoard
 from pezo.sim.cosim.fuzz import run_fuzz
 from pezo.sim.engine import EngineModel, Op
 
+pytestmark = pytest.mark.board
+
 SMALL = E(generator=G(lanes=2), depth=64)
 
 
-def test_mezo_training_through_the_board_on_a_pty_is_bit_identical():
+@pytest.mark.parametrize("steps", [12, pytest.param(200, marks=pytest.mark.regress)])
+def test_mezo_training_through_the_board_on_a_pty_is_bit_identical(steps):
     """pezo train's board source over a pseudo-terminal to the Verilator-built board: every
-    weight after 12 ZO steps (pregen, 2 queries) equals the golden engine's."""
-    cfg = TrainConfig(source="board", port="sim", reuse="pregen", steps=12, q=2, eval_every=4)
+    weight after 12 ZO steps (200 in make regress; pregen, 2 queries) equals the golden
+    engine's."""
+    cfg = TrainConfig(source="board", port="sim", reuse="pregen", steps=steps, q=2,
+                      eval_every=4)
     opts = dict(lanes=4, reuse="pregen", pool_size=1024)
     board = make_source("board", 650, port="sim", **opts)
     gold = make_source("pezo", 650, engine="golden", **opts)

@@ -185,6 +185,9 @@ int main(int argc, char** argv) {
             bool active = rx_bit >= 0 || tx_bit >= 0 || !inq.empty();
             quiet = active ? 0 : quiet + 1;
             if (quiet >= quiet_limit) break;
+            // a reply is complete when no new character starts within two character times:
+            // hand it to the host now rather than at the end of the chunk
+            if (!outbuf.empty() && quiet > 20 * divisor) break;
         }
         if (!outbuf.empty()) {
             int ofd = link.fd;
