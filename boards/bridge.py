@@ -140,13 +140,17 @@ class SerialBridge(wiring.Component):
         data_sent = Signal()                   # DATA: header and data are out, status next
         obyte = Signal(8)
         ocrc = Signal()                        # this byte enters the reply CRC
-        with m.If(self.o.valid & self.o.ready & ocrc):
-            m.d.sync += crc_o.eq(crc8_next(crc_o, obyte))
+        # The CRC takes each byte one cycle after it left (registered byte and enable): the XOR
+        # network does not sit behind the output byte mux (timing; R_CRC0 waits for the last one).
+        crc_byte, crc_en = Signal(8), Signal()
+        m.d.sync += [crc_byte.eq(obyte), crc_en.eq(self.o.valid & self.o.ready & ocrc)]
+        with m.If(crc_en):
+            m.d.sync += crc_o.eq(crc8_next(crc_o, crc_byte))
         m.d.comb += self.o.payload.eq(obyte)
 
         st, goto = one_hot_states(m, ("HUNT", "HDR", "LEN", "PAY", "CRC", "VERDICT", "ISSUE",
                                       "ROUTE0", "ROUTE", "WDATA", "RDATA", "WAIT", "R_HDR",
-                                      "R_STAT", "R_CRC"), init="HUNT")
+                                      "R_STAT", "R_CRC0", "R_CRC"), init="HUNT")
 
         def receiving_byte():
             m.d.comb += self.i.ready.eq(1)
@@ -307,7 +311,9 @@ class SerialBridge(wiring.Component):
             with m.If(self.o.ready):
                 m.d.sync += [status_reg.eq(status_reg >> 8), on.eq(on + 1)]
                 with m.If(on == 3):
-                    goto("R_STAT", "R_CRC")
+                    goto("R_STAT", "R_CRC0")
+        with m.If(st["R_CRC0"]):
+            goto("R_CRC0", "R_CRC")                     # the last status byte enters the CRC
         with m.If(st["R_CRC"]):
             m.d.comb += [self.o.valid.eq(1), obyte.eq(crc_o)]
             with m.If(self.o.ready):
