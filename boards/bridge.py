@@ -69,6 +69,11 @@ class SerialBridge(wiring.Component):
                              f"{timeout!r}")
         self._cfg = config
         self._timeout = timeout
+        self._engine = PerturbEngine(config)
+        #: Probes for formal checks (pezo.formal): the engine's weight-memory write enable; a
+        #: frame whose CRCs checked is being executed; its opcode writes weights.
+        self.formal = {"weights_we": self._engine.weights_we, "frame_ok": Signal(),
+                       "op_writes": Signal()}
         super().__init__()
 
     config = property(lambda self: self._cfg)
@@ -77,7 +82,7 @@ class SerialBridge(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self._cfg
-        m.submodules.engine = eng = PerturbEngine(cfg)
+        m.submodules.engine = eng = self._engine
         wb, lanes, bb = weight_bytes(cfg), cfg.lanes, beat_bytes(cfg)
         max_beats = write_beats(cfg)
         buf_bytes = max_beats * bb
@@ -104,6 +109,8 @@ class SerialBridge(wiring.Component):
                      bw.addr.eq(wa), bw.data.eq(self.i.payload)]
         with m.If(self.overrun):
             m.d.sync += overrun_r.eq(1)
+        m.d.comb += self.formal["op_writes"].eq(
+            (eop == Op.WRITE) | (eop == Op.PERTURB) | (eop == Op.UPDATE))
 
         # Registered copies of the engine's handshake/status signals: the bridge's decisions do
         # not chain through the engine's control logic.
@@ -163,6 +170,7 @@ class SerialBridge(wiring.Component):
         # Receive ----------------------------------------------------------------------------------
         with m.If(st["HUNT"]):
             m.d.comb += self.i.ready.eq(1)
+            m.d.sync += self.formal["frame_ok"].eq(0)
             with m.If(self.i.valid & (self.i.payload == SYNC)):
                 m.d.sync += [crc_i.eq(0), hn.eq(0), idle.eq(0), seq.eq(0), data_sent.eq(0)]
                 goto("HUNT", "HDR")
@@ -226,7 +234,7 @@ class SerialBridge(wiring.Component):
                 goto("VERDICT", "WAIT")
             with m.Else():
                 reply(Kind.DONE)
-                m.d.sync += [last_seq.eq(seq), last_valid.eq(1)]
+                m.d.sync += [last_seq.eq(seq), last_valid.eq(1), self.formal["frame_ok"].eq(1)]
                 goto("VERDICT", "ISSUE")
 
         # Execute ----------------------------------------------------------------------------------

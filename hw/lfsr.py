@@ -134,6 +134,14 @@ class UniformBank(wiring.Component):
         self._rotate = rotate
         self._tweak = domain_tweak(domain, config.seed_width)
         self._domain = domain
+        gens = bank_geometry(config)[0]
+        init = lane_states(0, config.state_bits, gens, config.seed_width, self._tweak)
+        #: The generators' LFSR states (read by formal checks: pezo.formal).
+        self.lane_state_signals = [Signal(config.state_bits, init=init[g], name=f"state{g}")
+                                   for g in range(gens)]
+        #: Internal flags the formal checks state invariants over: the zero-fix cycle and the
+        #: seed mixer's busy flag.
+        self.formal = {"fix": Signal(name="fix"), "mixer_busy": Signal(name="mixer_busy")}
         super().__init__({
             "o": Out(stream.Signature(data.ArrayLayout(signed(config.width), config.lanes))),
             "seed": In(config.seed_width),
@@ -160,8 +168,7 @@ class UniformBank(wiring.Component):
         k, w, sw = cfg.state_bits, cfg.width, cfg.seed_width
         gens, step, offsets = bank_geometry(cfg)
         masks = bit_masks(k, max(step + k, max(offsets) + w))
-        init = lane_states(0, k, gens, sw, self._tweak)
-        states = [Signal(k, init=init[g], name=f"state{g}") for g in range(gens)]
+        states = self.lane_state_signals
 
         exps = POLYNOMIALS[k]
 
@@ -188,8 +195,9 @@ class UniformBank(wiring.Component):
         # Seeding: SIMON OFB blocks shift into the chain of lane states, then one cycle fixes
         # all-zero states.
         m.submodules.mixer = mixer = SeedMixer(sw, block_count(k, gens, sw))
-        fix = Signal()
+        fix = self.formal["fix"]
         loading = Signal()
+        m.d.comb += self.formal["mixer_busy"].eq(mixer.busy)
         m.d.comb += [mixer.iv.eq(self.seed ^ self._tweak), mixer.start.eq(self.seed_load),
                      self.loading.eq(loading), self.o.valid.eq(~loading)]
         chain = Cat(*states)
