@@ -95,8 +95,9 @@ class SerialBridge(wiring.Component):
         crc_i = Signal(8)                      # CRC of the header (then of the payload) so far
         eop = Signal(4)                        # the engine opcode (protocol.engine_opcode)
         zero_count = Signal()                  # WRITE too long for one frame: count 0
-        pbytes = Signal(range(buf_bytes + 1))  # payload bytes of this frame
-        wa = Signal(range(buf_bytes + 1))      # payload bytes received
+        wa = Signal(range(buf_bytes + 1))      # payload bytes received (the buffer address)
+        prem = Signal(range(buf_bytes + 1))    # payload bytes still to come
+        pay_last = Signal()                    # prem == 1, registered (timing)
         is_w, is_r, is_q, is_clear, stateful = (Signal(name=n) for n in
                                                 ("is_w", "is_r", "is_q", "is_clear", "stateful"))
         last_seq, last_valid = Signal(8), Signal()
@@ -204,8 +205,9 @@ class SerialBridge(wiring.Component):
                          is_w.eq(w_op), is_r.eq(op == Op.READ), is_q.eq(op == STATUS_OP),
                          is_clear.eq((op == Op.CLEAR) & (arg[1:] == 0)),
                          stateful.eq((op != Op.NOP) & (op != Op.READ) & (op != STATUS_OP)),
-                         zero_count.eq(w_op & ~fits),
-                         pbytes.eq(Mux(w_op & fits, count[:len(pbytes)] * bb, 0)), wa.eq(0)]
+                         zero_count.eq(w_op & ~fits), wa.eq(0),
+                         prem.eq(count[:len(prem)] * bb),
+                         pay_last.eq((bb == 1) & (count == 1))]
             with m.If(w_op & fits):
                 goto("LEN", "PAY")
             with m.Else():
@@ -214,8 +216,8 @@ class SerialBridge(wiring.Component):
             with m.If(self.i.valid):
                 receiving_byte()
                 m.d.comb += bw.en.eq(1)
-                m.d.sync += wa.eq(wa + 1)
-                with m.If(wa == pbytes - 1):
+                m.d.sync += [wa.eq(wa + 1), prem.eq(prem - 1), pay_last.eq(prem == 2)]
+                with m.If(pay_last):
                     goto("PAY", "CRC")
         with m.If(st["CRC"]):
             with m.If(self.i.valid):
