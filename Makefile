@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: setup test test-fast regress fuzz bench generate synth program report compare calibrate parity quality clean help
+.PHONY: setup test test-fast regress fuzz formal bench generate synth program report compare calibrate parity quality clean help
 
 help:
 	@echo "make setup    - create .venv, install pinned dependencies, warm tool caches, Icarus via apt"
@@ -14,6 +14,7 @@ help:
 	@echo "make test-fast - the edit loop: make test without synthesis, cocotb and the Verilator board"
 	@echo "make regress  - full cocotb matrix and long runs (10^8 values on Verilator), then make fuzz"
 	@echo "make fuzz     - 10^5 random and mutated frames into the Verilator-built board (CASES=n)"
+	@echo "make formal   - SymbiYosys proofs: LFSR never zero, MAC restore, bridge liveness and guards"
 	@echo "make bench    - throughput of golden model, Amaranth simulator, Verilator; make test time"
 	@echo "make generate - Verilog/RTLIL of the default generator into build/rtl (CONFIG=file)"
 	@echo "make synth BOARD=ice40 [CONFIG=file] [DESIGN=d] [SEEDS=n] - yosys + nextpnr, report in build/<board>/<config>/"
@@ -41,6 +42,9 @@ test-fast:
 regress:
 	PEZO_REGRESS=1 $(PYTEST) -q -p no:cacheprovider -m "regress or cocotb"
 	$(MAKE) fuzz
+
+formal:
+	$(PY) -m pezo formal
 
 # The fuzzed board: a small engine (2 lanes, 64 weights) so that every case is quick.
 CASES ?= 100000

@@ -41,6 +41,9 @@ class SerialBridge(wiring.Component):
         Clock cycles without a byte after which an incomplete frame is dropped (a TIMEOUT reply
         follows). :class:`pezo.boards.top.BoardTop` sets :data:`pezo.boards.protocol.
         TIMEOUT_BYTES` byte times.
+    engine : wiring.Component or None
+        The engine behind the bridge (default: a :class:`PerturbEngine` of ``config``); formal
+        checks put a behavioural stand-in with the same ports here.
 
     Members
     -------
@@ -61,7 +64,7 @@ class SerialBridge(wiring.Component):
     error: Out(1)
     saturated: Out(1)
 
-    def __init__(self, config, timeout=4096):
+    def __init__(self, config, timeout=4096, engine=None):
         if not isinstance(config, EngineConfig):
             raise TypeError(f"Configuration must be an EngineConfig, not {config!r}")
         if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 16:
@@ -69,11 +72,12 @@ class SerialBridge(wiring.Component):
                              f"{timeout!r}")
         self._cfg = config
         self._timeout = timeout
-        self._engine = PerturbEngine(config)
-        #: Probes for formal checks (pezo.formal): the engine's weight-memory write enable; a
-        #: frame whose CRCs checked is being executed; its opcode writes weights.
-        self.formal = {"weights_we": self._engine.weights_we, "frame_ok": Signal(),
-                       "op_writes": Signal()}
+        # ``engine``: a component with PerturbEngine's ports in its place (the formal checks
+        # put a behavioural stand-in there: pezo.formal)
+        self._engine = PerturbEngine(config) if engine is None else engine
+        #: Probes for formal checks (pezo.formal): a frame whose CRCs checked is being
+        #: executed; its opcode is WRITE.
+        self.formal = {"frame_ok": Signal(), "is_write": Signal()}
         super().__init__()
 
     config = property(lambda self: self._cfg)
@@ -110,8 +114,7 @@ class SerialBridge(wiring.Component):
                      bw.addr.eq(wa), bw.data.eq(self.i.payload)]
         with m.If(self.overrun):
             m.d.sync += overrun_r.eq(1)
-        m.d.comb += self.formal["op_writes"].eq(
-            (eop == Op.WRITE) | (eop == Op.PERTURB) | (eop == Op.UPDATE))
+        m.d.comb += self.formal["is_write"].eq(eop == Op.WRITE)
 
         # Registered copies of the engine's handshake/status signals: the bridge's decisions do
         # not chain through the engine's control logic.
@@ -156,7 +159,8 @@ class SerialBridge(wiring.Component):
             m.d.sync += crc_o.eq(crc8_next(crc_o, crc_byte))
         m.d.comb += self.o.payload.eq(obyte)
 
-        st, goto = one_hot_states(m, ("HUNT", "HDR", "LEN", "PAY", "CRC", "VERDICT", "ISSUE",
+        st, goto = one_hot_states(m, ("HUNT", "HDR", "LEN", "HCHK", "PAY", "CRC", "VERDICT0",
+                                      "VERDICT", "ISSUE",
                                       "ROUTE0", "ROUTE", "WDATA", "RDATA", "WAIT", "R_HDR",
                                       "R_STAT", "R_CRC0", "R_CRC"), init="HUNT")
 
@@ -175,10 +179,12 @@ class SerialBridge(wiring.Component):
             with m.If(self.i.valid & (self.i.payload == SYNC)):
                 m.d.sync += [crc_i.eq(0), hn.eq(0), idle.eq(0), seq.eq(0), data_sent.eq(0)]
                 goto("HUNT", "HDR")
+        idle_hit = Signal()                    # idle reaches the timeout next cycle (registered)
+        m.d.sync += idle_hit.eq(0)
         for state in ("HDR", "PAY", "CRC"):
             with m.If(st[state] & ~self.i.valid):
-                m.d.sync += idle.eq(idle + 1)
-                with m.If(idle == self._timeout - 1):
+                m.d.sync += [idle.eq(idle + 1), idle_hit.eq(idle == self._timeout - 2)]
+                with m.If(idle_hit):
                     reply(Kind.TIMEOUT)
                     goto(state, "WAIT")
         with m.If(st["HDR"]):
@@ -193,11 +199,8 @@ class SerialBridge(wiring.Component):
                     m.d.sync += arg.eq(Cat(arg[8:], self.i.payload))
                 with m.If(hn == 10):
                     goto("HDR", "LEN")
-        with m.If(st["LEN"] & (crc_i != 0)):
-            # the header's CRC failed: nothing in it is used; answer and hunt for the next SYNC
-            reply(Kind.BAD_CRC)
-            goto("LEN", "WAIT")
-        with m.If(st["LEN"] & (crc_i == 0)):
+        hbad, to_pay = Signal(), Signal()       # LEN's verdicts, registered for HCHK
+        with m.If(st["LEN"]):
             count = arg[32:]
             fits = (count != 0) & (count <= max_beats)
             w_op = op == Op.WRITE
@@ -207,11 +210,18 @@ class SerialBridge(wiring.Component):
                          stateful.eq((op != Op.NOP) & (op != Op.READ) & (op != STATUS_OP)),
                          zero_count.eq(w_op & ~fits), wa.eq(0),
                          prem.eq(count[:len(prem)] * bb),
-                         pay_last.eq((bb == 1) & (count == 1))]
-            with m.If(w_op & fits):
-                goto("LEN", "PAY")
+                         pay_last.eq((bb == 1) & (count == 1)),
+                         hbad.eq(crc_i != 0), to_pay.eq(w_op & fits)]
+            goto("LEN", "HCHK")
+        with m.If(st["HCHK"]):
+            with m.If(hbad):
+                # the header's CRC failed: nothing in it is used; answer and hunt for SYNC
+                reply(Kind.BAD_CRC)
+                goto("HCHK", "WAIT")
+            with m.Elif(to_pay):
+                goto("HCHK", "PAY")
             with m.Else():
-                goto("LEN", "VERDICT")
+                goto("HCHK", "VERDICT0")
         with m.If(st["PAY"]):
             with m.If(self.i.valid):
                 receiving_byte()
@@ -222,16 +232,21 @@ class SerialBridge(wiring.Component):
         with m.If(st["CRC"]):
             with m.If(self.i.valid):
                 receiving_byte()
-                goto("CRC", "VERDICT")
+                goto("CRC", "VERDICT0")
+        pbad, dup = Signal(), Signal()          # VERDICT0's checks, registered for VERDICT
+        with m.If(st["VERDICT0"]):
+            m.d.sync += [pbad.eq(crc_i != 0),
+                         dup.eq(stateful & last_valid & (seq == last_seq))]
+            goto("VERDICT0", "VERDICT")
         with m.If(st["VERDICT"]):
-            with m.If(crc_i != 0):
+            with m.If(pbad):
                 reply(Kind.BAD_CRC)
                 goto("VERDICT", "WAIT")
             with m.Elif(is_q):
                 reply(Kind.DONE)
                 m.d.sync += [last_seq.eq(seq), last_valid.eq(1)]
                 goto("VERDICT", "WAIT")
-            with m.Elif(stateful & last_valid & (seq == last_seq)):
+            with m.Elif(dup):
                 reply(Kind.DUPLICATE)
                 goto("VERDICT", "WAIT")
             with m.Else():

@@ -93,8 +93,6 @@ class PerturbEngine(wiring.Component):
             raise TypeError(f"Configuration must be an EngineConfig, not {config!r}")
         self._cfg = cfg = config
         self._has_r = "r" in dict(mac_input_layout(cfg).members)
-        #: High in a cycle that writes weight memory (read by formal checks: pezo.formal).
-        self.weights_we = Signal()
         row = data.ArrayLayout(signed(cfg.w_bits), cfg.lanes)
         super().__init__({
             "cmd": In(stream.Signature(command_layout())),
@@ -426,5 +424,4 @@ class PerturbEngine(wiring.Component):
             m.d.comb += [wr.en.eq(1), wr.addr.eq(addr_c), wr.data.eq(mac.o.payload)]
         with m.Elif(self.wdata.valid & self.wdata.ready):
             m.d.comb += [wr.en.eq(1), wr.addr.eq(blk), wr.data.eq(self.wdata.payload)]
-        m.d.comb += self.weights_we.eq(wr.en)
         return m

@@ -20,6 +20,7 @@ from pezo.designs import REGISTRY, write_design
 from pezo.host.board_cli import register as register_board
 from pezo.host.serial_link import LinkError
 from pezo.host.train_cli import register as register_train
+from pezo.formal import CHECKS as FORMAL_CHECKS, run_check as run_formal_check
 from pezo.info import config_info
 from pezo.paper import run_paper
 from pezo.power import COEFFICIENTS
@@ -233,6 +234,22 @@ def cmd_compare(args):
     return 0
 
 
+def cmd_formal(args):
+    names = args.checks or list(FORMAL_CHECKS)
+    for n in names:
+        if n not in FORMAL_CHECKS:
+            raise ValueError(f"Formal check must be one of {', '.join(FORMAL_CHECKS)}, not {n!r}")
+    results = [run_formal_check(n, shallow=args.shallow, progress=progress_printer("formal"))
+               for n in names]
+    print_table(["check", "mode", "depth", "result", "seconds", "property"],
+                [(r["name"], r["mode"], r["depth"], r["status"], f"{r['seconds']:.1f}", r["what"])
+                 for r in results])
+    for r in results:
+        if r["status"] != "PASS":
+            print(f"{r['name']}: {r['log']}\n{r['tail']}", file=sys.stderr)
+    return 0 if all(r["status"] == "PASS" for r in results) else 1
+
+
 def cmd_boards(args):
     for b in BOARDS.values():
         print(f"{b.name:<12} {b.description}\n{'':<12} default: {b.default.name()}")
@@ -373,6 +390,13 @@ def make_parser():
     pr.add_argument("--name", help="configuration folder under build/<board>/ (default: the "
                     "board's default configuration)")
     pr.set_defaults(func=cmd_program)
+
+    fo = sub.add_parser("formal", help="formal checks with SymbiYosys and z3 (docs/formal.md)")
+    fo.add_argument("checks", nargs="*", metavar="CHECK",
+                    help=f"which (default all): {', '.join(FORMAL_CHECKS)}")
+    fo.add_argument("--shallow", action="store_true",
+                    help="the smaller depths make test uses")
+    fo.set_defaults(func=cmd_formal)
 
     bo = sub.add_parser("boards", help="list the board targets and their default configuration")
     bo.set_defaults(func=cmd_boards)
