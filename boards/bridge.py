@@ -98,7 +98,6 @@ class SerialBridge(wiring.Component):
         hn = Signal(range(12))                 # header bytes received (SEQ, OP, ARG, HCRC)
         crc_i = Signal(8)                      # CRC of the header (then of the payload) so far
         eop = Signal(4)                        # the engine opcode (protocol.engine_opcode)
-        zero_count = Signal()                  # WRITE too long for one frame: count 0
         wa = Signal(range(buf_bytes + 1))      # payload bytes received (the buffer address)
         prem = Signal(range(buf_bytes + 1))    # payload bytes still to come
         pay_last = Signal()                    # prem == 1, registered (timing)
@@ -108,8 +107,7 @@ class SerialBridge(wiring.Component):
         kind = Signal(3)
         overrun_r = Signal()
         idle = Signal(range(self._timeout + 1))
-        m.d.comb += [eng.cmd.payload.op.as_value().eq(eop),
-                     eng.cmd.payload.arg.eq(Cat(arg[:32], Mux(zero_count, 0, arg[32:]))),
+        m.d.comb += [eng.cmd.payload.op.as_value().eq(eop), eng.cmd.payload.arg.eq(arg),
                      self.error.eq(eng.status.error), self.saturated.eq(eng.status.saturated),
                      bw.addr.eq(wa), bw.data.eq(self.i.payload)]
         with m.If(self.overrun):
@@ -208,10 +206,12 @@ class SerialBridge(wiring.Component):
                          is_w.eq(w_op), is_r.eq(op == Op.READ), is_q.eq(op == STATUS_OP),
                          is_clear.eq((op == Op.CLEAR) & (arg[1:] == 0)),
                          stateful.eq((op != Op.NOP) & (op != Op.READ) & (op != STATUS_OP)),
-                         zero_count.eq(w_op & ~fits), wa.eq(0),
+                         wa.eq(0),
                          prem.eq(count[:len(prem)] * bb),
                          pay_last.eq((bb == 1) & (count == 1)),
                          hbad.eq(crc_i != 0), to_pay.eq(w_op & fits)]
+            with m.If(w_op & ~fits):
+                m.d.sync += arg[32:].eq(0)     # too long for one frame: the engine sees count 0
             goto("LEN", "HCHK")
         with m.If(st["HCHK"]):
             with m.If(hbad):

