@@ -164,27 +164,34 @@ class SerialBridge(wiring.Component):
 
         def receiving_byte():
             m.d.comb += self.i.ready.eq(1)
-            m.d.sync += idle.eq(0)
-            m.d.sync += crc_i.eq(crc8_next(crc_i, self.i.payload))
 
         def reply(k):
             m.d.sync += kind.eq(k)
 
         # Receive ----------------------------------------------------------------------------------
+        # The frame CRC and the inter-byte timer each have one assignment structure (separate
+        # assignment sites per state would chain their multiplexers: timing).
+        receiving = Signal()
+        idle_hit = Signal()                    # idle reaches the timeout next cycle (registered)
+        timed_out = Signal()
+        m.d.comb += [receiving.eq(st["HDR"] | st["PAY"] | st["CRC"]),
+                     timed_out.eq(receiving & ~self.i.valid & idle_hit)]
+        with m.If(st["HUNT"]):
+            m.d.sync += [crc_i.eq(0), idle.eq(0), idle_hit.eq(0)]
+        with m.Elif(receiving & self.i.valid):
+            m.d.sync += [crc_i.eq(crc8_next(crc_i, self.i.payload)), idle.eq(0),
+                         idle_hit.eq(0)]
+        with m.Elif(receiving):
+            m.d.sync += [idle.eq(idle + 1), idle_hit.eq(idle == self._timeout - 2)]
         with m.If(st["HUNT"]):
             m.d.comb += self.i.ready.eq(1)
             m.d.sync += self.formal["frame_ok"].eq(0)
             with m.If(self.i.valid & (self.i.payload == SYNC)):
-                m.d.sync += [crc_i.eq(0), hn.eq(0), idle.eq(0), seq.eq(0), data_sent.eq(0)]
+                m.d.sync += [hn.eq(0), seq.eq(0), data_sent.eq(0)]
                 goto("HUNT", "HDR")
-        idle_hit = Signal()                    # idle reaches the timeout next cycle (registered)
-        m.d.sync += idle_hit.eq(0)
         for state in ("HDR", "PAY", "CRC"):
-            with m.If(st[state] & ~self.i.valid):
-                m.d.sync += [idle.eq(idle + 1), idle_hit.eq(idle == self._timeout - 2)]
-                with m.If(idle_hit):
-                    reply(Kind.TIMEOUT)
-                    goto(state, "WAIT")
+            with m.If(st[state] & timed_out):
+                goto(state, "WAIT")
         with m.If(st["HDR"]):
             with m.If(self.i.valid):
                 receiving_byte()
@@ -216,7 +223,6 @@ class SerialBridge(wiring.Component):
         with m.If(st["HCHK"]):
             with m.If(hbad):
                 # the header's CRC failed: nothing in it is used; answer and hunt for SYNC
-                reply(Kind.BAD_CRC)
                 goto("HCHK", "WAIT")
             with m.Elif(to_pay):
                 goto("HCHK", "PAY")
@@ -240,19 +246,24 @@ class SerialBridge(wiring.Component):
             goto("VERDICT0", "VERDICT")
         with m.If(st["VERDICT"]):
             with m.If(pbad):
-                reply(Kind.BAD_CRC)
                 goto("VERDICT", "WAIT")
             with m.Elif(is_q):
-                reply(Kind.DONE)
                 m.d.sync += [last_seq.eq(seq), last_valid.eq(1)]
                 goto("VERDICT", "WAIT")
             with m.Elif(dup):
-                reply(Kind.DUPLICATE)
                 goto("VERDICT", "WAIT")
             with m.Else():
-                reply(Kind.DONE)
                 m.d.sync += [last_seq.eq(seq), last_valid.eq(1), self.formal["frame_ok"].eq(1)]
                 goto("VERDICT", "ISSUE")
+        # The reply kind: one assignment structure.
+        with m.If(timed_out):
+            reply(Kind.TIMEOUT)
+        with m.Elif(st["HCHK"]):
+            reply(Kind.BAD_CRC)                 # used only when the header CRC failed
+        with m.Elif(st["VERDICT"]):
+            reply(Mux(pbad, Kind.BAD_CRC, Mux(dup & ~is_q, Kind.DUPLICATE, Kind.DONE)))
+        with m.Elif(st["ROUTE"] & is_r & rvalid_r):
+            reply(Kind.DATA)
 
         # Execute ----------------------------------------------------------------------------------
         with m.If(st["ISSUE"]):
@@ -275,7 +286,7 @@ class SerialBridge(wiring.Component):
                 goto("ROUTE", "WDATA")
             with m.Elif(is_r & rvalid_r):
                 m.d.sync += [left.eq(arg[32:32 + len(left)]), rn.eq(0), done.eq(0),
-                             rword_v.eq(0), rready.eq(1), kind.eq(Kind.DATA), on.eq(0)]
+                             rword_v.eq(0), rready.eq(1)]
                 goto("ROUTE", "R_HDR")
             with m.Elif(~busy_r | ~(is_w | is_r)):
                 goto("ROUTE", "WAIT")
@@ -311,22 +322,25 @@ class SerialBridge(wiring.Component):
                 goto("RDATA", "WAIT")
         with m.If(st["WAIT"]):
             with m.If(~busy_r):
-                m.d.sync += [status_reg.eq(status), on.eq(0)]
+                m.d.sync += status_reg.eq(status)
                 with m.If(data_sent):
                     goto("WAIT", "R_STAT")
                 with m.Else():
                     goto("WAIT", "R_HDR")
 
         # Reply ------------------------------------------------------------------------------------
+        # ``on`` counts the bytes of the header (3) and of the status (4); one structure.
+        with m.If((st["R_HDR"] | st["R_STAT"]) & self.o.ready):
+            m.d.sync += on.eq(Mux(st["R_HDR"] & (on == 2), 0, on + 1))
+        with m.Elif(~st["R_HDR"] & ~st["R_STAT"]):
+            m.d.sync += on.eq(0)
         with m.If(st["R_HDR"]):
             m.d.comb += [self.o.valid.eq(1), ocrc.eq(on != 0),
                          obyte.eq(Mux(on == 0, RSYNC, Mux(on == 1, seq, kind)))]
             with m.If(self.o.ready):
-                m.d.sync += on.eq(on + 1)
                 with m.If(on == 0):
                     m.d.sync += crc_o.eq(0)
                 with m.If(on == 2):
-                    m.d.sync += on.eq(0)
                     with m.If(kind == Kind.DATA):
                         goto("R_HDR", "RDATA")
                     with m.Else():
@@ -334,7 +348,7 @@ class SerialBridge(wiring.Component):
         with m.If(st["R_STAT"]):
             m.d.comb += [self.o.valid.eq(1), ocrc.eq(1), obyte.eq(status_reg[:8])]
             with m.If(self.o.ready):
-                m.d.sync += [status_reg.eq(status_reg >> 8), on.eq(on + 1)]
+                m.d.sync += status_reg.eq(status_reg >> 8)
                 with m.If(on == 3):
                     goto("R_STAT", "R_CRC0")
         with m.If(st["R_CRC0"]):
