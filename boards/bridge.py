@@ -7,7 +7,7 @@ frame, WRITE payload included, is received into a buffer and its CRC checked bef
 the command, so a corrupted frame never changes the engine.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -312,7 +312,7 @@ class SerialBridge(wiring.Component):
                 m.d.sync += [rword.eq(packed), rword_v.eq(1), left.eq(left - 1),
                              done.eq(left == 1), rready.eq(0)]
             with m.If(rn != 0):
-                m.d.comb += [self.o.valid.eq(1), obyte.eq(beat[:8]), ocrc.eq(1)]
+                m.d.comb += [self.o.valid.eq(1), ocrc.eq(1)]
                 with m.If(self.o.ready):
                     m.d.sync += [beat.eq(beat >> 8), rn.eq(rn - 1)]
             with m.Elif(rword_v):
@@ -335,8 +335,7 @@ class SerialBridge(wiring.Component):
         with m.Elif(~st["R_HDR"] & ~st["R_STAT"]):
             m.d.sync += on.eq(0)
         with m.If(st["R_HDR"]):
-            m.d.comb += [self.o.valid.eq(1), ocrc.eq(on != 0),
-                         obyte.eq(Mux(on == 0, RSYNC, Mux(on == 1, seq, kind)))]
+            m.d.comb += [self.o.valid.eq(1), ocrc.eq(on != 0)]
             with m.If(self.o.ready):
                 with m.If(on == 0):
                     m.d.sync += crc_o.eq(0)
@@ -346,7 +345,7 @@ class SerialBridge(wiring.Component):
                     with m.Else():
                         goto("R_HDR", "R_STAT")
         with m.If(st["R_STAT"]):
-            m.d.comb += [self.o.valid.eq(1), ocrc.eq(1), obyte.eq(status_reg[:8])]
+            m.d.comb += [self.o.valid.eq(1), ocrc.eq(1)]
             with m.If(self.o.ready):
                 m.d.sync += status_reg.eq(status_reg >> 8)
                 with m.If(on == 3):
@@ -354,7 +353,15 @@ class SerialBridge(wiring.Component):
         with m.If(st["R_CRC0"]):
             goto("R_CRC0", "R_CRC")                     # the last status byte enters the CRC
         with m.If(st["R_CRC"]):
-            m.d.comb += [self.o.valid.eq(1), obyte.eq(crc_o)]
+            m.d.comb += self.o.valid.eq(1)
             with m.If(self.o.ready):
                 goto("R_CRC", "HUNT")
+        # The output byte: an AND-OR over one-hot selects (the sources are registers and the
+        # selects one LUT each), not a chain of per-state multiplexers (timing).
+        sel = [(st["R_HDR"] & (on == 0), RSYNC), (st["R_HDR"] & (on == 1), seq),
+               (st["R_HDR"] & (on == 2), kind), (st["R_STAT"], status_reg[:8]),
+               (st["RDATA"], beat[:8]), (st["R_CRC"], crc_o)]
+        wide = [(sel_i, Cat(v, Const(0, 8))) for sel_i, v in sel]   # each source, 8+ bits
+        m.d.comb += obyte.eq(Cat(*[Cat(*[sel_i & v[b] for sel_i, v in wide]).any()
+                                   for b in range(8)]))
         return m
