@@ -358,7 +358,7 @@ class SerialBridge(wiring.Component):
                 goto("R_CRC", "HUNT")
         # The output byte: an AND-OR over one-hot selects (the sources are registers and the
         # selects one LUT each), not a chain of per-state multiplexers (timing).
-        sel = [(st["R_HDR"] & (on == 0), RSYNC), (st["R_HDR"] & (on == 1), seq),
+        sel = [(st["R_HDR"] & (on == 0), Const(RSYNC, 8)), (st["R_HDR"] & (on == 1), seq),
                (st["R_HDR"] & (on == 2), kind), (st["R_STAT"], status_reg[:8]),
                (st["RDATA"], beat[:8]), (st["R_CRC"], crc_o)]
         wide = [(sel_i, Cat(v, Const(0, 8))) for sel_i, v in sel]   # each source, 8+ bits
