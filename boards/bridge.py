@@ -137,10 +137,8 @@ class SerialBridge(wiring.Component):
         ext = [Signal(signed(8 * wb), name=f"ext{j}") for j in range(lanes)]
         m.d.comb += [ext[j].eq(eng.rdata.payload[j]) for j in range(lanes)]   # sign-extend
         packed = Cat(*ext)
-        beat = Signal(8 * bb)                  # READ: the word being serialised
-        rn = Signal(range(bb + 1))             # READ: bytes of it still to send
-        rword = Signal(8 * bb)                 # READ: the word taken from the engine
-        rword_v = Signal()
+        rn = Signal(range(bb + 1))             # READ: bytes of the word still to send
+        rword = Signal(8 * bb)                 # READ: the word taken from the engine, shifting out
         rready = Signal()                      # READ: rdata.ready, a flip-flop (timing)
 
         # Reply output: one byte mux; the CRC covers every byte but RSYNC and the CRC itself.
@@ -286,7 +284,7 @@ class SerialBridge(wiring.Component):
                 goto("ROUTE", "WDATA")
             with m.Elif(is_r & rvalid_r):
                 m.d.sync += [left.eq(arg[32:32 + len(left)]), rn.eq(0), done.eq(0),
-                             rword_v.eq(0), rready.eq(1)]
+                             rready.eq(1)]
                 goto("ROUTE", "R_HDR")
             with m.Elif(~busy_r | ~(is_w | is_r)):
                 goto("ROUTE", "WAIT")
@@ -305,18 +303,18 @@ class SerialBridge(wiring.Component):
             with m.Else():
                 m.d.sync += [ra.eq(ra + 1), rd_pending.eq(1)]
         with m.If(st["RDATA"]):
-            # rready is high exactly while no word is held and words remain (it is only ever
-            # set here): the engine's read loop sees a flip-flop as its ready.
+            # One word register: the engine's next word is taken (rready, a flip-flop: the
+            # engine's read loop sees a register as its ready) only when the bytes of the previous
+            # one are all out.
             m.d.comb += eng.rdata.ready.eq(rready)
             with m.If(eng.rdata.valid & rready):
-                m.d.sync += [rword.eq(packed), rword_v.eq(1), left.eq(left - 1),
+                m.d.sync += [rword.eq(packed), rn.eq(bb), left.eq(left - 1),
                              done.eq(left == 1), rready.eq(0)]
-            with m.If(rn != 0):
+            with m.Elif(rn != 0):
                 m.d.comb += [self.o.valid.eq(1), ocrc.eq(1)]
                 with m.If(self.o.ready):
-                    m.d.sync += [beat.eq(beat >> 8), rn.eq(rn - 1)]
-            with m.Elif(rword_v):
-                m.d.sync += [beat.eq(rword), rn.eq(bb), rword_v.eq(0), rready.eq(~done)]
+                    m.d.sync += [rword.eq(rword >> 8), rn.eq(rn - 1),
+                                 rready.eq((rn == 1) & ~done)]
             with m.Elif(done):
                 m.d.sync += data_sent.eq(1)
                 goto("RDATA", "WAIT")
@@ -360,7 +358,7 @@ class SerialBridge(wiring.Component):
         # selects one LUT each), not a chain of per-state multiplexers (timing).
         sel = [(st["R_HDR"] & (on == 0), Const(RSYNC, 8)), (st["R_HDR"] & (on == 1), seq),
                (st["R_HDR"] & (on == 2), kind), (st["R_STAT"], status_reg[:8]),
-               (st["RDATA"], beat[:8]), (st["R_CRC"], crc_o)]
+               (st["RDATA"], rword[:8]), (st["R_CRC"], crc_o)]
         wide = [(sel_i, Cat(v, Const(0, 8))) for sel_i, v in sel]   # each source, 8+ bits
         m.d.comb += obyte.eq(Cat(*[Cat(*[sel_i & v[b] for sel_i, v in wide]).any()
                                    for b in range(8)]))
