@@ -430,8 +430,10 @@ def test_coefficient_quantisation():
 
 def test_source_errors():
     with pytest.raises(ValueError, match=r"^Source must be one of gaussian, uniform, pezo, "
-                                         r"pezo-sim, not 'sobol'$"):
+                                         r"pezo-sim, board, not 'sobol'$"):
         make_source("sobol", 10)
+    with pytest.raises(ValueError, match=r"^Source 'board' needs a serial port \(--port DEVICE"):
+        make_source("board", 10)
     with pytest.raises(ValueError, match=r"^Reuse strategy must be one of none, pregen, "
                                          r"onthefly, not 'cache'$"):
         engine_config(10, reuse="cache")
@@ -525,12 +527,15 @@ def test_q_queries_weight_decay_schedule_and_early_stopping():
 @pytest.mark.parametrize("overrides,msg", [
     (dict(dataset="iris"), r"^Dataset must be one of digits, breast_cancer, wine, not 'iris'$"),
     (dict(model="cnn"), r"^Model must be one of logreg, mlp, not 'cnn'$"),
-    (dict(source="sobol"), r"^Source must be one of gaussian, uniform, pezo, pezo-sim, "
+    (dict(source="sobol"), r"^Source must be one of gaussian, uniform, pezo, pezo-sim, board, "
                            r"not 'sobol'$"),
     (dict(schedule="linear"), r"^Schedule must be one of constant, cosine, step, "
                               r"not 'linear'$"),
     (dict(steps=0), r"^Step count \(steps\) must be an integer >= 1, not 0$"),
     (dict(lr=-1.0), r"^Learning rate \(lr\) must be a positive number, not -1\.0$"),
+    (dict(port="/dev/ttyUSB1"), r"^A port applies to source 'board' only, not 'pezo'$"),
+    (dict(board="ice40", source="gaussian"), r"^A board applies to source 'board' only, not "
+                                             r"'gaussian'$"),
 ])
 def test_train_config_errors(overrides, msg):
     with pytest.raises(ValueError, match=msg):
