@@ -96,7 +96,8 @@ class SerialBridge(wiring.Component):
         # Frame fields ---------------------------------------------------------------------------
         seq, op, arg = Signal(8), Signal(8), Signal(64)
         hn = Signal(range(12))                 # header bytes received (SEQ, OP, ARG, HCRC)
-        crc_i = Signal(8)                      # CRC of the header (then of the payload) so far
+        crc = Signal(8)                        # the CRC: of the header, then of the payload, then
+                                               # of the reply (one register, one XOR network)
         eop = Signal(4)                        # the engine opcode (protocol.engine_opcode)
         wa = Signal(range(buf_bytes + 1))      # payload bytes received (the buffer address)
         prem = Signal(range(buf_bytes + 1))    # payload bytes still to come
@@ -120,8 +121,12 @@ class SerialBridge(wiring.Component):
         busy_r, wready_r, rvalid_r = Signal(), Signal(), Signal()
         m.d.sync += [busy_r.eq(est.busy), wready_r.eq(eng.wdata.ready),
                      rvalid_r.eq(eng.rdata.valid)]
+        # An executed CLEAR that the engine accepted (its error flag is then clear) clears the
+        # overrun record too, in the status of its own reply already.
+        cleared = Signal()
+        m.d.comb += cleared.eq(is_clear & self.formal["frame_ok"] & ~est.error)
         status = Cat(est.error, est.error_code, est.saturated, est.filling, est.last_pass,
-                     overrun_r, est.offset)
+                     overrun_r & ~cleared, est.offset)
         status_reg = Signal(32)
 
         left = Signal(range(cfg.words + 1))    # beats still to transfer in WDATA / RDATA
@@ -141,8 +146,7 @@ class SerialBridge(wiring.Component):
         rword = Signal(8 * bb)                 # READ: the word taken from the engine, shifting out
         rready = Signal()                      # READ: rdata.ready, a flip-flop (timing)
 
-        # Reply output: one byte mux; the CRC covers every byte but RSYNC and the CRC itself.
-        crc_o = Signal(8)
+        # Reply output; the reply CRC covers every byte but RSYNC and the CRC itself.
         on = Signal(range(5))                  # bytes sent in R_HDR / R_STAT
         data_sent = Signal()                   # DATA: header and data are out, status next
         obyte = Signal(8)
@@ -151,8 +155,6 @@ class SerialBridge(wiring.Component):
         # network does not sit behind the output byte mux (timing; R_CRC0 waits for the last one).
         crc_byte, crc_en = Signal(8), Signal()
         m.d.sync += [crc_byte.eq(obyte), crc_en.eq(self.o.valid & self.o.ready & ocrc)]
-        with m.If(crc_en):
-            m.d.sync += crc_o.eq(crc8_next(crc_o, crc_byte))
         m.d.comb += self.o.payload.eq(obyte)
 
         st, goto = one_hot_states(m, ("HUNT", "HDR", "LEN", "HCHK", "PAY", "CRC", "VERDICT0",
@@ -175,12 +177,17 @@ class SerialBridge(wiring.Component):
         m.d.comb += [receiving.eq(st["HDR"] | st["PAY"] | st["CRC"]),
                      timed_out.eq(receiving & ~self.i.valid & idle_hit)]
         with m.If(st["HUNT"]):
-            m.d.sync += [crc_i.eq(0), idle.eq(0), idle_hit.eq(0)]
+            m.d.sync += [idle.eq(0), idle_hit.eq(0)]
         with m.Elif(receiving & self.i.valid):
-            m.d.sync += [crc_i.eq(crc8_next(crc_i, self.i.payload)), idle.eq(0),
-                         idle_hit.eq(0)]
+            m.d.sync += [idle.eq(0), idle_hit.eq(0)]
         with m.Elif(receiving):
             m.d.sync += [idle.eq(idle + 1), idle_hit.eq(idle == self._timeout - 2)]
+        # The CRC register: reset in HUNT and before a reply; bytes received in a frame, or
+        # (a cycle after they left) reply bytes, enter it.
+        with m.If(st["HUNT"] | (st["R_HDR"] & (on == 0))):
+            m.d.sync += crc.eq(0)
+        with m.Elif((receiving & self.i.valid) | crc_en):
+            m.d.sync += crc.eq(crc8_next(crc, Mux(receiving, self.i.payload, crc_byte)))
         with m.If(st["HUNT"]):
             m.d.comb += self.i.ready.eq(1)
             m.d.sync += self.formal["frame_ok"].eq(0)
@@ -205,18 +212,20 @@ class SerialBridge(wiring.Component):
         hbad, to_pay = Signal(), Signal()       # LEN's verdicts, registered for HCHK
         with m.If(st["LEN"]):
             count = arg[32:]
-            fits = (count != 0) & (count <= max_beats)
+            nb = max_beats.bit_length()
+            fits = (count[:nb] != 0) & (count[nb:] == 0) & (count[:nb] <= max_beats)
             w_op = op == Op.WRITE
             m.d.sync += [eop.eq(Mux(op < 16, op[:4], UNKNOWN_OPCODE)),
                          is_w.eq(w_op), is_r.eq(op == Op.READ), is_q.eq(op == STATUS_OP),
-                         is_clear.eq((op == Op.CLEAR) & (arg[1:] == 0)),
+                         is_clear.eq(op == Op.CLEAR),
                          stateful.eq((op != Op.NOP) & (op != Op.READ) & (op != STATUS_OP)),
                          wa.eq(0),
                          prem.eq(count[:len(prem)] * bb),
                          pay_last.eq((bb == 1) & (count == 1)),
-                         hbad.eq(crc_i != 0), to_pay.eq(w_op & fits)]
+                         hbad.eq(crc != 0), to_pay.eq(w_op & fits)]
             with m.If(w_op & ~fits):
-                m.d.sync += arg[32:].eq(0)     # too long for one frame: the engine sees count 0
+                # too long for one frame: bit 63 makes the count impossible (rejected with ARG)
+                m.d.sync += arg[63].eq(1)
             goto("LEN", "HCHK")
         with m.If(st["HCHK"]):
             with m.If(hbad):
@@ -239,7 +248,7 @@ class SerialBridge(wiring.Component):
                 goto("CRC", "VERDICT0")
         pbad, dup = Signal(), Signal()          # VERDICT0's checks, registered for VERDICT
         with m.If(st["VERDICT0"]):
-            m.d.sync += [pbad.eq(crc_i != 0),
+            m.d.sync += [pbad.eq(crc != 0),
                          dup.eq(stateful & last_valid & (seq == last_seq))]
             goto("VERDICT0", "VERDICT")
         with m.If(st["VERDICT"]):
@@ -267,8 +276,6 @@ class SerialBridge(wiring.Component):
         with m.If(st["ISSUE"]):
             m.d.comb += eng.cmd.valid.eq(1)
             with m.If(eng.cmd.ready):
-                with m.If(is_clear):
-                    m.d.sync += overrun_r.eq(self.overrun)
                 goto("ISSUE", "ROUTE0")
         with m.If(st["ROUTE0"]):
             # The engine checks the command in the next cycle (busy is high from then on); the
@@ -321,6 +328,8 @@ class SerialBridge(wiring.Component):
         with m.If(st["WAIT"]):
             with m.If(~busy_r):
                 m.d.sync += status_reg.eq(status)
+                with m.If(cleared):
+                    m.d.sync += overrun_r.eq(self.overrun)
                 with m.If(data_sent):
                     goto("WAIT", "R_STAT")
                 with m.Else():
@@ -335,8 +344,6 @@ class SerialBridge(wiring.Component):
         with m.If(st["R_HDR"]):
             m.d.comb += [self.o.valid.eq(1), ocrc.eq(on != 0)]
             with m.If(self.o.ready):
-                with m.If(on == 0):
-                    m.d.sync += crc_o.eq(0)
                 with m.If(on == 2):
                     with m.If(kind == Kind.DATA):
                         goto("R_HDR", "RDATA")
@@ -358,7 +365,7 @@ class SerialBridge(wiring.Component):
         # selects one LUT each), not a chain of per-state multiplexers (timing).
         sel = [(st["R_HDR"] & (on == 0), Const(RSYNC, 8)), (st["R_HDR"] & (on == 1), seq),
                (st["R_HDR"] & (on == 2), kind), (st["R_STAT"], status_reg[:8]),
-               (st["RDATA"], rword[:8]), (st["R_CRC"], crc_o)]
+               (st["RDATA"], rword[:8]), (st["R_CRC"], crc)]
         wide = [(sel_i, Cat(v, Const(0, 8))) for sel_i, v in sel]   # each source, 8+ bits
         m.d.comb += obyte.eq(Cat(*[Cat(*[sel_i & v[b] for sel_i, v in wide]).any()
                                    for b in range(8)]))

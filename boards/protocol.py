@@ -16,7 +16,8 @@ Host -> board, one **frame** per command::
 * ``ARG``: the 64-bit argument, little-endian.
 * ``PAYLOAD``: WRITE only, when 1 <= count <= :func:`write_beats`: ``count * m`` weights, each
   :func:`weight_bytes` bytes two's complement, little-endian. Otherwise empty (a WRITE whose
-  count exceeds :func:`write_beats` reaches the engine with count 0 and is rejected with ARG).
+  count exceeds :func:`write_beats` reaches the engine with bit 63 of its argument set, an
+  impossible count, and is rejected with ARG).
 * ``HCRC``: CRC-8 (polynomial 0x07, initial value 0, no reflection, no final XOR) of ``SEQ``
   through ``ARG``, checked before the header is used (so a corrupted count cannot change the
   frame's length); ``PCRC`` (WRITE frames with a payload only): CRC-8 of ``PAYLOAD``. The bridge
@@ -295,10 +296,10 @@ class BridgeModel:
             if beats:
                 wdata = decode_weights(self.cfg, frame[12:-1])
             else:
-                arg &= 0xFFFFFFFF          # too long for one frame: reaches the engine as count 0
+                arg |= 1 << 63             # too long for one frame: an impossible count
         r = self.engine.execute(eop, arg, wdata)
-        if eop == Op.CLEAR and arg <= 1:
-            self.overrun = 0
+        if eop == Op.CLEAR and not self.engine.status()["error"]:
+            self.overrun = 0               # an accepted CLEAR (it leaves the error flag clear)
         if r is not None:                  # an accepted READ
             return encode_reply(seq, Kind.DATA, encode_weights(self.cfg, r), self._status())
         return encode_reply(seq, Kind.DONE, b"", self._status())

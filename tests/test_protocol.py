@@ -198,7 +198,7 @@ def test_bridge_matches_model_and_golden_engine_on_a_command_script():
             r = None
         else:
             if op == Op.WRITE and (arg >> 32) > wb:
-                arg &= 0xFFFFFFFF
+                arg |= 1 << 63
             r = gold.execute(op if op < 16 else 15, arg, d)
         want_st = gold.status()
         assert {k: st[k] for k in want_st} == want_st, (op, arg)

@@ -191,7 +191,7 @@ def _fuzz(cfg, link, cases, seed, progress, check_every, probe_timeout, probes, 
                     eop = op if op < 16 else 15
                     a = arg
                     if eop == Op.WRITE and (a >> 32) > write_beats(cfg):
-                        a &= 0xFFFFFFFF
+                        a |= 1 << 63
                     r = gold.execute(eop, a, data_w)
                     if (r is not None) != (kind == Kind.DATA):
                         raise FuzzFailure(f"{label}: reply {kind.name} to {op:#04x} but the golden "
