@@ -188,6 +188,8 @@ int main(int argc, char** argv) {
             // a reply is complete when no new character starts within two character times:
             // hand it to the host now rather than at the end of the chunk
             if (!outbuf.empty() && quiet > 20 * divisor) break;
+            // while the line is idle, look for host bytes every 256 cycles (not every 4096)
+            if (k >= 256 && inq.empty() && rx_bit < 0 && tx_bit < 0) break;
         }
         if (!outbuf.empty()) {
             int ofd = link.fd;
