@@ -111,8 +111,9 @@ class SerialBridge(wiring.Component):
         m.d.comb += [eng.cmd.payload.op.as_value().eq(eop), eng.cmd.payload.arg.eq(arg),
                      self.error.eq(eng.status.error), self.saturated.eq(eng.status.saturated),
                      bw.addr.eq(wa), bw.data.eq(self.i.payload)]
+        lost = Signal()                        # a byte was lost since the last frame's header
         with m.If(self.overrun):
-            m.d.sync += overrun_r.eq(1)
+            m.d.sync += [overrun_r.eq(1), lost.eq(1)]
         m.d.comb += self.formal["is_write"].eq(eop == Op.WRITE)
 
         # Registered copies of the engine's handshake/status signals: the bridge's decisions do
@@ -197,6 +198,8 @@ class SerialBridge(wiring.Component):
         for state in ("HDR", "PAY", "CRC"):
             with m.If(st[state] & timed_out):
                 goto(state, "WAIT")
+        with m.If(timed_out):
+            m.d.sync += lost.eq(self.overrun)
         with m.If(st["HDR"]):
             with m.If(self.i.valid):
                 receiving_byte()
@@ -228,8 +231,10 @@ class SerialBridge(wiring.Component):
                 m.d.sync += arg[63].eq(1)
             goto("LEN", "HCHK")
         with m.If(st["HCHK"]):
-            with m.If(hbad):
-                # the header's CRC failed: nothing in it is used; answer and hunt for SYNC
+            m.d.sync += lost.eq(self.overrun)
+            with m.If(hbad | lost):
+                # the header's CRC failed, or a byte was lost before it (the frame may be the
+                # remains of another): nothing in it is used; answer and hunt for SYNC
                 goto("HCHK", "WAIT")
             with m.Elif(to_pay):
                 goto("HCHK", "PAY")
@@ -266,7 +271,7 @@ class SerialBridge(wiring.Component):
         with m.If(timed_out):
             reply(Kind.TIMEOUT)
         with m.Elif(st["HCHK"]):
-            reply(Kind.BAD_CRC)                 # used only when the header CRC failed
+            reply(Mux(lost, Kind.LOST, Kind.BAD_CRC))     # used only when the frame is dropped
         with m.Elif(st["VERDICT"]):
             reply(Mux(pbad, Kind.BAD_CRC, Mux(dup & ~is_q, Kind.DUPLICATE, Kind.DONE)))
         with m.Elif(st["ROUTE"] & is_r & rvalid_r):

@@ -34,13 +34,17 @@ Board -> host, one **reply** per frame (or per incomplete frame, see TIMEOUT)::
   (an accepted READ: ``count * m`` weights follow, sign-extended to :func:`weight_bytes` bytes),
   BAD_CRC (discarded), TIMEOUT (a frame stopped arriving: discarded), DUPLICATE (``SEQ`` equals
   the last executed frame's and the command changes state: not executed again, the status is
-  current).
+  current), LOST (the receiver dropped a byte since the previous frame: this frame may be made of
+  the remains of another one, so it is discarded).
 * ``STATUS``: :func:`status_bytes` - byte 0 = error | error_code << 1 | saturated << 3 |
   filling << 4 | last_pass << 5 | overrun << 7, bytes 1-3 = pregen pool offset.
 
 **Link rules.** One frame in flight: the host sends the next frame only after the previous reply
 (the bridge takes bytes only while it receives a frame; the UART holds one more byte, and a byte
-beyond that is lost and sets ``overrun`` in every later status until CLEAR 0 or CLEAR 1). An
+beyond that is lost and sets ``overrun`` in every later status until an accepted CLEAR). The
+first frame whose header completes after a lost byte is answered LOST and not executed (its
+SYNC may be a real one followed by another frame's later bytes, which an 8-bit CRC would pass
+1 time in 256). An
 incomplete frame is dropped after :data:`TIMEOUT_BYTES` byte times without a byte (a TIMEOUT reply
 follows), so the link resynchronises on its own. A lost reply is recovered by resending the same
 frame with the same ``SEQ``: if the first copy was executed, the reply is DUPLICATE and the command
@@ -80,6 +84,7 @@ class Kind(IntEnum):
     BAD_CRC = 2
     TIMEOUT = 3
     DUPLICATE = 4
+    LOST = 5
 
 
 class ProtocolError(ValueError):
@@ -245,6 +250,13 @@ class BridgeModel:
         self.buf = bytearray()
         self.last_seq = None
         self.overrun = 0
+        self.lost = False                  # a byte was lost since the last frame (lose())
+
+    def lose(self):
+        """The receiver dropped a byte (an overrun): sets the status bit, and the next frame is
+        answered LOST."""
+        self.overrun = 1
+        self.lost = True
 
     def _need(self):
         """Bytes the frame in ``buf`` has in all, once its header (with HCRC) is in."""
@@ -260,9 +272,11 @@ class BridgeModel:
                     self.buf.append(b)
                 continue
             self.buf.append(b)
-            if len(self.buf) == 12 and crc8(self.buf[1:12]) != 0:
+            if len(self.buf) == 12 and (self.lost or crc8(self.buf[1:12]) != 0):
                 seq, self.buf = self.buf[1], bytearray()
-                out += encode_reply(seq, Kind.BAD_CRC, b"", self._status())
+                kind = Kind.LOST if self.lost else Kind.BAD_CRC
+                self.lost = False
+                out += encode_reply(seq, kind, b"", self._status())
             elif len(self.buf) >= 12 and len(self.buf) == self._need():
                 frame, self.buf = bytes(self.buf), bytearray()
                 out += self._execute(frame)
@@ -273,6 +287,7 @@ class BridgeModel:
             return b""
         seq = self.buf[1] if len(self.buf) > 1 else 0
         self.buf = bytearray()
+        self.lost = False
         return encode_reply(seq, Kind.TIMEOUT, b"", self._status())
 
     def _status(self):

@@ -6,7 +6,7 @@ iCEBreaker's second FTDI channel), a pseudo-terminal path or ``socket://127.0.0.
 Verilator-built board, :mod:`pezo.sim.cosim.board`).
 
 Every frame waits for its reply (one frame in flight). A reply that does not come within
-``timeout`` seconds, or comes corrupted, or reports BAD_CRC or TIMEOUT, makes the transport wait
+``timeout`` seconds, or comes corrupted, or reports BAD_CRC, TIMEOUT or LOST, makes the transport wait
 for the board's inter-byte timeout, drain the line and send the same frame again with the same
 sequence number, up to ``retries`` times: the bridge executes a repeated state-changing frame
 only once (it answers DUPLICATE), so no command is ever applied twice. After the retries,
@@ -71,7 +71,8 @@ class SerialTransport:
         else:
             self.port = port
         self.cycles = 0
-        self.stats = {"frames": 0, "retries": 0, "duplicates": 0, "bad_crc": 0, "timeouts": 0}
+        self.stats = {"frames": 0, "retries": 0, "duplicates": 0, "bad_crc": 0, "timeouts": 0,
+                      "lost": 0}
         self.overrun = 0
         self._seq = random.Random(seed).randrange(256)
         self._status = None
@@ -120,8 +121,9 @@ class SerialTransport:
             except (TimeoutError, ProtocolError) as e:
                 problems.append(str(e))
                 continue
-            if kind in (Kind.BAD_CRC, Kind.TIMEOUT):
-                self.stats["bad_crc" if kind == Kind.BAD_CRC else "timeouts"] += 1
+            if kind in (Kind.BAD_CRC, Kind.TIMEOUT, Kind.LOST):
+                self.stats[{Kind.BAD_CRC: "bad_crc", Kind.TIMEOUT: "timeouts",
+                            Kind.LOST: "lost"}[kind]] += 1
                 problems.append(f"the board answered {kind.name}")
                 continue
             if kind == Kind.DUPLICATE:

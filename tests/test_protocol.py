@@ -146,9 +146,22 @@ def run_script(cfg, script, seed=1):
             total += len(model.idle())
             link.actions.append(("idle", TIMEOUT + 8, total))
         else:
-            model.overrun = 1
+            model.lose()
             link.actions.append(("pulse", None, total))
     return link.run()
+
+
+def model_bytes(cfg, script):
+    """The reference model's reply bytes for ``script``."""
+    model, out = BridgeModel(cfg), bytearray()
+    for item in script:
+        if item[0] == "send":
+            out += model.feed(item[1])
+        elif item[0] == "idle":
+            out += model.idle()
+        else:
+            model.lose()
+    return bytes(out)
 
 
 def replies(cfg, data):
@@ -249,8 +262,9 @@ def test_every_opcode_byte_through_the_bridge():
 def test_corrupted_truncated_repeated_frames_and_overruns():
     """issue #14 D5: a corrupted WRITE is answered BAD_CRC and never applied; a truncated frame is
     dropped after the timeout (TIMEOUT reply) and the next frame runs; a repeated UPDATE (same
-    sequence number: a retry after a lost reply) is answered DUPLICATE and applied once; a
-    receiver overrun shows in every status until CLEAR; junk between frames is skipped."""
+    sequence number: a retry after a lost reply) is answered DUPLICATE and applied once; after a
+    receiver overrun the next frame is answered LOST (not run) and the overrun bit shows in every
+    status until an accepted CLEAR; junk between frames is skipped."""
     cfg = CFG
     rng = np.random.default_rng(4)
     w = rng.integers(0, 100, (8, cfg.lanes))          # payload bytes 0..99: no SYNC among them
@@ -272,8 +286,9 @@ def test_corrupted_truncated_repeated_frames_and_overruns():
     hw = run_script(cfg, script, seed=5)
     got = replies(cfg, hw)
     kinds = [k for k, _, _ in got]
-    assert kinds == [Kind.BAD_CRC, Kind.BAD_CRC, Kind.DONE, Kind.DONE, Kind.DONE, Kind.TIMEOUT, Kind.DONE,
-                     Kind.DUPLICATE, Kind.DATA, Kind.DONE, Kind.DONE, Kind.DONE]
+    assert kinds == [Kind.BAD_CRC, Kind.BAD_CRC, Kind.DONE, Kind.DONE, Kind.DONE, Kind.TIMEOUT,
+                     Kind.DONE, Kind.DUPLICATE, Kind.DATA, Kind.LOST, Kind.DONE, Kind.DONE]
+    assert hw == model_bytes(cfg, script)
     assert hw[:2] == bytes([RSYNC, 1]) and hw[8 + 1] == 1    # replies echo the sequence
     got = got[1:]
     # the weights: one WRITE, no PERTURB (truncated), one UPDATE, by the golden engine alone

@@ -20,6 +20,7 @@ mutated frame cannot contain a complete fake frame of its own; the fuzzer tests 
 recovery, not the 1-in-256 odds of an 8-bit CRC (docs/protocol.md).
 """
 
+import collections
 import random
 import time
 
@@ -41,7 +42,8 @@ class FuzzFailure(AssertionError):
 
 
 class _Link:
-    """Raw bytes to and from the board, replies parsed as they arrive."""
+    """Raw bytes to and from the board, replies parsed as they arrive; the last exchanges are
+    kept for failure reports."""
 
     def __init__(self, cfg, port):
         self.cfg = cfg
@@ -49,8 +51,10 @@ class _Link:
         self.port.reset_input_buffer()
         self.buf = bytearray()
         self.expect_len = {}            # seq -> reply length of a DATA reply
+        self.history = collections.deque(maxlen=24)
 
     def write(self, data):
+        self.history.append(("host", bytes(data).hex()))
         self.port.write(data)
 
     def replies(self, until=None, settle=0.0, timeout=2.0):
@@ -88,6 +92,7 @@ class _Link:
             return None
         reply = bytes(buf[:n])
         del buf[:n]
+        self.history.append(("board", reply.hex()))
         k, data, st = decode_reply(self.cfg, reply)
         return seq, k, data, st
 
@@ -109,6 +114,9 @@ def run_fuzz(cfg, cases=1000, seed=1, port=None, progress=None, check_every=100,
     try:
         return _fuzz(cfg, link, cases, seed, progress, check_every, probe_timeout, probes,
                      settle)
+    except FuzzFailure as e:
+        recent = "\n".join(f"  {who:5} {data}" for who, data in link.history)
+        raise FuzzFailure(f"{e}\nlast exchanges (oldest first):\n{recent}") from None
     finally:
         link.close()
         if board is not None:
