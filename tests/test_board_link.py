@@ -142,3 +142,4 @@ def test_fuzz_short_run():
     assert all(st["mutations"][k] > 0 for k in st["mutations"])
     assert st["replies"][Kind.BAD_CRC.name] > 0 and st["replies"][Kind.TIMEOUT.name] > 0
     assert st["replies"][Kind.DUPLICATE.name] > 0
+    assert st["replies"][Kind.LOST.name] > 0            # back-to-back frames overran the UART
