@@ -25,6 +25,8 @@ import sys
 import time
 
 from amaranth.sim import Simulator
+from rich.console import Console
+from rich.table import Table
 
 from pezo.config import EngineConfig, GeneratorConfig as G
 from pezo.host.engine import AmaranthTransport
@@ -177,9 +179,6 @@ def _bench_training(quick):
 
 
 def run_bench(args):
-    # lazy import: rich is heavy and needed only here
-    from rich.console import Console
-    from rich.table import Table
     console = Console(width=max(140, Console().width))
     out = Path("build/bench")
     out.mkdir(parents=True, exist_ok=True)
