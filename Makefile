@@ -11,7 +11,7 @@ PYTEST := $(PY) -m pytest
 help:
 	@echo "make setup    - create .venv, install pinned dependencies, warm tool caches, Icarus via apt"
 	@echo "make test     - the default test suite (unit, Amaranth simulator, cocotb subset)"
-	@echo "make test-fast - the edit loop: make test without synthesis, cocotb and the Verilator board"
+	@echo "make test-fast - the edit loop: make test without synthesis, cocotb, the simulated board, formal"
 	@echo "make regress  - full cocotb matrix and long runs (10^8 values on Verilator), then make fuzz"
 	@echo "make fuzz     - 10^5 random and mutated frames into the Verilator-built board (CASES=n)"
 	@echo "make formal   - SymbiYosys proofs: LFSR never zero, MAC restore, bridge liveness and guards"
@@ -37,7 +37,7 @@ test:
 	$(PYTEST) -q -n 2 -p no:cacheprovider
 
 test-fast:
-	$(PYTEST) -q -n 2 -p no:cacheprovider -m "not synth and not cocotb and not board and not regress"
+	$(PYTEST) -q -n 2 -p no:cacheprovider -m "not synth and not cocotb and not board and not formal and not regress"
 
 regress:
 	PEZO_REGRESS=1 $(PYTEST) -q -p no:cacheprovider -m "regress or cocotb"

@@ -5,6 +5,8 @@ import pytest
 
 from pezo.formal import CHECKS, MAC_DONE, Check, mac_restore, run_check
 
+pytestmark = pytest.mark.formal
+
 
 @pytest.mark.parametrize("name", list(CHECKS))
 def test_formal_check_passes_at_shallow_depth(name, tmp_path):
