@@ -11,8 +11,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from pezo.boards.protocol import (RSYNC, STATUS_OP, SYNC, UNKNOWN_OPCODE, Kind, beat_bytes,
-                                  weight_bytes, write_beats)
+from pezo.boards.protocol import (CRC_INIT, RSYNC, STATUS_OP, SYNC, UNKNOWN_OPCODE, Kind,
+                                  beat_bytes, weight_bytes, write_beats)
 from pezo.config import EngineConfig
 from pezo.hw.common import one_hot_states
 from pezo.hw.engine import PerturbEngine
@@ -22,12 +22,12 @@ __all__ = ["SerialBridge", "crc8_next"]
 
 
 def crc8_next(crc, byte):
-    """The CRC-8 (polynomial 0x07, MSB first) after ``byte``, as an 8-bit expression (the
-    bit-serial update unrolled over the byte's 8 bits)."""
-    c = [crc[i] for i in range(8)]
-    for i in reversed(range(8)):
-        fb = c[7] ^ byte[i]
-        c = [fb, c[0] ^ fb, c[1] ^ fb, c[2], c[3], c[4], c[5], c[6]]
+    """The CRC-8/ROHC register (:func:`pezo.boards.protocol.crc8`: polynomial 0x07 taken LSB
+    first) after ``byte``, as an 8-bit expression (the bit-serial update unrolled over 8 bits)."""
+    c = [crc[i] ^ byte[i] for i in range(8)]
+    for _ in range(8):
+        lsb = c[0]
+        c = [c[1], c[2], c[3], c[4], c[5], c[6] ^ lsb, c[7] ^ lsb, lsb]     # >> 1, ^ 0xE0
     return Cat(*c)
 
 
@@ -183,10 +183,11 @@ class SerialBridge(wiring.Component):
             m.d.sync += [idle.eq(0), idle_hit.eq(0)]
         with m.Elif(receiving):
             m.d.sync += [idle.eq(idle + 1), idle_hit.eq(idle == self._timeout - 2)]
-        # The CRC register: reset in HUNT and before a reply; bytes received in a frame, or
-        # (a cycle after they left) reply bytes, enter it.
-        with m.If(st["HUNT"] | (st["R_HDR"] & (on == 0))):
-            m.d.sync += crc.eq(0)
+        # The CRC register: reset before a frame, its payload and a reply; bytes received in a
+        # frame, or (a cycle after they left) reply bytes, enter it.
+        with m.If(st["HUNT"] | st["HCHK"] | (st["R_HDR"] & (on == 0))):
+            m.d.sync += crc.eq(CRC_INIT)       # frame start, payload start (the header's CRC is
+                                               # judged in LEN), reply start
         with m.Elif((receiving & self.i.valid) | crc_en):
             m.d.sync += crc.eq(crc8_next(crc, Mux(receiving, self.i.payload, crc_byte)))
         with m.If(st["HUNT"]):
@@ -253,7 +254,7 @@ class SerialBridge(wiring.Component):
                 goto("CRC", "VERDICT0")
         pbad, dup = Signal(), Signal()          # VERDICT0's checks, registered for VERDICT
         with m.If(st["VERDICT0"]):
-            m.d.sync += [pbad.eq(crc != 0),
+            m.d.sync += [pbad.eq(to_pay & (crc != 0)),         # the payload's CRC, if any
                          dup.eq(stateful & last_valid & (seq == last_seq))]
             goto("VERDICT0", "VERDICT")
         with m.If(st["VERDICT"]):

@@ -18,8 +18,8 @@ Host -> board, one **frame** per command::
   :func:`weight_bytes` bytes two's complement, little-endian. Otherwise empty (a WRITE whose
   count exceeds :func:`write_beats` reaches the engine with bit 63 of its argument set, an
   impossible count, and is rejected with ARG).
-* ``HCRC``: CRC-8 (polynomial 0x07, initial value 0, no reflection, no final XOR) of ``SEQ``
-  through ``ARG``, checked before the header is used (so a corrupted count cannot change the
+* ``HCRC``: CRC-8/ROHC (polynomial 0x07, initial value 0xFF, LSB first like the UART, no final
+  XOR) of ``SEQ`` through ``ARG``, checked before the header is used (so a corrupted count cannot change the
   frame's length); ``PCRC`` (WRITE frames with a payload only): CRC-8 of ``PAYLOAD``. The bridge
   buffers the whole frame and checks both *before* anything reaches the engine: a corrupted frame
   is never applied. A bad HCRC is answered at once (BAD_CRC) and the bridge hunts for the next
@@ -59,7 +59,7 @@ import numpy as np
 
 from pezo.sim.engine import STATUS, EngineModel, Op
 
-__all__ = ["SYNC", "RSYNC", "STATUS_OP", "UNKNOWN_OPCODE", "Kind", "MAX_WRITE_BYTES",
+__all__ = ["CRC_INIT", "SYNC", "RSYNC", "STATUS_OP", "UNKNOWN_OPCODE", "Kind", "MAX_WRITE_BYTES",
            "TIMEOUT_BYTES", "crc8", "weight_bytes", "beat_bytes", "write_beats", "engine_opcode",
            "changes_state", "payload_beats", "encode_frame", "encode_weights", "decode_weights",
            "status_bytes", "decode_status", "encode_reply", "reply_length", "decode_reply",
@@ -91,12 +91,17 @@ class ProtocolError(ValueError):
     """A reply that does not follow the protocol (bad sync, CRC, length or sequence)."""
 
 
+#: CRC-8/ROHC: polynomial x^8 + x^2 + x + 1 (0x07), initial value 0xFF, bits taken LSB first (the
+#: UART's order, so a burst of up to 8 bits on the line is always caught), no final XOR.
+CRC_INIT = 0xFF
+
+
 def _crc_table():
     table = []
     for b in range(256):
         c = b
         for _ in range(8):
-            c = ((c << 1) ^ 0x07) & 0xFF if c & 0x80 else (c << 1) & 0xFF
+            c = (c >> 1) ^ 0xE0 if c & 1 else c >> 1       # 0xE0: 0x07 bit-reversed
         table.append(c)
     return table
 
@@ -104,8 +109,8 @@ def _crc_table():
 _CRC = _crc_table()
 
 
-def crc8(data, crc=0):
-    """CRC-8, polynomial x^8 + x^2 + x + 1 (0x07), MSB first, ``crc`` the initial value."""
+def crc8(data, crc=CRC_INIT):
+    """CRC-8/ROHC of ``data`` (check value of b"123456789": 0xD0); appending it gives 0."""
     for b in bytes(data):
         crc = _CRC[crc ^ b]
     return crc
@@ -295,7 +300,7 @@ class BridgeModel:
 
     def _execute(self, frame):
         seq, op = frame[1], frame[2]
-        if crc8(frame[12:]) != 0:                   # the payload's CRC (the header's is checked)
+        if len(frame) > 12 and crc8(frame[12:]) != 0:   # the payload's CRC (header: checked)
             return encode_reply(seq, Kind.BAD_CRC, b"", self._status())
         arg = int.from_bytes(frame[3:11], "little")
         if op == STATUS_OP:

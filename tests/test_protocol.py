@@ -24,11 +24,27 @@ TIMEOUT = 64
 
 
 def test_crc8_known_answers():
-    # CRC-8 (poly 0x07, init 0, no reflection, no xorout) catalogue check value of "123456789"
-    assert crc8(b"123456789") == 0xF4
-    assert crc8(b"") == 0 and crc8(b"\x00" * 9) == 0 and crc8(b"\x01") == 0x07
+    # CRC-8/ROHC (poly 0x07, init 0xFF, reflected in and out, no xorout): catalogue check value
+    assert crc8(b"123456789") == 0xD0
+    assert crc8(b"") == 0xFF and crc8(b"\x00" * 9) != 0
     data = bytes(random.Random(1).randrange(256) for _ in range(50))
     assert crc8(data + bytes([crc8(data)])) == 0        # the residue the bridge checks
+
+
+def test_crc8_catches_every_line_burst_up_to_8_bits():
+    """Bits taken LSB first (the UART's order): every burst of 1-8 bits within a frame's covered
+    bytes, in the order the bits travel on the line, changes the residue."""
+    frame = bytes(random.Random(2).randrange(256) for _ in range(11))
+    frame += bytes([crc8(frame)])
+    for length in range(1, 9):
+        for start in range(len(frame) * 8 - length + 1):
+            for pattern in range(1 << max(0, length - 2)):
+                bits = [start, start + length - 1] + [start + 1 + k for k in range(length - 2)
+                                                      if pattern >> k & 1]
+                g = bytearray(frame)
+                for b in set(bits):
+                    g[b // 8] ^= 1 << (b % 8)
+                assert crc8(g) != 0, (length, start, pattern)
 
 
 def test_hardware_crc_step_is_the_table_crc():
