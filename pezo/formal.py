@@ -283,7 +283,7 @@ CHECKS = {c.name: c for c in [
           "no LFSR lane state is all-zero while the bank offers numbers (unbounded)"),
     Check("mac_restore", mac_restore, "bmc", MAC_DONE + 4, MAC_DONE + 4,
           "+mu, -2mu, +mu restores every weight unless the saturation flag is set (complete)"),
-    Check("bridge_live", bridge_live, "bmc", LIVE_BOUND + 40, LIVE_BOUND + 4,
+    Check("bridge_live", bridge_live, "bmc", LIVE_BOUND + 16, LIVE_BOUND + 4,
           "after the line is idle for the timeout plus the longest command and reply, the bridge "
           "accepts a frame (any engine behaviour within the stand-in's bounds)"),
     Check("bridge_guarded_writes", bridge_guarded_writes, "bmc", 48, 24,
