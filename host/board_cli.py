@@ -4,7 +4,7 @@ over its serial link (:class:`pezo.host.serial_link.SerialTransport`).
     pezo board ping     --port /dev/ttyUSB1          round trips, with their time
     pezo board status   --port PORT                  the status word, decoded
     pezo board read     --port PORT [--start S] [--count N] [--raw]
-    pezo board write    --port PORT --start S V1 V2 ... [--raw]
+    pezo board write    --port PORT --start S --values V1 V2 ... [--raw]
     pezo board selftest --port PORT [--steps 3]      MeZO steps on the board vs the golden engine
     pezo board sim      [--tcp N]                    run the Verilator-built board, print its port
     pezo board fuzz     [--port PORT] [--cases N]    random and mutated frames (sim/cosim/fuzz.py)
@@ -39,7 +39,8 @@ def register(subparsers):
                               "(ping, status, read, write, selftest), or run the Verilator-built "
                               "board (sim)")
     b.add_argument("action", choices=ACTIONS)
-    b.add_argument("values", nargs="*", type=float, help="write: the weights")
+    b.add_argument("--values", nargs="+", type=float, default=None, metavar="V",
+                   help="write: the weights (a multiple of the lane count)")
     b.add_argument("--port", "-p", help="serial device (/dev/ttyUSB1), pyserial URL "
                    "(socket://127.0.0.1:N) or 'sim' (start the Verilator-built board)")
     b.add_argument("--board", "-b", default="ice40", help="board whose default engine "
@@ -129,6 +130,7 @@ def cmd_board(args):
     if not args.port:
         raise ValueError(f"pezo board {args.action} needs --port (a serial device, a pyserial "
                          f"URL, or 'sim')")
+    _check_args(cfg, args)          # before any port is opened or board started
     board = SimBoard(cfg) if args.port == "sim" else None
     try:
         t = SerialTransport(cfg, board.port if board else args.port, baud=args.baud,
@@ -162,6 +164,28 @@ def _status(client, cfg, args):
     return 0
 
 
+def _check_block(cfg, start, count):
+    if not 0 <= start < cfg.words:
+        raise ValueError(f"Start word must be in 0..{cfg.words - 1} (the engine holds "
+                         f"{cfg.words} words of {cfg.lanes}), not {start}")
+    if count is not None and not 1 <= count <= cfg.words - start:
+        raise ValueError(f"Word count from word {start} must be in 1..{cfg.words - start}, "
+                         f"not {count}")
+
+
+def _check_args(cfg, args):
+    if args.action == "read":
+        _check_block(cfg, args.start, args.count)
+    elif args.action == "write":
+        if not args.values:
+            raise ValueError("pezo board write needs the weights to write: --values V1 V2 ... "
+                             f"(a multiple of {cfg.lanes}, the lane count)")
+        if args.raw and any(v != int(v) for v in args.values):
+            bad = next(v for v in args.values if v != int(v))
+            raise ValueError(f"--raw weights must be integers, not {bad!r}")
+        _check_block(cfg, args.start, -(-len(args.values) // cfg.lanes))
+
+
 def _read(client, cfg, args):
     count = args.count if args.count is not None else cfg.words - args.start
     w = client.read_weights(args.start, count, raw=args.raw)
@@ -171,9 +195,6 @@ def _read(client, cfg, args):
 
 
 def _write(client, cfg, args):
-    if not args.values:
-        raise ValueError("pezo board write needs the weights to write (a multiple of "
-                         f"{cfg.lanes}, the lane count)")
     client.write_weights(np.array(args.values), start=args.start, raw=args.raw)
     print(f"wrote {len(args.values)} weight(s) from word {args.start}")
     return 0

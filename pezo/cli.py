@@ -18,6 +18,7 @@ from pezo.config import (ConfigError, EngineConfig, load_config, load_engine_con
                          load_over_default, parse_assignments)
 from pezo.designs import REGISTRY, write_design
 from pezo.host.board_cli import register as register_board
+from pezo.host.engine import EngineError
 from pezo.host.serial_link import LinkError
 from pezo.host.train_cli import register as register_train
 from pezo.formal import CHECKS as FORMAL_CHECKS, run_check as run_formal_check
@@ -427,7 +428,8 @@ def main(argv=None):
     args = make_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, ValueError, TypeError, ToolMissing, FileNotFoundError, LinkError) as e:
+    except (ConfigError, ValueError, TypeError, ToolMissing, FileNotFoundError, LinkError,
+            EngineError) as e:
         if os.environ.get("PEZO_DEBUG"):
             raise
         print(f"pezo {args.command}: error: {e}", file=sys.stderr)

@@ -131,6 +131,22 @@ def test_board_cli_selftest_status_and_errors(capsys):
     assert "pezo board ping needs --port" in capsys.readouterr().err
     assert main(["board", "read", "--port", "/dev/nonexistent-port"] + sets) == 2
     assert "Cannot open serial port '/dev/nonexistent-port'" in capsys.readouterr().err
+    for argv, msg in [(["read", "--start", "999"], "Start word must be in 0..31 (the engine holds "
+                                                   "32 words of 2), not 999"),
+                      (["read", "--start", "30", "--count", "3"], "Word count from word 30 must "
+                                                                  "be in 1..2, not 3"),
+                      (["write"], "pezo board write needs the weights to write: --values"),
+                      (["write", "--raw", "--values", "1", "0.5"], "--raw weights must be "
+                                                                   "integers, not 0.5"),
+                      (["fuzz", "--port", "/dev/nonexistent-port", "--cases", "2"],
+                       "Cannot open serial port '/dev/nonexistent-port'")]:
+        port = [] if "--port" in argv else ["--port", "sim"]
+        assert main(["board"] + argv + port + sets) == 2, argv
+        err = capsys.readouterr().err
+        assert msg in err and "Traceback" not in err, (argv, err)
+    assert main(["board", "write", "--port", "sim", "--start", "1", "--values", "0.5", "-0.25"]
+                + sets) == 0
+    assert "wrote 2 weight(s) from word 1" in capsys.readouterr().out
 
 
 def test_fuzz_short_run():

@@ -29,6 +29,7 @@ import serial
 
 from pezo.boards.protocol import (RSYNC, STATUS_OP, SYNC, Kind, ProtocolError, beat_bytes,
                                   decode_reply, decode_weights, encode_frame, write_beats)
+from pezo.host.serial_link import LinkError
 from pezo.sim.cosim.board import SimBoard
 from pezo.sim.engine import EngineModel, Op, encode_signed
 
@@ -47,7 +48,10 @@ class _Link:
 
     def __init__(self, cfg, port):
         self.cfg = cfg
-        self.port = serial.serial_for_url(port, baudrate=115200, timeout=0.01)
+        try:
+            self.port = serial.serial_for_url(port, baudrate=115200, timeout=0.01)
+        except (serial.SerialException, ValueError) as e:
+            raise LinkError(f"Cannot open serial port {port!r}: {e}") from None
         self.port.reset_input_buffer()
         self.buf = bytearray()
         self.expect_len = {}            # seq -> reply length of a DATA reply
