@@ -22,12 +22,11 @@ import numpy as np
 
 from pezo.argtypes import positive_int, progress_printer
 from pezo.boards.targets import get_board
-from pezo.config import EngineConfig, load_over_default, parse_assignments
+from pezo.config import EngineConfig, load_over_default, parse_assignments, split_assignments
 from pezo.host.engine import EngineClient
 from pezo.host.serial_link import SerialTransport
 from pezo.sim.cosim.board import SimBoard
 from pezo.sim.cosim.fuzz import run_fuzz
-from pezo.sim.engine import EngineModel
 
 __all__ = ["register", "selftest", "board_config"]
 
@@ -66,10 +65,7 @@ def register(subparsers):
 
 def board_config(board, config=None, sets=()) -> EngineConfig:
     """The engine configuration of ``board``'s default with a file and KEY=VALUE overrides."""
-    engine_keys = {f for f in EngineConfig.__dataclass_fields__} - {"generator"}
-    sets = parse_assignments(list(sets))
-    eng = {k: v for k, v in sets.items() if k in engine_keys}
-    gen = {k: v for k, v in sets.items() if k not in engine_keys}
+    gen, eng = split_assignments(parse_assignments(list(sets)))
     return load_over_default(get_board(board).default, config, eng, gen)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import serial
 
 from pezo.boards.protocol import (RSYNC, STATUS_OP, TIMEOUT_BYTES, Kind, ProtocolError,
-                                  beat_bytes, decode_reply, decode_weights, encode_frame,
+                                  decode_reply, decode_weights, encode_frame, reply_length,
                                   write_beats)
 from pezo.sim.engine import Op
 
@@ -94,11 +94,7 @@ class SerialTransport:
             if b[0] != RSYNC:
                 continue                              # junk between replies
             head = self._read_exact(2)
-            kind = head[1]
-            n = 5
-            if kind == Kind.DATA:
-                n += ((int(arg) >> 32) & 0xFFFFFFFF) * beat_bytes(self.cfg)
-            reply = b + head + self._read_exact(n)
+            reply = b + head + self._read_exact(reply_length(self.cfg, head[1], op, arg) - 3)
             if head[0] != seq:
                 continue
             return decode_reply(self.cfg, reply, seq=seq, op_byte=op, arg=arg)

@@ -131,34 +131,29 @@ def bench_engine(quick):
     return rows
 
 
+def _timed_passes(transport, n, cfg, what):
+    """A bench row: ``n`` PERTURB passes on ``transport`` (after a SEED), timed."""
+    transport.command(Op.SEED, 1)
+    t0 = time.perf_counter()
+    for k in range(n):
+        transport.command(Op.PERTURB, k % 2)
+    secs = time.perf_counter() - t0
+    return {"what": what, "config": cfg.name(), "count": n * cfg.depth, "seconds": secs,
+            "rate": n * cfg.depth / secs, "unit": "weight updates/s"}
+
+
 def bench_link(quick):
     """Weight updates per second of MeZO passes (PERTURB commands, d = 4096, m = 4) through the
     Amaranth transport and through the Verilator-built board behind a pseudo-terminal
     (SerialTransport: frames, UART bits at 4 clocks per bit, replies), and their ratio."""
     cfg = EngineConfig(generator=G(lanes=4), depth=512 if quick else 4096)
-    rows = []
-    t = AmaranthTransport(cfg)
-    t.command(Op.SEED, 1)
-    n = 1 if quick else 2
-    t0 = time.perf_counter()
-    for k in range(n):
-        t.command(Op.PERTURB, k % 2)
-    secs = time.perf_counter() - t0
-    rows.append({"what": "MeZO passes, Amaranth transport", "config": cfg.name(),
-                 "count": n * cfg.depth, "seconds": secs, "rate": n * cfg.depth / secs,
-                 "unit": "weight updates/s"})
+    rows = [_timed_passes(AmaranthTransport(cfg), 1 if quick else 2, cfg,
+                          "MeZO passes, Amaranth transport")]
     with SimBoard(cfg) as board:
         link = SerialTransport(cfg, board.port)
-        link.command(Op.SEED, 1)
-        n = 20 if quick else 200
-        t0 = time.perf_counter()
-        for k in range(n):
-            link.command(Op.PERTURB, k % 2)
-        secs = time.perf_counter() - t0
+        rows.append(_timed_passes(link, 20 if quick else 200, cfg,
+                                  "MeZO passes, Verilator board over a pty"))
         link.close()
-    rows.append({"what": "MeZO passes, Verilator board over a pty", "config": cfg.name(),
-                 "count": n * cfg.depth, "seconds": secs, "rate": n * cfg.depth / secs,
-                 "unit": "weight updates/s"})
     rows.append({"what": "Verilator board / Amaranth transport", "config": cfg.name(),
                  "count": 1, "seconds": 0.0, "rate": rows[1]["rate"] / rows[0]["rate"],
                  "unit": "x"})

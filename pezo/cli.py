@@ -1,7 +1,6 @@
 """The ``pezo`` command line: ``pezo <command> --help`` for each command."""
 
 import argparse
-import dataclasses
 import importlib
 import json
 import os
@@ -14,8 +13,8 @@ import time
 from pezo.argtypes import positive_int, progress_printer
 from pezo.bench import run_bench
 from pezo.boards.targets import BOARDS, get_board
-from pezo.config import (ConfigError, EngineConfig, load_config, load_engine_config,
-                         load_over_default, parse_assignments)
+from pezo.config import (ConfigError, load_config, load_engine_config,
+                         load_over_default, parse_assignments, split_assignments)
 from pezo.designs import REGISTRY, write_design
 from pezo.host.board_cli import register as register_board
 from pezo.host.engine import EngineError
@@ -62,12 +61,7 @@ def _config(args):
 
 def _split_sets(args):
     """--set assignments split into (generator keys, engine keys)."""
-
-    engine_keys = {f.name for f in dataclasses.fields(EngineConfig)} - {"generator"}
-    sets = parse_assignments(args.set)
-    eng = {k: v for k, v in sets.items() if k in engine_keys}
-    gen = {k: v for k, v in sets.items() if k not in engine_keys}
-    return gen, eng
+    return split_assignments(parse_assignments(args.set))
 
 
 def _engine_config(args):

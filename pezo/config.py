@@ -17,7 +17,7 @@ from pezo.sim.gf2 import onthefly_taps
 from pezo.sim.lfsr import POLYNOMIALS
 
 __all__ = ["GeneratorConfig", "EngineConfig", "DEFAULT_DIGITS", "load_config", "load_engine_config",
-           "load_over_default", "parse_assignments", "ConfigError"]
+           "load_over_default", "parse_assignments", "split_assignments", "ConfigError"]
 
 STEPS = ("leap",)
 # Stepping modes that existed and were removed, with the reason (the error names it).
@@ -404,6 +404,16 @@ class EngineConfig:
 
     def name(self) -> str:
         return f"{self.generator.name()}-d{self.depth}-Q{self.w_int}.{self.w_frac}"
+
+
+def split_assignments(assignments: dict):
+    """KEY=VALUE overrides (parsed) split into (generator keys, engine keys): the engine's own
+    fields (depth, w_int, coef_bits...) go to the [engine] table, every other key to
+    [generator]."""
+    engine_keys = {f.name for f in fields(EngineConfig)} - {"generator"}
+    eng = {k: v for k, v in assignments.items() if k in engine_keys}
+    gen = {k: v for k, v in assignments.items() if k not in engine_keys}
+    return gen, eng
 
 
 def load_engine_config(path=None, overrides=None, generator_overrides=None) -> EngineConfig:

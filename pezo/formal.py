@@ -203,18 +203,13 @@ class EngineStub(wiring.Component):
                 m.d.sync += busy.eq(0)
             with m.Else():
                 m.d.sync += timer.eq(timer - 1)
-        with m.If(busy & (mode == 1)):
-            m.d.comb += self.wdata.ready.eq(1)
-            with m.If(self.wdata.valid):
-                m.d.sync += left.eq(left - 1)
-                with m.If(left == 1):
-                    m.d.sync += busy.eq(0)
-        with m.If(busy & (mode == 2)):
-            m.d.comb += self.rdata.valid.eq(1)
-            with m.If(self.rdata.ready):
-                m.d.sync += left.eq(left - 1)
-                with m.If(left == 1):
-                    m.d.sync += busy.eq(0)
+        # WRITE takes, READ gives, one word per transfer until ``left`` reaches 0
+        m.d.comb += [self.wdata.ready.eq(busy & (mode == 1)),
+                     self.rdata.valid.eq(busy & (mode == 2))]
+        with m.If((self.wdata.valid & self.wdata.ready) | (self.rdata.valid & self.rdata.ready)):
+            m.d.sync += left.eq(left - 1)
+            with m.If(left == 1):
+                m.d.sync += busy.eq(0)
         return m
 
 

@@ -133,18 +133,15 @@ def _figures(m):
 def _design_resources(a, b, notes):
     sa, sb = a["summary"], b["summary"]
     res = [_entry(k, lbl, sa.get(k), sb.get(k)) for k, lbl in RESOURCES.items()]
-    la, lb = logic_cells(a), logic_cells(b)
-    if la and lb:
-        kind = la[0] if la[0] == lb[0] else f"{la[0]} / {lb[0]}"
-        res.append(_entry("logic_cells", f"Logic cells ({kind})", la[1], lb[1]))
-    elif la or lb:
-        notes.append(f"Logic cells only in {'A' if la else 'B'}.")
-    ca, cb = first_clock(a), first_clock(b)
-    if ca and cb:
-        clock = ca[0] if ca[0] == cb[0] else f"{ca[0]} / {cb[0]}"
-        res.append(_entry("fmax_mhz", f"fmax {clock} (MHz)", ca[1], cb[1]))
-    elif ca or cb:
-        notes.append(f"fmax only in {'A' if ca else 'B'}.")
+    # (name, value) pairs of A and B: one row when both have one, a note when only one does
+    for key, label, note, (xa, xb) in (
+            ("logic_cells", "Logic cells ({})", "Logic cells", (logic_cells(a), logic_cells(b))),
+            ("fmax_mhz", "fmax {} (MHz)", "fmax", (first_clock(a), first_clock(b)))):
+        if xa and xb:
+            name = xa[0] if xa[0] == xb[0] else f"{xa[0]} / {xb[0]}"
+            res.append(_entry(key, label.format(name), xa[1], xb[1]))
+        elif xa or xb:
+            notes.append(f"{note} only in {'A' if xa else 'B'}.")
     pa, pb = _power(a), _power(b)
     for k, lbl in _POWER:
         if pa.get(k) is not None and pb.get(k) is not None:

@@ -23,15 +23,23 @@ def high(sig):
     return str(sig.value) == "1"
 
 
-class StreamSource:
-    """Drive ``dut.<name>__valid/__payload`` and wait for ``__ready``."""
+class _StreamPort:
+    """The three signals of stream port ``name`` of ``dut``, its clock and a random source."""
 
-    def __init__(self, dut, name, rng, stall=0.0, clk=None):
+    def __init__(self, dut, name, rng, clk=None):
         self.clk = clk if clk is not None else dut.clk
         self.valid = getattr(dut, f"{name}__valid")
         self.ready = getattr(dut, f"{name}__ready")
         self.payload = getattr(dut, f"{name}__payload")
-        self.rng, self.stall = rng, stall
+        self.rng = rng
+
+
+class StreamSource(_StreamPort):
+    """Drive ``dut.<name>__valid/__payload`` and wait for ``__ready``."""
+
+    def __init__(self, dut, name, rng, stall=0.0, clk=None):
+        super().__init__(dut, name, rng, clk)
+        self.stall = stall
         self.sent = 0
 
     def idle(self):
@@ -54,15 +62,12 @@ class StreamSource:
         self.sent += 1
 
 
-class StreamSink:
+class StreamSink(_StreamPort):
     """Drive ``dut.<name>__ready`` at random and record ``__payload`` on every transfer."""
 
     def __init__(self, dut, name, rng, ready_prob=1.0, clk=None):
-        self.clk = clk if clk is not None else dut.clk
-        self.valid = getattr(dut, f"{name}__valid")
-        self.ready = getattr(dut, f"{name}__ready")
-        self.payload = getattr(dut, f"{name}__payload")
-        self.rng, self.ready_prob = rng, ready_prob
+        super().__init__(dut, name, rng, clk)
+        self.ready_prob = ready_prob
 
     def idle(self):
         self.ready.value = 0
