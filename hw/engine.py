@@ -20,7 +20,7 @@ ARG_BITS = 64
 
 class EngineOp(enum.Enum, shape=4):
     """The command field's opcode: the members of :class:`pezo.sim.engine.Op` as a 4-bit
-    hardware enum. The field is 4 bits wide, so the values 11-15 (no member) can still arrive
+    hardware enum. The field is 4 bits wide, so the values 14-15 (no member) can still arrive
     on the port; the engine answers them with ``Err.OPCODE``. Drive such a value through
     ``payload.as_value()`` (``EngineOp`` constants exist only for the members)."""
     NOP = Op.NOP.value
@@ -34,6 +34,9 @@ class EngineOp(enum.Enum, shape=4):
     READ = Op.READ.value
     CLEAR = Op.CLEAR.value
     ROUNDING = Op.ROUNDING.value
+    COORD = Op.COORD.value
+    MASK = Op.MASK.value
+    RANGE = Op.RANGE.value
 
 
 def command_layout():
@@ -67,6 +70,12 @@ class PerturbEngine(wiring.Component):
     pass streams all d weights through the MAC at m per cycle: memory read -> MAC (4 stages) ->
     write back; the z values come from the generator, so a pass stalls only while the generator
     has no beat (pool fill, 2-3 cycles after a SEED or OFFSET).
+
+    Options: ``config.coord`` builds COORD (a read-modify-write of one weight: read, add,
+    saturate and write, 3 cycles after EXEC); ``config.mask`` builds RANGE (two word registers
+    compared with the pass's word counter as z is issued) and, for ``"bitmap"``, MASK (a d-bit
+    memory, one bit per weight, read beside the weights; a 0 zeroes that lane's z at the MAC
+    input). Without them those commands are answered ``Err.UNSUPPORTED``.
 
     Parameters
     ----------
@@ -156,12 +165,17 @@ class PerturbEngine(wiring.Component):
         error = Signal()
         error_code = Signal(2)
         last_pass = Signal(2)
+        coord_sat = Signal()    # sticky: a COORD saturated (cleared with the MAC's record)
         st_out = self.status
         m.d.comb += [st_out.error.eq(error), st_out.error_code.eq(error_code),
                      st_out.last_pass.eq(last_pass),
-                     st_out.saturated.eq(mac.saturated | gen.saturated)]
+                     st_out.saturated.eq(mac.saturated | gen.saturated | coord_sat)]
         if g.reuse == "pregen":
             m.d.comb += [st_out.filling.eq(gen.filling), st_out.offset.eq(gen.offset)]
+
+        st, goto = one_hot_states(m, ("IDLE", "CHECK", "DECODE", "EXEC", "SETTLE", "FILL", "PASS",
+                                      "DRAIN", "WRITE", "READ", "COORD_RD", "COORD_ADD",
+                                      "COORD_WR"), init="FILL")
 
         # MAC wiring: coefficient and operation are registers, constant during a pass.
         m.d.comb += [mac.op.eq(mac_op), mac.stochastic.eq(stochastic),
@@ -213,6 +227,22 @@ class PerturbEngine(wiring.Component):
             offset_ge = Signal()
             accept_regs.append(offset_ge.eq(in_arg[:pb] >= g.pool_words))
             checks["offset_bad"] = any_of(pb, 32) | offset_ge
+        word_lt = Signal()      # arg[:nb] < words (COORD's and MASK's word)
+        if cfg.coord or cfg.mask == "bitmap":
+            accept_regs.append(word_lt.eq(in_arg[:nb] < words))
+        if cfg.coord:
+            b = cfg.w_bits
+            lane_lt = Signal()
+            accept_regs.append(lane_lt.eq(in_arg[24:32] < cfg.lanes))
+            checks["coord_ok"] = (word_lt & ~any_of(nb, 24) & lane_lt
+                                  & (all_of(32 + b - 1) | ~any_of(32 + b - 1)))
+        if cfg.mask == "bitmap":
+            checks["mask_ok"] = word_lt & ~any_of(nb, 32) & ~any_of(32 + cfg.lanes)
+        if cfg.mask != "none":
+            lo_lt_hi, hi_le = Signal(), Signal()
+            accept_regs += [lo_lt_hi.eq(in_arg[:nb] < in_arg[32:32 + nb]),
+                            hi_le.eq(in_arg[32:32 + nb] <= words)]
+            checks["range_ok"] = ~any_of(nb, 32) & ~any_of(32 + nb) & lo_lt_hi & hi_le
         # The opcode is registered one-hot; DECODE combines it with the checks into a registered
         # verdict (ok, err_code) with a flat OR, and EXEC acts on that verdict: no path runs from
         # the command port, or from a binary opcode decode, into the actions.
@@ -231,12 +261,24 @@ class PerturbEngine(wiring.Component):
             bad_groups[("scale_bad", 1)] = (Op.SCALE,)
         if g.reuse == "pregen":
             bad_groups[("offset_bad", 1)] = (Op.OFFSET,)
+        if cfg.coord:
+            bad_groups[("coord_ok", 0)] = (Op.COORD,)
+        if cfg.mask == "bitmap":
+            bad_groups[("mask_ok", 0)] = (Op.MASK,)
+        if cfg.mask != "none":
+            bad_groups[("range_ok", 0)] = (Op.RANGE,)
         in_group = {key: Signal(name=f"is_{key[0]}_op") for key in bad_groups}
         unsup = [is_op[Op.SCALE]] if g.scale != "runtime" else []
         if g.reuse != "pregen":
             unsup.append(is_op[Op.OFFSET])
         if not has_r:
             unsup.append(is_op[Op.ROUNDING] & ~checks_r["gt1"] & arg[0])
+        if not cfg.coord:
+            unsup.append(is_op[Op.COORD])
+        if cfg.mask != "bitmap":
+            unsup.append(is_op[Op.MASK])
+        if cfg.mask == "none":
+            unsup.append(is_op[Op.RANGE])
         err_arg = Signal()
         err_unsup = Signal()
         err_opcode = Signal()
@@ -271,7 +313,24 @@ class PerturbEngine(wiring.Component):
         rvalid = Signal()           # high only in READ: cleared with the last word
         m.d.comb += [self.rdata.valid.eq(rvalid), self.rdata.payload.eq(rd.data)]
 
-        m.d.comb += [mac.i.valid.eq(va), mac.i.payload.w.eq(rd.data), mac.i.payload.z.eq(za)]
+        m.d.comb += [mac.i.valid.eq(va), mac.i.payload.w.eq(rd.data)]
+        # The perturbation mask: a word outside [rng_lo, rng_hi) is issued with z = 0; the
+        # bitmap, read beside the weights, zeroes single lanes at the MAC input.
+        rng_lo = Signal(range(words + 1))
+        rng_hi = Signal(range(words + 1), init=words)
+        z_issue = gen.o.payload
+        if cfg.mask != "none":
+            z_issue = Mux((counter >= rng_lo) & (counter < rng_hi), gen.o.payload, 0)
+        if cfg.mask == "bitmap":
+            m.submodules.bitmap = bmem = memory.Memory(shape=cfg.lanes, depth=words,
+                                                       init=[(1 << cfg.lanes) - 1] * words)
+            bwr = bmem.write_port()
+            brd = bmem.read_port()
+            m.d.comb += [brd.addr.eq(counter), brd.en.eq(st["PASS"])]
+            m.d.comb += [mac.i.payload.z[l].eq(Mux(brd.data[l], za[l], 0))
+                         for l in range(cfg.lanes)]
+        else:
+            m.d.comb += mac.i.payload.z.eq(za)
         if has_r:
             m.d.comb += mac.i.payload.r.eq(ra)
         m.d.sync += va.eq(0)
@@ -303,8 +362,6 @@ class PerturbEngine(wiring.Component):
         if has_r:
             m.d.comb += rbank.o.ready.eq(more_r & rbank.o.valid & gen.o.valid)   # issue & use_r
 
-        st, goto = one_hot_states(m, ("IDLE", "CHECK", "DECODE", "EXEC", "SETTLE", "FILL", "PASS",
-                                      "DRAIN", "WRITE", "READ"), init="FILL")
 
         m.d.comb += st_out.busy.eq(~st["IDLE"])
 
@@ -334,6 +391,8 @@ class PerturbEngine(wiring.Component):
             fill = is_op[Op.SEED] | (is_op[Op.OFFSET] if g.reuse == "pregen" else 0)
             jumps = {"FILL": fill, "PASS": is_op[Op.PERTURB] | is_op[Op.UPDATE],
                      "WRITE": is_op[Op.WRITE], "READ": is_op[Op.READ]}
+            if cfg.coord:
+                jumps["COORD_RD"] = is_op[Op.COORD]
             m.d.sync += st["EXEC"].eq(0)
             m.d.sync += st["SETTLE"].eq(~ok | ~Cat(*jumps.values()).any())
             for dst, cond in jumps.items():
@@ -367,6 +426,13 @@ class PerturbEngine(wiring.Component):
                 m.d.sync += [error.eq(0), error_code.eq(0), clear_p.eq(~arg[0])]
             with m.If(ok & is_op[Op.ROUNDING]):
                 m.d.sync += stochastic.eq(arg[0])
+            if cfg.mask != "none":
+                with m.If(ok & is_op[Op.RANGE]):
+                    m.d.sync += [rng_lo.eq(arg[:nb]), rng_hi.eq(arg[32:32 + nb])]
+            if cfg.mask == "bitmap":
+                with m.If(ok & is_op[Op.MASK]):
+                    m.d.comb += [bwr.en.eq(1), bwr.addr.eq(arg[:nb]),
+                                 bwr.data.eq(arg[32:32 + cfg.lanes])]
 
         with m.If(st["SETTLE"]):
             # The registered pulses (scale, offset, clear) take effect in this cycle: the status
@@ -387,7 +453,7 @@ class PerturbEngine(wiring.Component):
         with m.If(st["PASS"]):
             m.d.comb += [rd.addr.eq(counter), rd.en.eq(1)]
             with m.If(issue):
-                m.d.sync += [va.eq(1), za.eq(gen.o.payload), addr_a.eq(counter),
+                m.d.sync += [va.eq(1), za.eq(z_issue), addr_a.eq(counter),
                              counter.eq(counter + 1), more.eq(counter != words - 1),
                              more_r.eq(use_r & (counter != words - 1))]
                 if has_r:
@@ -422,6 +488,32 @@ class PerturbEngine(wiring.Component):
                 with m.If(one_left):
                     m.d.sync += rvalid.eq(0)
                     goto("READ", "IDLE")
+
+        if cfg.coord:
+            # COORD: read the word, add delta to its lane (registered), saturate and write back.
+            b = cfg.w_bits
+            c_word = Signal(row)
+            c_sum = Signal(signed(b + 1))
+            c_lane = arg[24:32]
+            lo_w, hi_w = -(1 << (b - 1)), (1 << (b - 1)) - 1
+            with m.If(st["COORD_RD"]):
+                m.d.comb += [rd.addr.eq(arg[:nb]), rd.en.eq(1)]
+                goto("COORD_RD", "COORD_ADD")
+            with m.If(st["COORD_ADD"]):
+                m.d.sync += [c_word.eq(rd.data),
+                             c_sum.eq(rd.data[c_lane] + arg[32:32 + b].as_signed())]
+                goto("COORD_ADD", "COORD_WR")
+            with m.If(st["COORD_WR"]):
+                over, under = c_sum > hi_w, c_sum < lo_w
+                c_new = Mux(over, hi_w, Mux(under, lo_w, c_sum[:b]))
+                m.d.comb += [wr.en.eq(1), wr.addr.eq(arg[:nb])]
+                m.d.comb += [wr.data[l].eq(Mux(c_lane == l, c_new, c_word[l]))
+                             for l in range(cfg.lanes)]
+                with m.If(over | under):
+                    m.d.sync += coord_sat.eq(1)
+                goto("COORD_WR", "IDLE")
+            with m.If(clear_p):
+                m.d.sync += coord_sat.eq(0)
 
         # Write port: MAC results during a pass, host words during WRITE.
         with m.If(mac.o.valid):

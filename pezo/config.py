@@ -24,6 +24,8 @@ STEPS = ("leap",)
 RETIRED_STEPS = {"shift": "its consecutive numbers share w-1 bits, so perturbation coordinates "
                           "are tied (docs/streams.md); use 'leap'"}
 REUSES = ("none", "pregen", "onthefly")
+#: Engine perturbation masks (EngineConfig.mask): each includes the one before it.
+MASKS = ("none", "range", "bitmap")
 SCALES = ("runtime", "fixed")
 SEED_WIDTHS = (32, 64)
 # Default scale digits K per scale mode: the fewest that keep the default alpha's variance within
@@ -326,6 +328,14 @@ class EngineConfig:
     stochastic : bool
         Build the stochastic-rounding option of the update pass (random bits from a second LFSR
         bank); the rounding mode is then a run-time choice.
+    coord : bool
+        Build the ``COORD`` command (add a signed integer to one weight: coordinate-wise
+        perturbation and update, DeepZero's CGE). Off by default (the MeZO engine needs none).
+    mask : str
+        Perturbation mask built into the passes (masked weights get z = 0 in PERTURB and UPDATE):
+        ``"none"`` (default), ``"range"`` (the ``RANGE`` command: a word range, ElasticZO's ZO
+        layers) or ``"bitmap"`` (``RANGE`` and a one-bit-per-weight ``MASK`` memory, DeepZero's
+        sparsity).
     """
 
     generator: GeneratorConfig = GeneratorConfig()
@@ -335,6 +345,8 @@ class EngineConfig:
     coef_bits: int = 16
     coef_frac: int = 20
     stochastic: bool = True
+    coord: bool = False
+    mask: str = "none"
 
     def __post_init__(self):
         if isinstance(self.generator, dict):
@@ -353,8 +365,12 @@ class EngineConfig:
                              f"not {self.w_int + self.w_frac}")
         _check_int("Coefficient bits (coef_bits)", self.coef_bits, 2, 32)
         _check_int("Coefficient fraction bits (coef_frac)", self.coef_frac, 0, 48)
-        if not isinstance(self.stochastic, bool):
-            raise TypeError(f"stochastic must be a bool, not {self.stochastic!r}")
+        for flag in ("stochastic", "coord"):
+            if not isinstance(getattr(self, flag), bool):
+                raise TypeError(f"{flag} must be a bool, not {getattr(self, flag)!r}")
+        if self.mask not in MASKS:
+            raise ValueError(f"Perturbation mask (mask) must be one of {', '.join(MASKS)}, "
+                             f"not {self.mask!r}")
         if self.coef_bits + self.generator.z_bits > 62:
             raise ValueError(f"Coefficient ({self.coef_bits} bits) times z "
                              f"({self.generator.z_bits} bits) must fit 62 bits")
@@ -403,7 +419,12 @@ class EngineConfig:
         return dataclasses.replace(self, **changes)
 
     def name(self) -> str:
-        return f"{self.generator.name()}-d{self.depth}-Q{self.w_int}.{self.w_frac}"
+        s = f"{self.generator.name()}-d{self.depth}-Q{self.w_int}.{self.w_frac}"
+        if self.coord:
+            s += "-coord"
+        if self.mask != "none":
+            s += f"-mask{self.mask}"
+        return s
 
 
 def split_assignments(assignments: dict):

@@ -21,7 +21,19 @@ code   command     argument and effect
 9      CLEAR       0: clear the sticky error and saturation flags; 1: clear the error only
                    (the saturation record survives a rejected command)
 10     ROUNDING    0: round half to even, 1: stochastic (stochastic configurations only)
+11     COORD       word (bits 0-23), lane (bits 24-31), delta (bits 32-63, a signed w_bits
+                   integer, sign-extended): w[word*m + lane] = saturate(w + delta) (``coord``
+                   configurations only): coordinate-wise perturbation, restore and update
+12     MASK        word (bits 0-31), lane bits (bits 32..32+m-1; 1 = active): the perturbation
+                   bitmap of one word (``mask = "bitmap"`` only; all ones after reset)
+13     RANGE       first word (bits 0-31), end word (bits 32-63, exclusive; first < end <= d/m):
+                   passes act on these words only (``mask = "range"`` or ``"bitmap"``; reset:
+                   all words)
 =====  ==========  ============================================================================
+
+The perturbation mask: in PERTURB and UPDATE passes a weight outside the range, or whose bitmap
+bit is 0, gets z = 0 (so p = 0 and u = 0: it keeps its value). The generator and the rounding
+bank still advance over every word, so the z an active weight sees does not depend on the mask.
 
 A command that fails sets the sticky ``error`` flag and ``error_code`` (1 unknown opcode, 2 bad
 argument, 3 not supported by this configuration) and changes nothing else. Status: ``busy``,
@@ -60,6 +72,9 @@ class Op(IntEnum):
     READ = 8
     CLEAR = 9
     ROUNDING = 10
+    COORD = 11
+    MASK = 12
+    RANGE = 13
 
 
 class Err(IntEnum):
@@ -100,6 +115,19 @@ class EngineModel:
         self.error_code = Err.NONE
         self.mac_saturated = False
         self.last_pass = 0
+        self.bitmap = np.ones(cfg.depth, dtype=bool)     # MASK: 1 = active
+        self.range = (0, cfg.words)                      # RANGE: [first, end) words
+
+    def pass_mask(self):
+        """The weights a pass acts on (bool, depth), or None when every weight is active."""
+        lo, hi = self.range
+        if lo == 0 and hi == self.cfg.words and self.bitmap.all():
+            return None
+        m = self.cfg.lanes
+        active = self.bitmap.copy()
+        active[:lo * m] = False
+        active[hi * m:] = False
+        return active
 
     # Status ------------------------------------------------------------------------------------
     def status(self) -> dict:
@@ -179,11 +207,45 @@ class EngineModel:
             if arg == 1 and not (cfg.stochastic and cfg.product_shift > 0):
                 return self._fail(Err.UNSUPPORTED)
             self.stochastic = bool(arg)
+        elif op == Op.COORD:
+            if not cfg.coord:
+                return self._fail(Err.UNSUPPORTED)
+            word, lane, delta = arg & 0xFFFFFF, (arg >> 24) & 0xFF, arg >> 32
+            delta -= (delta >> 31) << 32                 # bits 32-63 as a signed 32-bit number
+            b = cfg.w_bits
+            if word >= cfg.words or lane >= cfg.lanes \
+                    or not -(1 << (b - 1)) <= delta < (1 << (b - 1)):
+                return self._fail(Err.ARG)
+            i = word * cfg.lanes + lane
+            v = int(self.weights[i]) + delta
+            lo, hi = -(1 << (b - 1)), (1 << (b - 1)) - 1
+            if not lo <= v <= hi:
+                self.mac_saturated = True
+                v = min(max(v, lo), hi)
+            self.weights[i] = v
+        elif op == Op.MASK:
+            if cfg.mask != "bitmap":
+                return self._fail(Err.UNSUPPORTED)
+            word, bits = arg & 0xFFFFFFFF, arg >> 32
+            if word >= cfg.words or bits >> cfg.lanes:
+                return self._fail(Err.ARG)
+            m = cfg.lanes
+            self.bitmap[word * m:(word + 1) * m] = [(bits >> j) & 1 for j in range(m)]
+        elif op == Op.RANGE:
+            if cfg.mask == "none":
+                return self._fail(Err.UNSUPPORTED)
+            lo, hi = arg & 0xFFFFFFFF, arg >> 32
+            if not lo < hi <= cfg.words:
+                return self._fail(Err.ARG)
+            self.range = (lo, hi)
         return None
 
     def _pass(self, op, coef):
         cfg = self.cfg
         z = self.gen.next(cfg.words).reshape(-1)
+        active = self.pass_mask()
+        if active is not None:
+            z = np.where(active, z, 0)
         r = None
         if op == "update" and self.stochastic:
             r = self.rbank.next(cfg.words).reshape(-1)

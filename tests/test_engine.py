@@ -88,6 +88,55 @@ def _script(cfg, rng):
               (Op.PERTURB, 1, None), (Op.READ, full, None)]
     s += [(Op.NOP, 0, None), (Op.MU, encode_signed(-(1 << (cfg.coef_bits - 1))), None),
           (Op.PERTURB, 0, None), (Op.READ, full, None)]
+    s += _option_script(cfg, rng)
+    return s
+
+
+def coord_arg(word, lane, delta):
+    return word | (lane << 24) | ((int(delta) & 0xFFFFFFFF) << 32)
+
+
+def _option_script(cfg, rng):
+    """COORD, MASK and RANGE (good and bad arguments; on an engine without the option, each is
+    UNSUPPORTED), mixed with passes."""
+    full, W, m, b = cfg.words << 32, cfg.words, cfg.lanes, cfg.w_bits
+    hi = (1 << (b - 1)) - 1
+    s = [(Op.CLEAR, 0, None), (Op.MU, encode_signed(3000), None), (Op.SEED, 77, None)]
+    # COORD: the last word's last lane, both extremes of delta, a saturating one, bad arguments
+    s += [(Op.COORD, coord_arg(W - 1, m - 1, 5), None), (Op.READ, full, None),
+          (Op.COORD, coord_arg(0, 0, -(hi + 1)), None), (Op.COORD, coord_arg(0, 0, -1), None),
+          (Op.READ, full, None), (Op.CLEAR, 0, None),
+          # to the bottom of the range exactly (no saturation), then past it
+          (Op.COORD, coord_arg(0, 1, -(hi + 1)), None), (Op.COORD, coord_arg(0, 1, -(hi + 1)),
+                                                            None), (Op.CLEAR, 0, None),
+          (Op.COORD, coord_arg(0, 1, 1), None), (Op.COORD, coord_arg(0, 1, -1), None),
+          (Op.READ, full, None), (Op.COORD, coord_arg(0, 1, -1), None), (Op.CLEAR, 0, None),
+          (Op.COORD, coord_arg(1, m - 1, hi), None), (Op.COORD, coord_arg(1, m - 1, hi), None),
+          (Op.READ, full, None), (Op.CLEAR, 0, None),
+          (Op.COORD, coord_arg(W, 0, 1), None), (Op.CLEAR, 0, None),
+          (Op.COORD, coord_arg(0, m, 1), None), (Op.CLEAR, 0, None),
+          (Op.COORD, coord_arg(0, 0, hi + 1), None), (Op.CLEAR, 0, None),
+          (Op.COORD, coord_arg(0, 0, -(hi + 2)), None), (Op.CLEAR, 0, None),
+          (Op.COORD, coord_arg(0, 0, 1) | (1 << 23), None), (Op.CLEAR, 0, None)]
+    # RANGE: a middle range, passes, bad ranges, back to all words
+    lo_w, hi_w = W // 4, W - W // 4
+    s += [(Op.RANGE, lo_w | (hi_w << 32), None), (Op.PERTURB, 0, None), (Op.READ, full, None),
+          (Op.UPDATE, encode_signed(-2000), None), (Op.READ, full, None),
+          (Op.RANGE, 3 | (3 << 32), None), (Op.CLEAR, 0, None),
+          (Op.RANGE, 0 | ((W + 1) << 32), None), (Op.CLEAR, 0, None),
+          (Op.RANGE, (1 << 31) | (W << 32), None), (Op.CLEAR, 0, None),
+          (Op.RANGE, W - 1 | (W << 32), None), (Op.PERTURB, 1, None), (Op.READ, full, None),
+          (Op.RANGE, W << 32, None)]
+    # MASK: random bitmaps on random words, passes, bad masks
+    for word in rng.choice(W, size=min(W, 6), replace=False):
+        s.append((Op.MASK, int(word) | (int(rng.integers(0, 1 << m)) << 32), None))
+    s += [(Op.PERTURB, 0, None), (Op.READ, full, None), (Op.ROUNDING, int(cfg.stochastic), None),
+          (Op.UPDATE, encode_signed(2500), None), (Op.READ, full, None),
+          (Op.RANGE, 1 | (W << 32), None), (Op.UPDATE, encode_signed(-2500), None),
+          (Op.READ, full, None),
+          (Op.MASK, W | (1 << 32), None), (Op.CLEAR, 0, None),
+          (Op.MASK, 0 | (1 << (32 + m)), None), (Op.CLEAR, 0, None),
+          (Op.MASK, (1 << 31), None), (Op.CLEAR, 0, None)]
     return s
 
 
@@ -97,6 +146,9 @@ def _script(cfg, rng):
     E(generator=REUSES["pregen"], depth=48, stochastic=False),
     E(generator=G(lanes=1, width=8, z_int=2, z_frac=6, scale="fixed"), depth=16, w_int=8,
       w_frac=8, coef_bits=12, coef_frac=16),
+    E(generator=REUSES["none"], depth=64, coord=True, mask="bitmap"),
+    E(generator=REUSES["pregen"], depth=48, coord=True, mask="range", w_int=2, w_frac=6),
+    E(generator=REUSES["onthefly"], depth=24, mask="bitmap", stochastic=False),
 ], ids=lambda c: c.name())
 def test_hardware_matches_golden_for_every_command(cfg):
     rng = np.random.default_rng(7)
@@ -122,6 +174,9 @@ def test_hardware_matches_golden_for_every_command(cfg):
     E(generator=G(lanes=4, reuse="pregen", pool_size=96, scale="runtime"),
       depth=24, coef_bits=19),
     E(generator=G(lanes=2, seed_width=64), depth=20, stochastic=False, coef_bits=16),
+    E(generator=G(lanes=2), depth=20, stochastic=False, coord=True, mask="bitmap", w_int=3,
+      w_frac=5),
+    E(generator=G(lanes=4), depth=32, coord=True, mask="range", w_int=16, w_frac=16),
 ], ids=lambda c: c.name())
 def test_argument_checks_at_every_boundary(cfg):
     """The hardware's argument checks (registered per-nibble reductions, decoded a cycle later)
@@ -142,7 +197,19 @@ def test_argument_checks_at_every_boundary(cfg):
     hw, gold = AmaranthTransport(cfg), GoldenTransport(cfg)
     checked = 0
     checked_ops = (Op.SEED, Op.MU, Op.PERTURB, Op.UPDATE, Op.SCALE, Op.OFFSET, Op.WRITE, Op.READ,
-                   Op.ROUNDING)
+                   Op.ROUNDING, Op.COORD, Op.MASK, Op.RANGE)
+    # COORD (word, lane, delta), MASK (word, bits) and RANGE (first, end) around their limits
+    b = cfg.w_bits
+    for word in (0, words - 1, words, 1 << 20, 1 << 23, 1 << 24):
+        for lane in (0, cfg.lanes - 1, cfg.lanes, 255):
+            for delta in (0, 1, -1, (1 << (b - 1)) - 1, 1 << (b - 1), -(1 << (b - 1)),
+                          -(1 << (b - 1)) - 1):
+                args.add(word | (lane << 24) | ((delta & 0xFFFFFFFF) << 32))
+        for bits in (0, (1 << cfg.lanes) - 1, 1 << cfg.lanes):
+            args.add(word | (bits << 32))
+    for lo in (0, 1, words - 1, words):
+        for hi in (lo, lo + 1, words, words + 1, 1 << 16):
+            args.add(lo | (hi << 32))
     for op in range(16):
         for arg in sorted(args) if op in checked_ops else (0, 1, mask):
             start, count = arg & 0xFFFFFFFF, arg >> 32
@@ -159,7 +226,9 @@ def test_argument_checks_at_every_boundary(cfg):
 
 def test_error_codes():
     m = EngineModel(E(generator=REUSES["none"], depth=16, stochastic=False))
-    for op, arg, code in [(12, 0, Err.OPCODE), (Op.PERTURB, 5, Err.ARG),
+    for op, arg, code in [(14, 0, Err.OPCODE), (Op.COORD, 0, Err.UNSUPPORTED),
+                          (Op.MASK, 0, Err.UNSUPPORTED), (Op.RANGE, 0, Err.UNSUPPORTED),
+                          (Op.PERTURB, 5, Err.ARG),
                           (Op.OFFSET, 0, Err.UNSUPPORTED), (Op.ROUNDING, 1, Err.UNSUPPORTED),
                           (Op.READ, (5 << 32) | 0, Err.ARG), (Op.MU, 1 << 20, Err.ARG)]:
         m.execute(Op.CLEAR)
@@ -329,9 +398,9 @@ def test_client_refuses_non_finite_coefficients_and_names_unknown_opcodes():
         with pytest.raises(ValueError, match=r"^update coefficient c must be a finite real number, "):
             c.update(bad)
     assert c.set_mu(np.float32(2.0 ** -6)) == 1 << 14          # numpy floats are numbers
-    with pytest.raises(EngineError, match=r"^Engine rejected opcode 11 with argument 0x5: error "
+    with pytest.raises(EngineError, match=r"^Engine rejected opcode 14 with argument 0x5: error "
                                           r"OPCODE$"):
-        c._do(11, 5)
+        c._do(14, 5)
     assert c.status()["error"] == 0
 
 

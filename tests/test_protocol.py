@@ -237,7 +237,7 @@ def test_bridge_matches_model_and_golden_engine_on_a_command_script():
 
 
 def test_every_opcode_byte_through_the_bridge():
-    """Opcode bytes 0x00-0xFF (issue #14 D3, D4): 0-10 run their command, 0x80 answers status,
+    """Opcode bytes 0x00-0xFF (issue #14 D3, D4): 0-13 (the Op members) run their command, 0x80 answers status,
     every other byte is rejected with OPCODE and changes nothing; the link answers each (no
     hang) and the hardware equals the reference model byte for byte."""
     cfg = E(generator=G(lanes=2), depth=16, stochastic=False)
@@ -257,16 +257,16 @@ def test_every_opcode_byte_through_the_bridge():
     got = replies(cfg, hw)
     for op in range(256):
         kind, _, st = got[2 + 2 * op]
-        if op <= 10 or op == STATUS_OP:
+        if op < len(Op) or op == STATUS_OP:
             assert st["error_code"] in (Err.NONE, Err.ARG, Err.UNSUPPORTED) or op == 0, op
             assert st["error_code"] != Err.OPCODE, op
         else:
             assert (st["error"], st["error_code"]) == (1, Err.OPCODE), hex(op)
-    # weights: only the commands 0-10 moved them (one PERTURB and one UPDATE with z of seed 0)
+    # weights: only the commands 0-13 moved them (one PERTURB and one UPDATE with z of seed 0)
     gold = EngineModel(cfg)
     gold.execute(Op.WRITE, cfg.words << 32, w)
     gold.execute(Op.MU, 3000)
-    for op in range(11):
+    for op in range(len(Op)):
         arg = (1 << 32) if op in (Op.WRITE, Op.READ) else 0
         gold.execute(op, arg, w[:1] if op == Op.WRITE else None)
         gold.execute(Op.CLEAR, 1)
@@ -331,14 +331,14 @@ def test_decode_reply_refuses_malformed_replies():
 
 @pytest.mark.parametrize("transport", ["golden", "amaranth"])
 def test_every_opcode_through_the_engine_transports(transport):
-    """issue #14 D3 at the engine port: opcodes 11-255 are an OPCODE error on every transport
+    """issue #14 D3 at the engine port: opcodes 14-255 (beyond the Op members) are an OPCODE error on every transport
     (the Amaranth transport sends the engine's unknown code 15 for values beyond its 4-bit
     field), and change no weight."""
     cfg = E(generator=G(lanes=2), depth=8, stochastic=False)
     eng = EngineClient(cfg, transport)
     w = np.arange(cfg.depth) - 4
     eng.write_weights(w, raw=True)
-    for op in list(range(11, 40)) + [0x80, 0x93, 0xF3, 0xFF]:
+    for op in list(range(len(Op), 40)) + [0x80, 0x93, 0xF3, 0xFF]:
         with pytest.raises(EngineError, match=f"rejected opcode {op} with argument 0x0: error "
                                               f"OPCODE"):
             eng._do(op, 0)
