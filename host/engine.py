@@ -263,6 +263,49 @@ class EngineClient:
         False."""
         self._do(Op.CLEAR, 0 if saturation else 1)
 
+    def coord(self, index: int, delta: int):
+        """``COORD``: weight ``index`` += ``delta`` (a signed integer in weight LSBs; the
+        engine saturates and flags it). Needs an engine built with ``coord=True``."""
+        d, m, b = self.cfg.depth, self.cfg.lanes, self.cfg.w_bits
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral) \
+                or not 0 <= index < d:
+            raise ValueError(f"Coordinate index must be an integer in 0..{d - 1}, not {index!r}")
+        if isinstance(delta, bool) or not isinstance(delta, numbers.Integral) \
+                or not -(1 << (b - 1)) <= delta < (1 << (b - 1)):
+            raise ValueError(f"Coordinate delta must be a signed {b}-bit integer "
+                             f"({-(1 << (b - 1))}..{(1 << (b - 1)) - 1}), not {delta!r}")
+        index, delta = int(index), int(delta)
+        self._do(Op.COORD, (index // m) | ((index % m) << 24) | ((delta & 0xFFFFFFFF) << 32))
+
+    def set_range(self, first: int = 0, end: int | None = None):
+        """``RANGE``: passes act on weights ``first`` .. ``end - 1`` only (word-aligned: both
+        multiples of the lane count; default all). Needs ``mask="range"`` or ``"bitmap"``."""
+        d, m = self.cfg.depth, self.cfg.lanes
+        end = d if end is None else end
+        for name, v in (("first", first), ("end", end)):
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v % m:
+                raise ValueError(f"Range {name} must be a multiple of the lane count {m} "
+                                 f"(RANGE works on words), not {v!r}")
+        if not 0 <= first < end <= d:
+            raise ValueError(f"Range must satisfy 0 <= first < end <= {d}, not "
+                             f"[{first}, {end})")
+        self._do(Op.RANGE, (int(first) // m) | ((int(end) // m) << 32))
+
+    def set_mask(self, active):
+        """``MASK`` for every word whose bits change: ``active`` is a bool vector of ``depth``
+        (True = perturbed and updated). Needs ``mask="bitmap"``. The first call writes every
+        word; the client remembers what it wrote, so later calls send only changed words."""
+        m, d = self.cfg.lanes, self.cfg.depth
+        a = np.asarray(active)
+        if a.shape != (d,) or a.dtype != bool:
+            raise ValueError(f"Mask must be a bool array of shape ({d},), not "
+                             f"{a.dtype} {a.shape}")
+        words = a.reshape(-1, m).astype(np.int64) @ (1 << np.arange(m, dtype=np.int64))
+        old = getattr(self, "_bitmap", None)
+        for w in range(len(words)) if old is None else np.flatnonzero(words != old):
+            self._do(Op.MASK, int(w) | (int(words[w]) << 32))
+        self._bitmap = words
+
     def write_weights(self, weights, start=0, raw=False):
         """Write weights (floats in the weight format, or integers with ``raw``) from word
         ``start``; the length must be a multiple of the lane count. Values outside the format

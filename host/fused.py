@@ -21,6 +21,9 @@ Why this is exact, and what it skips:
   stochastic-rounding bits of the same seed (the rounding bank's first pass after the ``SEED``).
   ``pregen`` reads the pool: p of the whole pool is computed once per (pool, scale, mu) and laid
   out cyclically, so a query's p is a slice.
+* The perturbation mask (RANGE, MASK): a masked weight has z = 0, so p = 0 and u = 0 (the
+  stochastic rounding's r < 2^S never carries into a weight LSB): p and u are multiplied by the
+  mask; the random streams advance as without it.
 * Saturation: an upper bound on max |w| (kept across updates: max |u| <= ceil(|c| max|z| / 2^S))
   shows in O(1) that no pass can saturate; only when the bound is too close to the format's limit
   are the sums checked, and a query that really saturates is handed to the command path (passes
@@ -352,12 +355,17 @@ class FusedGoldenTransport(BatchedGoldenTransport):
         blk, row = hit
         self._with_mu(blk, m.mu)
         pf, pmax = blk.pf[row], blk.pmax[row]
+        active = m.pass_mask()          # the engine's perturbation mask: z = 0 outside it
+        if active is not None:
+            pf = pf * active
         w = m.weights
         if self._wbound is None:
             self._wbound = int(np.abs(w).max())
         if self._wbound + pmax > self._hi:
             lo = -self._hi - 1
             p = self._p_int(blk, row)
+            if active is not None:
+                p = p * active
             wp, wm = w + p, w - p
             if min(wp.min(), wm.min()) < lo or max(wp.max(), wm.max()) > self._hi:
                 self.fallback += 1
@@ -405,6 +413,9 @@ class FusedGoldenTransport(BatchedGoldenTransport):
         x = abs(coef) * zmax
         ubound = (x + (1 << S) - 1) >> S if S > 0 else x << -S
         u = addend(self.cfg, z, coef, r)        # the MAC's own rounding (pezo.sim.mac)
+        active = m.pass_mask()                  # z = 0 outside the mask: u = 0 (r < 2^S)
+        if active is not None:
+            u = u * active
         w = m.weights
         if self._wbound is None:
             self._wbound = int(np.abs(w).max())

@@ -63,6 +63,9 @@ ENGINES = [
     (E(generator=G(lanes=1, reuse="onthefly", out_lanes=8, scale="fixed"), depth=512,
        stochastic=False), 2, 2),
     (E(generator=G(lanes=8, width=12), depth=1024, w_int=8, w_frac=8), 2, 1),
+    # the algorithm options (issue #15): COORD, RANGE and the MASK bitmap, 8-bit weights
+    (E(generator=G(lanes=4), depth=64, w_int=3, w_frac=5, coef_frac=14, coord=True,
+       mask="bitmap"), 6, 2),
 ]
 
 
@@ -70,7 +73,7 @@ def _engine_cases():
     out = []
     for i, (cfg, steps, q) in enumerate(ENGINES):
         out.append(pytest.param(cfg, steps, q, False, id=f"{cfg.name()}-short",
-                                marks=[pytest.mark.cocotb] + ([] if i == 0 else
+                                marks=[pytest.mark.cocotb] + ([] if i == 0 or cfg.coord else
                                                               [pytest.mark.regress])))
         out.append(pytest.param(cfg, steps, q, True, id=f"{cfg.name()}-long",
                                 marks=[pytest.mark.cocotb, pytest.mark.regress]))

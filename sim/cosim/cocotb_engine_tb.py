@@ -7,7 +7,8 @@ Parameters arrive as a JSON sidecar named by ``PEZO_COCOTB_PARAMS``::
 
 Every stream is stalled at random: command and write-data ``valid`` drop with probability
 ``stall``, read-data ``ready`` likewise. Each step runs, for each of q queries, passes +1, -2, +1
-(replaying z by reseeding, or by rewinding the pool offset for pregen), then the update pass; after
+(replaying z by reseeding, or by rewinding the pool offset for pregen), then the update pass
+(engines built with COORD / RANGE / MASK get those commands before each step, :func:`options`); after
 every pass all weights are read back and compared with :class:`pezo.sim.engine.EngineModel`
 executing the same commands (the scoreboard), along with the status outputs.
 """
@@ -93,6 +94,38 @@ class Driver:
         await self.command(Op.READ, words << 32)
 
 
+def coord_arg(word, lane, delta):
+    return word | (lane << 24) | ((delta & 0xFFFFFFFF) << 32)
+
+
+async def options(drv, cfg, rng):
+    """The option commands before a step (engines built with them): a random word RANGE, random
+    MASK words, COORD +delta/-delta pairs (DeepZero's perturb-and-restore) and a plain COORD
+    update, and one bad argument of each (the status is compared after every command)."""
+    W, m, b = cfg.words, cfg.lanes, cfg.w_bits
+    if cfg.mask != "none":
+        lo = rng.randrange(W)
+        await drv.command(Op.RANGE, lo | (rng.randrange(lo + 1, W + 1) << 32))
+        await drv.command(Op.RANGE, lo | (lo << 32))                  # bad: empty
+        await drv.command(Op.CLEAR, 1)
+    if cfg.mask == "bitmap":
+        for _ in range(4):
+            await drv.command(Op.MASK, rng.randrange(W) | (rng.randrange(1 << m) << 32))
+        await drv.command(Op.MASK, W)                                   # bad: word
+        await drv.command(Op.CLEAR, 1)
+    if cfg.coord:
+        for _ in range(3):
+            word, lane = rng.randrange(W), rng.randrange(m)
+            delta = rng.randrange(1, 1 << (b - 3))
+            await drv.command(Op.COORD, coord_arg(word, lane, delta))
+            await drv.check_weights("coord +")
+            await drv.command(Op.COORD, coord_arg(word, lane, -delta))
+        await drv.command(Op.COORD, coord_arg(rng.randrange(W), rng.randrange(m),
+                                              rng.randrange(-(1 << (b - 1)), 1 << (b - 1))))
+        await drv.command(Op.COORD, coord_arg(0, m, 1))                # bad: lane
+        await drv.command(Op.CLEAR, 0)
+
+
 @cocotb.test()
 async def engine_matches_golden_model(dut):
     with open(os.environ["PEZO_COCOTB_PARAMS"]) as f:
@@ -123,6 +156,7 @@ async def engine_matches_golden_model(dut):
     if g.reuse == "pregen":
         await drv.command(Op.SEED, base_seed)
     for step in range(p.get("steps", 5)):
+        await options(drv, cfg, rng)
         for query in range(p.get("queries", 1)):
             seed = (base_seed * 1000003 + step * 97 + query) & ((1 << g.seed_width) - 1)
             start = drv.model.status()["offset"]
