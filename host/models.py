@@ -140,6 +140,43 @@ class Model:
         return loss, float((z.argmax(axis=-1) == y).mean())
 
 
+    # Blocks and the last layer's gradient (ElasticZO) -----------------------------------------------
+    def block_start(self, name) -> int:
+        """Index in ``theta`` of the first parameter of block ``name`` (W, b, W1, b1, W2, b2)."""
+        at = 0
+        for n, shape in self.shapes:
+            if n == name:
+                return at
+            at += math.prod(shape)
+        raise ValueError(f"Model {self.kind} has no block {name!r}; blocks: "
+                         f"{', '.join(n for n, _ in self.shapes)}")
+
+    def hidden_features(self, theta, X):
+        """The hidden layer's output (n, hidden) (``mlp`` only): the input of the last layer."""
+        if self.kind != "mlp":
+            raise ValueError(f"Model {self.kind} has no hidden layer")
+        p = self.unpack(theta)
+        h = np.asarray(X, dtype=np.float64) @ p["W1"] + p["b1"]
+        return np.tanh(h) if self.activation == "tanh" else np.maximum(h, 0.0)
+
+    def head_grad(self, theta, X, y):
+        """Backpropagation through the last layer only (``mlp``): the gradient of the mean
+        cross-entropy with respect to W2 and b2, flat in ``theta``'s order (what ElasticZO
+        trains by backpropagation), and the loss."""
+        p = self.unpack(theta)
+        h = self.hidden_features(theta, X)
+        z = h @ p["W2"] + p["b2"]
+        z = z - z.max(axis=-1, keepdims=True)
+        e = np.exp(z)
+        prob = e / e.sum(axis=-1, keepdims=True)
+        y = np.asarray(y)
+        n = len(y)
+        loss = float(-np.log(prob[np.arange(n), y]).mean())
+        prob[np.arange(n), y] -= 1.0
+        prob /= n
+        return np.concatenate([(h.T @ prob).reshape(-1), prob.sum(axis=0)]), loss
+
+
 def make_model(kind, n_in, n_out, hidden=16, activation="tanh") -> Model:
     return Model(kind, n_in, n_out, hidden, activation)
 

@@ -186,11 +186,51 @@ class PerturbSource:
     def prefetch(self, seeds):
         """Hint: these step seeds come next (a source may prepare their perturbations)."""
 
+    # The ZO methods beside MeZO (pezo.host.algorithms) ------------------------------------------
+    def set_active(self, active):
+        """The perturbation mask: ``active`` (bool, n_params) selects the weights that PERTURB
+        and UPDATE move (the others get z = 0); None makes every weight active again."""
+        raise NotImplementedError
+
+    def coord_add(self, index: int, value: float, seed=None) -> float:
+        """theta[index] += value, returns the change actually made (an engine rounds it to the
+        weight grid: to nearest, or stochastically with an RNG seeded by ``seed``)."""
+        raise NotImplementedError
+
+    def coord_value(self, index: int) -> float:
+        """theta[index] as the source holds it now (an engine reads its word back)."""
+        raise NotImplementedError
+
+    def write_block(self, start: int, values, seed=0):
+        """theta[start:start + len(values)] = values (an engine rounds them to its grid
+        stochastically, with an RNG seeded by ``seed``, and writes the words they cover)."""
+        raise NotImplementedError
+
     def describe(self) -> str:
         return self.name
 
     def close(self):
         pass
+
+
+def _check_active(active, n):
+    a = np.asarray(active)
+    if a.dtype != bool or a.shape != (n,):
+        raise ValueError(f"Active mask must be a bool array of shape ({n},), not "
+                         f"{a.dtype} {a.shape}")
+    return a
+
+
+def _check_index(index, n):
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < n:
+        raise ValueError(f"Coordinate index must be an integer in 0..{n - 1}, not {index!r}")
+    return int(index)
+
+
+def _check_block(start, count, n):
+    if isinstance(start, bool) or not isinstance(start, (int, np.integer)) \
+            or not 0 <= start <= start + count <= n:
+        raise ValueError(f"Block [{start!r}, {start!r} + {count}) is outside the {n} parameters")
 
 
 def _check_sign(sign):
@@ -213,13 +253,32 @@ class FloatSource(PerturbSource):
         self.name = dist
         self.theta = np.zeros(self.n_params)
         self._z_seed, self._z = None, None
+        self.active = None
 
     def z(self, seed: int) -> np.ndarray:
         rng = np.random.default_rng(int(seed))
         if self.name == "gaussian":
-            return rng.standard_normal(self.n_params)
-        r3 = math.sqrt(3.0)
-        return rng.uniform(-r3, r3, self.n_params)
+            z = rng.standard_normal(self.n_params)
+        else:
+            r3 = math.sqrt(3.0)
+            z = rng.uniform(-r3, r3, self.n_params)
+        return z if self.active is None else z * self.active
+
+    def set_active(self, active):
+        self._z_seed = self._z = None
+        self.active = None if active is None else _check_active(active, self.n_params)
+
+    def coord_add(self, index, value, seed=None):
+        self.theta[_check_index(index, self.n_params)] += float(value)
+        return float(value)
+
+    def coord_value(self, index):
+        return float(self.theta[_check_index(index, self.n_params)])
+
+    def write_block(self, start, values, seed=0):
+        values = np.asarray(values, dtype=np.float64).reshape(-1)
+        _check_block(start, values.size, self.n_params)
+        self.theta[start:start + values.size] = values
 
     def reset(self, theta0, run_seed=0):
         self.theta = np.array(theta0, dtype=np.float64)[:self.n_params].copy()
@@ -259,7 +318,8 @@ class FloatSource(PerturbSource):
 
 def engine_config(n_params, lanes=4, reuse="none", pool_size=None, step="leap",
                   generators=None, weight_format="Q4.12", coef_bits=16, coef_frac=20,
-                  stochastic=True, shared=False, state_bits=32) -> EngineConfig:
+                  stochastic=True, shared=False, state_bits=32, coord=False,
+                  mask="none") -> EngineConfig:
     """The engine configuration for a model of ``n_params`` weights.
 
     ``lanes`` is m (weights per cycle, the MAC's lane count); ``generators`` is n, the uniform
@@ -277,7 +337,7 @@ def engine_config(n_params, lanes=4, reuse="none", pool_size=None, step="leap",
                           state_bits=state_bits)
     return EngineConfig(generator=gen, depth=engine_depth(n_params, m), w_int=q.int_bits,
                         w_frac=q.frac_bits, coef_bits=coef_bits, coef_frac=coef_frac,
-                        stochastic=stochastic)
+                        stochastic=stochastic, coord=coord, mask=mask)
 
 
 class EngineSource(PerturbSource):
@@ -482,6 +542,87 @@ class EngineSource(PerturbSource):
         r = np.random.default_rng([int(seed), 0xDECA]).random(x.shape)
         self.eng.write_weights((lo + (r < x - lo)).astype(np.int64), raw=True)
 
+    def set_active(self, active):
+        """RANGE when ``active`` is one word-aligned run of weights (``mask="range"`` engines),
+        else the MASK bitmap (``mask="bitmap"``); the bitmap leaves the padding weights beyond n_params
+        inactive."""
+        cfg, m, d = self.cfg, self.cfg.lanes, self.cfg.depth
+        if active is None:
+            if cfg.mask != "none":
+                self.eng.set_range(0, d)
+            if cfg.mask == "bitmap":
+                self.eng.set_mask(np.ones(d, dtype=bool))
+            return
+        full = np.zeros(d, dtype=bool)
+        full[:self.n_params] = _check_active(active, self.n_params)
+        idx = np.flatnonzero(full)
+        if idx.size == 0:
+            raise ValueError("Active mask selects no weight")
+        first, end = int(idx[0]), int(idx[-1]) + 1
+        run = idx.size == end - first
+        aligned = first % m == 0 and (end % m == 0 or end == self.n_params)
+        if run and aligned and cfg.mask != "none":
+            end = -(-end // m) * m      # (the last word's padding weights are never read)
+            self.eng.set_range(first, end)
+            if cfg.mask == "bitmap":
+                self.eng.set_mask(np.ones(d, dtype=bool))
+            return
+        if cfg.mask != "bitmap":
+            raise ValueError(f"This mask needs an engine built with mask='bitmap' (this one has "
+                             f"mask={cfg.mask!r}; RANGE takes one run of weights whose first "
+                             f"and end are multiples of the lane count {m})")
+        self.eng.set_range(0, d)
+        self.eng.set_mask(full)
+
+    def coord_add(self, index, value, seed=None):
+        """COORD: value rounded to weight LSBs (to nearest, or stochastically when ``seed`` is
+        given); 0 sends nothing. Needs an engine built with ``coord=True``."""
+        index = _check_index(index, self.n_params)
+        x = float(value) * 2.0 ** self.cfg.w_frac
+        if not math.isfinite(x):
+            raise ValueError(f"Coordinate change must be finite, not {value!r}")
+        if seed is None:
+            delta = int(np.rint(x))
+        else:
+            lo = math.floor(x)
+            u = splitmix64((int(seed) << 8) ^ 0xC00D) / 2.0 ** 64
+            delta = int(lo + (u < x - lo))
+        lim = 1 << (self.cfg.w_bits - 1)
+        if not -lim <= delta < lim:
+            self.stats["coord_clipped"] += 1
+            delta = max(-lim, min(lim - 1, delta))
+        if delta == 0:
+            self.stats["coord_zero"] += 1
+            return 0.0
+        self.eng.coord(index, delta)
+        self._check_saturation()
+        return delta / 2.0 ** self.cfg.w_frac
+
+    def coord_value(self, index):
+        index = _check_index(index, self.n_params)
+        m = self.cfg.lanes
+        word = self.eng.read_weights(start=index // m, count=1)
+        return float(word[index % m])
+
+    def write_block(self, start, values, seed=0):
+        """Stochastic rounding to the weight grid (clipped to its range, counted in
+        ``stats["write_clipped"]``); the words covering the block are read, changed and
+        written back."""
+        values = np.asarray(values, dtype=np.float64).reshape(-1)
+        _check_block(start, values.size, self.n_params)
+        m, f = self.cfg.lanes, self.cfg.w_frac
+        w0, w1 = start // m, -(-(start + values.size) // m)
+        raw = self.eng.read_weights(start=w0, count=w1 - w0, raw=True).astype(np.int64)
+        x = values * 2.0 ** f
+        lo = np.floor(x)
+        r = np.random.default_rng([int(seed), 0xB10C]).random(x.shape)
+        ints = (lo + (r < x - lo)).astype(np.int64)
+        fmt = self.eng.w_format
+        clipped = np.clip(ints, fmt.min_int, fmt.max_int)
+        self.stats["write_clipped"] += int(np.count_nonzero(clipped != ints))
+        raw[start - w0 * m:start - w0 * m + values.size] = clipped
+        self.eng.write_weights(raw, start=w0, raw=True)
+
     def close(self):
         self.eng.transport.close()
 
@@ -490,7 +631,7 @@ def make_source(name, n_params, *, lanes=4, reuse="none", pool_size=None, step="
                 generators=None, weight_format="Q4.12", coef_bits=16, coef_frac=20,
                 rounding="stochastic", coef_rounding="stochastic", engine=None,
                 pool_correct=True, shared=False, state_bits=32, port=None,
-                engine_cfg=None) -> PerturbSource:
+                engine_cfg=None, coord=False, mask="none") -> PerturbSource:
     """A perturbation source by name (one of :data:`SOURCES`); engine options apply to the
     engine sources only. ``engine`` overrides the transport of ``pezo`` (``"fused"`` by
     default, ``"batched"`` or ``"golden"``). ``board`` runs the engine on a board through
@@ -505,7 +646,7 @@ def make_source(name, n_params, *, lanes=4, reuse="none", pool_size=None, step="
         pool_size = 1024
     cfg = engine_config(n_params, lanes, reuse, pool_size, step, generators, weight_format,
                         coef_bits, coef_frac, stochastic=rounding == "stochastic", shared=shared,
-                        state_bits=state_bits)
+                        state_bits=state_bits, coord=coord, mask=mask)
     if name == "board":
         if port is None:
             raise ValueError("Source 'board' needs a serial port (--port DEVICE, "

@@ -39,6 +39,7 @@ import numpy as np
 
 from pezo.boards.targets import get_board
 from pezo.config import RETIRED_STEPS
+from pezo.host.algorithms import ALGOS, ESTIMATORS, make_algorithm
 from pezo.host.data import DATASETS, load_dataset
 from pezo.host.models import ACTIVATIONS, MODELS, make_model
 from pezo.host.perturb import (REUSES, ROUNDINGS, SOURCES, STEPS, derive_seed, derive_seeds,
@@ -98,6 +99,14 @@ class TrainConfig:
     patience: int = 0
     eval_every: int | None = None
     restore_best: bool = True
+    # the ZO method (pezo.host.algorithms, docs/algorithms.md) and its own settings
+    algo: str = "mezo"
+    top_k: int = 0                  # ranksgd: points the oracle ranks (0: all 2q)
+    rank_noise: float = 0.0         # ranksgd: std of Gaussian noise on the losses it ranks
+    sparsity: float = 0.0           # deepzero: fraction of the weight tensors left out
+    estimator: str = "cge"          # deepzero: cge (coordinate-wise) or rge (masked MeZO)
+    mask_every: int | None = None   # deepzero: steps between mask re-draws (None: steps // 10)
+    bp_lr: float = 0.05             # elasticzo: learning rate of the backpropagated last layer
 
     def resolved(self) -> "TrainConfig":
         """A copy with the defaults filled in and every choice checked."""
@@ -113,7 +122,9 @@ class TrainConfig:
                                      ("Step mode", c.step, STEPS),
                                      ("Schedule", c.schedule, SCHEDULES),
                                      ("Activation", c.activation, ACTIVATIONS),
-                                     ("Rounding", c.rounding, ROUNDINGS)):
+                                     ("Rounding", c.rounding, ROUNDINGS),
+                                     ("Algorithm (algo)", c.algo, ALGOS),
+                                     ("Estimator", c.estimator, ESTIMATORS)):
             if value not in choices:
                 raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
         if c.port is not None and c.source != "board":
@@ -133,6 +144,27 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive number, not {v!r}")
         if not (math.isfinite(c.weight_decay) and c.weight_decay >= 0):
             raise ValueError(f"Weight decay must be a non-negative number, not {c.weight_decay!r}")
+        if isinstance(c.top_k, bool) or not isinstance(c.top_k, int) \
+                or not 0 <= c.top_k <= 2 * c.q:
+            raise ValueError(f"Ranked points (top_k) must be an integer in 0..2q = {2 * c.q} "
+                             f"(0: all), not {c.top_k!r}")
+        for name, v in (("Rank noise (rank_noise)", c.rank_noise),):
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise ValueError(f"{name} must be a non-negative number, not {v!r}")
+        if not (isinstance(c.sparsity, (int, float)) and 0 <= c.sparsity < 1):
+            raise ValueError(f"Sparsity must be a number in [0, 1), not {c.sparsity!r}")
+        if not (isinstance(c.bp_lr, (int, float)) and math.isfinite(c.bp_lr) and c.bp_lr > 0):
+            raise ValueError(f"Backpropagation learning rate (bp_lr) must be a positive "
+                             f"number, not {c.bp_lr!r}")
+        if c.mask_every is None:
+            c.mask_every = max(1, c.steps // 10)
+        if isinstance(c.mask_every, bool) or not isinstance(c.mask_every, int) \
+                or c.mask_every < 1:
+            raise ValueError(f"Mask re-draw interval (mask_every) must be an integer >= 1, "
+                             f"not {c.mask_every!r}")
+        if c.algo == "elasticzo" and c.model != "mlp":
+            raise ValueError(f"Algorithm elasticzo trains the last layer by backpropagation and "
+                             f"the others by ZO: it needs model 'mlp', not {c.model!r}")
         if c.eval_every is None:
             c.eval_every = max(1, c.steps // 50)
         if c.reuse == "pregen" and c.pool_size is None:
@@ -259,13 +291,24 @@ def _train(cfg, progress, src, log):
                              rounding=cfg.rounding, coef_rounding=cfg.coef_rounding,
                              engine=cfg.engine, shared=cfg.shared, state_bits=cfg.state_bits,
                              port=cfg.port,
-                             engine_cfg=get_board(cfg.board).default if cfg.board else None)
+                             engine_cfg=get_board(cfg.board).default if cfg.board else None,
+                             **ALGOS[cfg.algo].engine(cfg))
     theta0 = model.init(derive_seed(cfg.seed, 1))
     source.reset(theta0, cfg.seed)
     mu = source.set_mu(cfg.mu)
     res = TrainResult(cfg.to_dict(), source.describe(), model.describe(), model.n_params,
                       getattr(getattr(source, "cfg", None), "depth", None), mu)
     res.initial_test_acc = model.accuracy(source.params(), ds.X_test, ds.y_test)
+    fwd = [0.0]
+
+    def loss(theta, X, y):          # the training forward passes, timed
+        c0 = time.perf_counter()
+        out = model.loss(theta, X, y)
+        fwd[0] += time.perf_counter() - c0
+        return out
+
+    algo = make_algorithm(cfg, model, source, loss)
+    algo.setup(ds)
     batches = _Batches(len(ds.y_train), cfg.batch, derive_seed(cfg.seed, 2))
     best = (math.inf, None, 0)
     bad = 0
@@ -286,25 +329,14 @@ def _train(cfg, progress, src, log):
             idx = batches.next()
             Xb, yb = (ds.X_train, ds.y_train) if idx is None else (ds.X_train[idx],
                                                                    ds.y_train[idx])
-            grads = []
             at = (t % PREFETCH) * cfg.q
-            for i in range(cfg.q):
-                c0 = clock()
-                qy = source.begin(seeds[at + i])
-                pair = source.perturb_pair(qy)      # passes 1-3: theta+ and theta-
-                c1 = clock()
-                lp, lm = model.loss(pair, Xb, yb)
-                t_fwd += clock() - c1
-                t_src += c1 - c0
-                grads.append((qy, (lp - lm) / (2.0 * mu)))
-                recent.append(0.5 * (lp + lm))
-            c0 = clock()
-            for qy, g in grads:
-                source.update(qy, -eta * g / cfg.q)
+            c0, f0 = clock(), fwd[0]
+            recent += algo.step(t, Xb, yb, eta, seeds[at:at + cfg.q])
             if cfg.weight_decay:
                 source.decay(1.0 - eta * cfg.weight_decay, derive_seed(cfg.seed, 4, t))
-            t_src += clock() - c0
-            res.forward_passes += 2 * cfg.q
+            t_fwd += fwd[0] - f0
+            t_src += clock() - c0 - (fwd[0] - f0)
+            res.forward_passes = algo.forward_passes
             res.steps_run = t + 1
             last = t + 1 == cfg.steps
             if (t + 1) % cfg.eval_every == 0 or last:
