@@ -27,9 +27,11 @@ those of :attr:`Algorithm.engine`, checked against the source's engine before tr
 """
 
 import math
+import time
 
 import numpy as np
 
+from pezo.host import int8
 from pezo.host.perturb import derive_seed
 
 __all__ = ["ALGOS", "ESTIMATORS", "Algorithm", "make_algorithm", "rank_weights",
@@ -99,6 +101,7 @@ class Algorithm:
     def __init__(self, cfg, model, source, loss):
         self.cfg, self.model, self.source, self.loss = cfg, model, source, loss
         self.forward_passes = 0
+        self.fwd_time = 0.0         # forward passes run outside ``loss`` (the integer ones)
 
     @staticmethod
     def engine(cfg) -> dict:
@@ -121,6 +124,10 @@ class Algorithm:
 
     def setup(self, data):
         """After the source holds theta0: masks, ranges."""
+
+    def evaluate(self, theta, X, y):
+        """(mean loss in nats, accuracy) of the model as this algorithm runs it."""
+        return self.model.evaluate(theta, X, y)
 
     def step(self, t, Xb, yb, eta, seeds) -> list:
         raise NotImplementedError
@@ -266,7 +273,93 @@ class ElasticZO(Algorithm):
         return seen
 
 
-ALGOS = {a.name: a for a in (MeZO, RankSGD, DeepZero, ElasticZO)}
+class ElasticZOInt8(ElasticZO):
+    """ElasticZO with integer arithmetic only (:mod:`pezo.host.int8`): 8-bit engine weights,
+    int8 inputs and activations, the ZO gradient from integer cross-entropy values and the last
+    layer's integer gradient, both turned into weight steps by stochastic right shifts."""
+
+    name = "elasticzo-int8"
+
+    def setup(self, data):
+        super().setup(data)
+        src, cfg = self.source, self.cfg
+        ecfg = getattr(src, "cfg", None)
+        if ecfg is None:
+            raise ValueError(f"Algorithm {self.name} keeps its weights as integers in an engine: "
+                             f"it needs an engine source (pezo, pezo-sim, board), not "
+                             f"{src.name!r}")
+        if ecfg.w_bits != 8:
+            raise ValueError(f"Algorithm {self.name} needs 8-bit engine weights (e.g. "
+                             f"weight_format Q1.7), not Q{ecfg.w_int}.{ecfg.w_frac}")
+        if self.model.activation != "relu":
+            raise ValueError(f"Algorithm {self.name} runs an integer ReLU network: it needs "
+                             f"activation 'relu', not {self.model.activation!r}")
+        self.wf, self.cf = ecfg.w_frac, ecfg.coef_frac
+        self._xq = {}
+
+    def _ints(self, theta):
+        return np.rint(np.asarray(theta) * 2.0 ** self.wf).astype(np.int64)
+
+    def _x(self, X):
+        key = (id(X), X.shape)
+        if key not in self._xq:
+            if len(self._xq) > 8:
+                self._xq.clear()
+            self._xq[key] = (X, int8.quantise_inputs(X))
+        return self._xq[key][1]
+
+    def _blocks(self, theta_int):
+        out, at = {}, 0
+        lead = theta_int.shape[:-1]
+        for name, shape in self.model.shapes:
+            size = math.prod(shape)
+            out[name] = theta_int[..., at:at + size].reshape(lead + shape)
+            at += size
+        return out
+
+    def evaluate(self, theta, X, y):
+        _, logits = int8.forward(self._blocks(self._ints(theta)), self._x(X), self.wf)
+        loss = int8.int_ce(logits, y, self.wf)[0]
+        return (float(loss.mean()) * math.log(2) / 2 ** int8.LOSS_FRAC,
+                float((logits.argmax(axis=-1) == np.asarray(y)).mean()))
+
+    def step(self, t, Xb, yb, eta, seeds):
+        cfg, source, model = self.cfg, self.source, self.model
+        B, q = len(yb), len(seeds)
+        rng = np.random.default_rng([cfg.seed, 11, t])
+        w = self._ints(source.params())
+        xq = self._x(Xb)
+        c0 = time.perf_counter()
+        h, logits = int8.forward(self._blocks(w), xq, self.wf)
+        L, e, S = int8.int_ce(logits, yb, self.wf)
+        grad = int8.head_grad_int(h, e, S, yb, model.n_out)
+        self.fwd_time += time.perf_counter() - c0
+        self.forward_passes += 1
+        # c = -eta g with g = (dL ln2 / 2^8 / B) / (2 mu): the register value -dL * 2^-k
+        k = round(-math.log2(eta * math.log(2) * 2.0 ** self.cf
+                             / (2 ** int8.LOSS_FRAC * B * 2 * source.mu * q)))
+        queries = []
+        for s in seeds:
+            qy = source.begin(s)
+            c0 = time.perf_counter()
+            pair = self._ints(source.perturb_pair(qy))
+            _, lg = int8.forward(self._blocks(pair), xq, self.wf)
+            Lp, Lm = int8.int_ce(lg, yb, self.wf)[0].sum(axis=-1)
+            self.fwd_time += time.perf_counter() - c0
+            queries.append((qy, int(Lp - Lm)))
+        self.forward_passes += 2 * q
+        for qy, dl in queries:
+            c = -int(int8.sround_shift(dl, k, rng))
+            if c:
+                source.update(qy, c / 2.0 ** self.cf)
+        # the last layer: W2, b2 -= grad * bp_lr / B in weight LSBs, a stochastic shift
+        kb = round(math.log2(B * 2.0 ** (int8.X_FRAC + 8 - self.wf) / cfg.bp_lr))
+        head = np.clip(w[self.head:model.n_params] - int8.sround_shift(grad, kb, rng), -128, 127)
+        source.write_block(self.head, head / 2.0 ** self.wf, seed=0)
+        return [float(L.mean()) * math.log(2) / 2 ** int8.LOSS_FRAC]
+
+
+ALGOS = {a.name: a for a in (MeZO, RankSGD, DeepZero, ElasticZO, ElasticZOInt8)}
 
 
 def make_algorithm(cfg, model, source, loss) -> Algorithm:

@@ -80,7 +80,7 @@ class TrainConfig:
     generators: int | None = None
     shared: bool | None = None
     state_bits: int = 32
-    weight_format: str = "Q4.12"
+    weight_format: str | None = None     # None: Q4.12 (Q1.7 for elasticzo-int8)
     coef_bits: int = 16
     coef_frac: int = 20
     rounding: str = "stochastic"
@@ -131,6 +131,8 @@ class TrainConfig:
             raise ValueError(f"A port applies to source 'board' only, not {c.source!r}")
         if c.board is not None and c.source != "board":
             raise ValueError(f"A board applies to source 'board' only, not {c.source!r}")
+        if c.weight_format is None:
+            c.weight_format = "Q1.7" if c.algo == "elasticzo-int8" else "Q4.12"
         d = DEFAULTS[(c.dataset, c.model)]
         for k in ("steps", "lr", "mu", "batch"):
             if getattr(c, k) is None:
@@ -162,8 +164,8 @@ class TrainConfig:
                 or c.mask_every < 1:
             raise ValueError(f"Mask re-draw interval (mask_every) must be an integer >= 1, "
                              f"not {c.mask_every!r}")
-        if c.algo == "elasticzo" and c.model != "mlp":
-            raise ValueError(f"Algorithm elasticzo trains the last layer by backpropagation and "
+        if c.algo in ("elasticzo", "elasticzo-int8") and c.model != "mlp":
+            raise ValueError(f"Algorithm {c.algo} trains the last layer by backpropagation and "
                              f"the others by ZO: it needs model 'mlp', not {c.model!r}")
         if c.eval_every is None:
             c.eval_every = max(1, c.steps // 50)
@@ -298,7 +300,6 @@ def _train(cfg, progress, src, log):
     mu = source.set_mu(cfg.mu)
     res = TrainResult(cfg.to_dict(), source.describe(), model.describe(), model.n_params,
                       getattr(getattr(source, "cfg", None), "depth", None), mu)
-    res.initial_test_acc = model.accuracy(source.params(), ds.X_test, ds.y_test)
     fwd = [0.0]
 
     def loss(theta, X, y):          # the training forward passes, timed
@@ -309,6 +310,7 @@ def _train(cfg, progress, src, log):
 
     algo = make_algorithm(cfg, model, source, loss)
     algo.setup(ds)
+    res.initial_test_acc = algo.evaluate(source.params(), ds.X_test, ds.y_test)[1]
     batches = _Batches(len(ds.y_train), cfg.batch, derive_seed(cfg.seed, 2))
     best = (math.inf, None, 0)
     bad = 0
@@ -330,19 +332,20 @@ def _train(cfg, progress, src, log):
             Xb, yb = (ds.X_train, ds.y_train) if idx is None else (ds.X_train[idx],
                                                                    ds.y_train[idx])
             at = (t % PREFETCH) * cfg.q
-            c0, f0 = clock(), fwd[0]
+            c0, f0 = clock(), fwd[0] + algo.fwd_time
             recent += algo.step(t, Xb, yb, eta, seeds[at:at + cfg.q])
             if cfg.weight_decay:
                 source.decay(1.0 - eta * cfg.weight_decay, derive_seed(cfg.seed, 4, t))
-            t_fwd += fwd[0] - f0
-            t_src += clock() - c0 - (fwd[0] - f0)
+            f1 = fwd[0] + algo.fwd_time - f0
+            t_fwd += f1
+            t_src += clock() - c0 - f1
             res.forward_passes = algo.forward_passes
             res.steps_run = t + 1
             last = t + 1 == cfg.steps
             if (t + 1) % cfg.eval_every == 0 or last:
                 theta = source.params()
-                tr_loss, tr_acc = model.evaluate(theta, ds.X_train, ds.y_train)
-                va_loss, va_acc = model.evaluate(theta, ds.X_val, ds.y_val)
+                tr_loss, tr_acc = algo.evaluate(theta, ds.X_train, ds.y_train)
+                va_loss, va_acc = algo.evaluate(theta, ds.X_val, ds.y_val)
                 res.eval_passes += 2
                 point = {"step": t + 1, "batch_loss": float(np.mean(recent)),
                          "train_loss": tr_loss, "train_acc": tr_acc, "val_loss": va_loss,
@@ -365,9 +368,9 @@ def _train(cfg, progress, src, log):
             source.set_params(best[1])
         res.best_step = best[2] if cfg.restore_best and best[1] is not None else res.steps_run
         theta = source.params()
-        res.train_loss, res.train_acc = model.evaluate(theta, ds.X_train, ds.y_train)
-        res.val_loss, res.val_acc = model.evaluate(theta, ds.X_val, ds.y_val)
-        res.test_loss, res.test_acc = model.evaluate(theta, ds.X_test, ds.y_test)
+        res.train_loss, res.train_acc = algo.evaluate(theta, ds.X_train, ds.y_train)
+        res.val_loss, res.val_acc = algo.evaluate(theta, ds.X_val, ds.y_val)
+        res.test_loss, res.test_acc = algo.evaluate(theta, ds.X_test, ds.y_test)
         res.stats = {k: (float(v) if isinstance(v, float) else int(v))
                      for k, v in source.stats.items()}
     finally:

@@ -52,7 +52,8 @@ def register(subparsers):
                         "auto: one per lane, the hardware's default)")
     t.add_argument("--state-bits", type=positive_int, default=32,
                    help="LFSR state bits k (default 32)")
-    t.add_argument("--weight-format", default="Q4.12", help="engine weight format (default Q4.12)")
+    t.add_argument("--weight-format", default=None, help="engine weight format (default Q4.12; "
+                   "Q1.7 for elasticzo-int8)")
     t.add_argument("--rounding", default="stochastic", choices=ROUNDINGS,
                    help="update-pass rounding of c*z (default stochastic)")
     t.add_argument("--steps", type=positive_int, default=None, help="ZO steps (default: per "
