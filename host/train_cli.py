@@ -8,6 +8,7 @@ from pezo.host.curves import plot_curves, write_log
 from pezo.host.data import DATASETS
 from pezo.host.models import ACTIVATIONS, MODELS
 from pezo.host.perturb import REUSES, ROUNDINGS, SOURCES, STEPS
+from pezo.host.algorithms import ALGOS, ESTIMATORS
 from pezo.host.train import SCHEDULES, TrainConfig, TrainResult, train
 
 __all__ = ["register", "config_from_args", "summary", "cmd_train"]
@@ -15,9 +16,25 @@ __all__ = ["register", "config_from_args", "summary", "cmd_train"]
 
 def register(subparsers):
     """Add the ``train`` command to an argparse sub-parser set (``pezo train``)."""
-    t = subparsers.add_parser("train", help="ZO-SGD (MeZO form) on a real data set through a "
-                              "perturbation source: float Gaussian/uniform, the golden engine "
-                              "(pezo) or the simulated hardware (pezo-sim)")
+    t = subparsers.add_parser("train", help="ZO training (MeZO, ZO-RankSGD, DeepZero, ElasticZO, "
+                              "ElasticZO-INT8) on a real data set through a perturbation source: "
+                              "float Gaussian/uniform, the golden engine (pezo), the simulated "
+                              "hardware (pezo-sim) or a board")
+    t.add_argument("--algo", default="mezo", choices=tuple(ALGOS),
+                   help="ZO method (default mezo; docs/algorithms.md)")
+    t.add_argument("--top-k", type=int, default=0,
+                   help="ranksgd: points the ranking oracle orders (default 0: all 2q)")
+    t.add_argument("--rank-noise", type=float, default=0.0,
+                   help="ranksgd: std of Gaussian noise on the losses the oracle ranks")
+    t.add_argument("--sparsity", type=float, default=0.0,
+                   help="deepzero: fraction of the weight tensors left out (ZO-GraSP ratios)")
+    t.add_argument("--estimator", default="cge", choices=ESTIMATORS,
+                   help="deepzero: cge (coordinate-wise, COORD) or rge (MeZO with the MASK "
+                        "bitmap)")
+    t.add_argument("--mask-every", type=positive_int, default=None,
+                   help="deepzero: steps between mask re-draws (default steps/10)")
+    t.add_argument("--bp-lr", type=float, default=0.05,
+                   help="elasticzo: learning rate of the backpropagated last layer")
     t.add_argument("--dataset", default="digits", choices=DATASETS, help="data set (default "
                    "digits; breast_cancer, wine)")
     t.add_argument("--model", default="logreg", choices=MODELS,
@@ -90,12 +107,15 @@ def config_from_args(args) -> TrainConfig:
                        rounding=args.rounding, steps=args.steps, seed=args.seed, lr=args.lr,
                        mu=args.mu, q=args.q, batch=args.batch, weight_decay=args.weight_decay,
                        schedule=args.schedule, patience=args.patience,
-                       eval_every=args.eval_every, port=args.port, board=args.board)
+                       eval_every=args.eval_every, port=args.port, board=args.board,
+                       algo=args.algo, top_k=args.top_k, rank_noise=args.rank_noise,
+                       sparsity=args.sparsity, estimator=args.estimator,
+                       mask_every=args.mask_every, bp_lr=args.bp_lr)
 
 
 def summary(res: TrainResult) -> str:
     c = res.config
-    lines = [f"{res.source} on {c['dataset']} / {res.model} ({res.n_params} parameters"
+    lines = [f"{c['algo']}: {res.source} on {c['dataset']} / {res.model} ({res.n_params} parameters"
              + (f", engine depth {res.depth}" if res.depth else "") + ")",
              f"  steps {res.steps_run}" + (" (early stop)" if res.stopped_early else "")
              + f", best validation step {res.best_step}, mu {res.mu:.6g}, lr {c['lr']:g}, "
