@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: setup test test-fast regress fuzz formal bench generate synth program report compare calibrate parity quality clean help
+.PHONY: setup test test-fast regress fuzz formal bench generate synth program report compare calibrate parity algorithms quality clean help
 
 help:
 	@echo "make setup    - create .venv, install pinned dependencies, warm tool caches, Icarus via apt"
@@ -22,6 +22,7 @@ help:
 	@echo "make report   - aggregate build/**/report.json into build/report (CSV, Markdown, PNG)"
 	@echo "make compare  - the paper's comparison (Gaussian baselines vs PeZO) into docs/"
 	@echo "make parity   - training quality: gaussian vs uniform vs pezo into docs/ (QUICK=1: reduced)"
+	@echo "make algorithms - ZO-RankSGD, DeepZero, ElasticZO(-INT8) on every source into docs/algorithms.md"
 	@echo "make calibrate - fit and validate the iCE40 power model into docs/power_calibration.md"
 	@echo "make quality  - the stream contract of every mode over 2048 seeds into docs/quality.md"
 	@echo "                (and dieharder -a on each mode where Debian's dieharder is installed)"
@@ -79,6 +80,9 @@ calibrate:
 QUICK ?=
 parity:
 	$(PY) -m pezo parity $(if $(QUICK),--quick,--seeds 200 --no-pool) --out docs
+
+algorithms:
+	$(PY) -m pezo algorithms $(if $(QUICK),--quick) --out docs
 
 # dieharder runs only where it is installed (Debian: apt-get install dieharder); it is slow.
 DIEHARDER := $(shell command -v dieharder 2>/dev/null)

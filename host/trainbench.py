@@ -15,6 +15,16 @@ __all__ = ["bench_training", "format_training_rows"]
 
 BENCH_PAIRS = PAIRS          # every (data set, model) at the bench's batch size
 BENCH_BATCH = 64
+#: (label, train() settings, steps) of the ZO methods' speed rows
+ALGO_BENCH = [
+    ("mezo q=1", dict(algo="mezo"), 1000),
+    ("ranksgd q=4", dict(algo="ranksgd", q=4), 500),
+    ("deepzero cge sparsity 0.9", dict(algo="deepzero", estimator="cge", sparsity=0.9), 20),
+    ("deepzero rge sparsity 0.9 (MASK)", dict(algo="deepzero", estimator="rge", sparsity=0.9),
+     1000),
+    ("elasticzo (RANGE + last layer by BP)", dict(algo="elasticzo"), 1000),
+    ("elasticzo-int8 (Q1.7)", dict(algo="elasticzo-int8", activation="relu"), 1000),
+]
 
 
 def _train_timing(runs, **kw):
@@ -48,6 +58,8 @@ def bench_training(quick=False):
     * digits / logreg with the other reuse strategies, the float Gaussian source, the golden
       engine one command per pass (batched front end, and the plain model) and the hardware in
       the Amaranth simulator;
+    * the ZO methods (:data:`ALGO_BENCH`) on digits / mlp, golden engine and Amaranth-simulated
+      hardware;
     * the NumPy forward pass alone (L+ and L-, batch 64, one BLAS thread).
 
     Returns rows in the format of :mod:`pezo.bench` (what, config, count, seconds, rate, unit)
@@ -79,6 +91,15 @@ def bench_training(quick=False):
         r = _train_timing(n_runs, dataset=ds, model=model, steps=n_steps, batch=BENCH_BATCH,
                           **kw)
         rows.append(dict(r, what=what, config=f"{ds}/{model} batch {BENCH_BATCH}, {label}"))
+    # the ZO methods of pezo.host.algorithms on digits / mlp (relu for the INT8 one): golden
+    # engine (fused) and the hardware in the Amaranth simulator, steps per second
+    for label, kw, n_steps in ALGO_BENCH:
+        for source, n_runs, k in (("pezo", runs, n_steps), ("pezo-sim", 1, 2)):
+            r = _train_timing(n_runs, dataset="digits", model="mlp", batch=BENCH_BATCH,
+                              source=source, steps=max(2, k // (10 if quick else 1)), **kw)
+            where = "golden engine" if source == "pezo" else "hardware in Amaranth sim"
+            rows.append(dict(r, what=f"algorithm step, {where}",
+                             config=f"digits/mlp batch {BENCH_BATCH}, {label}"))
     d = load_dataset(ds)
     rng = np.random.default_rng(0)
     n = 200 if quick else 2000

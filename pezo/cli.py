@@ -43,8 +43,8 @@ def _add_config_args(p):
                    help="generator configuration (TOML or JSON; a [generator] table or flat keys)")
     p.add_argument("--set", "-s", metavar="KEY=VALUE", action="append", default=[],
                    help="override one parameter, e.g. --set lanes=8 --set reuse=pregen; engine "
-                        "keys (depth, w_int, w_frac, coef_bits, coef_frac, stochastic) go to the "
-                        "[engine] table, the rest to [generator] (repeatable)")
+                        "keys (depth, w_int, w_frac, coef_bits, coef_frac, stochastic, coord, "
+                        "mask) go to the [engine] table, the rest to [generator] (repeatable)")
 
 
 def _config(args):
@@ -411,7 +411,10 @@ def make_parser():
 _STUDIES = {"parity": ("pezo.host.parity_cli", "training-quality parity study: gaussian vs uniform "
                        "vs pezo (make parity)"),
             "ablation": ("pezo.host.ablation", "one-factor experiments on digits: why a source "
-                         "trails gaussian")}
+                         "trails gaussian"),
+            "algorithms": ("pezo.host.algo_study", "the ZO methods' measurements: ZO-RankSGD, "
+                           "DeepZero, ElasticZO, ElasticZO-INT8 on every source (make "
+                           "algorithms)")}
 
 
 def main(argv=None):

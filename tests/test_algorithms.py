@@ -354,3 +354,52 @@ def test_client_coord_range_mask_arguments():
     untouched = [0, 1, 2, 3, 6, 12, 13, 14, 15]
     assert (got[untouched] == want[untouched]).all()
     assert (got[[4, 5, 7, 8]] != want[[4, 5, 7, 8]]).any()
+
+
+# The study (make algorithms) ----------------------------------------------------------------------
+
+def test_synthetic_runs_descend_and_rank_noise_hurts():
+    from pezo.host.algo_study import objective, run_synthetic
+    f, x0 = objective("quadratic")
+    assert f(x0)[0] > 0
+    assert run_synthetic("quadratic", "value", "gaussian", 0, 200, lr=1e-2) < 0.3
+    clean = run_synthetic("quadratic", "rank", "pezo", 0, 200, lr=1e-2)
+    noisy = run_synthetic("quadratic", "rank", "pezo", 0, 200, lr=1e-2, noise=0.05)
+    assert clean < 0.3 and noisy > clean
+    f, x0 = objective("rosenbrock")
+    assert f(np.ones((1, 100)))[0] == 0 and f(x0)[0] == 99
+    with pytest.raises(ValueError, match="Objective must be one of quadratic, rosenbrock"):
+        objective("sphere")
+
+
+def test_memory_model_counts_what_it_says():
+    from pezo.host.algo_study import memory_bytes
+    model = make_model("mlp", 10, 3, hidden=8)         # 10*8 + 8 + 8*3 + 3 = 115 parameters
+    assert memory_bytes(model, 4, "mezo") == 115 * 4 + 4 * 10 * 4
+    assert memory_bytes(model, 4, "elasticzo") == 115 * 4 + 4 * 10 * 4 + 4 * (8 + 3) * 4 + 27 * 4
+    assert memory_bytes(model, 4, "elasticzo", 1, 1) == (115 + 4 * 10 + 4 * 11 + 27 * 4
+                                                         + 4 * 10 * 4)
+
+
+def test_backpropagation_reference_trains():
+    from pezo.host.algo_study import bp_train
+    assert bp_train("wine", "mlp", 300, 0.05, 32, 0) > 0.9
+
+
+def test_tables_fill_the_marked_section_and_keep_the_page(tmp_path):
+    from pezo.host.algo_study import write_tables
+    page = tmp_path / "algorithms.md"
+    page.write_text("# Title\n\nintro\n\n<!-- results -->\nold\n<!-- /results -->\n\nafter\n")
+    runs = {}
+    for s in range(3):
+        for name, src, v in (("ZO-SGD (values)", "gaussian", 0.5 + s / 100),
+                             ("RankSGD full", "pezo", 0.6 + s / 50)):
+            for obj in ("quadratic", "rosenbrock"):
+                runs.setdefault(f"rank-synth|{obj}|{name}|{src}", {})[str(s)] = {"value": v}
+    write_tables({"seeds": 3, "quick": True, "runs": runs}, page)
+    text = page.read_text()
+    assert text.startswith("# Title\n\nintro\n") and text.endswith("\nafter\n")
+    assert "old" not in text
+    # RankSGD - ZO-SGD per seed: 0.1 + s/100: mean 0.11, a t-interval around it
+    assert "| RankSGD full | engine | 0.62 +- 0.016 | +0.11 [+0.085, +0.13] |" in text
+    assert (tmp_path / "algorithms.json").exists()
