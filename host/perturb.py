@@ -144,7 +144,8 @@ class PerturbSource:
         self.stats = collections.Counter()
 
     def reset(self, theta0, run_seed=0):
-        """Load the initial weights (and, for pregen, fill the pool from the run seed)."""
+        """Load the initial weights (and, for pregen, fill the pool from the run seed); every
+        weight is active again (no mask)."""
         raise NotImplementedError
 
     def set_mu(self, mu: float) -> float:
@@ -282,6 +283,7 @@ class FloatSource(PerturbSource):
 
     def reset(self, theta0, run_seed=0):
         self.theta = np.array(theta0, dtype=np.float64)[:self.n_params].copy()
+        self.set_active(None)
 
     def set_mu(self, mu):
         if not mu > 0:
@@ -416,6 +418,7 @@ class EngineSource(PerturbSource):
 
     def reset(self, theta0, run_seed=0):
         self.set_params(theta0)
+        self.set_active(None)           # a mask left by an earlier run
         self.eng.set_rounding(self.rounding)
         self._next_offset = None
         if self.reuse == "pregen":

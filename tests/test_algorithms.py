@@ -403,3 +403,20 @@ def test_tables_fill_the_marked_section_and_keep_the_page(tmp_path):
     # RankSGD - ZO-SGD per seed: 0.1 + s/100: mean 0.11, a t-interval around it
     assert "| RankSGD full | engine | 0.62 +- 0.016 | +0.11 [+0.085, +0.13] |" in text
     assert (tmp_path / "algorithms.json").exists()
+
+
+@pytest.mark.parametrize("source", ["gaussian", "pezo"])
+def test_reset_clears_a_mask_left_by_an_earlier_run(source):
+    from pezo.host.perturb import make_source
+    n = 275
+    src = make_source(source, n, mask="bitmap")
+    active = np.zeros(n, dtype=bool)
+    active[::3] = True
+    src.reset(np.zeros(n))
+    src.set_mu(5e-3)
+    src.set_active(active)
+    tp, tm = src.perturb_pair(src.begin(5))
+    assert ((tp != tm) == active).mean() > 0.99
+    src.reset(np.zeros(n))
+    tp, tm = src.perturb_pair(src.begin(5))
+    assert (tp != tm).mean() > 0.99

@@ -51,6 +51,30 @@ def test_mezo_training_through_the_board_on_a_pty_is_bit_identical(steps):
         gold.close()
 
 
+def test_zo_methods_through_the_board_on_a_pty_are_bit_identical():
+    """The engine commands of the ZO methods (COORD, MASK, RANGE; issue #15) through the
+    Verilator-built board over a pty: DeepZero CGE and masked RGE and ElasticZO, a few steps
+    each on one board, every weight equal to the golden engine's after each run."""
+    opts = dict(lanes=4, coord=True, mask="bitmap")
+    board = make_source("board", 275, port="sim", **opts)
+    gold = make_source("pezo", 275, engine="golden", **opts)
+    try:
+        for kw in (dict(algo="deepzero", estimator="cge", sparsity=0.9, steps=2),
+                   dict(algo="deepzero", estimator="rge", sparsity=0.5, steps=4, mask_every=2),
+                   dict(algo="elasticzo", steps=4)):
+            cfg = TrainConfig(dataset="wine", model="mlp", source="board", port="sim",
+                              eval_every=2, **kw)
+            r_board = train(cfg, src=board)
+            r_gold = train(cfg.__class__(**{**cfg.__dict__, "source": "pezo", "port": None,
+                                            "engine": "golden"}), src=gold)
+            assert (board.eng.read_weights(raw=True) == gold.eng.read_weights(raw=True)).all()
+            assert r_board.test_loss == r_gold.test_loss and r_board.stats == r_gold.stats
+        assert board.eng.transport.stats["retries"] == 0
+    finally:
+        board.close()
+        gold.close()
+
+
 class FlakyPort:
     """A pyserial port that loses the reply to the n-th frame written (read and discarded
     before the transport sees it) or flips a bit of the n-th frame on its way to the board."""
