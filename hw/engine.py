@@ -71,8 +71,8 @@ class PerturbEngine(wiring.Component):
     write back; the z values come from the generator, so a pass stalls only while the generator
     has no beat (pool fill, 2-3 cycles after a SEED or OFFSET).
 
-    Options: ``config.coord`` builds COORD (a read-modify-write of one weight: read, add,
-    saturate and write, 3 cycles after EXEC); ``config.mask`` builds RANGE (two word registers
+    Options: ``config.coord`` builds COORD (a read-modify-write of one weight: read, select
+    the lane, add, saturate and write, 4 cycles after EXEC); ``config.mask`` builds RANGE (two word registers
     compared with the pass's word counter as z is issued) and, for ``"bitmap"``, MASK (a d-bit
     memory, one bit per weight, read beside the weights; a 0 zeroes that lane's z at the MAC
     input). Without them those commands are answered ``Err.UNSUPPORTED``.
@@ -174,8 +174,8 @@ class PerturbEngine(wiring.Component):
             m.d.comb += [st_out.filling.eq(gen.filling), st_out.offset.eq(gen.offset)]
 
         st, goto = one_hot_states(m, ("IDLE", "CHECK", "DECODE", "EXEC", "SETTLE", "FILL", "PASS",
-                                      "DRAIN", "WRITE", "READ", "COORD_RD", "COORD_ADD",
-                                      "COORD_WR"), init="FILL")
+                                      "DRAIN", "WRITE", "READ", "COORD_RD", "COORD_SEL",
+                                      "COORD_ADD", "COORD_WR"), init="FILL")
 
         # MAC wiring: coefficient and operation are registers, constant during a pass.
         m.d.comb += [mac.op.eq(mac_op), mac.stochastic.eq(stochastic),
@@ -490,21 +490,27 @@ class PerturbEngine(wiring.Component):
                     goto("READ", "IDLE")
 
         if cfg.coord:
-            # COORD: read the word, add delta to its lane (registered), saturate and write back.
+            # COORD: read the word; register it and its lane's weight; add delta (registered);
+            # saturate and write back. One step per cycle (timing: the memory's output, the
+            # lane multiplexer and the adder's carry chain each end in a register).
             b = cfg.w_bits
             c_word = Signal(row)
+            c_sel = Signal(signed(b))
             c_sum = Signal(signed(b + 1))
             c_lane = arg[24:32]
             lo_w, hi_w = -(1 << (b - 1)), (1 << (b - 1)) - 1
             with m.If(st["COORD_RD"]):
                 m.d.comb += [rd.addr.eq(arg[:nb]), rd.en.eq(1)]
-                goto("COORD_RD", "COORD_ADD")
+                goto("COORD_RD", "COORD_SEL")
+            with m.If(st["COORD_SEL"]):
+                m.d.sync += [c_word.eq(rd.data), c_sel.eq(rd.data[c_lane])]
+                goto("COORD_SEL", "COORD_ADD")
             with m.If(st["COORD_ADD"]):
-                m.d.sync += [c_word.eq(rd.data),
-                             c_sum.eq(rd.data[c_lane] + arg[32:32 + b].as_signed())]
+                m.d.sync += c_sum.eq(c_sel + arg[32:32 + b].as_signed())
                 goto("COORD_ADD", "COORD_WR")
             with m.If(st["COORD_WR"]):
-                over, under = c_sum > hi_w, c_sum < lo_w
+                # out of range iff the two top bits of the (b+1)-bit sum differ
+                over, under = ~c_sum[b] & c_sum[b - 1], c_sum[b] & ~c_sum[b - 1]
                 c_new = Mux(over, hi_w, Mux(under, lo_w, c_sum[:b]))
                 m.d.comb += [wr.en.eq(1), wr.addr.eq(arg[:nb])]
                 m.d.comb += [wr.data[l].eq(Mux(c_lane == l, c_new, c_word[l]))
