@@ -72,7 +72,7 @@ class PerturbEngine(wiring.Component):
     has no beat (pool fill, 2-3 cycles after a SEED or OFFSET).
 
     Options: ``config.coord`` builds COORD (a read-modify-write of one weight: read, select
-    the lane, add, saturate and write, 4 cycles after EXEC); ``config.mask`` builds RANGE (two word registers
+    the lane, add, saturate and write, 5 cycles after EXEC); ``config.mask`` builds RANGE (two word registers
     compared with the pass's word counter as z is issued) and, for ``"bitmap"``, MASK (a d-bit
     memory, one bit per weight, read beside the weights; a 0 zeroes that lane's z at the MAC
     input). Without them those commands are answered ``Err.UNSUPPORTED``.
@@ -175,7 +175,7 @@ class PerturbEngine(wiring.Component):
 
         st, goto = one_hot_states(m, ("IDLE", "CHECK", "DECODE", "EXEC", "SETTLE", "FILL", "PASS",
                                       "DRAIN", "WRITE", "READ", "COORD_RD", "COORD_SEL",
-                                      "COORD_ADD", "COORD_WR"), init="FILL")
+                                      "COORD_ADD", "COORD_SAT", "COORD_WR"), init="FILL")
 
         # MAC wiring: coefficient and operation are registers, constant during a pass.
         m.d.comb += [mac.op.eq(mac_op), mac.stochastic.eq(stochastic),
@@ -490,11 +490,13 @@ class PerturbEngine(wiring.Component):
                     goto("READ", "IDLE")
 
         if cfg.coord:
-            # COORD: read the word; register it and its lane's weight; add delta (registered);
-            # saturate and write back. One step per cycle (timing: the memory's output, the
-            # lane multiplexer and the adder's carry chain each end in a register).
+            # COORD: read the word; register it and its lane's weight; add delta; saturate into
+            # the word; write it back. One step per cycle (timing: the memory's output, the lane
+            # multiplexer, the carry chain and the saturation each end in a register, so the
+            # memory's write data comes from registers).
             b = cfg.w_bits
             c_word = Signal(row)
+            c_out = Signal(row)
             c_sel = Signal(signed(b))
             c_sum = Signal(signed(b + 1))
             c_lane = arg[24:32]
@@ -507,16 +509,18 @@ class PerturbEngine(wiring.Component):
                 goto("COORD_SEL", "COORD_ADD")
             with m.If(st["COORD_ADD"]):
                 m.d.sync += c_sum.eq(c_sel + arg[32:32 + b].as_signed())
-                goto("COORD_ADD", "COORD_WR")
-            with m.If(st["COORD_WR"]):
+                goto("COORD_ADD", "COORD_SAT")
+            with m.If(st["COORD_SAT"]):
                 # out of range iff the two top bits of the (b+1)-bit sum differ
                 over, under = ~c_sum[b] & c_sum[b - 1], c_sum[b] & ~c_sum[b - 1]
                 c_new = Mux(over, hi_w, Mux(under, lo_w, c_sum[:b]))
-                m.d.comb += [wr.en.eq(1), wr.addr.eq(arg[:nb])]
-                m.d.comb += [wr.data[l].eq(Mux(c_lane == l, c_new, c_word[l]))
+                m.d.sync += [c_out[l].eq(Mux(c_lane == l, c_new, c_word[l]))
                              for l in range(cfg.lanes)]
                 with m.If(over | under):
                     m.d.sync += coord_sat.eq(1)
+                goto("COORD_SAT", "COORD_WR")
+            with m.If(st["COORD_WR"]):
+                m.d.comb += [wr.en.eq(1), wr.addr.eq(arg[:nb]), wr.data.eq(c_out)]
                 goto("COORD_WR", "IDLE")
             with m.If(clear_p):
                 m.d.sync += coord_sat.eq(0)
