@@ -314,18 +314,13 @@ class PerturbEngine(wiring.Component):
         m.d.comb += [self.rdata.valid.eq(rvalid), self.rdata.payload.eq(rd.data)]
 
         m.d.comb += [mac.i.valid.eq(va), mac.i.payload.w.eq(rd.data)]
-        # The perturbation mask: a word outside the range is issued with z = 0; the bitmap,
-        # read beside the weights, zeroes single lanes at the MAC input. The range is a flag
-        # (timing: no magnitude comparator on the issue path) that rises after the word
-        # first - 1 and falls after end - 1, equalities with registers set by RANGE (first - 1
-        # wraps to all ones for first = 0, a value the counter never has while issuing).
-        rng_lo_m1 = Signal(len(counter), init=(1 << len(counter)) - 1)
-        rng_end_m1 = Signal(len(counter), init=words - 1)
-        rng_lo_zero = Signal(init=1)
-        in_rng = Signal()
+        # The perturbation mask: a word outside [rng_lo, rng_hi) is issued with z = 0; the
+        # bitmap, read beside the weights, zeroes single lanes at the MAC input.
+        rng_lo = Signal(range(words + 1))
+        rng_hi = Signal(range(words + 1), init=words)
         z_issue = gen.o.payload
         if cfg.mask != "none":
-            z_issue = Mux(in_rng, gen.o.payload, 0)
+            z_issue = Mux((counter >= rng_lo) & (counter < rng_hi), gen.o.payload, 0)
         if cfg.mask == "bitmap":
             m.submodules.bitmap = bmem = memory.Memory(shape=cfg.lanes, depth=words,
                                                        init=[(1 << cfg.lanes) - 1] * words)
@@ -433,10 +428,7 @@ class PerturbEngine(wiring.Component):
                 m.d.sync += stochastic.eq(arg[0])
             if cfg.mask != "none":
                 with m.If(ok & is_op[Op.RANGE]):
-                    m.d.sync += [rng_lo_m1.eq(arg[:nb] - 1), rng_end_m1.eq(arg[32:32 + nb] - 1),
-                                 rng_lo_zero.eq(arg[:nb] == 0)]
-                with m.If(ok & (is_op[Op.PERTURB] | is_op[Op.UPDATE])):
-                    m.d.sync += in_rng.eq(rng_lo_zero)
+                    m.d.sync += [rng_lo.eq(arg[:nb]), rng_hi.eq(arg[32:32 + nb])]
             if cfg.mask == "bitmap":
                 with m.If(ok & is_op[Op.MASK]):
                     m.d.comb += [bwr.en.eq(1), bwr.addr.eq(arg[:nb]),
@@ -461,9 +453,6 @@ class PerturbEngine(wiring.Component):
         with m.If(st["PASS"]):
             m.d.comb += [rd.addr.eq(counter), rd.en.eq(1)]
             with m.If(issue):
-                if cfg.mask != "none":
-                    m.d.sync += in_rng.eq(Mux(counter == rng_end_m1, 0,
-                                              Mux(counter == rng_lo_m1, 1, in_rng)))
                 m.d.sync += [va.eq(1), za.eq(z_issue), addr_a.eq(counter),
                              counter.eq(counter + 1), more.eq(counter != words - 1),
                              more_r.eq(use_r & (counter != words - 1))]
