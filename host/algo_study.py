@@ -206,9 +206,11 @@ def _jobs(quick, seeds):
         base = dict(dataset=ds, model="mlp", steps=steps, activation="relu")
         for name, kw in (("vanilla ZO", dict(algo="mezo")),
                          ("ElasticZO", dict(algo="elasticzo")),
-                         ("ElasticZO-INT8", dict(algo="elasticzo-int8"))):
+                         ("ElasticZO-INT8", dict(algo="elasticzo-int8")),
+                         ("ElasticZO-INT8, nearest rounding", dict(
+                             algo="elasticzo-int8", rounding="nearest", coef_rounding="nearest"))):
             for src in SOURCES:
-                if name == "ElasticZO-INT8" and src != "pezo":
+                if name.startswith("ElasticZO-INT8") and src != "pezo":
                     continue            # integer weights live in the engine
                 for s in S:
                     jobs.append((("elastic", ds, name, src, s), ("train", dict(
