@@ -207,8 +207,8 @@ def _jobs(quick, seeds):
         for name, kw in (("vanilla ZO", dict(algo="mezo")),
                          ("ElasticZO", dict(algo="elasticzo")),
                          ("ElasticZO-INT8", dict(algo="elasticzo-int8")),
-                         ("ElasticZO-INT8, nearest rounding", dict(
-                             algo="elasticzo-int8", rounding="nearest", coef_rounding="nearest"))):
+                         ("ElasticZO-INT8, stochastic rounding", dict(
+                             algo="elasticzo-int8", rounding="stochastic"))):
             for src in SOURCES:
                 if name.startswith("ElasticZO-INT8") and src != "pezo":
                     continue            # integer weights live in the engine

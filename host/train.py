@@ -83,7 +83,7 @@ class TrainConfig:
     weight_format: str | None = None     # None: Q4.12 (Q1.7 for elasticzo-int8)
     coef_bits: int = 16
     coef_frac: int = 20
-    rounding: str = "stochastic"
+    rounding: str | None = None     # None: stochastic (nearest for elasticzo-int8)
     coef_rounding: str = "stochastic"
     engine: str | None = None
     port: str | None = None         # source "board": serial device, pyserial URL or "sim"
@@ -116,6 +116,10 @@ class TrainConfig:
                              "generator configuration)")
         if c.step in RETIRED_STEPS:
             raise ValueError(f"Step mode {c.step!r} was removed: {RETIRED_STEPS[c.step]}")
+        if c.weight_format is None:
+            c.weight_format = "Q1.7" if c.algo == "elasticzo-int8" else "Q4.12"
+        if c.rounding is None:          # measured: docs/algorithms.md, ElasticZO-INT8 rows
+            c.rounding = "nearest" if c.algo == "elasticzo-int8" else "stochastic"
         for name, value, choices in (("Dataset", c.dataset, DATASETS), ("Model", c.model, MODELS),
                                      ("Source", c.source, SOURCES), ("Reuse strategy", c.reuse,
                                                                      REUSES),
@@ -131,8 +135,6 @@ class TrainConfig:
             raise ValueError(f"A port applies to source 'board' only, not {c.source!r}")
         if c.board is not None and c.source != "board":
             raise ValueError(f"A board applies to source 'board' only, not {c.source!r}")
-        if c.weight_format is None:
-            c.weight_format = "Q1.7" if c.algo == "elasticzo-int8" else "Q4.12"
         d = DEFAULTS[(c.dataset, c.model)]
         for k in ("steps", "lr", "mu", "batch"):
             if getattr(c, k) is None:

@@ -71,8 +71,9 @@ def register(subparsers):
                    help="LFSR state bits k (default 32)")
     t.add_argument("--weight-format", default=None, help="engine weight format (default Q4.12; "
                    "Q1.7 for elasticzo-int8)")
-    t.add_argument("--rounding", default="stochastic", choices=ROUNDINGS,
-                   help="update-pass rounding of c*z (default stochastic)")
+    t.add_argument("--rounding", default=None, choices=ROUNDINGS,
+                   help="update-pass rounding of c*z (default stochastic; nearest for "
+                        "elasticzo-int8)")
     t.add_argument("--steps", type=positive_int, default=None, help="ZO steps (default: per "
                    "data set)")
     t.add_argument("--seed", type=lambda x: int(x, 0), default=0, help="run seed (default 0)")

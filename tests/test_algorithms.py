@@ -279,7 +279,7 @@ def test_every_algorithm_is_bit_identical_on_the_hardware(run):
         from pezo.host.algorithms import ALGOS as A
         src = make_source("pezo-sim" if engine == "amaranth" else "pezo", 275, engine=(
             None if engine == "amaranth" else "golden"), weight_format=c.weight_format,
-            **A[c.algo].engine(c))
+            rounding=c.rounding, **A[c.algo].engine(c))
         r = train(c, src=src)
         outs.append((src.eng.read_weights(raw=True), r.stats))
         src.close()
