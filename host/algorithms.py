@@ -282,7 +282,7 @@ class ElasticZOInt8(ElasticZO):
 
     def setup(self, data):
         super().setup(data)
-        src, cfg = self.source, self.cfg
+        src = self.source
         ecfg = getattr(src, "cfg", None)
         if ecfg is None:
             raise ValueError(f"Algorithm {self.name} keeps its weights as integers in an engine: "
