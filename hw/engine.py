@@ -73,8 +73,7 @@ class PerturbEngine(wiring.Component):
 
     Options: ``config.coord`` builds COORD (a read-modify-write of one weight: read, select
     the lane, add, saturate and write, 5 cycles after EXEC); ``config.mask`` builds RANGE (two word registers
-    compared with the pass's word counter as a word is issued; outside the range the word enters
-    the MAC with coefficient 0) and, for ``"bitmap"``, MASK (a d-bit
+    compared with the pass's word counter as z is issued) and, for ``"bitmap"``, MASK (a d-bit
     memory, one bit per weight, read beside the weights; a 0 zeroes that lane's z at the MAC
     input). Without them those commands are answered ``Err.UNSUPPORTED``.
 
@@ -167,7 +166,6 @@ class PerturbEngine(wiring.Component):
         error_code = Signal(2)
         last_pass = Signal(2)
         coord_sat = Signal()    # sticky: a COORD saturated (cleared with the MAC's record)
-        in_rng = Signal()       # RANGE: the word at the MAC input is in the range (set at issue)
         st_out = self.status
         m.d.comb += [st_out.error.eq(error), st_out.error_code.eq(error_code),
                      st_out.last_pass.eq(last_pass),
@@ -180,9 +178,8 @@ class PerturbEngine(wiring.Component):
                                       "COORD_ADD", "COORD_SAT", "COORD_WR"), init="FILL")
 
         # MAC wiring: coefficient and operation are registers, constant during a pass.
-        coef = Mux(mac_op == MacOp.UPDATE, coef_c, mu)
         m.d.comb += [mac.op.eq(mac_op), mac.stochastic.eq(stochastic),
-                     mac.coef.eq(Mux(in_rng, coef, 0) if cfg.mask != "none" else coef),
+                     mac.coef.eq(Mux(mac_op == MacOp.UPDATE, coef_c, mu)),
                      mac.o.ready.eq(1)]
 
         # Argument checks, in two steps for timing. On acceptance the argument is registered with
@@ -317,13 +314,13 @@ class PerturbEngine(wiring.Component):
         m.d.comb += [self.rdata.valid.eq(rvalid), self.rdata.payload.eq(rd.data)]
 
         m.d.comb += [mac.i.valid.eq(va), mac.i.payload.w.eq(rd.data)]
-        # The perturbation mask. A word outside [rng_lo, rng_hi) enters the MAC with coefficient
-        # 0 (the MAC multiplies coef by z as the beat enters; 0 * z = 0 * 0, so this is z = 0 of
-        # the golden model; the range flag travels with the word, one register, instead of a
-        # multiplexer on all m z values). The bitmap, read beside the weights, zeroes single
-        # lanes' z at the MAC input.
+        # The perturbation mask: a word outside [rng_lo, rng_hi) is issued with z = 0; the
+        # bitmap, read beside the weights, zeroes single lanes at the MAC input.
         rng_lo = Signal(range(words + 1))
         rng_hi = Signal(range(words + 1), init=words)
+        z_issue = gen.o.payload
+        if cfg.mask != "none":
+            z_issue = Mux((counter >= rng_lo) & (counter < rng_hi), gen.o.payload, 0)
         if cfg.mask == "bitmap":
             m.submodules.bitmap = bmem = memory.Memory(shape=cfg.lanes, depth=words,
                                                        init=[(1 << cfg.lanes) - 1] * words)
@@ -456,9 +453,7 @@ class PerturbEngine(wiring.Component):
         with m.If(st["PASS"]):
             m.d.comb += [rd.addr.eq(counter), rd.en.eq(1)]
             with m.If(issue):
-                if cfg.mask != "none":
-                    m.d.sync += in_rng.eq((counter >= rng_lo) & (counter < rng_hi))
-                m.d.sync += [va.eq(1), za.eq(gen.o.payload), addr_a.eq(counter),
+                m.d.sync += [va.eq(1), za.eq(z_issue), addr_a.eq(counter),
                              counter.eq(counter + 1), more.eq(counter != words - 1),
                              more_r.eq(use_r & (counter != words - 1))]
                 if has_r:

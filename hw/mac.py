@@ -51,10 +51,8 @@ class PerturbMAC(wiring.Component):
     o : Out(stream.Signature(ArrayLayout(signed(b), m)))
         New weights.
     op : In(MacOp), coef : In(signed(coef_bits)), stochastic : In(1)
-        Operation, coefficient (mu or c) and rounding mode; hold ``op`` and ``stochastic``
-        constant while the MAC holds data. ``coef`` is used only as a beat enters (stage 1
-        multiplies it with the beat's z), so it may change from beat to beat (the engine's
-        perturbation range sets it to 0 for the words outside the range).
+        Operation, coefficient (mu or c) and rounding mode; hold them constant while the MAC holds
+        data.
     saturated : Out(1), sat_clear : In(1)
         Sticky saturation flag.
     """
