@@ -173,9 +173,10 @@ class PerturbEngine(wiring.Component):
         if g.reuse == "pregen":
             m.d.comb += [st_out.filling.eq(gen.filling), st_out.offset.eq(gen.offset)]
 
+        coord_states = ("COORD_RD", "COORD_SEL", "COORD_ADD", "COORD_SAT", "COORD_WR")
         st, goto = one_hot_states(m, ("IDLE", "CHECK", "DECODE", "EXEC", "SETTLE", "FILL", "PASS",
-                                      "DRAIN", "WRITE", "READ", "COORD_RD", "COORD_SEL",
-                                      "COORD_ADD", "COORD_SAT", "COORD_WR"), init="FILL")
+                                      "DRAIN", "WRITE", "READ")
+                                  + (coord_states if cfg.coord else ()), init="FILL")
 
         # MAC wiring: coefficient and operation are registers, constant during a pass.
         m.d.comb += [mac.op.eq(mac_op), mac.stochastic.eq(stochastic),
