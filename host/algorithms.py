@@ -258,6 +258,13 @@ class ElasticZO(Algorithm):
             raise ValueError(f"Algorithm {self.name} trains the last layer by backpropagation "
                              f"and the others by ZO: it needs model 'mlp', not {model.kind!r}")
         self.head = model.block_start("W2")
+        ecfg = getattr(self.source, "cfg", None)
+        if ecfg is not None and ecfg.mask == "range" and self.head % ecfg.lanes:
+            raise ValueError(f"Algorithm {self.name}: the cut after the first layer (weight "
+                             f"{self.head} = (features + 1) x hidden) must fall on a word of the "
+                             f"engine's {ecfg.lanes} lanes for RANGE; choose a hidden size that "
+                             f"makes it a multiple of {ecfg.lanes}, or an engine with "
+                             f"mask='bitmap'")
         active = np.zeros(model.n_params, dtype=bool)
         active[:self.head] = True
         self.source.set_active(active)

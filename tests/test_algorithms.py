@@ -306,6 +306,10 @@ def test_algorithms_refuse_engines_without_their_commands():
         src = EngineSource(n, engine_config(n), "golden")
         with pytest.raises(ValueError, match=msg):
             train(dataset="wine", model="mlp", algo=algo, steps=2, src=src, **kw)
+    # the ElasticZO cut must fall on a word for RANGE: wine (13 features) with 9 hidden units
+    with pytest.raises(ValueError, match=r"the cut after the first layer \(weight 126 = "
+                                         r"\(features \+ 1\) x hidden\) must fall on a word"):
+        train(dataset="wine", model="mlp", hidden=9, algo="elasticzo", steps=2)
     # RANGE cannot express a scattered mask
     src = _engine_source(n, mask="range")
     active = np.zeros(n, dtype=bool)
