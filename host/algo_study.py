@@ -23,7 +23,6 @@ The tables are written into ``docs/algorithms.md`` between the markers ``<!-- re
 """
 
 import argparse
-from concurrent.futures import ProcessPoolExecutor, as_completed
 import json
 import math
 import os
@@ -36,7 +35,7 @@ import numpy as np
 
 from pezo.host.data import load_dataset
 from pezo.host.models import make_model
-from pezo.host.parity import paired_interval
+from pezo.host.parity import paired_interval, run_jobs
 from pezo.host.perturb import derive_seed, derive_seeds, make_source
 from pezo.host.algorithms import rank_weights
 from pezo.host.train import train
@@ -253,30 +252,9 @@ def _run(job):
 
 def run_study(quick=False, seeds=None, jobs=2, progress=True):
     seeds = seeds or (3 if quick else 10)
-    todo = _jobs(quick, seeds)
     out = {}
-    bar = None
-    if progress:
-        # lazy import: rich is heavy and needed only here
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-        bar = Progress("algorithms study", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        bar.start()
-        task = bar.add_task("runs", total=len(todo))
-    try:
-        if jobs <= 1:
-            results = map(_run, todo)
-        else:
-            ex = ProcessPoolExecutor(jobs)
-            results = (f.result() for f in as_completed([ex.submit(_run, j) for j in todo]))
-        for key, res in results:
-            out.setdefault(key[:4], {})[key[4]] = res
-            if bar:
-                bar.advance(task)
-    finally:
-        if bar:
-            bar.stop()
-        if jobs > 1:
-            ex.shutdown()
+    for key, res in run_jobs(_run, _jobs(quick, seeds), jobs, progress, "algorithms study"):
+        out.setdefault(key[:4], {})[key[4]] = res
     return {"seeds": seeds, "quick": quick, "runs": {"|".join(map(str, k)): v
                                                       for k, v in out.items()}}
 
@@ -370,6 +348,7 @@ def write_tables(study, path):
         L += [f"Memory per step (`memory_bytes`, batch {b}): vanilla ZO {zo:,} B, ElasticZO "
               f"{ez:,} B (overhead {100 * (ez - zo) / zo:.1f} %), ElasticZO-INT8 {i8:,} B "
               f"(float / INT8 = {ez / i8:.2f}x).", ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.with_suffix(".json").write_text(json.dumps(study, indent=1))
     text = path.read_text() if path.exists() else "<!-- results -->\n<!-- /results -->\n"
     block = "<!-- results -->\n" + "\n".join(L) + "\n<!-- /results -->"

@@ -31,6 +31,7 @@ import time
 
 import numpy as np
 
+from pezo.config import MASKS
 from pezo.host import int8
 from pezo.host.perturb import derive_seed
 
@@ -61,7 +62,6 @@ def zo_grasp_ratios(model, theta, X, y, sparsity, seed=0, queries=64, mu=5e-3):
     directions, H g ~ (g1 - g0) / mu; per-tensor normalised directions, as in DeepZero's
     ``rge``), the weight tensors (not the biases) pruned globally by |S| at ``sparsity``;
     returns {block name: fraction of it kept} (biases: 1.0)."""
-    names = [n for n, _ in model.shapes]
     sizes = [math.prod(s) for _, s in model.shapes]
     rng = np.random.default_rng(seed)
     dirs = np.zeros((queries, model.n_params))
@@ -78,16 +78,12 @@ def zo_grasp_ratios(model, theta, X, y, sparsity, seed=0, queries=64, mu=5e-3):
 
     g0 = rge(theta)
     hg = (rge(theta + mu * g0) - g0) / mu
-    score = np.abs(-theta * hg)
-    weights = [i for i, n in enumerate(names) if n.startswith("W")]
-    pool = np.concatenate([score[sum(sizes[:i]):sum(sizes[:i + 1])] for i in weights])
+    blocks = model.unpack(np.abs(-theta * hg))
+    pool = np.concatenate([b.ravel() for n, b in blocks.items() if n.startswith("W")])
     cut = int(round(sparsity * pool.size))
     thresh = np.sort(pool)[cut - 1] if cut else -np.inf
-    ratios = {}
-    for i, n in enumerate(names):
-        s = score[sum(sizes[:i]):sum(sizes[:i + 1])]
-        ratios[n] = float(np.mean(s > thresh)) if i in weights else 1.0
-    return ratios
+    return {n: float(np.mean(b > thresh)) if n.startswith("W") else 1.0
+            for n, b in blocks.items()}
 
 
 class Algorithm:
@@ -117,8 +113,7 @@ class Algorithm:
             raise ValueError(f"Algorithm {self.name} needs an engine built with coord=True "
                              f"(COORD); this source's engine has coord=False")
         want = need.get("mask", "none")
-        order = ("none", "range", "bitmap")
-        if order.index(ecfg.mask) < order.index(want):
+        if MASKS.index(ecfg.mask) < MASKS.index(want):      # each mask includes the one before
             raise ValueError(f"Algorithm {self.name} needs an engine built with mask={want!r}; "
                              f"this source's engine has mask={ecfg.mask!r}")
 
@@ -315,17 +310,9 @@ class ElasticZOInt8(ElasticZO):
             self._xq[key] = (X, int8.quantise_inputs(X))
         return self._xq[key][1]
 
-    def _blocks(self, theta_int):
-        out, at = {}, 0
-        lead = theta_int.shape[:-1]
-        for name, shape in self.model.shapes:
-            size = math.prod(shape)
-            out[name] = theta_int[..., at:at + size].reshape(lead + shape)
-            at += size
-        return out
-
     def evaluate(self, theta, X, y):
-        _, logits = int8.forward(self._blocks(self._ints(theta)), self._x(X), self.wf)
+        _, logits = int8.forward(self.model.unpack(self._ints(theta), np.int64), self._x(X),
+                                 self.wf)
         loss = int8.int_ce(logits, y, self.wf)[0]
         return (float(loss.mean()) * math.log(2) / 2 ** int8.LOSS_FRAC,
                 float((logits.argmax(axis=-1) == np.asarray(y)).mean()))
@@ -337,7 +324,7 @@ class ElasticZOInt8(ElasticZO):
         w = self._ints(source.params())
         xq = self._x(Xb)
         c0 = time.perf_counter()
-        h, logits = int8.forward(self._blocks(w), xq, self.wf)
+        h, logits = int8.forward(self.model.unpack(w, np.int64), xq, self.wf)
         L, e, S = int8.int_ce(logits, yb, self.wf)
         grad = int8.head_grad_int(h, e, S, yb, model.n_out)
         self.fwd_time += time.perf_counter() - c0
@@ -351,7 +338,7 @@ class ElasticZOInt8(ElasticZO):
             pair = source.perturb_pair(qy)
             c0 = time.perf_counter()
             pair = self._ints(pair)
-            _, lg = int8.forward(self._blocks(pair), xq, self.wf)
+            _, lg = int8.forward(self.model.unpack(pair, np.int64), xq, self.wf)
             Lp, Lm = int8.int_ce(lg, yb, self.wf)[0].sum(axis=-1)
             self.fwd_time += time.perf_counter() - c0
             queries.append((qy, int(Lp - Lm)))

@@ -78,10 +78,11 @@ class Model:
         return f"mlp {self.n_in}->{self.hidden}({self.activation})->{self.n_out}"
 
     # Parameters ---------------------------------------------------------------------------------
-    def unpack(self, theta):
+    def unpack(self, theta, dtype=np.float64):
         """Views of the blocks of ``theta`` (n_params,) or (k, n_params): a dict name -> array
-        with a leading k axis when stacked."""
-        theta = np.asarray(theta, dtype=np.float64)
+        with a leading k axis when stacked (as ``dtype``: the integer network of ElasticZO-INT8
+        unpacks int64)."""
+        theta = np.asarray(theta, dtype=dtype)
         if theta.shape[-1] < self.n_params:
             raise ValueError(f"Parameter vector must hold at least {self.n_params} values, "
                              f"not {theta.shape[-1]}")
@@ -140,7 +141,7 @@ class Model:
         return loss, float((z.argmax(axis=-1) == y).mean())
 
 
-    # Blocks and the last layer's gradient (ElasticZO) -----------------------------------------------
+    # Blocks and the last layer's gradient (ElasticZO) -----------------------------------------
     def block_start(self, name) -> int:
         """Index in ``theta`` of the first parameter of block ``name`` (W, b, W1, b1, W2, b2)."""
         at = 0

@@ -28,7 +28,7 @@ import numpy as np
 
 from pezo.host.train import DEFAULTS, train
 
-__all__ = ["run_study", "paired_interval", "VARIANTS", "QUICK_VARIANTS", "POOL_SIZES", "PAIRS"]
+__all__ = ["run_study", "run_jobs", "paired_interval", "VARIANTS", "QUICK_VARIANTS", "POOL_SIZES", "PAIRS"]
 
 VARIANTS = {
     "gaussian": dict(source="gaussian"),
@@ -95,33 +95,9 @@ def run_study(quick=False, seeds=3, jobs=2, pairs=None, variants=None, pool_size
     todo = [j for j in todo if j[0][0] == "main" or (j[0][1], j[0][2], j[0][3], j[0][4])
             not in main_keys]
     out = {"main": {}, "pool": {}}
-
-    def put(key, res):
-        kind, ds, model, name, seed = key
+    for (kind, ds, model, name, seed), res in run_jobs(_run, todo, jobs, progress,
+                                                       "parity study"):
         out[kind].setdefault((ds, model, name), []).append(dict(res, seed=seed))
-
-    bar = None
-    if progress:
-        # lazy import: rich is heavy and needed only here
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-        bar = Progress("parity study", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        bar.start()
-        task = bar.add_task("runs", total=len(todo))
-    try:
-        if jobs <= 1:
-            for job in todo:
-                put(*_run(job))
-                if bar:
-                    bar.advance(task)
-        else:
-            with ProcessPoolExecutor(jobs) as ex:
-                for fut in as_completed([ex.submit(_run, j) for j in todo]):
-                    put(*fut.result())
-                    if bar:
-                        bar.advance(task)
-    finally:
-        if bar:
-            bar.stop()
     for (ds, model, name), runs in list(out["main"].items()):
         if (ds, model) == POOL_CASE and name.startswith("pezo pregen N="):
             n = int(name.split("=")[1])
@@ -130,6 +106,33 @@ def run_study(quick=False, seeds=3, jobs=2, pairs=None, variants=None, pool_size
     for runs in list(out["main"].values()) + list(out["pool"].values()):
         runs.sort(key=lambda r: r["seed"])
     return out
+
+
+def run_jobs(fn, todo, jobs=2, progress=True, title="study"):
+    """Yield ``fn(job)`` for every job of ``todo`` (in completion order), in ``jobs`` worker
+    processes (in this process for ``jobs <= 1``), with a rich progress bar titled ``title``."""
+    bar = None
+    if progress:
+        # lazy import: rich is heavy and needed only here
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+        bar = Progress(title, BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        bar.start()
+        task = bar.add_task("runs", total=len(todo))
+    try:
+        if jobs <= 1:
+            results = map(fn, todo)
+        else:
+            ex = ProcessPoolExecutor(jobs)
+            results = (f.result() for f in as_completed([ex.submit(fn, j) for j in todo]))
+        for res in results:
+            yield res
+            if bar:
+                bar.advance(task)
+    finally:
+        if bar:
+            bar.stop()
+        if jobs > 1:
+            ex.shutdown(cancel_futures=True)
 
 
 def _agg(runs):

@@ -214,6 +214,22 @@ class PerturbSource:
         pass
 
 
+def _sround_scalar(x: float, seed, tag: int) -> int:
+    """x rounded down or up to an integer, up with probability frac(x): the uniform number is
+    splitmix64 of (seed, tag), so a run is reproducible."""
+    lo = math.floor(x)
+    u = splitmix64((int(seed) << 8) ^ tag) / 2.0 ** 64     # uniform in [0, 1)
+    return int(lo + (u < x - lo))
+
+
+def _sround_array(x, seed, tag: int) -> np.ndarray:
+    """:func:`_sround_scalar` of every element (int64), uniform numbers from
+    ``numpy.random.default_rng([seed, tag])``."""
+    lo = np.floor(x)
+    r = np.random.default_rng([int(seed), tag]).random(np.shape(x))
+    return (lo + (r < x - lo)).astype(np.int64)
+
+
 def _check_active(active, n):
     a = np.asarray(active)
     if a.dtype != bool or a.shape != (n,):
@@ -491,12 +507,7 @@ class EngineSource(PerturbSource):
             x = math.copysign(self._c_max, x)
         if self.coef_rounding == "nearest":
             return int(np.rint(x))
-        lo = math.floor(x)
-        frac = x - lo
-        if frac == 0.0:
-            return int(lo)
-        u = splitmix64((int(seed) << 8) ^ 0xC0EF) / 2.0 ** 64     # uniform in [0, 1)
-        return int(lo + (u < frac))
+        return _sround_scalar(x, seed, 0xC0EF)
 
     def update(self, query, coef):
         v = self.quantise_coef(coef, query.seed)
@@ -540,15 +551,12 @@ class EngineSource(PerturbSource):
         seeded by ``seed``; nearest rounding would erase a decay below half an LSB) and write
         them back: one READ and one WRITE of d/m words."""
         w = self.eng.read_weights(raw=True).astype(np.float64)
-        x = w * float(factor)
-        lo = np.floor(x)
-        r = np.random.default_rng([int(seed), 0xDECA]).random(x.shape)
-        self.eng.write_weights((lo + (r < x - lo)).astype(np.int64), raw=True)
+        self.eng.write_weights(_sround_array(w * float(factor), seed, 0xDECA), raw=True)
 
     def set_active(self, active):
         """RANGE when ``active`` is one word-aligned run of weights (``mask="range"`` engines),
-        else the MASK bitmap (``mask="bitmap"``); the bitmap leaves the padding weights beyond n_params
-        inactive."""
+        else the MASK bitmap (``mask="bitmap"``); the bitmap leaves the padding weights beyond
+        n_params inactive."""
         cfg, m, d = self.cfg, self.cfg.lanes, self.cfg.depth
         if active is None:
             if cfg.mask != "none":
@@ -584,12 +592,7 @@ class EngineSource(PerturbSource):
         x = float(value) * 2.0 ** self.cfg.w_frac
         if not math.isfinite(x):
             raise ValueError(f"Coordinate change must be finite, not {value!r}")
-        if seed is None:
-            delta = int(np.rint(x))
-        else:
-            lo = math.floor(x)
-            u = splitmix64((int(seed) << 8) ^ 0xC00D) / 2.0 ** 64
-            delta = int(lo + (u < x - lo))
+        delta = int(np.rint(x)) if seed is None else _sround_scalar(x, seed, 0xC00D)
         lim = 1 << (self.cfg.w_bits - 1)
         if not -lim <= delta < lim:
             self.stats["coord_clipped"] += 1
@@ -616,10 +619,7 @@ class EngineSource(PerturbSource):
         m, f = self.cfg.lanes, self.cfg.w_frac
         w0, w1 = start // m, -(-(start + values.size) // m)
         raw = self.eng.read_weights(start=w0, count=w1 - w0, raw=True).astype(np.int64)
-        x = values * 2.0 ** f
-        lo = np.floor(x)
-        r = np.random.default_rng([int(seed), 0xB10C]).random(x.shape)
-        ints = (lo + (r < x - lo)).astype(np.int64)
+        ints = _sround_array(values * 2.0 ** f, seed, 0xB10C)
         fmt = self.eng.w_format
         clipped = np.clip(ints, fmt.min_int, fmt.max_int)
         self.stats["write_clipped"] += int(np.count_nonzero(clipped != ints))

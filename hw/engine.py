@@ -72,10 +72,10 @@ class PerturbEngine(wiring.Component):
     has no beat (pool fill, 2-3 cycles after a SEED or OFFSET).
 
     Options: ``config.coord`` builds COORD (a read-modify-write of one weight: read, select
-    the lane, add, saturate and write, 5 cycles after EXEC); ``config.mask`` builds RANGE (two word registers
-    compared with the pass's word counter as z is issued) and, for ``"bitmap"``, MASK (a d-bit
-    memory, one bit per weight, read beside the weights; a 0 zeroes that lane's z at the MAC
-    input). Without them those commands are answered ``Err.UNSUPPORTED``.
+    the lane, add, saturate and write, 5 cycles after EXEC); ``config.mask`` builds RANGE (two
+    word registers compared with the pass's word counter as z is issued) and, for ``"bitmap"``,
+    MASK (a d-bit memory, one bit per weight, read beside the weights; a 0 zeroes that lane's z
+    at the MAC input). Without them those commands are answered ``Err.UNSUPPORTED``.
 
     Parameters
     ----------
