@@ -13,6 +13,7 @@ PACKAGES = {"pezo": "pezo", "pezo.power": "pezo/power", "pezo.report": "pezo/rep
 
 #: Layer of every module; the rule the README states.
 FOUNDATION = {"pezo", "pezo.config", "pezo.fixed", "pezo.toolchain", "pezo.argtypes", "pezo.tables",
+              "pezo.cluster",
               "pezo.sim.gf2", "pezo.sim.lfsr", "pezo.sim.seeding"}
 CLI = {"pezo.cli", "pezo.__main__"}
 LAYERS = ("foundation", "golden models", "hardware", "boards/host/co-simulation", "flows", "CLI")
