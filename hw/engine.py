@@ -10,6 +10,7 @@ from pezo.hw.generator import PerturbationGenerator
 from pezo.hw.lfsr import UniformBank, bank_latency
 from pezo.hw.mac import MAC_LATENCY, MacOp, PerturbMAC, mac_input_layout
 from pezo.hw.scaler import scale_register_bits
+from pezo.hw.spram import SpramWeights
 from pezo.sim.engine import STATUS, Err, Op
 from pezo.sim.mac import rounding_config
 
@@ -63,6 +64,16 @@ def status_layout(cfg):
     return layout
 
 
+class _Port:
+    """Address, enable and data signals of one access of a single-ported weight memory, named
+    like an Amaranth memory port's so the engine drives either alike."""
+
+    def __init__(self, row, words, name):
+        self.addr = Signal(range(words), name=f"{name}_addr")
+        self.en = Signal(name=f"{name}_en")
+        self.data = Signal(row, name=f"{name}_data")
+
+
 class PerturbEngine(wiring.Component):
     """ZO perturbation engine, bit-exact with :class:`pezo.sim.engine.EngineModel`.
 
@@ -76,6 +87,10 @@ class PerturbEngine(wiring.Component):
     word registers compared with the pass's word counter as z is issued) and, for ``"bitmap"``,
     MASK (a d-bit memory, one bit per weight, read beside the weights; a 0 zeroes that lane's z
     at the MAC input). Without them those commands are answered ``Err.UNSUPPORTED``.
+    ``config.weights = "spram"`` keeps the weights in the iCE40 UltraPlus SPRAMs
+    (:class:`pezo.hw.spram.SpramWeights`): one port, so a pass alternates a read cycle (issue)
+    and a write cycle (the MAC's write-back, an odd number of cycles after its read) and takes
+    two cycles per word; READ, WRITE and COORD never read and write in the same cycle anyway.
 
     Parameters
     ----------
@@ -116,8 +131,10 @@ class PerturbEngine(wiring.Component):
     def pass_cycles(self):
         """Cycles from accepting PERTURB/UPDATE to accepting the next command, when the generator
         does not stall: two cycles to check and one to execute the registered command, one issue
-        cycle per word, then 7 (last read, 4 MAC stages, write, return to idle)."""
-        return self._cfg.words + MAC_LATENCY + 6
+        cycle per word (two with ``weights="spram"``: a read cycle and a write cycle), then 7
+        (last read, 4 MAC stages, write, return to idle)."""
+        issue = 2 * self._cfg.words - 1 if self._cfg.weights == "spram" else self._cfg.words
+        return issue + MAC_LATENCY + 6
 
     @property
     def seed_cycles(self):
@@ -151,9 +168,22 @@ class PerturbEngine(wiring.Component):
         if has_r:
             m.submodules.rbank = rbank = UniformBank(rounding_config(cfg), domain="rounding")
         row = data.ArrayLayout(signed(cfg.w_bits), cfg.lanes)
-        m.submodules.weights = wmem = memory.Memory(shape=row, depth=words, init=[])
-        wr = wmem.write_port()
-        rd = wmem.read_port()
+        spram = cfg.weights == "spram"
+        if spram:
+            # One port: a cycle reads or writes. Passes alternate a read (issue) cycle and a
+            # write cycle; a word's write-back lands MAC_LATENCY + 1 cycles after its read, an
+            # odd distance, so always in a write cycle.
+            assert (MAC_LATENCY + 1) % 2 == 1
+            m.submodules.weights = wmem = SpramWeights(cfg.lanes * cfg.w_bits, words)
+            rd = _Port(row, words, "rd")
+            wr = _Port(row, words, "wr")
+            m.d.comb += [wmem.addr.eq(Mux(wr.en, wr.addr, rd.addr)), wmem.we.eq(wr.en),
+                         wmem.re.eq(rd.en & ~wr.en), wmem.wdata.eq(wr.data),
+                         rd.data.eq(wmem.rdata)]
+        else:
+            m.submodules.weights = wmem = memory.Memory(shape=row, depth=words, init=[])
+            wr = wmem.write_port()
+            rd = wmem.read_port()
 
         # Commands are registered when accepted (IDLE), checked in CHECK and DECODE and executed in
         # EXEC: no path from the command port, or through the checks, into the actions (timing).
@@ -358,10 +388,14 @@ class PerturbEngine(wiring.Component):
         # into the generator's ready).
         use_r = Signal()        # (mac_op == UPDATE) & stochastic, registered in EXEC (timing)
         r_ok = (rbank.o.valid | ~use_r) if has_r else 1
-        issue = more & gen.o.valid & r_ok
+        rphase = 1              # SPRAM: this PASS cycle may read (issue); the next one writes
+        if spram:
+            rphase = Signal(name="rphase")
+            m.d.sync += rphase.eq(~rphase)          # EXEC starts a pass with rphase high
+        issue = more & gen.o.valid & r_ok & rphase
         m.d.comb += gen.o.ready.eq(issue)
-        if has_r:
-            m.d.comb += rbank.o.ready.eq(more_r & rbank.o.valid & gen.o.valid)   # issue & use_r
+        if has_r:                                   # issue & use_r
+            m.d.comb += rbank.o.ready.eq(more_r & rbank.o.valid & gen.o.valid & rphase)
 
 
         m.d.comb += st_out.busy.eq(~st["IDLE"])
@@ -405,6 +439,8 @@ class PerturbEngine(wiring.Component):
                 m.d.sync += seed_p.eq(1)
             with m.If(ok & is_op[Op.MU]):
                 m.d.sync += mu.eq(arg[:cb])
+            if spram:
+                m.d.sync += rphase.eq(1)
             with m.If(ok & is_op[Op.PERTURB]):
                 m.d.sync += [mac_op.eq(Mux(arg[0], MacOp.MINUS2, MacOp.PLUS)), use_r.eq(0),
                              last_pass.eq(Mux(arg[0], 2, 1)), counter.eq(0), more.eq(1),
@@ -452,7 +488,7 @@ class PerturbEngine(wiring.Component):
                 goto("FILL", "IDLE")
 
         with m.If(st["PASS"]):
-            m.d.comb += [rd.addr.eq(counter), rd.en.eq(1)]
+            m.d.comb += [rd.addr.eq(counter), rd.en.eq(rphase)]
             with m.If(issue):
                 m.d.sync += [va.eq(1), za.eq(z_issue), addr_a.eq(counter),
                              counter.eq(counter + 1), more.eq(counter != words - 1),

@@ -44,7 +44,7 @@ def _add_config_args(p):
     p.add_argument("--set", "-s", metavar="KEY=VALUE", action="append", default=[],
                    help="override one parameter, e.g. --set lanes=8 --set reuse=pregen; engine "
                         "keys (depth, w_int, w_frac, coef_bits, coef_frac, stochastic, coord, "
-                        "mask) go to the [engine] table, the rest to [generator] (repeatable)")
+                        "mask, weights) go to the [engine] table, the rest to [generator] (repeatable)")
 
 
 def _config(args):

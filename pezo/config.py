@@ -26,6 +26,8 @@ RETIRED_STEPS = {"shift": "its consecutive numbers share w-1 bits, so perturbati
 REUSES = ("none", "pregen", "onthefly")
 #: Engine perturbation masks (EngineConfig.mask): each includes the one before it.
 MASKS = ("none", "range", "bitmap")
+#: Where the engine keeps its weights (EngineConfig.weights).
+WEIGHT_MEMORIES = ("bram", "spram", "stream")
 SCALES = ("runtime", "fixed")
 SEED_WIDTHS = (32, 64)
 # Default scale digits K per scale mode: the fewest that keep the default alpha's variance within
@@ -336,6 +338,15 @@ class EngineConfig:
         ``"none"`` (default), ``"range"`` (the ``RANGE`` command: a word range, ElasticZO's ZO
         layers) or ``"bitmap"`` (``RANGE`` and a one-bit-per-weight ``MASK`` memory, DeepZero's
         sparsity).
+    weights : str
+        Where the weights live: ``"bram"`` (default: block RAM, one word read and one written
+        per cycle), ``"spram"`` (the iCE40 UltraPlus single-port SB_SPRAM256KA blocks: up to
+        65,536 16-bit weights on an UP5K; passes run at half rate, a read and a write cycle per
+        word) or ``"stream"`` (off-engine, ZO2-style: the host streams blocks of weights
+        through the ``STREAM`` command, which applies the deferred update of the previous
+        step and this step's perturbations in one pass; no weight memory, ``depth`` is the
+        largest model the counters address. Needs ``reuse`` none or onthefly, no ``coord``,
+        ``mask="none"``).
     """
 
     generator: GeneratorConfig = GeneratorConfig()
@@ -347,6 +358,7 @@ class EngineConfig:
     stochastic: bool = True
     coord: bool = False
     mask: str = "none"
+    weights: str = "bram"
 
     def __post_init__(self):
         if isinstance(self.generator, dict):
@@ -371,6 +383,18 @@ class EngineConfig:
         if self.mask not in MASKS:
             raise ValueError(f"Perturbation mask (mask) must be one of {', '.join(MASKS)}, "
                              f"not {self.mask!r}")
+        if self.weights not in WEIGHT_MEMORIES:
+            raise ValueError(f"Weight memory (weights) must be one of {', '.join(WEIGHT_MEMORIES)}"
+                             f", not {self.weights!r}")
+        if self.weights == "stream":
+            bad = [f"{k}={v!r}" for k, v, ok in (
+                ("reuse", self.generator.reuse, self.generator.reuse != "pregen"),
+                ("coord", self.coord, not self.coord), ("mask", self.mask, self.mask == "none"))
+                if not ok]
+            if bad:
+                raise ValueError(f"weights='stream' needs reuse none or onthefly, coord=False "
+                                 f"and mask='none', not {', '.join(bad)} (a streamed pass keeps "
+                                 f"two generators running; a pregen pool would be needed twice)")
         if self.coef_bits + self.generator.z_bits > 62:
             raise ValueError(f"Coefficient ({self.coef_bits} bits) times z "
                              f"({self.generator.z_bits} bits) must fit 62 bits")
@@ -424,6 +448,8 @@ class EngineConfig:
             s += "-coord"
         if self.mask != "none":
             s += f"-mask{self.mask}"
+        if self.weights != "bram":
+            s += f"-{self.weights}"
         return s
 
 

@@ -149,6 +149,10 @@ def _option_script(cfg, rng):
     E(generator=REUSES["none"], depth=64, coord=True, mask="bitmap"),
     E(generator=REUSES["pregen"], depth=48, coord=True, mask="range", w_int=2, w_frac=6),
     E(generator=REUSES["onthefly"], depth=24, mask="bitmap", stochastic=False),
+    # the SPRAM weight memory (its simulation model): half-rate passes, one port
+    E(generator=REUSES["none"], depth=64, weights="spram"),
+    E(generator=REUSES["pregen"], depth=48, coord=True, mask="bitmap", w_int=4, w_frac=6,
+      weights="spram"),
 ], ids=lambda c: c.name())
 def test_hardware_matches_golden_for_every_command(cfg):
     rng = np.random.default_rng(7)
@@ -257,6 +261,16 @@ def test_pass_takes_documented_cycles():
     before = t.cycles
     t.command(Op.PERTURB, 0)
     assert t.cycles - before == PerturbEngine(cfg).pass_cycles == cfg.words + 10
+
+
+def test_spram_pass_takes_two_cycles_per_word():
+    cfg = E(generator=G(lanes=4), depth=256, weights="spram")
+    t = AmaranthTransport(cfg)
+    t.command(Op.SEED, 5)
+    t.command(Op.NOP)
+    before = t.cycles
+    t.command(Op.PERTURB, 0)
+    assert t.cycles - before == PerturbEngine(cfg).pass_cycles == 2 * cfg.words - 1 + 10
 
 
 def test_signed_argument_rule():

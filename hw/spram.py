@@ -1,0 +1,169 @@
+"""Weight memory in the iCE40 UltraPlus single-port RAMs (``SB_SPRAM256KA``, 16K x 16 bits).
+
+An UP5K has four SPRAMs (256 Kbit each, 1 Mbit in all) beside its thirty 4-Kbit EBRs: 65,536
+16-bit weights instead of the EBRs' 8,192 at most. The price is the single port: in a cycle the
+memory reads *or* writes. :class:`SpramWeights` builds a weight memory of ``words`` rows of
+``row_bits`` from SPRAMs: the row is cut into 16-bit slices (one SPRAM each, side by side), and
+rows beyond 16,384 go to further banks of slices (the bank of a read is registered to select the
+read data). The engine (:class:`pezo.hw.engine.PerturbEngine` with ``weights="spram"``) runs its
+passes at half rate: a word is read in one cycle and a MAC result written in the next.
+
+On an iCE40 UltraPlus platform each SPRAM is an ``Instance("SB_SPRAM256KA")``; without a platform
+(simulation, ``pezo generate``) it is :class:`SpramModel`, a model of the primitive as yosys's
+own simulation model (``share/ice40/cells_sim.v``) defines it: reads registered, nibble write
+masks, and DATAOUT undefined after a write. The model makes that undefined value a poison word
+(the written data inverted), so a design that used DATAOUT after a write would fail the
+bit-exact tests instead of passing by luck.
+"""
+
+from amaranth.hdl import Cat, ClockSignal, Instance, Module, Mux, Signal
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["SPRAM_WORDS", "SPRAM_BITS", "UP5K_SPRAMS", "SpramModel", "SpramWeights",
+           "spram_count", "is_ultraplus"]
+
+SPRAM_WORDS = 16384
+SPRAM_BITS = 16
+#: SB_SPRAM256KA blocks on an iCE40 UP5K (and UP3K: 4 too).
+UP5K_SPRAMS = 4
+
+
+def spram_count(row_bits: int, words: int) -> int:
+    """SPRAMs a memory of ``words`` rows of ``row_bits`` needs: 16-bit slices x 16K-row banks."""
+    return -(-row_bits // SPRAM_BITS) * -(-words // SPRAM_WORDS)
+
+
+def is_ultraplus(platform) -> bool:
+    """Whether ``platform`` is an iCE40 UltraPlus (has SB_SPRAM256KA)."""
+    return str(getattr(platform, "device", "")).startswith("iCE40UP")
+
+
+class SpramModel(wiring.Component):
+    """Simulation model of one ``SB_SPRAM256KA`` (the ports the engine drives).
+
+    Members
+    -------
+    addr : In(14), data_in : In(16), mask_wren : In(4), wren : In(1), cs : In(1)
+    data_out : Out(16)
+        Registered: after a cycle with ``cs`` and not ``wren`` it holds the word at ``addr``;
+        after a write (``cs`` and ``wren``) the poison ``~data_in``; otherwise it keeps its value.
+    """
+
+    addr: In(14)
+    data_in: In(16)
+    mask_wren: In(4)
+    wren: In(1)
+    cs: In(1)
+    data_out: Out(16)
+
+    def elaborate(self, platform):
+        m = Module()
+        # One memory per nibble: MASKWREN writes nibbles independently.
+        nibbles = []
+        for i in range(4):
+            mem = memory.Memory(shape=4, depth=SPRAM_WORDS, init=[])
+            m.submodules[f"nib{i}"] = mem
+            wr = mem.write_port()
+            rd = mem.read_port(transparent_for=())
+            m.d.comb += [wr.addr.eq(self.addr), wr.data.eq(self.data_in[4 * i:4 * i + 4]),
+                         wr.en.eq(self.cs & self.wren & self.mask_wren[i]),
+                         rd.addr.eq(self.addr), rd.en.eq(self.cs & ~self.wren)]
+            nibbles.append(rd.data)
+        poison = Signal(16)
+        wrote = Signal()
+        with m.If(self.cs):
+            m.d.sync += wrote.eq(self.wren)
+        with m.If(self.cs & self.wren):
+            m.d.sync += poison.eq(~self.data_in)
+        m.d.comb += self.data_out.eq(Mux(wrote, poison, Cat(*nibbles)))
+        return m
+
+
+class SpramWeights(wiring.Component):
+    """A single-ported memory of ``words`` rows of ``row_bits`` bits in SB_SPRAM256KA blocks.
+
+    One access per cycle: ``re`` reads row ``addr`` (on ``rdata`` the next cycle, held until the
+    next read; undefined after a write), ``we`` writes ``wdata`` to row ``addr``. ``re`` and
+    ``we`` must not be high together (the caller arbitrates; the engine alternates them).
+
+    Parameters
+    ----------
+    row_bits : int
+        Bits per row (the engine's m x b); cut into ceil(row_bits / 16) SPRAM slices.
+    words : int
+        Rows, 1..65536 (rows beyond 16,384 take further banks of slices).
+
+    Members
+    -------
+    addr : In(range(words)), re : In(1), we : In(1), wdata : In(row_bits), rdata : Out(row_bits)
+
+    Raises
+    ------
+    ValueError
+        On elaboration for a platform that is not an iCE40 UltraPlus, or when the memory needs
+        more than the UP5K's four SPRAMs there.
+    """
+
+    def __init__(self, row_bits, words):
+        for what, v, hi in (("Row width", row_bits, 1 << 10), ("Row count", words, 1 << 16)):
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
+                raise ValueError(f"{what} must be an integer in 1..{hi}, not {v!r}")
+        self._row_bits, self._words = row_bits, words
+        super().__init__({"addr": In(range(words)), "re": In(1), "we": In(1),
+                          "wdata": In(row_bits), "rdata": Out(row_bits)})
+
+    @property
+    def sprams(self) -> int:
+        """SB_SPRAM256KA blocks used."""
+        return spram_count(self._row_bits, self._words)
+
+    def _cell(self, m, platform, name, addr, data_in, wren, cs):
+        """One SPRAM: the primitive on an UltraPlus, else the model. Returns its DATAOUT."""
+        out = Signal(16, name=f"{name}_out")
+        if platform is None:
+            cell = m.submodules[name] = SpramModel()
+            m.d.comb += [cell.addr.eq(addr), cell.data_in.eq(data_in), cell.mask_wren.eq(0xF),
+                         cell.wren.eq(wren), cell.cs.eq(cs), out.eq(cell.data_out)]
+        else:
+            m.submodules[name] = Instance(
+                "SB_SPRAM256KA",
+                i_ADDRESS=addr, i_DATAIN=data_in, i_MASKWREN=0xF, i_WREN=wren, i_CHIPSELECT=cs,
+                i_CLOCK=ClockSignal(), i_STANDBY=0, i_SLEEP=0, i_POWEROFF=1, o_DATAOUT=out)
+        return out
+
+    def elaborate(self, platform):
+        if platform is not None:
+            if not is_ultraplus(platform):
+                raise ValueError(f"weights='spram' needs an iCE40 UltraPlus (SB_SPRAM256KA); "
+                                 f"the platform {type(platform).__name__} has none (use "
+                                 f"weights='bram')")
+            if self.sprams > UP5K_SPRAMS:
+                raise ValueError(f"A weight memory of {self._words} rows x {self._row_bits} "
+                                 f"bits needs {self.sprams} SB_SPRAM256KA; the UltraPlus has "
+                                 f"{UP5K_SPRAMS} (at most {UP5K_SPRAMS * SPRAM_WORDS * 16} bits)")
+        m = Module()
+        slices = -(-self._row_bits // SPRAM_BITS)
+        banks = -(-self._words // SPRAM_WORDS)
+        lo = Signal(14)
+        m.d.comb += lo.eq(self.addr[:14])
+        bank = self.addr[14:] if banks > 1 else 0
+        wpad = Cat(self.wdata, Signal(slices * SPRAM_BITS - self._row_bits))
+        outs = []
+        for b in range(banks):
+            sel = (bank == b) if banks > 1 else 1
+            outs.append(Cat(*(self._cell(m, platform, f"spram_b{b}_s{s}", lo,
+                                         wpad[16 * s:16 * s + 16], self.we, sel & (self.re | self.we))
+                              for s in range(slices)))[:self._row_bits])
+        if banks > 1:
+            bank_r = Signal(range(banks))
+            with m.If(self.re):
+                m.d.sync += bank_r.eq(bank)
+            rsel = outs[0]
+            for b in range(1, banks):
+                rsel = Mux(bank_r == b, outs[b], rsel)
+            m.d.comb += self.rdata.eq(rsel)
+        else:
+            m.d.comb += self.rdata.eq(outs[0])
+        return m
+
