@@ -114,6 +114,13 @@ class AmaranthTransport:
                 await self._tick(ctx)
             await self._tick(ctx)
             ctx.set(dut.cmd.valid, 0)
+            if op == Op.STREAM and wdata is not None:
+                out = await self._stream(ctx, wdata, rcount)
+                while ctx.get(dut.status.busy):
+                    await self._tick(ctx)
+                self._result = np.array(out, dtype=np.int64).reshape(-1, m) if out else None
+                self._status = {name: int(ctx.get(getattr(dut.status, name))) for name in STATUS}
+                continue
             if op == Op.WRITE and wdata is not None:
                 for row in np.asarray(wdata).reshape(-1, m):
                     ctx.set(dut.wdata.payload, [int(v) for v in row])
@@ -136,6 +143,27 @@ class AmaranthTransport:
                 await self._tick(ctx)
             self._result = np.array(out, dtype=np.int64).reshape(-1, m) if out else None
             self._status = {name: int(ctx.get(getattr(dut.status, name))) for name in STATUS}
+
+    async def _stream(self, ctx, wdata, rcount):
+        """STREAM: words in on ``wdata`` while rows come back on ``rdata``, both at once (the
+        engine takes a word only while it can send its rows)."""
+        dut, m = self.dut, self.cfg.lanes
+        rows = np.asarray(wdata).reshape(-1, m)
+        out, i = [], 0
+        ctx.set(dut.rdata.ready, 1)
+        while len(out) < rcount and (ctx.get(dut.status.busy) or ctx.get(dut.rdata.valid)):
+            if i < len(rows):
+                ctx.set(dut.wdata.payload, [int(v) for v in rows[i]])
+            ctx.set(dut.wdata.valid, i < len(rows))
+            took = i < len(rows) and ctx.get(dut.wdata.ready)
+            if ctx.get(dut.rdata.valid):
+                p = ctx.get(dut.rdata.payload)
+                out.append([int(p[j]) for j in range(m)])
+            await self._tick(ctx)
+            i += int(took)
+        ctx.set(dut.wdata.valid, 0)
+        ctx.set(dut.rdata.ready, 0)
+        return out
 
     async def _tick(self, ctx):
         await ctx.tick()
@@ -327,6 +355,28 @@ class EngineClient:
                                  f"{from_fixed(self.w_format.max_int, self.w_format)}]")
         count = ints.size // m
         self._do(Op.WRITE, (count << 32) | start, ints.reshape(count, m))
+
+    def stream(self, words, update_only=False):
+        """``STREAM`` (engines built with ``weights="stream"``): ``words`` (raw integers, a
+        multiple of the lane count) go through the deferred update and, unless ``update_only``,
+        the three perturbation passes. Returns (w1, w2, w3) as three integer arrays the size
+        of ``words`` (theta+, theta-, the restored weights), or w0 alone with ``update_only``."""
+        m = self.cfg.lanes
+        w = np.asarray(words, dtype=np.int64).reshape(-1)
+        if w.size == 0 or w.size % m:
+            raise ValueError(f"Streamed weight count must be a positive multiple of the lane "
+                             f"count {m}, not {w.size}")
+        if (w < self.w_format.min_int).any() or (w > self.w_format.max_int).any():
+            raise ValueError(f"Raw weights must be in {self.w_format.min_int}.."
+                             f"{self.w_format.max_int} ({self.w_format})")
+        count = w.size // m
+        rows = 1 if update_only else 3
+        out = self._do(Op.STREAM, count | (int(bool(update_only)) << 32), w.reshape(count, m),
+                       rcount=rows * count)
+        if update_only:
+            return out.reshape(-1)
+        out = out.reshape(count, 3, m)
+        return tuple(out[:, k, :].reshape(-1) for k in range(3))
 
     def read_weights(self, start=0, count=None, raw=False):
         count = self.cfg.words - start if count is None else count

@@ -11,6 +11,7 @@ from pezo.hw.lfsr import UniformBank, bank_latency
 from pezo.hw.mac import MAC_LATENCY, MacOp, PerturbMAC, mac_input_layout
 from pezo.hw.scaler import scale_register_bits
 from pezo.hw.spram import SpramWeights
+from pezo.hw.streamed import StreamMAC
 from pezo.sim.engine import STATUS, Err, Op
 from pezo.sim.mac import rounding_config
 
@@ -21,7 +22,7 @@ ARG_BITS = 64
 
 class EngineOp(enum.Enum, shape=4):
     """The command field's opcode: the members of :class:`pezo.sim.engine.Op` as a 4-bit
-    hardware enum. The field is 4 bits wide, so the values 14-15 (no member) can still arrive
+    hardware enum. The field is 4 bits wide, so the value 15 (no member) can still arrive
     on the port; the engine answers them with ``Err.OPCODE``. Drive such a value through
     ``payload.as_value()`` (``EngineOp`` constants exist only for the members)."""
     NOP = Op.NOP.value
@@ -38,6 +39,7 @@ class EngineOp(enum.Enum, shape=4):
     COORD = Op.COORD.value
     MASK = Op.MASK.value
     RANGE = Op.RANGE.value
+    STREAM = Op.STREAM.value
 
 
 def command_layout():
@@ -164,12 +166,22 @@ class PerturbEngine(wiring.Component):
         # sumsq is not in the command map; the output skid keeps the pass's issue signal off the
         # generator's stage enables (timing).
         m.submodules.gen = gen = PerturbationGenerator(g, sumsq=False, out_skid=True)
-        m.submodules.mac = mac = PerturbMAC(cfg)
+        streamed = cfg.weights == "stream"
+        if streamed:
+            # STREAM: no weight memory; a second generator replays the previous step's z for
+            # its deferred update (the rounding bank belongs to it).
+            m.submodules.gen_u = gen_u = PerturbationGenerator(g, sumsq=False, out_skid=True)
+            m.submodules.smac = smac = StreamMAC(cfg)
+            mac = rd = wr = None
+        else:
+            m.submodules.mac = mac = PerturbMAC(cfg)
         if has_r:
             m.submodules.rbank = rbank = UniformBank(rounding_config(cfg), domain="rounding")
         row = data.ArrayLayout(signed(cfg.w_bits), cfg.lanes)
         spram = cfg.weights == "spram"
-        if spram:
+        if streamed:
+            pass
+        elif spram:
             # One port: a cycle reads or writes. Passes alternate a read (issue) cycle and a
             # write cycle; a word's write-back lands MAC_LATENCY + 1 cycles after its read, an
             # odd distance, so always in a write cycle.
@@ -199,19 +211,22 @@ class PerturbEngine(wiring.Component):
         st_out = self.status
         m.d.comb += [st_out.error.eq(error), st_out.error_code.eq(error_code),
                      st_out.last_pass.eq(last_pass),
-                     st_out.saturated.eq(mac.saturated | gen.saturated | coord_sat)]
+                     st_out.saturated.eq((smac if streamed else mac).saturated | gen.saturated
+                                         | (gen_u.saturated if streamed else 0) | coord_sat)]
         if g.reuse == "pregen":
             m.d.comb += [st_out.filling.eq(gen.filling), st_out.offset.eq(gen.offset)]
 
         coord_states = ("COORD_RD", "COORD_SEL", "COORD_ADD", "COORD_SAT", "COORD_WR")
-        st, goto = one_hot_states(m, ("IDLE", "CHECK", "DECODE", "EXEC", "SETTLE", "FILL", "PASS",
-                                      "DRAIN", "WRITE", "READ")
-                                  + (coord_states if cfg.coord else ()), init="FILL")
+        datapath_states = ("STREAM",) if streamed else ("PASS", "DRAIN", "WRITE", "READ")
+        st, goto = one_hot_states(m, ("IDLE", "CHECK", "DECODE", "EXEC", "SETTLE", "FILL")
+                                  + datapath_states + (coord_states if cfg.coord else ()),
+                                  init="FILL")
 
-        # MAC wiring: coefficient and operation are registers, constant during a pass.
-        m.d.comb += [mac.op.eq(mac_op), mac.stochastic.eq(stochastic),
-                     mac.coef.eq(Mux(mac_op == MacOp.UPDATE, coef_c, mu)),
-                     mac.o.ready.eq(1)]
+        if not streamed:
+            # MAC wiring: coefficient and operation are registers, constant during a pass.
+            m.d.comb += [mac.op.eq(mac_op), mac.stochastic.eq(stochastic),
+                         mac.coef.eq(Mux(mac_op == MacOp.UPDATE, coef_c, mu)),
+                         mac.o.ready.eq(1)]
 
         # Argument checks, in two steps for timing. On acceptance the argument is registered with
         # per-nibble OR / AND reductions and the two comparisons that need carry chains; in
@@ -251,6 +266,11 @@ class PerturbEngine(wiring.Component):
             "seed_bad": any_of(g.seed_width),
             "gt1": any_of(1),
         }
+        if streamed:
+            # STREAM: 1 <= count (bits 0-31) <= words, mode (bits 32-63) 0 or 1
+            count_le = Signal()
+            accept_regs.append(count_le.eq(in_arg[:nb] <= words))
+            checks["stream_ok"] = any_of(0, 32) & ~any_of(nb, 32) & count_le & ~any_of(33)
         if g.scale == "runtime":
             checks["scale_bad"] = any_of(scale_register_bits(g))
         if g.reuse == "pregen":
@@ -285,9 +305,12 @@ class PerturbEngine(wiring.Component):
         bad_groups = {                           # (check, its value that rejects) -> opcodes
             ("seed_bad", 1): (Op.SEED,),
             ("coef_ok", 0): (Op.MU, Op.UPDATE),
-            ("gt1", 1): (Op.PERTURB, Op.ROUNDING, Op.CLEAR),
-            ("block_ok", 0): (Op.WRITE, Op.READ),
+            ("gt1", 1): (Op.ROUNDING, Op.CLEAR) + (() if streamed else (Op.PERTURB,)),
         }
+        if streamed:
+            bad_groups[("stream_ok", 0)] = (Op.STREAM,)
+        else:
+            bad_groups[("block_ok", 0)] = (Op.WRITE, Op.READ)
         if g.scale == "runtime":
             bad_groups[("scale_bad", 1)] = (Op.SCALE,)
         if g.reuse == "pregen":
@@ -310,6 +333,10 @@ class PerturbEngine(wiring.Component):
             unsup.append(is_op[Op.MASK])
         if cfg.mask == "none":
             unsup.append(is_op[Op.RANGE])
+        if streamed:
+            unsup += [is_op[Op.PERTURB], is_op[Op.WRITE], is_op[Op.READ]]
+        else:
+            unsup.append(is_op[Op.STREAM])
         err_arg = Signal()
         err_unsup = Signal()
         err_opcode = Signal()
@@ -333,41 +360,45 @@ class PerturbEngine(wiring.Component):
         issue_more = Signal()                   # issue_left != 0, registered
         one_left = Signal()                     # left == 1, registered
         drain = Signal(range(8))
-        # Pass pipeline registers.
-        va = Signal()
-        za = Signal(data.ArrayLayout(signed(g.z_bits), cfg.lanes))
-        ra = Signal(data.ArrayLayout(unsigned(S), cfg.lanes)) if has_r else None
-        # Word addresses travel beside the data: one register per MAC stage.
-        addr_a = Signal(range(words), name="addr_a")
-        addr_pipe = [Signal(range(words), name=f"addr_s{i}") for i in range(mac.latency)]
-        # Read pipeline register.
-        rvalid = Signal()           # high only in READ: cleared with the last word
-        m.d.comb += [self.rdata.valid.eq(rvalid), self.rdata.payload.eq(rd.data)]
+        in_left = Signal(range(words + 1))      # STREAM: words still to take from the host
+        out_left = Signal(range(words + 1))     # STREAM: words still to send back
+        sub = Signal(range(3))                  # STREAM: the row of the word being sent
+        if not streamed:
+            # Pass pipeline registers.
+            va = Signal()
+            za = Signal(data.ArrayLayout(signed(g.z_bits), cfg.lanes))
+            ra = Signal(data.ArrayLayout(unsigned(S), cfg.lanes)) if has_r else None
+            # Word addresses travel beside the data: one register per MAC stage.
+            addr_a = Signal(range(words), name="addr_a")
+            addr_pipe = [Signal(range(words), name=f"addr_s{i}") for i in range(mac.latency)]
+            # Read pipeline register.
+            rvalid = Signal()           # high only in READ: cleared with the last word
+            m.d.comb += [self.rdata.valid.eq(rvalid), self.rdata.payload.eq(rd.data)]
 
-        m.d.comb += [mac.i.valid.eq(va), mac.i.payload.w.eq(rd.data)]
-        # The perturbation mask: a word outside [rng_lo, rng_hi) is issued with z = 0; the
-        # bitmap, read beside the weights, zeroes single lanes at the MAC input.
-        rng_lo = Signal(range(words + 1))
-        rng_hi = Signal(range(words + 1), init=words)
-        z_issue = gen.o.payload
-        if cfg.mask != "none":
-            z_issue = Mux((counter >= rng_lo) & (counter < rng_hi), gen.o.payload, 0)
-        if cfg.mask == "bitmap":
-            m.submodules.bitmap = bmem = memory.Memory(shape=cfg.lanes, depth=words,
-                                                       init=[(1 << cfg.lanes) - 1] * words)
-            bwr = bmem.write_port()
-            brd = bmem.read_port()
-            m.d.comb += [brd.addr.eq(counter), brd.en.eq(st["PASS"])]
-            m.d.comb += [mac.i.payload.z[l].eq(Mux(brd.data[l], za[l], 0))
-                         for l in range(cfg.lanes)]
-        else:
-            m.d.comb += mac.i.payload.z.eq(za)
-        if has_r:
-            m.d.comb += mac.i.payload.r.eq(ra)
-        m.d.sync += va.eq(0)
-        for prev, nxt in zip([addr_a] + addr_pipe[:-1], addr_pipe):
-            m.d.sync += nxt.eq(prev)
-        addr_c = addr_pipe[-1]
+            m.d.comb += [mac.i.valid.eq(va), mac.i.payload.w.eq(rd.data)]
+            # The perturbation mask: a word outside [rng_lo, rng_hi) is issued with z = 0; the
+            # bitmap, read beside the weights, zeroes single lanes at the MAC input.
+            rng_lo = Signal(range(words + 1))
+            rng_hi = Signal(range(words + 1), init=words)
+            z_issue = gen.o.payload
+            if cfg.mask != "none":
+                z_issue = Mux((counter >= rng_lo) & (counter < rng_hi), gen.o.payload, 0)
+            if cfg.mask == "bitmap":
+                m.submodules.bitmap = bmem = memory.Memory(shape=cfg.lanes, depth=words,
+                                                           init=[(1 << cfg.lanes) - 1] * words)
+                bwr = bmem.write_port()
+                brd = bmem.read_port()
+                m.d.comb += [brd.addr.eq(counter), brd.en.eq(st["PASS"])]
+                m.d.comb += [mac.i.payload.z[l].eq(Mux(brd.data[l], za[l], 0))
+                             for l in range(cfg.lanes)]
+            else:
+                m.d.comb += mac.i.payload.z.eq(za)
+            if has_r:
+                m.d.comb += mac.i.payload.r.eq(ra)
+            m.d.sync += va.eq(0)
+            for prev, nxt in zip([addr_a] + addr_pipe[:-1], addr_pipe):
+                m.d.sync += nxt.eq(prev)
+            addr_c = addr_pipe[-1]
 
         # Control pulses to the generator and MAC are registered (one cycle after EXEC; the
         # argument register still holds their value then): no path from decode into the datapath.
@@ -375,11 +406,23 @@ class PerturbEngine(wiring.Component):
                                               ("seed_p", "scale_p", "offset_p", "clear_p"))
         m.d.sync += [seed_p.eq(0), scale_p.eq(0), offset_p.eq(0), clear_p.eq(0)]
         m.d.comb += [gen.seed.eq(arg), gen.seed_load.eq(seed_p),
-                     mac.sat_clear.eq(clear_p), gen.sat_clear.eq(clear_p)]
-        if has_r:
+                     (smac if streamed else mac).sat_clear.eq(clear_p), gen.sat_clear.eq(clear_p)]
+        if streamed:
+            # UPDATE restarts the update generator and the rounding bank from the seed of the
+            # last SEED (seed_b): the step whose perturbation the pending update belongs to.
+            seed_b = Signal(g.seed_width)
+            seedu_p = Signal()
+            m.d.sync += seedu_p.eq(0)
+            m.d.comb += [gen_u.seed.eq(seed_b), gen_u.seed_load.eq(seedu_p),
+                         gen_u.sat_clear.eq(clear_p)]
+            if has_r:
+                m.d.comb += [rbank.seed.eq(seed_b), rbank.seed_load.eq(seedu_p)]
+        elif has_r:
             m.d.comb += [rbank.seed.eq(arg[:g.seed_width]), rbank.seed_load.eq(seed_p)]
         if g.scale == "runtime":
             m.d.comb += [gen.scale_value.eq(arg), gen.scale_load.eq(scale_p)]
+            if streamed:
+                m.d.comb += [gen_u.scale_value.eq(arg), gen_u.scale_load.eq(scale_p)]
         if g.reuse == "pregen":
             m.d.comb += [gen.offset_value.eq(arg), gen.offset_key.eq(arg[32:]),
                          gen.offset_set.eq(offset_p)]
@@ -392,10 +435,14 @@ class PerturbEngine(wiring.Component):
         if spram:
             rphase = Signal(name="rphase")
             m.d.sync += rphase.eq(~rphase)          # EXEC starts a pass with rphase high
-        issue = more & gen.o.valid & r_ok & rphase
-        m.d.comb += gen.o.ready.eq(issue)
-        if has_r:                                   # issue & use_r
-            m.d.comb += rbank.o.ready.eq(more_r & rbank.o.valid & gen.o.valid & rphase)
+        if streamed:
+            m.d.comb += [smac.coef.eq(coef_c), smac.mu.eq(mu), smac.stochastic.eq(stochastic),
+                         smac.update_only.eq(arg[32])]
+        else:
+            issue = more & gen.o.valid & r_ok & rphase
+            m.d.comb += gen.o.ready.eq(issue)
+            if has_r:                                   # issue & use_r
+                m.d.comb += rbank.o.ready.eq(more_r & rbank.o.valid & gen.o.valid & rphase)
 
 
         m.d.comb += st_out.busy.eq(~st["IDLE"])
@@ -424,8 +471,11 @@ class PerturbEngine(wiring.Component):
             # The opcode flags are one-hot: at most one action is taken; the next state is
             # SETTLE unless the command starts a pass, a transfer or a fill.
             fill = is_op[Op.SEED] | (is_op[Op.OFFSET] if g.reuse == "pregen" else 0)
-            jumps = {"FILL": fill, "PASS": is_op[Op.PERTURB] | is_op[Op.UPDATE],
-                     "WRITE": is_op[Op.WRITE], "READ": is_op[Op.READ]}
+            if streamed:
+                jumps = {"FILL": fill | is_op[Op.UPDATE], "STREAM": is_op[Op.STREAM]}
+            else:
+                jumps = {"FILL": fill, "PASS": is_op[Op.PERTURB] | is_op[Op.UPDATE],
+                         "WRITE": is_op[Op.WRITE], "READ": is_op[Op.READ]}
             if cfg.coord:
                 jumps["COORD_RD"] = is_op[Op.COORD]
             m.d.sync += st["EXEC"].eq(0)
@@ -437,6 +487,8 @@ class PerturbEngine(wiring.Component):
                 m.d.sync += [error.eq(1), error_code.eq(err_code)]
             with m.If(ok & is_op[Op.SEED]):
                 m.d.sync += seed_p.eq(1)
+                if streamed:
+                    m.d.sync += seed_b.eq(arg[:g.seed_width])
             with m.If(ok & is_op[Op.MU]):
                 m.d.sync += mu.eq(arg[:cb])
             if spram:
@@ -445,7 +497,13 @@ class PerturbEngine(wiring.Component):
                 m.d.sync += [mac_op.eq(Mux(arg[0], MacOp.MINUS2, MacOp.PLUS)), use_r.eq(0),
                              last_pass.eq(Mux(arg[0], 2, 1)), counter.eq(0), more.eq(1),
                              more_r.eq(0)]
-            with m.If(ok & is_op[Op.UPDATE]):
+            if streamed:
+                with m.If(ok & is_op[Op.UPDATE]):
+                    m.d.sync += [coef_c.eq(arg[:cb]), seedu_p.eq(1)]
+                with m.If(ok & is_op[Op.STREAM]):
+                    m.d.sync += [in_left.eq(arg[:nb]), out_left.eq(arg[:nb]), sub.eq(0),
+                                 last_pass.eq(Mux(arg[32], 3, 1))]
+            with m.If(ok & is_op[Op.UPDATE] & (0 if streamed else 1)):
                 m.d.sync += [coef_c.eq(arg[:cb]), mac_op.eq(MacOp.UPDATE),
                              use_r.eq(stochastic if has_r else 0),
                              more_r.eq(stochastic if has_r else 0),
@@ -458,7 +516,9 @@ class PerturbEngine(wiring.Component):
                 # blk runs over the block's addresses from start.
                 # (an accepted block has count >= 1: issue_more starts high)
                 m.d.sync += [left.eq(count), issue_left.eq(count), issue_more.eq(1),
-                             blk.eq(start), rvalid.eq(0), one_left.eq(count == 1)]
+                             blk.eq(start), one_left.eq(count == 1)]
+                if not streamed:
+                    m.d.sync += rvalid.eq(0)
             with m.If(ok & is_op[Op.CLEAR]):
                 m.d.sync += [error.eq(0), error_code.eq(0), clear_p.eq(~arg[0])]
             with m.If(ok & is_op[Op.ROUNDING]):
@@ -480,6 +540,8 @@ class PerturbEngine(wiring.Component):
             # After reset, SEED or a pregen OFFSET: busy until the banks have mixed the seed
             # and a pregen pool is full.
             wait = seed_p | offset_p | gen.loading
+            if streamed:
+                wait = wait | seedu_p | gen_u.loading
             if has_r:
                 wait = wait | rbank.loading
             if g.reuse == "pregen":
@@ -487,44 +549,81 @@ class PerturbEngine(wiring.Component):
             with m.If(~wait):
                 goto("FILL", "IDLE")
 
-        with m.If(st["PASS"]):
-            m.d.comb += [rd.addr.eq(counter), rd.en.eq(rphase)]
-            with m.If(issue):
-                m.d.sync += [va.eq(1), za.eq(z_issue), addr_a.eq(counter),
-                             counter.eq(counter + 1), more.eq(counter != words - 1),
-                             more_r.eq(use_r & (counter != words - 1))]
-                if has_r:
-                    m.d.sync += ra.eq(Cat(rbank.o.payload[l].as_unsigned()[:S]
-                                          for l in range(cfg.lanes)))
-            with m.If(~more):
-                m.d.sync += drain.eq(0)
-                goto("PASS", "DRAIN")
+        if streamed:
+            # STREAM: a word goes in when the host has one, both generators (the perturbation
+            # generator only in fused mode) and the rounding bank (stochastic) have a beat and
+            # the datapath takes it; per word, three rows (w1, w2, w3) or one (w0) go out.
+            only_u = arg[32]
+            z_ok = gen.o.valid | only_u
+            ru_ok = (rbank.o.valid | ~stochastic) if has_r else 1
+            in_more = Signal()
+            m.d.comb += in_more.eq(st["STREAM"] & (in_left != 0))
+            take = in_more & self.wdata.valid & gen_u.o.valid & z_ok & ru_ok & smac.i.ready
+            m.d.comb += [self.wdata.ready.eq(in_more & gen_u.o.valid & z_ok & ru_ok
+                                             & smac.i.ready),
+                         gen_u.o.ready.eq(take), gen.o.ready.eq(take & ~only_u),
+                         smac.i.valid.eq(take), smac.i.payload.w.eq(self.wdata.payload),
+                         smac.i.payload.zu.eq(gen_u.o.payload),
+                         smac.i.payload.z.eq(Mux(only_u, 0, gen.o.payload))]
+            if has_r:
+                m.d.comb += [rbank.o.ready.eq(take & stochastic),
+                             smac.i.payload.r.eq(Cat(rbank.o.payload[l].as_unsigned()[:S]
+                                                     for l in range(cfg.lanes)))]
+            with m.If(take):
+                m.d.sync += in_left.eq(in_left - 1)
+            # output: w1, w2, w3 (sub 0, 1, 2) or w0 alone
+            o = smac.o.payload
+            m.d.comb += [self.rdata.valid.eq(smac.o.valid & st["STREAM"]),
+                         self.rdata.payload.eq(Mux(only_u, o.w0, Mux(sub == 0, o.w1,
+                                                                      Mux(sub == 1, o.w2, o.w3))))]
+            last_row = only_u | (sub == 2)
+            sent = self.rdata.valid & self.rdata.ready
+            m.d.comb += smac.o.ready.eq(sent & last_row)
+            with m.If(sent):
+                m.d.sync += sub.eq(Mux(last_row, 0, sub + 1))
+                with m.If(last_row):
+                    m.d.sync += out_left.eq(out_left - 1)
+                    with m.If(out_left == 1):
+                        goto("STREAM", "IDLE")
+        else:
+            with m.If(st["PASS"]):
+                m.d.comb += [rd.addr.eq(counter), rd.en.eq(rphase)]
+                with m.If(issue):
+                    m.d.sync += [va.eq(1), za.eq(z_issue), addr_a.eq(counter),
+                                 counter.eq(counter + 1), more.eq(counter != words - 1),
+                                 more_r.eq(use_r & (counter != words - 1))]
+                    if has_r:
+                        m.d.sync += ra.eq(Cat(rbank.o.payload[l].as_unsigned()[:S]
+                                              for l in range(cfg.lanes)))
+                with m.If(~more):
+                    m.d.sync += drain.eq(0)
+                    goto("PASS", "DRAIN")
 
-        with m.If(st["DRAIN"]):
-            m.d.sync += drain.eq(drain + 1)
-            with m.If(drain == mac.latency):
-                goto("DRAIN", "IDLE")
+            with m.If(st["DRAIN"]):
+                m.d.sync += drain.eq(drain + 1)
+                with m.If(drain == mac.latency):
+                    goto("DRAIN", "IDLE")
 
-        with m.If(st["WRITE"]):
-            m.d.comb += self.wdata.ready.eq(1)
-            with m.If(self.wdata.valid):
-                m.d.sync += [blk.eq(blk + 1), left.eq(left - 1), one_left.eq(left == 2)]
-                with m.If(one_left):
-                    goto("WRITE", "IDLE")
+            with m.If(st["WRITE"]):
+                m.d.comb += self.wdata.ready.eq(1)
+                with m.If(self.wdata.valid):
+                    m.d.sync += [blk.eq(blk + 1), left.eq(left - 1), one_left.eq(left == 2)]
+                    with m.If(one_left):
+                        goto("WRITE", "IDLE")
 
-        with m.If(st["READ"]):
-            advance = ~rvalid | self.rdata.ready
-            m.d.comb += [rd.addr.eq(blk), rd.en.eq(advance)]
-            with m.If(advance):
-                m.d.sync += rvalid.eq(issue_more)
-                with m.If(issue_more):
-                    m.d.sync += [blk.eq(blk + 1), issue_left.eq(issue_left - 1),
-                                 issue_more.eq(issue_left != 1)]
-            with m.If(self.rdata.valid & self.rdata.ready):
-                m.d.sync += [left.eq(left - 1), one_left.eq(left == 2)]
-                with m.If(one_left):
-                    m.d.sync += rvalid.eq(0)
-                    goto("READ", "IDLE")
+            with m.If(st["READ"]):
+                advance = ~rvalid | self.rdata.ready
+                m.d.comb += [rd.addr.eq(blk), rd.en.eq(advance)]
+                with m.If(advance):
+                    m.d.sync += rvalid.eq(issue_more)
+                    with m.If(issue_more):
+                        m.d.sync += [blk.eq(blk + 1), issue_left.eq(issue_left - 1),
+                                     issue_more.eq(issue_left != 1)]
+                with m.If(self.rdata.valid & self.rdata.ready):
+                    m.d.sync += [left.eq(left - 1), one_left.eq(left == 2)]
+                    with m.If(one_left):
+                        m.d.sync += rvalid.eq(0)
+                        goto("READ", "IDLE")
 
         if cfg.coord:
             # COORD: read the word; register it and its lane's weight; add delta; saturate into
@@ -562,9 +661,10 @@ class PerturbEngine(wiring.Component):
             with m.If(clear_p):
                 m.d.sync += coord_sat.eq(0)
 
-        # Write port: MAC results during a pass, host words during WRITE.
-        with m.If(mac.o.valid):
-            m.d.comb += [wr.en.eq(1), wr.addr.eq(addr_c), wr.data.eq(mac.o.payload)]
-        with m.Elif(self.wdata.valid & self.wdata.ready):
-            m.d.comb += [wr.en.eq(1), wr.addr.eq(blk), wr.data.eq(self.wdata.payload)]
+        if not streamed:
+            # Write port: MAC results during a pass, host words during WRITE.
+            with m.If(mac.o.valid):
+                m.d.comb += [wr.en.eq(1), wr.addr.eq(addr_c), wr.data.eq(mac.o.payload)]
+            with m.Elif(self.wdata.valid & self.wdata.ready):
+                m.d.comb += [wr.en.eq(1), wr.addr.eq(blk), wr.data.eq(self.wdata.payload)]
         return m

@@ -7,7 +7,8 @@ from amaranth.lib.wiring import In, Out
 from pezo.config import EngineConfig
 from pezo.fixed import hw_saturate
 
-__all__ = ["MacOp", "PerturbMAC", "mac_input_layout", "MAC_LATENCY"]
+__all__ = ["MacOp", "PerturbMAC", "mac_input_layout", "MAC_LATENCY", "rounding_parts",
+           "saturating_add", "addend_width"]
 
 #: Register stages of :class:`PerturbMAC` (cycles from input to output without stalls).
 MAC_LATENCY = 4
@@ -26,6 +27,43 @@ def mac_input_layout(cfg):
     if cfg.stochastic and cfg.product_shift > 0:
         fields["r"] = data.ArrayLayout(unsigned(cfg.product_shift), cfg.lanes)
     return data.StructLayout(fields)
+
+
+def addend_width(cfg) -> int:
+    """Bits of a rounded product (p, u) and of the -2p addend, with room for the carry."""
+    S = cfg.product_shift
+    pw = cfg.coef_bits + cfg.generator.z_bits
+    qw = pw - max(S, 0) + 1
+    return max(max(qw, 2) - min(S, 0) + 1, cfg.w_bits) + 1
+
+
+def rounding_parts(m, p, S, pw, name, r=None, use_stoch=0):
+    """The two parts of rounding the ``pw``-bit product ``p`` right by ``S`` bits, as
+    expressions: (floor(p / 2^S), the half-to-even increment), or, where ``use_stoch``, the
+    stochastic (p + r) >> S with increment 0 (``r``: the low S random bits; None without
+    stochastic rounding). S <= 0 is an exact left shift."""
+    if S <= 0:
+        return p << (-S), 0
+    if S >= pw:     # shift past the product: sign-extend so that the guard bit exists (#14 D1)
+        pe = Signal(signed(S + 1), name=f"prod_ext{name}")
+        m.d.comb += pe.eq(p)
+        p = pe
+    floor = p >> S
+    low = p.as_unsigned()[:S]
+    sticky = low[:S - 1].any() if S > 1 else 0
+    inc = low[S - 1] & (sticky | floor.as_unsigned()[0])
+    if r is None:
+        return floor, inc
+    stoch = (p + Cat(r, Const(0, 1)).as_signed()) >> S
+    return Mux(use_stoch, stoch, floor), ~use_stoch & inc
+
+
+def saturating_add(m, w, a, cin, w_bits, name):
+    """w + a + cin in one carry chain (the carry-in rides in as an extra LSB on both operands),
+    saturated to ``w_bits``: (result, overflowed) expressions."""
+    wide = Signal(signed(len(a) + 2), name=name)
+    m.d.comb += wide.eq(Cat(cin, w).as_signed() + Cat(cin, a).as_signed())
+    return hw_saturate(wide[1:].as_signed(), w_bits)
 
 
 class PerturbMAC(wiring.Component):
@@ -100,8 +138,7 @@ class PerturbMAC(wiring.Component):
         # (guard and sticky bits: LUT logic only), or the stochastic sum (prod + r) / 2^S.
         v2 = Signal()
         w2 = Signal(data.ArrayLayout(signed(cfg.w_bits), cfg.lanes))
-        qw = pw - max(S, 0) + 1
-        aw = max(max(qw, 2) - min(S, 0) + 1, cfg.w_bits) + 1
+        aw = addend_width(cfg)
         minus = self.op == MacOp.MINUS2
         use_stoch = (self.op == MacOp.UPDATE) & self.stochastic if has_r else 0
         qf2 = [Signal(signed(aw), name=f"qfloor{l}") for l in range(cfg.lanes)]
@@ -109,24 +146,9 @@ class PerturbMAC(wiring.Component):
         with m.If(advance):
             m.d.sync += [v2.eq(v1), w2.eq(w1)]
             for l in range(cfg.lanes):
-                p = prods[l]
-                if S <= 0:
-                    m.d.sync += [qf2[l].eq(p << (-S)), inc2[l].eq(0)]
-                    continue
-                if S >= pw:     # shift past the product: sign-extend so that the guard bit
-                    pe = Signal(signed(S + 1), name=f"prod_ext{l}")     # exists (issue #14 D1)
-                    m.d.comb += pe.eq(p)
-                    p = pe
-                floor = p >> S
-                low = p.as_unsigned()[:S]
-                sticky = low[:S - 1].any() if S > 1 else 0
-                inc = low[S - 1] & (sticky | floor.as_unsigned()[0])
-                if has_r:
-                    stoch = (p + Cat(r1[l], Const(0, 1)).as_signed()) >> S
-                    m.d.sync += [qf2[l].eq(Mux(use_stoch, stoch, floor)),
-                                 inc2[l].eq(~use_stoch & inc)]
-                else:
-                    m.d.sync += [qf2[l].eq(floor), inc2[l].eq(inc)]
+                floor, inc = rounding_parts(m, prods[l], S, pw, f"{l}",
+                                            r1[l] if has_r else None, use_stoch)
+                m.d.sync += [qf2[l].eq(floor), inc2[l].eq(inc)]
 
         # Stage 3: q = floor + increment; register the addend of stage 4: q, or ~(q << 1) with a
         # carry-in of 1 for -2q (p shifted, never re-rounded; no second adder).
@@ -146,10 +168,7 @@ class PerturbMAC(wiring.Component):
         over = []
         results = []
         for l in range(cfg.lanes):
-            wide = Signal(signed(aw + 2), name=f"sum_x{l}")
-            m.d.comb += wide.eq(Cat(cin3, w3[l]).as_signed() + Cat(cin3, a3[l]).as_signed())
-            total = wide[1:].as_signed()
-            z, o = hw_saturate(total, cfg.w_bits)
+            z, o = saturating_add(m, w3[l], a3[l], cin3, cfg.w_bits, f"sum_x{l}")
             results.append(z)
             over.append(o)
         # Per-lane saturation bits are registered with the results (the OR over the lanes comes

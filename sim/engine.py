@@ -29,7 +29,25 @@ code   command     argument and effect
 13     RANGE       first word (bits 0-31), end word (bits 32-63, exclusive; first < end <= d/m):
                    passes act on these words only (``mask = "range"`` or ``"bitmap"``; reset:
                    all words)
+14     STREAM      count words (bits 0-31, 1..d/m), mode (bits 32-63: 0 fused, 1 update only):
+                   ``weights = "stream"`` engines only, see below
 =====  ==========  ============================================================================
+
+Streamed weights (``weights = "stream"``, ZO2-style): the engine holds no weights; the host
+streams them through in blocks, in order, covering every word once per step. Two generators run
+side by side: the *update* generator (with the rounding bank) replays z of the previous step for
+its deferred update, the *perturbation* generator produces z of this step. ``SEED s`` loads the
+perturbation generator and remembers s; ``UPDATE c`` sets the pending update coefficient and
+restarts the update generator and the rounding bank from the remembered seed (the step whose
+perturbation it updates: nothing random is stored, only a seed). ``STREAM`` then takes ``count``
+words on ``wdata`` and, per word, computes w0 = w + round(c * zu) (the deferred update, as an
+UPDATE pass would), and in fused mode w1 = w0 + p, w2 = w1 - 2p, w3 = w2 + p with p =
+round(mu * z) (the PERTURB passes +1, -2, +1), each saturating like the MAC. It returns three
+words per word in fused mode (w1: theta+, w2: theta-, w3: the restored weight to keep) and one
+(w0) in update-only mode, which flushes the last pending update. A stream of step t's blocks
+after ``UPDATE c(t-1); SEED s(t)`` thus leaves exactly the weights the resident engine leaves
+after step t-1's UPDATE and step t's three PERTURB passes. PERTURB, WRITE, READ and OFFSET are
+``UNSUPPORTED`` there, STREAM everywhere else.
 
 The perturbation mask: in PERTURB and UPDATE passes a weight outside the range, or whose bitmap
 bit is 0, gets z = 0 (so p = 0 and u = 0: it keeps its value). The generator and the rounding
@@ -75,6 +93,7 @@ class Op(IntEnum):
     COORD = 11
     MASK = 12
     RANGE = 13
+    STREAM = 14
 
 
 class Err(IntEnum):
@@ -117,6 +136,12 @@ class EngineModel:
         self.last_pass = 0
         self.bitmap = np.ones(cfg.depth, dtype=bool)     # MASK: 1 = active
         self.range = (0, cfg.words)                      # RANGE: [first, end) words
+        self.streamed = cfg.weights == "stream"
+        if self.streamed:                                # STREAM: the update generator, the
+            self.weights = np.zeros(0, dtype=np.int64)   # remembered seed, the pending c
+            self.gen_u = GeneratorModel(g, 0)
+            self.seed_b = 0
+            self.pending = 0
 
     def pass_mask(self):
         """The weights a pass acts on (bool, depth), or None when every weight is active."""
@@ -152,17 +177,28 @@ class EngineModel:
             return self._fail(Err.OPCODE)
         if op == Op.NOP:
             return None
+        if self.streamed and op in (Op.PERTURB, Op.WRITE, Op.READ, Op.OFFSET):
+            return self._fail(Err.UNSUPPORTED)
+        if op == Op.STREAM:
+            return self._stream(arg, wdata)
         if op == Op.SEED:
             if arg >> g.seed_width:
                 return self._fail(Err.ARG)
             self.gen.load_seed(arg)
-            self.rbank = BankModel(self._round_cfg, arg, tweak=self._round_tweak)
+            if self.streamed:        # the rounding bank belongs to the update generator
+                self.seed_b = arg
+            else:
+                self.rbank = BankModel(self._round_cfg, arg, tweak=self._round_tweak)
         elif op in (Op.MU, Op.UPDATE):
             v = signed_arg(arg, cfg.coef_bits)
             if v is None:
                 return self._fail(Err.ARG)
             if op == Op.MU:
                 self.mu = v
+            elif self.streamed:
+                self.pending = v
+                self.gen_u.load_seed(self.seed_b)
+                self.rbank = BankModel(self._round_cfg, self.seed_b, tweak=self._round_tweak)
             else:
                 self._pass("update", v)
         elif op == Op.PERTURB:
@@ -189,10 +225,7 @@ class EngineModel:
             m = cfg.lanes
             if op == Op.READ:
                 return self.weights[start * m:(start + count) * m].reshape(count, m).copy()
-            data = np.asarray(wdata, dtype=np.int64).reshape(count, m)
-            lo, hi = -(1 << (cfg.w_bits - 1)), (1 << (cfg.w_bits - 1))
-            if (data < lo).any() or (data >= hi).any():
-                raise ValueError(f"Weights must be {cfg.w_bits}-bit integers in {lo}..{hi - 1}")
+            data = self._check_rows(wdata, count)
             self.weights[start * m:(start + count) * m] = data.reshape(-1)
         elif op == Op.CLEAR:
             if arg > 1:
@@ -239,6 +272,38 @@ class EngineModel:
                 return self._fail(Err.ARG)
             self.range = (lo, hi)
         return None
+
+    def _check_rows(self, data, count):
+        cfg = self.cfg
+        data = np.asarray(data, dtype=np.int64).reshape(count, cfg.lanes)
+        lo, hi = -(1 << (cfg.w_bits - 1)), (1 << (cfg.w_bits - 1))
+        if (data < lo).any() or (data >= hi).any():
+            raise ValueError(f"Weights must be {cfg.w_bits}-bit integers in {lo}..{hi - 1}")
+        return data
+
+    def _stream(self, arg, wdata):
+        """STREAM: the deferred update, then (fused mode) the three perturbation passes, per
+        word; returns the words out, (3 * count, m) word-major (fused) or (count, m)."""
+        cfg = self.cfg
+        if not self.streamed:
+            return self._fail(Err.UNSUPPORTED)
+        count, mode = arg & 0xFFFFFFFF, arg >> 32
+        if not 1 <= count <= cfg.words or mode > 1:
+            return self._fail(Err.ARG)
+        w = self._check_rows(wdata, count)
+        r = self.rbank.next(count) if self.stochastic else None
+        w0, sat = mac(cfg, w, self.gen_u.next(count), self.pending, "update", r)
+        self.mac_saturated |= bool(sat)
+        if mode == 1:
+            self.last_pass = 3
+            return w0
+        z = self.gen.next(count)
+        w1, s1 = mac(cfg, w0, z, self.mu, "plus")
+        w2, s2 = mac(cfg, w1, z, self.mu, "minus2")
+        w3, s3 = mac(cfg, w2, z, self.mu, "plus")
+        self.mac_saturated |= bool(s1 or s2 or s3)
+        self.last_pass = 1
+        return np.stack([w1, w2, w3], axis=1).reshape(3 * count, cfg.lanes)
 
     def _pass(self, op, coef):
         cfg = self.cfg

@@ -230,7 +230,8 @@ def test_argument_checks_at_every_boundary(cfg):
 
 def test_error_codes():
     m = EngineModel(E(generator=REUSES["none"], depth=16, stochastic=False))
-    for op, arg, code in [(14, 0, Err.OPCODE), (Op.COORD, 0, Err.UNSUPPORTED),
+    for op, arg, code in [(15, 0, Err.OPCODE), (Op.STREAM, 1, Err.UNSUPPORTED),
+                          (Op.COORD, 0, Err.UNSUPPORTED),
                           (Op.MASK, 0, Err.UNSUPPORTED), (Op.RANGE, 0, Err.UNSUPPORTED),
                           (Op.PERTURB, 5, Err.ARG),
                           (Op.OFFSET, 0, Err.UNSUPPORTED), (Op.ROUNDING, 1, Err.UNSUPPORTED),
@@ -412,9 +413,9 @@ def test_client_refuses_non_finite_coefficients_and_names_unknown_opcodes():
         with pytest.raises(ValueError, match=r"^update coefficient c must be a finite real number, "):
             c.update(bad)
     assert c.set_mu(np.float32(2.0 ** -6)) == 1 << 14          # numpy floats are numbers
-    with pytest.raises(EngineError, match=r"^Engine rejected opcode 14 with argument 0x5: error "
+    with pytest.raises(EngineError, match=r"^Engine rejected opcode 15 with argument 0x5: error "
                                           r"OPCODE$"):
-        c._do(14, 5)
+        c._do(15, 5)
     assert c.status()["error"] == 0
 
 
