@@ -337,7 +337,7 @@ class FloatSource(PerturbSource):
 def engine_config(n_params, lanes=4, reuse="none", pool_size=None, step="leap",
                   generators=None, weight_format="Q4.12", coef_bits=16, coef_frac=20,
                   stochastic=True, shared=False, state_bits=32, coord=False,
-                  mask="none") -> EngineConfig:
+                  mask="none", weights="bram") -> EngineConfig:
     """The engine configuration for a model of ``n_params`` weights.
 
     ``lanes`` is m (weights per cycle, the MAC's lane count); ``generators`` is n, the uniform
@@ -355,7 +355,7 @@ def engine_config(n_params, lanes=4, reuse="none", pool_size=None, step="leap",
                           state_bits=state_bits)
     return EngineConfig(generator=gen, depth=engine_depth(n_params, m), w_int=q.int_bits,
                         w_frac=q.frac_bits, coef_bits=coef_bits, coef_frac=coef_frac,
-                        stochastic=stochastic, coord=coord, mask=mask)
+                        stochastic=stochastic, coord=coord, mask=mask, weights=weights)
 
 
 class EngineSource(PerturbSource):
@@ -634,7 +634,7 @@ def make_source(name, n_params, *, lanes=4, reuse="none", pool_size=None, step="
                 generators=None, weight_format="Q4.12", coef_bits=16, coef_frac=20,
                 rounding="stochastic", coef_rounding="stochastic", engine=None,
                 pool_correct=True, shared=False, state_bits=32, port=None,
-                engine_cfg=None, coord=False, mask="none") -> PerturbSource:
+                engine_cfg=None, coord=False, mask="none", weights="bram") -> PerturbSource:
     """A perturbation source by name (one of :data:`SOURCES`); engine options apply to the
     engine sources only. ``engine`` overrides the transport of ``pezo`` (``"fused"`` by
     default, ``"batched"`` or ``"golden"``). ``board`` runs the engine on a board through
@@ -649,7 +649,7 @@ def make_source(name, n_params, *, lanes=4, reuse="none", pool_size=None, step="
         pool_size = 1024
     cfg = engine_config(n_params, lanes, reuse, pool_size, step, generators, weight_format,
                         coef_bits, coef_frac, stochastic=rounding == "stochastic", shared=shared,
-                        state_bits=state_bits, coord=coord, mask=mask)
+                        state_bits=state_bits, coord=coord, mask=mask, weights=weights)
     if name == "board":
         if port is None:
             raise ValueError("Source 'board' needs a serial port (--port DEVICE, "

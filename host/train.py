@@ -38,12 +38,13 @@ import time
 import numpy as np
 
 from pezo.boards.targets import get_board
-from pezo.config import RETIRED_STEPS
+from pezo.config import RETIRED_STEPS, WEIGHT_MEMORIES
 from pezo.host.algorithms import ALGOS, ESTIMATORS, make_algorithm
 from pezo.host.data import DATASETS, load_dataset
 from pezo.host.models import ACTIVATIONS, MODELS, make_model
 from pezo.host.perturb import (REUSES, ROUNDINGS, SOURCES, STEPS, derive_seed, derive_seeds,
                                make_source)
+from pezo.host.streamed import make_streamed_source
 
 __all__ = ["SCHEDULES", "DEFAULTS", "TrainConfig", "TrainResult", "train", "lr_at",
            "auto_pool_size"]
@@ -86,6 +87,8 @@ class TrainConfig:
     rounding: str | None = None     # None: stochastic (nearest for elasticzo-int8)
     coef_rounding: str = "stochastic"
     engine: str | None = None
+    weights: str = "bram"           # bram, spram (same golden model), stream (ZO2-style blocks)
+    block_words: int | None = None  # weights="stream": words per STREAM block (None: all)
     port: str | None = None         # source "board": serial device, pyserial URL or "sim"
     board: str | None = None        # source "board": use this board's default engine config
     steps: int | None = None
@@ -169,6 +172,19 @@ class TrainConfig:
         if c.algo in ("elasticzo", "elasticzo-int8") and c.model != "mlp":
             raise ValueError(f"Algorithm {c.algo} trains the last layer by backpropagation and "
                              f"the others by ZO: it needs model 'mlp', not {c.model!r}")
+        if c.weights not in WEIGHT_MEMORIES:
+            raise ValueError(f"Weight memory (weights) must be one of "
+                             f"{', '.join(WEIGHT_MEMORIES)}, not {c.weights!r}")
+        if c.weights == "stream":
+            if c.algo != "mezo" or c.q != 1:
+                raise ValueError(f"Streamed weights defer one update per step: algo 'mezo' "
+                                 f"with q = 1, not algo {c.algo!r} with q = {c.q}")
+            if c.source not in ("pezo", "pezo-sim") or c.reuse == "pregen":
+                raise ValueError(f"Streamed weights run on source pezo or pezo-sim with reuse "
+                                 f"none or onthefly, not source {c.source!r} with reuse "
+                                 f"{c.reuse!r}")
+        elif c.block_words is not None:
+            raise ValueError("A block size (block_words) applies to weights 'stream' only")
         if c.eval_every is None:
             c.eval_every = max(1, c.steps // 50)
         if c.reuse == "pregen" and c.pool_size is None:
@@ -287,7 +303,14 @@ def _train(cfg, progress, src, log):
     model = make_model(cfg.model, ds.n_features, ds.n_classes, cfg.hidden, cfg.activation)
     source = src
     own = source is None
-    if own:
+    if own and cfg.weights == "stream":
+        source = make_streamed_source(cfg.source, model.n_params, block_words=cfg.block_words,
+                                      lanes=cfg.lanes, reuse=cfg.reuse, step=cfg.step,
+                                      generators=cfg.generators, weight_format=cfg.weight_format,
+                                      coef_bits=cfg.coef_bits, coef_frac=cfg.coef_frac,
+                                      rounding=cfg.rounding, coef_rounding=cfg.coef_rounding,
+                                      shared=cfg.shared, state_bits=cfg.state_bits)
+    elif own:
         source = make_source(cfg.source, model.n_params, lanes=cfg.lanes, reuse=cfg.reuse,
                              pool_size=cfg.pool_size, step=cfg.step,
                              generators=cfg.generators, weight_format=cfg.weight_format,
@@ -296,7 +319,7 @@ def _train(cfg, progress, src, log):
                              engine=cfg.engine, shared=cfg.shared, state_bits=cfg.state_bits,
                              port=cfg.port,
                              engine_cfg=get_board(cfg.board).default if cfg.board else None,
-                             **ALGOS[cfg.algo].engine(cfg))
+                             weights=cfg.weights, **ALGOS[cfg.algo].engine(cfg))
     theta0 = model.init(derive_seed(cfg.seed, 1))
     source.reset(theta0, cfg.seed)
     mu = source.set_mu(cfg.mu)

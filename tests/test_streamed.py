@@ -215,3 +215,89 @@ def test_stream_config_errors(kwargs, msg):
     with pytest.raises(ValueError, match=r"^weights='stream' needs reuse none or onthefly, "
                                          r"coord=False and mask='none', not " + re.escape(msg)):
         E(depth=64, weights="stream", **kwargs)
+
+
+# --- training: streamed blocks = resident ---------------------------------------------------------
+
+def _pair(n_params, block_words, engine="golden", **kw):
+    from pezo.host.perturb import make_source
+    from pezo.host.streamed import make_streamed_source
+    resident = make_source("pezo", n_params, engine="golden", **kw)
+    streamed = make_streamed_source("pezo-sim" if engine == "amaranth" else "pezo", n_params,
+                                    block_words=block_words, **kw)
+    return resident, streamed
+
+
+@pytest.mark.parametrize("model,block,decay,kw", [
+    ("logreg", 37, 0.0, {}),                                  # 650 weights, 5 uneven blocks
+    ("mlp", 1, 0.0, dict(reuse="onthefly", lanes=4)),         # a block per word
+    ("mlp", None, 0.0, dict(rounding="nearest", coef_rounding="nearest")),   # one block
+    ("logreg", 64, 1e-3, {}),       # weight decay reads the weights: a flush every step
+])
+def test_streamed_training_is_bit_identical_to_resident(model, block, decay, kw):
+    """The same MeZO run (a cosine schedule) with the weights resident in the engine and
+    streamed through it in blocks: every loss of the curve and every final weight integer
+    agree. Evaluation reads the weights (a flush of the pending update) only every 20 steps,
+    so most updates take the deferred path, fused with the next step's perturbation."""
+    from pezo.host.train import train
+    from pezo.host.models import make_model
+    from pezo.host.data import load_dataset
+    ds = load_dataset("digits")
+    n = make_model(model, ds.n_features, ds.n_classes, 16, "tanh").n_params
+    resident, streamed = _pair(n, block, **kw)
+    runs = []
+    for src in (resident, streamed):
+        r = train(dataset="digits", model=model, steps=40, seed=5, eval_every=20,
+                  weight_decay=decay, schedule="cosine", src=src, restore_best=False, **{
+                      k: v for k, v in kw.items() if k in ("reuse", "lanes", "rounding",
+                                                           "coef_rounding")})
+        runs.append(r)
+    assert runs[0].curve == runs[1].curve and runs[0].test_acc == runs[1].test_acc
+    w_res = resident.eng.read_weights(raw=True)[:n]
+    assert np.array_equal(w_res, streamed.raw_weights()[:n])
+    assert streamed.stats["coef_zero"] == resident.stats["coef_zero"]
+    if decay == 0:
+        assert streamed.stats["deferred"] >= 35          # updates fused with the next step
+
+
+def test_streamed_training_on_the_simulated_hardware():
+    """Three MeZO steps with the STREAM engine in the Amaranth simulator (blocks of 8 words)
+    leave the weights of the resident golden engine."""
+    from pezo.host.train import train
+    n = 650
+    resident, streamed = _pair(n, 8, engine="amaranth", lanes=2)
+    for src in (resident, streamed):
+        train(dataset="digits", model="logreg", steps=3, seed=9, eval_every=3, src=src,
+              restore_best=False, lanes=2)
+    assert np.array_equal(resident.eng.read_weights(raw=True)[:n], streamed.raw_weights()[:n])
+    assert streamed.eng.transport.name == "amaranth"
+
+
+def test_streamed_source_refuses_what_it_cannot_defer():
+    from pezo.host.perturb import Query
+    from pezo.host.train import TrainConfig
+    _, src = _pair(64, 4)
+    src.reset(np.zeros(64))
+    src.set_mu(1e-3)
+    src.perturb_pair(src.begin(11))
+    with pytest.raises(ValueError, match=r"^Streamed weights defer the update of the last "
+                                         r"perturbed query only \(seed 11\); this update is "
+                                         r"for seed 12"):
+        src.update(Query(12), 0.1)
+    src.update(Query(11), 0.1)
+    with pytest.raises(ValueError, match=r"^An update of this query is already pending"):
+        src.update(Query(11), 0.1)
+    with pytest.raises(ValueError, match=r"^Streamed weights have no perturbation mask"):
+        src.set_active(np.ones(64, dtype=bool))
+    with pytest.raises(ValueError, match=r"^Streamed weights defer one update per step: algo "
+                                         r"'mezo' with q = 1, not algo 'mezo' with q = 2"):
+        TrainConfig(weights="stream", q=2).resolved()
+    with pytest.raises(ValueError, match=r"^Streamed weights run on source pezo or pezo-sim "
+                                         r"with reuse none or onthefly, not source 'gaussian'"):
+        TrainConfig(weights="stream", source="gaussian").resolved()
+    with pytest.raises(ValueError, match=r"^A block size \(block_words\) applies to weights "
+                                         r"'stream' only"):
+        TrainConfig(block_words=4).resolved()
+    with pytest.raises(ValueError, match=r"^Weight memory \(weights\) must be one of bram, "
+                                         r"spram, stream, not 'dram'"):
+        TrainConfig(weights="dram").resolved()
