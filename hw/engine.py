@@ -10,7 +10,7 @@ from pezo.hw.generator import PerturbationGenerator
 from pezo.hw.lfsr import UniformBank, bank_latency
 from pezo.hw.mac import MAC_LATENCY, MacOp, PerturbMAC, mac_input_layout
 from pezo.hw.scaler import scale_register_bits
-from pezo.hw.spram import SpramWeights
+from pezo.hw.spram import READ_LATENCY as SPRAM_READ_LATENCY, SpramWeights
 from pezo.hw.streamed import StreamMAC
 from pezo.sim.engine import STATUS, Err, Op
 from pezo.sim.mac import rounding_config
@@ -135,8 +135,9 @@ class PerturbEngine(wiring.Component):
         does not stall: two cycles to check and one to execute the registered command, one issue
         cycle per word (two with ``weights="spram"``: a read cycle and a write cycle), then 7
         (last read, 4 MAC stages, write, return to idle)."""
-        issue = 2 * self._cfg.words - 1 if self._cfg.weights == "spram" else self._cfg.words
-        return issue + MAC_LATENCY + 6
+        if self._cfg.weights == "spram":     # and the SPRAM's longer read latency
+            return 2 * self._cfg.words - 1 + SPRAM_READ_LATENCY - 1 + MAC_LATENCY + 6
+        return self._cfg.words + MAC_LATENCY + 6
 
     @property
     def seed_cycles(self):
@@ -183,9 +184,9 @@ class PerturbEngine(wiring.Component):
             pass
         elif spram:
             # One port: a cycle reads or writes. Passes alternate a read (issue) cycle and a
-            # write cycle; a word's write-back lands MAC_LATENCY + 1 cycles after its read, an
-            # odd distance, so always in a write cycle.
-            assert (MAC_LATENCY + 1) % 2 == 1
+            # write cycle; a word's write-back lands SPRAM_READ_LATENCY + MAC_LATENCY cycles
+            # after its read, an odd distance, so always in a write cycle.
+            assert (SPRAM_READ_LATENCY + MAC_LATENCY) % 2 == 1
             m.submodules.weights = wmem = SpramWeights(cfg.lanes * cfg.w_bits, words)
             rd = _Port(row, words, "rd")
             wr = _Port(row, words, "wr")
@@ -216,7 +217,8 @@ class PerturbEngine(wiring.Component):
         if g.reuse == "pregen":
             m.d.comb += [st_out.filling.eq(gen.filling), st_out.offset.eq(gen.offset)]
 
-        coord_states = ("COORD_RD", "COORD_SEL", "COORD_ADD", "COORD_SAT", "COORD_WR")
+        coord_states = ("COORD_RD",) + (("COORD_WAIT",) if spram else ()) + (
+            "COORD_SEL", "COORD_ADD", "COORD_SAT", "COORD_WR")
         datapath_states = ("STREAM",) if streamed else ("PASS", "DRAIN", "WRITE", "READ")
         st, goto = one_hot_states(m, ("IDLE", "CHECK", "DECODE", "EXEC", "SETTLE", "FILL")
                                   + datapath_states + (coord_states if cfg.coord else ()),
@@ -375,7 +377,18 @@ class PerturbEngine(wiring.Component):
             rvalid = Signal()           # high only in READ: cleared with the last word
             m.d.comb += [self.rdata.valid.eq(rvalid), self.rdata.payload.eq(rd.data)]
 
-            m.d.comb += [mac.i.valid.eq(va), mac.i.payload.w.eq(rd.data)]
+            # The MAC takes a word when the memory returns it: 1 cycle after its read (block RAM)
+            # or SPRAM_READ_LATENCY; what was registered at issue waits as long beside it.
+            extra = SPRAM_READ_LATENCY - 1 if spram else 0
+
+            def delayed(sig, name):
+                for k in range(extra):
+                    nxt = Signal.like(sig, name=f"{name}_d{k + 1}")
+                    m.d.sync += nxt.eq(sig)
+                    sig = nxt
+                return sig
+            va_m, za_m = delayed(va, "va"), delayed(za, "za")
+            m.d.comb += [mac.i.valid.eq(va_m), mac.i.payload.w.eq(rd.data)]
             # The perturbation mask: a word outside [rng_lo, rng_hi) is issued with z = 0; the
             # bitmap, read beside the weights, zeroes single lanes at the MAC input.
             rng_lo = Signal(range(words + 1))
@@ -389,14 +402,15 @@ class PerturbEngine(wiring.Component):
                 bwr = bmem.write_port()
                 brd = bmem.read_port()
                 m.d.comb += [brd.addr.eq(counter), brd.en.eq(st["PASS"])]
-                m.d.comb += [mac.i.payload.z[l].eq(Mux(brd.data[l], za[l], 0))
+                bits_m = delayed(brd.data, "bitmap")
+                m.d.comb += [mac.i.payload.z[l].eq(Mux(bits_m[l], za_m[l], 0))
                              for l in range(cfg.lanes)]
             else:
-                m.d.comb += mac.i.payload.z.eq(za)
+                m.d.comb += mac.i.payload.z.eq(za_m)
             if has_r:
-                m.d.comb += mac.i.payload.r.eq(ra)
+                m.d.comb += mac.i.payload.r.eq(delayed(ra, "ra"))
             m.d.sync += va.eq(0)
-            for prev, nxt in zip([addr_a] + addr_pipe[:-1], addr_pipe):
+            for prev, nxt in zip([delayed(addr_a, "addr_a")] + addr_pipe[:-1], addr_pipe):
                 m.d.sync += nxt.eq(prev)
             addr_c = addr_pipe[-1]
 
@@ -601,7 +615,7 @@ class PerturbEngine(wiring.Component):
 
             with m.If(st["DRAIN"]):
                 m.d.sync += drain.eq(drain + 1)
-                with m.If(drain == mac.latency):
+                with m.If(drain == mac.latency + extra):
                     goto("DRAIN", "IDLE")
 
             with m.If(st["WRITE"]):
@@ -611,19 +625,37 @@ class PerturbEngine(wiring.Component):
                     with m.If(one_left):
                         goto("WRITE", "IDLE")
 
-            with m.If(st["READ"]):
-                advance = ~rvalid | self.rdata.ready
-                m.d.comb += [rd.addr.eq(blk), rd.en.eq(advance)]
-                with m.If(advance):
-                    m.d.sync += rvalid.eq(issue_more)
-                    with m.If(issue_more):
+            if spram:
+                with m.If(st["READ"]):
+                    # one word at a time: ask for it, wait SPRAM_READ_LATENCY cycles, offer it
+                    # until taken (the link is far slower; the SPRAM's inputs stay registered)
+                    asked = [Signal(name=f"asked{k}") for k in range(SPRAM_READ_LATENCY - 1)]
+                    ask = ~rvalid & ~Cat(*asked).any() & issue_more
+                    m.d.comb += [rd.addr.eq(blk), rd.en.eq(ask)]
+                    m.d.sync += [asked[0].eq(ask)] + [b.eq(a) for a, b in zip(asked, asked[1:])]
+                    with m.If(asked[-1]):
+                        m.d.sync += rvalid.eq(1)
+                    with m.If(ask):
                         m.d.sync += [blk.eq(blk + 1), issue_left.eq(issue_left - 1),
                                      issue_more.eq(issue_left != 1)]
-                with m.If(self.rdata.valid & self.rdata.ready):
-                    m.d.sync += [left.eq(left - 1), one_left.eq(left == 2)]
-                    with m.If(one_left):
-                        m.d.sync += rvalid.eq(0)
-                        goto("READ", "IDLE")
+                    with m.If(self.rdata.valid & self.rdata.ready):
+                        m.d.sync += [rvalid.eq(0), left.eq(left - 1), one_left.eq(left == 2)]
+                        with m.If(one_left):
+                            goto("READ", "IDLE")
+            else:
+                with m.If(st["READ"]):
+                    advance = ~rvalid | self.rdata.ready
+                    m.d.comb += [rd.addr.eq(blk), rd.en.eq(advance)]
+                    with m.If(advance):
+                        m.d.sync += rvalid.eq(issue_more)
+                        with m.If(issue_more):
+                            m.d.sync += [blk.eq(blk + 1), issue_left.eq(issue_left - 1),
+                                         issue_more.eq(issue_left != 1)]
+                    with m.If(self.rdata.valid & self.rdata.ready):
+                        m.d.sync += [left.eq(left - 1), one_left.eq(left == 2)]
+                        with m.If(one_left):
+                            m.d.sync += rvalid.eq(0)
+                            goto("READ", "IDLE")
 
         if cfg.coord:
             # COORD: read the word; register it and its lane's weight; add delta; saturate into
@@ -639,7 +671,14 @@ class PerturbEngine(wiring.Component):
             lo_w, hi_w = -(1 << (b - 1)), (1 << (b - 1)) - 1
             with m.If(st["COORD_RD"]):
                 m.d.comb += [rd.addr.eq(arg[:nb]), rd.en.eq(1)]
-                goto("COORD_RD", "COORD_SEL")
+                goto("COORD_RD", "COORD_WAIT" if spram else "COORD_SEL")
+            if spram:
+                c_wait = Signal(range(SPRAM_READ_LATENCY))
+                with m.If(st["COORD_WAIT"]):            # the SPRAM's read latency
+                    m.d.sync += c_wait.eq(c_wait + 1)
+                    with m.If(c_wait == SPRAM_READ_LATENCY - 2):
+                        m.d.sync += c_wait.eq(0)
+                        goto("COORD_WAIT", "COORD_SEL")
             with m.If(st["COORD_SEL"]):
                 m.d.sync += [c_word.eq(rd.data), c_sel.eq(rd.data[c_lane])]
                 goto("COORD_SEL", "COORD_ADD")

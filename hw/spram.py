@@ -20,13 +20,16 @@ from amaranth.hdl import Cat, ClockSignal, Instance, Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["SPRAM_WORDS", "SPRAM_BITS", "UP5K_SPRAMS", "SpramModel", "SpramWeights",
-           "spram_count", "is_ultraplus"]
+__all__ = ["SPRAM_WORDS", "SPRAM_BITS", "UP5K_SPRAMS", "READ_LATENCY", "SpramModel",
+           "SpramWeights", "spram_count", "is_ultraplus"]
 
 SPRAM_WORDS = 16384
 SPRAM_BITS = 16
 #: SB_SPRAM256KA blocks on an iCE40 UP5K (and UP3K: 4 too).
 UP5K_SPRAMS = 4
+#: Cycles from ``re`` to the row on :class:`SpramWeights`' ``rdata``: the input register, the
+#: SPRAM's own read register, the output register.
+READ_LATENCY = 3
 
 
 def spram_count(row_bits: int, words: int) -> int:
@@ -83,9 +86,13 @@ class SpramModel(wiring.Component):
 class SpramWeights(wiring.Component):
     """A single-ported memory of ``words`` rows of ``row_bits`` bits in SB_SPRAM256KA blocks.
 
-    One access per cycle: ``re`` reads row ``addr`` (on ``rdata`` the next cycle, held until the
-    next read; undefined after a write), ``we`` writes ``wdata`` to row ``addr``. ``re`` and
-    ``we`` must not be high together (the caller arbitrates; the engine alternates them).
+    One access per cycle: ``re`` reads row ``addr``, ``we`` writes ``wdata`` to row ``addr``;
+    ``re`` and ``we`` must not be high together (the caller arbitrates; the engine alternates
+    them). The SPRAMs sit in the corners of the UP5K, several nanoseconds of routing from the
+    logic, so both ends are registered: the access reaches the SPRAMs one cycle after it is
+    asked for, and a read's row is on ``rdata`` :data:`READ_LATENCY` (3) cycles after ``re``,
+    held there until the next read's row replaces it. Accesses keep their order (a read asked
+    for after a write sees it).
 
     Parameters
     ----------
@@ -145,25 +152,31 @@ class SpramWeights(wiring.Component):
         m = Module()
         slices = -(-self._row_bits // SPRAM_BITS)
         banks = -(-self._words // SPRAM_WORDS)
+        # input registers: the SPRAMs' address, data and enables come straight from flip-flops
+        addr = Signal.like(self.addr, name="addr_r")
+        we, re = Signal(name="we_r"), Signal(name="re_r")
+        wdata = Signal(slices * SPRAM_BITS, name="wdata_r")
+        m.d.sync += [addr.eq(self.addr), we.eq(self.we), re.eq(self.re & ~self.we),
+                     wdata.eq(self.wdata)]
         lo = Signal(14)
-        m.d.comb += lo.eq(self.addr[:14])
-        bank = self.addr[14:] if banks > 1 else 0
-        wpad = Cat(self.wdata, Signal(slices * SPRAM_BITS - self._row_bits))
+        m.d.comb += lo.eq(addr[:14])
+        bank = addr[14:] if banks > 1 else 0
         outs = []
         for b in range(banks):
             sel = (bank == b) if banks > 1 else 1
             outs.append(Cat(*(self._cell(m, platform, f"spram_b{b}_s{s}", lo,
-                                         wpad[16 * s:16 * s + 16], self.we, sel & (self.re | self.we))
+                                         wdata[16 * s:16 * s + 16], we, sel & (re | we))
                               for s in range(slices)))[:self._row_bits])
+        # output register: takes the SPRAMs' DATAOUT in the cycle after they read, else holds
+        read_done = Signal()
+        m.d.sync += read_done.eq(re)
+        rsel = outs[0]
         if banks > 1:
             bank_r = Signal(range(banks))
-            with m.If(self.re):
+            with m.If(re):
                 m.d.sync += bank_r.eq(bank)
-            rsel = outs[0]
             for b in range(1, banks):
                 rsel = Mux(bank_r == b, outs[b], rsel)
-            m.d.comb += self.rdata.eq(rsel)
-        else:
-            m.d.comb += self.rdata.eq(outs[0])
+        with m.If(read_done):
+            m.d.sync += self.rdata.eq(rsel)
         return m
-

@@ -11,7 +11,7 @@ from amaranth_boards.icebreaker import ICEBreakerPlatform
 import numpy as np
 import pytest
 
-from pezo.hw.spram import SPRAM_WORDS, SpramModel, SpramWeights, spram_count
+from pezo.hw.spram import READ_LATENCY, SPRAM_WORDS, SpramModel, SpramWeights, spram_count
 
 
 def _run(dut, bench):
@@ -23,9 +23,10 @@ def _run(dut, bench):
 
 @pytest.mark.parametrize("row_bits,words", [(64, 256), (40, SPRAM_WORDS + 48)])
 def test_reads_return_the_last_write_across_slices_and_banks(row_bits, words):
-    """Random reads, writes and idle cycles against a dictionary: a read's data appears the next
-    cycle and is held over idle cycles until the next access. The second case has a partial
-    slice and a second bank (rows beyond 16,384)."""
+    """Random reads, writes and idle cycles against a dictionary: a read's row is on rdata
+    READ_LATENCY cycles after re and stays there (through writes and idle cycles) until the
+    next read's row replaces it; a read asked for right after a write sees it. The second case
+    has a partial slice and a second bank (rows beyond 16,384)."""
     rng = np.random.default_rng(3)
     dut = SpramWeights(row_bits, words)
     # addresses near both ends and near the bank boundary, so banks share low address bits
@@ -37,28 +38,26 @@ def test_reads_return_the_last_write_across_slices_and_banks(row_bits, words):
 
     async def bench(ctx):
         nonlocal checked
-        expect = None               # the row a read returned, while nothing else accessed
-        for _ in range(600):
+        due, shown = {}, None       # cycle -> the row a read returns then; the row on rdata
+        for cycle in range(700):
             kind = rng.choice(["read", "write", "idle"], p=[0.45, 0.35, 0.2])
             addr = int(rng.choice(pool))
+            value = int(rng.integers(0, 1 << 62)) & ((1 << row_bits) - 1)
             ctx.set(dut.re, kind == "read")
             ctx.set(dut.we, kind == "write")
             ctx.set(dut.addr, addr)
-            value = int(rng.integers(0, 1 << 62)) & ((1 << row_bits) - 1)
             ctx.set(dut.wdata, value)
-            await ctx.tick()
-            ctx.set(dut.re, 0)
-            ctx.set(dut.we, 0)
             if kind == "write":
                 ref[addr] = value
-                expect = None       # undefined after a write
             elif kind == "read":
-                expect = ref.get(addr, 0)
-            if expect is not None:
-                assert ctx.get(dut.rdata) == expect, (kind, addr)
+                due[cycle + READ_LATENCY] = ref.get(addr, 0)
+            await ctx.tick()
+            shown = due.pop(cycle + 1, shown)
+            if shown is not None:
+                assert ctx.get(dut.rdata) == shown, (cycle, kind, addr)
                 checked += 1
     _run(dut, bench)
-    assert checked > 200
+    assert checked > 600
 
 
 def test_model_follows_the_primitive():

@@ -301,3 +301,35 @@ def test_streamed_source_refuses_what_it_cannot_defer():
     with pytest.raises(ValueError, match=r"^Weight memory \(weights\) must be one of bram, "
                                          r"spram, stream, not 'dram'"):
         TrainConfig(weights="dram").resolved()
+
+
+def test_link_bytes_of_the_resident_step_match_the_bridge_model():
+    """The resident count against the protocol's reference bridge: the frames of one MeZO step
+    fed to pezo.boards.protocol.BridgeModel, every byte in and out counted."""
+    from pezo.boards.protocol import BridgeModel, encode_frame
+    from pezo.host.streamed import link_bytes
+    cfg = E(generator=G(lanes=4), depth=160)
+    full = cfg.words << 32
+    seq = [(Op.SEED, 7), (Op.PERTURB, 0), (Op.READ, full), (Op.SEED, 7), (Op.PERTURB, 1),
+           (Op.READ, full), (Op.SEED, 7), (Op.PERTURB, 0), (Op.SEED, 7),
+           (Op.UPDATE, encode_signed(-5))]
+    bridge = BridgeModel(cfg)
+    sent = got = 0
+    for k, (op, arg) in enumerate(seq):
+        frame = encode_frame(cfg, k + 1, op, arg)
+        sent += len(frame)
+        got += len(bridge.feed(frame))
+    r = link_bytes(cfg, 160, baud=115200)
+    assert (r["resident"]["to_board"], r["resident"]["from_board"]) == (sent, got)
+    assert r["resident"]["seconds"] == pytest.approx((sent + got) * 10 / 115200)
+
+
+def test_link_bytes_of_streamed_blocks_by_hand():
+    """40 words of 4 16-bit weights, 32 words per STREAM frame: UPDATE and SEED (12 bytes each,
+    8-byte replies), two STREAM frames (12 + payload + 1 CRC) with replies of 3 words back per
+    word in (8 bytes of header and status each)."""
+    from pezo.host.streamed import link_bytes
+    cfg = E(generator=G(lanes=4), depth=160)
+    r = link_bytes(cfg, 160)["streamed"]
+    assert r["to_board"] == 2 * 12 + 2 * (12 + 1) + 40 * 8
+    assert r["from_board"] == 2 * 8 + 2 * 8 + 3 * 40 * 8

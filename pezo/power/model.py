@@ -581,7 +581,12 @@ def netlist_activity(dut, board, out, tb_for, env=None, progress=print, dsp=None
                                "wheel into .venv"}
     work = Path(out) / "power"
     work.mkdir(parents=True, exist_ok=True)
-    (work / "core.il").write_text(rtlil.convert(dut, name="core"))
+    # A core with vendor primitives in its elaboration (the SPRAM weight memory) is elaborated
+    # for the board's platform, as the board build is; every other core without one.
+    platform = None
+    if getattr(getattr(dut, "config", None), "weights", None) == "spram":
+        platform = board.platform_class()()
+    (work / "core.il").write_text(rtlil.convert(dut, name="core", platform=platform))
     if board.family == "ice40":
         opts = " -dsp" if (board.dsp if dsp is None else dsp) else ""
         synth_cmd = f"synth_ice40{opts} -top core"
@@ -639,6 +644,10 @@ def block_testbench(dut, cycles, warmup, seed_w=None):
     return lambda ports, extra: _block_tb(seed_w, dut, cycles, warmup, ports, extra)
 
 
+#: Engines deeper than this have their activity measured on a proxy of this depth.
+ENGINE_PROXY_DEPTH = 4096
+
+
 def estimate_power(design, cfg, board, out, report=None, env=None, progress=print,
                    cycles=4096, engine_steps=1, warmup=None):
     """The power estimate for ``design`` under ``cfg`` on ``board`` (iCE40, calibrated; ECP5,
@@ -669,16 +678,29 @@ def estimate_power(design, cfg, board, out, report=None, env=None, progress=prin
     if warmup is not None and (isinstance(warmup, bool) or not isinstance(warmup, int)
                                or warmup < 0):
         raise ValueError(f"Warm-up must be a non-negative number of cycles, not {warmup!r}")
+    proxy = None
+    if isinstance(design, str) and design == "engine" and cfg.depth > ENGINE_PROXY_DEPTH:
+        # A MeZO step of a deep engine is 4 passes over every word: the VCD of 65,536 weights
+        # runs to gigabytes. Its per-cycle activity does not depend on the depth (the same
+        # datapath, memories and counters two bits narrower), so it is measured on the same
+        # engine at ENGINE_PROXY_DEPTH weights, and the report says so.
+        proxy = cfg.replace(depth=ENGINE_PROXY_DEPTH)
     if isinstance(design, str):
-        dut, label = _core(design, cfg), design
+        dut, label = _core(design, proxy or cfg), design
     else:
         dut, label = _component(design), type(design).__name__
     if isinstance(design, str) and design == "engine":
+        wcfg = proxy or cfg
+
         def tb_for(ports, extra):
-            return _engine_tb(cfg, engine_steps, extra)
-        workload = (f"engine: SEED, MU, WRITE of {cfg.depth} random weights, then "
+            return _engine_tb(wcfg, engine_steps, extra)
+        workload = (f"engine: SEED, MU, WRITE of {wcfg.depth} random weights, then "
                     f"{engine_steps} MeZO step(s) (SEED, PERTURB +1/-2/+1, SEED, UPDATE); "
                     f"window = the MeZO steps")
+        if proxy is not None:
+            workload += (f"; activity of the same engine at depth {ENGINE_PROXY_DEPTH} "
+                         f"(proxy for depth {cfg.depth}: per-cycle activity does not depend "
+                         f"on the depth)")
     else:
         # 64 cycles after the block's first output: its seed load (the bank's seed mixing,
         # the pipeline, a pregen pool fill) is not part of the streaming window.
