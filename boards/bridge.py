@@ -70,6 +70,10 @@ class SerialBridge(wiring.Component):
         if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 16:
             raise ValueError(f"Timeout must be an integer number of cycles >= 16, not "
                              f"{timeout!r}")
+        if config.weights == "stream":
+            raise ValueError("The serial bridge does not carry STREAM (words in and rows out "
+                             "in one command): an engine built with weights='stream' runs on "
+                             "the golden model or in the Amaranth simulator (docs/scale.md)")
         self._cfg = config
         self._timeout = timeout
         # ``engine``: a component with PerturbEngine's ports in its place (the formal checks

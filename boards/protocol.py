@@ -10,7 +10,7 @@ Host -> board, one **frame** per command::
 
 * ``SYNC`` = 0xA5 starts a frame; between frames the bridge discards any other byte.
 * ``SEQ``: the host's sequence number (0-255, +1 per new frame; a retry repeats it).
-* ``OP``: an engine opcode (:class:`pezo.sim.engine.Op`, 0-13) or ``STATUS`` (0x80, answered by
+* ``OP``: an engine opcode (:class:`pezo.sim.engine.Op`, 0-14) or ``STATUS`` (0x80, answered by
   the bridge). Any other byte reaches the engine as opcode 15 (:func:`engine_opcode`), which the
   engine rejects with ``Err.OPCODE``: no byte value aliases onto a command.
 * ``ARG``: the 64-bit argument, little-endian.

@@ -333,3 +333,9 @@ def test_link_bytes_of_streamed_blocks_by_hand():
     r = link_bytes(cfg, 160)["streamed"]
     assert r["to_board"] == 2 * 12 + 2 * (12 + 1) + 40 * 8
     assert r["from_board"] == 2 * 8 + 2 * 8 + 3 * 40 * 8
+
+
+def test_the_board_bridge_refuses_a_stream_engine():
+    from pezo.boards.bridge import SerialBridge
+    with pytest.raises(ValueError, match=r"^The serial bridge does not carry STREAM"):
+        SerialBridge(CFGS[0])
