@@ -24,7 +24,6 @@ import numpy as np
 from pezo.boards.protocol import beat_bytes, encode_frame, reply_length, Kind, write_beats
 from pezo.config import EngineConfig
 from pezo.fixed import from_fixed, to_fixed
-from pezo.host.engine import EngineClient
 from pezo.host.perturb import EngineSource, Query, _sround_array, engine_config
 from pezo.sim.engine import Op
 

@@ -93,6 +93,12 @@ class PerturbEngine(wiring.Component):
     (:class:`pezo.hw.spram.SpramWeights`): one port, so a pass alternates a read cycle (issue)
     and a write cycle (the MAC's write-back, an odd number of cycles after its read) and takes
     two cycles per word; READ, WRITE and COORD never read and write in the same cycle anyway.
+    The SPRAMs' inputs and output are registered (:data:`pezo.hw.spram.READ_LATENCY`, 3).
+    ``config.weights = "stream"`` builds no weight memory and no PerturbMAC: STREAM feeds the
+    host's words on ``wdata``, z of a second generator (the previous step's, for the deferred
+    update, restarted by UPDATE from the last SEED's seed) and z of the first through
+    :class:`pezo.hw.streamed.StreamMAC` and sends three rows per word (one in update-only mode)
+    on ``rdata``, with backpressure on both streams.
 
     Parameters
     ----------
@@ -517,11 +523,12 @@ class PerturbEngine(wiring.Component):
                 with m.If(ok & is_op[Op.STREAM]):
                     m.d.sync += [in_left.eq(arg[:nb]), out_left.eq(arg[:nb]), sub.eq(0),
                                  last_pass.eq(Mux(arg[32], 3, 1))]
-            with m.If(ok & is_op[Op.UPDATE] & (0 if streamed else 1)):
-                m.d.sync += [coef_c.eq(arg[:cb]), mac_op.eq(MacOp.UPDATE),
-                             use_r.eq(stochastic if has_r else 0),
-                             more_r.eq(stochastic if has_r else 0),
-                             last_pass.eq(3), counter.eq(0), more.eq(1)]
+            else:
+                with m.If(ok & is_op[Op.UPDATE]):
+                    m.d.sync += [coef_c.eq(arg[:cb]), mac_op.eq(MacOp.UPDATE),
+                                 use_r.eq(stochastic if has_r else 0),
+                                 more_r.eq(stochastic if has_r else 0),
+                                 last_pass.eq(3), counter.eq(0), more.eq(1)]
             with m.If(ok & is_op[Op.SCALE]):
                 m.d.sync += scale_p.eq(1)
             with m.If(ok & is_op[Op.OFFSET]):

@@ -66,6 +66,9 @@ ENGINES = [
     # the algorithm options (issue #15): COORD, RANGE and the MASK bitmap, 8-bit weights
     (E(generator=G(lanes=4), depth=64, w_int=3, w_frac=5, coef_frac=14, coord=True,
        mask="bitmap"), 6, 2),
+    # the SPRAM weight memory (issue #16): one port, half-rate passes, a 3-cycle read
+    (E(generator=G(lanes=4, reuse="pregen", pool_size=256), depth=128, coord=True,
+       mask="bitmap", weights="spram"), 4, 2),
 ]
 
 
@@ -73,7 +76,8 @@ def _engine_cases():
     out = []
     for i, (cfg, steps, q) in enumerate(ENGINES):
         out.append(pytest.param(cfg, steps, q, False, id=f"{cfg.name()}-short",
-                                marks=[pytest.mark.cocotb] + ([] if i == 0 or cfg.coord else
+                                marks=[pytest.mark.cocotb] + ([] if i == 0 or cfg.coord
+                                                              or cfg.weights != "bram" else
                                                               [pytest.mark.regress])))
         out.append(pytest.param(cfg, steps, q, True, id=f"{cfg.name()}-long",
                                 marks=[pytest.mark.cocotb, pytest.mark.regress]))
