@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: setup test test-fast regress fuzz formal bench generate synth program report compare calibrate parity algorithms quality clean help
+.PHONY: setup test test-fast regress fuzz formal bench distbench generate synth program report compare sweep calibrate parity algorithms quality clean help
 
 help:
 	@echo "make setup    - create .venv, install pinned dependencies, warm tool caches, Icarus via apt"
@@ -16,11 +16,14 @@ help:
 	@echo "make fuzz     - 10^5 random and mutated frames into the Verilator-built board (CASES=n)"
 	@echo "make formal   - SymbiYosys proofs: LFSR never zero, MAC restore, bridge liveness and guards"
 	@echo "make bench    - throughput of golden model, Amaranth simulator, Verilator; make test time"
+	@echo "make distbench - distributed training: steps/s of 1 vs 2 Dask workers, bytes/step, crossover, accuracy"
 	@echo "make generate - Verilog/RTLIL of the default generator into build/rtl (CONFIG=file)"
 	@echo "make synth BOARD=ice40 [CONFIG=file] [DESIGN=d] [SEEDS=n] - yosys + nextpnr, report in build/<board>/<config>/"
 	@echo "make program BOARD=ice40 - program a connected board (iceprog / openFPGALoader)"
 	@echo "make report   - aggregate build/**/report.json into build/report (CSV, Markdown, PNG)"
-	@echo "make compare  - the paper's comparison (Gaussian baselines vs PeZO) into docs/"
+	@echo "make compare [WORKERS=n] - the paper's comparison (Gaussian baselines vs PeZO) into docs/"
+	@echo "make sweep [SWEEP='--set k=v1,v2'] [SWEEP_BOARDS=b1,b2] [WORKERS=n] - design-space sweep"
+	@echo "               (synthesis + power, stream contract, short training) into build/sweep"
 	@echo "make parity   - training quality: gaussian vs uniform vs pezo into docs/ (QUICK=1: reduced)"
 	@echo "make algorithms - ZO-RankSGD, DeepZero, ElasticZO(-INT8) on every source into docs/algorithms.md"
 	@echo "make calibrate - fit and validate the iCE40 power model into docs/power_calibration.md"
@@ -55,6 +58,9 @@ fuzz:
 bench:
 	$(PY) -m pezo bench
 
+distbench:
+	$(PY) -m pezo distbench
+
 CONFIG ?=
 generate:
 	$(PY) -m pezo generate generator $(if $(CONFIG),--config $(CONFIG)) --out build/rtl
@@ -71,8 +77,17 @@ program:
 report:
 	$(PY) -m pezo report build --out build/report
 
+# Local Dask worker processes for compare and sweep (each runs one single-threaded nextpnr).
+WORKERS ?= 2
 compare:
-	$(PY) -m pezo compare --paper --out docs
+	$(PY) -m pezo compare --paper --out docs --workers $(WORKERS)
+
+# A small default grid (3 engines on the iCEBreaker: 1, 2, 4 lanes); SWEEP="--set k=v1,v2 ..."
+# and SWEEP_BOARDS=ice40,ulx3s-85f choose another. Results are cached in build/sweep-cache.
+SWEEP ?= --set lanes=1,2,4
+SWEEP_BOARDS ?= ice40
+sweep:
+	$(PY) -m pezo sweep $(SWEEP) --boards $(SWEEP_BOARDS) --workers $(WORKERS) --out build/sweep
 
 calibrate:
 	$(PY) -m pezo calibrate --out docs

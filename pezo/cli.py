@@ -22,12 +22,14 @@ from pezo.host.serial_link import LinkError
 from pezo.host.train_cli import register as register_train
 from pezo.formal import CHECKS as FORMAL_CHECKS, run_check as run_formal_check
 from pezo.info import config_info
+from pezo.cluster import ClusterError
 from pezo.paper import run_paper
 from pezo.power import COEFFICIENTS
 from pezo.power.calibration import run as run_calibration
 from pezo.quality import MODES, dieharder, format_table, measure, write_results
 from pezo.report import aggregate, compare, format_compare, load_report, load_reports
 from pezo.stream import write_stream
+from pezo.sweep import SweepError, parse_grid, read_grid_file, run_sweep
 from pezo.tables import print_table
 from pezo.synth import cached_or_synth, synth
 from pezo.toolchain import ToolMissing, setup_environment
@@ -219,14 +221,60 @@ def cmd_compare(args):
     if args.paper:
         if args.a or args.b:
             raise ValueError("--paper takes no A/B arguments")
-        return run_paper([b for b in args.boards.split(",") if b], out_dir=args.out,
-                         force=args.force)
+        try:
+            return run_paper([b for b in args.boards.split(",") if b], out_dir=args.out,
+                             build_root=args.build, force=args.force,
+                             progress=progress_printer(), scheduler=args.scheduler,
+                             workers=args.workers, cache=args.cache,
+                             bar=not args.no_progress, timeout=args.timeout)
+        except (SweepError, ClusterError) as e:
+            print(f"pezo compare: error: {e}", file=sys.stderr)
+            return 1
     if not args.a or not args.b:
         raise ValueError("compare needs two reports A and B (or --paper)")
     res = compare(_report_for(args.a, args), _report_for(args.b, args), args.module_a,
                   args.module_b)
     print(json.dumps(res, indent=2) if args.json else format_compare(res), end="")
     return 0
+
+
+def cmd_sweep(args):
+    grid, boards = {}, None
+    if args.grid:
+        grid, boards = read_grid_file(args.grid)
+    for key, values in parse_grid(args.set).items():
+        grid[key] = values          # --set wins over the grid file
+    if args.boards:
+        boards = [b for b in args.boards.split(",") if b]
+    try:
+        rows, outcome, paths = run_sweep(
+            grid, boards or ["ice40"], out_dir=args.out, cache=args.cache, build_root=args.build,
+            scheduler=args.scheduler, workers=args.workers, force=args.force,
+            progress=not args.no_progress, say=progress_printer(), timeout=args.timeout,
+            design=args.design, synth=not args.no_synth, quality=not args.no_quality,
+            train=not args.no_train, seeds=args.seeds, quality_seeds=args.quality_seeds,
+            quality_length=args.quality_length, train_steps=args.train_steps,
+            dataset=args.dataset, model=args.model, skip_invalid=args.skip_invalid)
+    except ClusterError as e:
+        print(f"pezo sweep: error: {e}", file=sys.stderr)
+        return 1
+    print((Path(args.out) / "sweep.md").read_text(), end="")
+    return 1 if outcome.failed else 0
+
+
+def _add_cluster_args(p, what):
+    p.add_argument("--workers", "-j", type=positive_int, default=2, metavar="N",
+                   help=f"{what}local Dask worker processes (default 2; ignored with "
+                        f"--scheduler)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", default=None,
+                   help=f"{what}a running Dask scheduler instead of a local cluster "
+                        f"(docs/distributed.md)")
+    p.add_argument("--cache", default="build/sweep-cache", metavar="DIR",
+                   help=f"{what}content-hash cache of finished results (default "
+                        f"build/sweep-cache; docs/sweep.md)")
+    p.add_argument("--timeout", type=float, default=None, metavar="S",
+                   help=f"{what}give up on tasks unfinished after S seconds (default: none)")
+    p.add_argument("--no-progress", action="store_true", help=f"{what}no progress bar")
 
 
 def cmd_formal(args):
@@ -377,8 +425,48 @@ def make_parser():
     cp.add_argument("--out", "-o", default="docs", metavar="DIR",
                     help="--paper: folder for paper_compare.md/.png (default docs)")
     cp.add_argument("--force", action="store_true",
-                    help="--paper: synthesise again even where a report exists")
+                    help="--paper: synthesise again even where a cached result exists")
+    cp.add_argument("--build", default="build", metavar="DIR",
+                    help="--paper: build root of the syntheses (default build)")
+    _add_cluster_args(cp, "--paper: ")
     cp.set_defaults(func=cmd_compare)
+
+    sw = sub.add_parser("sweep", help="design-space sweep on Dask: a grid of configurations x "
+                        "boards through synthesis + power, the stream contract and a short "
+                        "training run; CSV, Markdown and Pareto plots (docs/sweep.md)")
+    sw.add_argument("--set", "-s", metavar="KEY=V1,V2,...", action="append", default=[],
+                    help="a grid axis: the values of one generator or engine parameter (the "
+                         "keys pezo synth --set takes), e.g. --set lanes=2,4 --set "
+                         "reuse=none,pregen (repeatable; the grid is their cross product)")
+    sw.add_argument("--grid", metavar="FILE", help="grid file (TOML/JSON): a [grid] table of "
+                    "key = [values] and optionally boards = [...]; --set adds or replaces axes")
+    sw.add_argument("--boards", "-b", default=None,
+                    help="comma list of boards (default ice40, or the grid file's)")
+    sw.add_argument("--design", "-d", default="engine",
+                    help="design to synthesise (default engine; block designs need --no-train)")
+    sw.add_argument("--seeds", type=positive_int, default=1, metavar="N",
+                    help="placement seeds to try per synthesis until timing is met (default 1)")
+    sw.add_argument("--quality-seeds", type=positive_int, default=256, metavar="S",
+                    help="draws per stream-contract check (default 256; >= 16)")
+    sw.add_argument("--quality-length", type=positive_int, default=64, metavar="L",
+                    help="values per perturbation vector measured (default 64)")
+    sw.add_argument("--train-steps", type=positive_int, default=2000, metavar="N",
+                    help="ZO steps of the short training run (default 2000)")
+    sw.add_argument("--dataset", default="digits", help="training data set (default digits)")
+    sw.add_argument("--model", default="logreg", help="training model (default logreg)")
+    sw.add_argument("--no-synth", action="store_true", help="skip synthesis and power")
+    sw.add_argument("--no-quality", action="store_true", help="skip the stream contract")
+    sw.add_argument("--no-train", action="store_true", help="skip the training runs")
+    sw.add_argument("--skip-invalid", action="store_true",
+                    help="drop grid combinations that make no valid configuration (with a "
+                         "note) instead of stopping")
+    sw.add_argument("--force", action="store_true", help="recompute even cached results")
+    sw.add_argument("--out", "-o", default="build/sweep", metavar="DIR",
+                    help="folder for sweep.csv, sweep.md and the plots (default build/sweep)")
+    sw.add_argument("--build", default="build/sweep-build", metavar="DIR",
+                    help="build root of the syntheses (default build/sweep-build)")
+    _add_cluster_args(sw, "")
+    sw.set_defaults(func=cmd_sweep)
 
     pr = sub.add_parser("program", help="program a connected board with its bitstream")
     pr.add_argument("--board", "-b", default="ice40")

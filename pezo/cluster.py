@@ -4,7 +4,8 @@ Every command that farms work out (DistZO2 training, ``pezo sweep``, ``make comp
 scheduler address or a worker count and calls :func:`dask_client`:
 
 * ``scheduler=None`` starts a :class:`distributed.LocalCluster` on this machine (``workers``
-  single-threaded worker processes, no dashboard) and closes it when the ``with`` block ends;
+  single-threaded worker processes; its dashboard on a free port, so two clusters on one machine
+  never collide) and closes it when the ``with`` block ends;
 * ``scheduler="tcp://HOST:PORT"`` connects to a running scheduler (``dask scheduler`` and
   ``dask worker tcp://HOST:PORT`` started by hand or by a cluster manager; docs/distributed.md).
 
@@ -64,7 +65,7 @@ def dask_client(scheduler=None, workers=2, timeout=30.0):
     if scheduler is None:
         check_workers(workers)
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                          dashboard_address=None, silence_logs=40) as cluster, \
+                          dashboard_address=":0", silence_logs=40) as cluster, \
                 Client(cluster) as client:
             yield client
         return
