@@ -2,14 +2,19 @@
 
 import argparse
 from pathlib import Path
+import sys
 
 from pezo.argtypes import positive_int
+from pezo.config import WEIGHT_MEMORIES
+from pezo.cluster import ClusterError
 from pezo.host.curves import plot_curves, write_log
 from pezo.host.data import DATASETS
 from pezo.host.models import ACTIVATIONS, MODELS
 from pezo.host.perturb import REUSES, ROUNDINGS, SOURCES, STEPS
 from pezo.host.algorithms import ALGOS, ESTIMATORS
 from pezo.host.train import SCHEDULES, TrainConfig, TrainResult, train
+from pezo.host.dist import CHECK_EVERY, CHUNKS, DistResult, DivergenceError, train_dist
+from pezo.host.dist_bench import register as register_distbench
 
 __all__ = ["register", "config_from_args", "summary", "cmd_train"]
 
@@ -54,6 +59,14 @@ def register(subparsers):
                    help="source board: the engine configuration is this board's default (the "
                         "one `make synth BOARD=NAME` builds; `pezo boards` lists them)")
     t.add_argument("--reuse", default="none", choices=REUSES, help="engine reuse strategy")
+    t.add_argument("--weights", default="bram", choices=WEIGHT_MEMORIES,
+                   help="where the engine keeps the weights: bram (default), spram (the UP5K's "
+                        "single-port RAMs: the same results, half-rate passes) or stream "
+                        "(ZO2-style: in host memory, streamed through the engine in blocks; "
+                        "mezo with q = 1; docs/scale.md)")
+    t.add_argument("--block-words", type=positive_int, default=None, metavar="N",
+                   help="--weights stream: words (lanes weights each) per STREAM block "
+                        "(default: the whole model in one block)")
     t.add_argument("--pool-size", type=positive_int, default=None,
                    help="pregen pool size N (default: the power of two >= 8 x engine depth, "
                         "at least 1024)")
@@ -91,10 +104,25 @@ def register(subparsers):
                    "evaluations without a better validation loss (0: off)")
     t.add_argument("--eval-every", type=positive_int, default=None,
                    help="steps between learning-curve evaluations (default steps/50)")
+    d = t.add_argument_group("distributed training (DistZO2 on Dask; docs/distributed.md)")
+    d.add_argument("--layout", metavar="PxD", default=None,
+                   help="train on P*D Dask workers: P perturbation groups (1, or 2: L+ and L- "
+                        "on different workers) x D data shards, e.g. 2x1, 1x2, 2x2 (default: "
+                        "one process, no Dask; 2x1 with --scheduler)")
+    d.add_argument("--scheduler", metavar="tcp://HOST:PORT", default=None,
+                   help="use this running Dask scheduler (default: start a local cluster of "
+                        "P*D worker processes)")
+    d.add_argument("--check-every", type=positive_int, default=None, metavar="N",
+                   help=f"compare the workers' weight hashes every N steps (default "
+                        f"{CHECK_EVERY}; always at the end)")
+    d.add_argument("--chunks", type=positive_int, default=None, metavar="K",
+                   help=f"minibatch chunks, >= D: fixes the loss reduction order for every "
+                        f"layout (default {CHUNKS})")
     t.add_argument("--out", "-o", metavar="DIR", default=None,
                    help="write log.json and curve.png into DIR")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
+    register_distbench(subparsers)      # `pezo distbench`: the distributed trainer's benchmark
     return t
 
 
@@ -111,7 +139,8 @@ def config_from_args(args) -> TrainConfig:
                        eval_every=args.eval_every, port=args.port, board=args.board,
                        algo=args.algo, top_k=args.top_k, rank_noise=args.rank_noise,
                        sparsity=args.sparsity, estimator=args.estimator,
-                       mask_every=args.mask_every, bp_lr=args.bp_lr)
+                       mask_every=args.mask_every, bp_lr=args.bp_lr,
+                       weights=args.weights, block_words=args.block_words)
 
 
 def summary(res: TrainResult) -> str:
@@ -128,6 +157,12 @@ def summary(res: TrainResult) -> str:
              f"{res.source_time:.2f} s, "             f"forward {res.forward_time:.2f} s)"]
     if res.stats:
         lines.append("  " + ", ".join(f"{k} {v:g}" for k, v in sorted(res.stats.items())))
+    if isinstance(res, DistResult):
+        lines.append(f"  layout {res.layout} on {len(res.workers)} Dask workers: "
+                     f"{res.loop_steps_per_s:.1f} steps/s after {res.setup_time:.1f} s setup, "
+                     f"round trip {res.round_trip_ms:.2f} ms, {res.bytes_per_step:.0f} bytes/step "
+                     f"({res.bytes_to_workers:.0f} out, {res.bytes_from_workers:.0f} back), "
+                     f"{res.hash_checks} weight-hash checks equal ({res.final_hash})")
     return "\n".join(lines)
 
 
@@ -135,7 +170,20 @@ def cmd_train(args):
     if args.stepping is not None:
         raise ValueError("--stepping was renamed --step (as the generator configuration's `step`)")
     cfg = config_from_args(args)
-    res = train(cfg, progress=not args.no_progress)
+    if args.layout is None and args.scheduler is None:
+        for opt, v in (("--check-every", args.check_every), ("--chunks", args.chunks)):
+            if v is not None:
+                raise ValueError(f"{opt} applies to distributed training only (give --layout "
+                                 f"PxD or --scheduler tcp://HOST:PORT)")
+        res = train(cfg, progress=not args.no_progress)
+    else:
+        try:
+            res = train_dist(cfg, layout=args.layout or "2x1", scheduler=args.scheduler,
+                             check_every=args.check_every or CHECK_EVERY,
+                             chunks=args.chunks or CHUNKS, progress=not args.no_progress)
+        except (ClusterError, DivergenceError) as e:
+            print(f"pezo train: error: {e}", file=sys.stderr)
+            return 2
     print(summary(res))
     if args.out:
         out = Path(args.out)

@@ -339,3 +339,11 @@ def test_the_board_bridge_refuses_a_stream_engine():
     from pezo.boards.bridge import SerialBridge
     with pytest.raises(ValueError, match=r"^The serial bridge does not carry STREAM"):
         SerialBridge(CFGS[0])
+
+
+def test_distributed_training_refuses_streamed_weights():
+    from pezo.host.dist import train_dist
+    with pytest.raises(ValueError, match=r"^Distributed training holds the weights in each "
+                                         r"worker's engine: weights 'bram' or 'spram', not "
+                                         r"'stream'$"):
+        train_dist(weights="stream", layout="1x1")
