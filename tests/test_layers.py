@@ -1,4 +1,4 @@
-"""The layering rule of the package (README, "Layout"), pinned by an AST walk over every module,
+"""The layering rule of the package (docs/reference.md, "Layout"), pinned by an AST walk over every module,
 function-local imports included: foundation -> golden models -> hardware -> boards / host /
 co-simulation -> flows -> CLI. A module imports only from its own layer or the layers below, and
 the import graph has no cycles."""
@@ -11,7 +11,7 @@ PACKAGES = {"pezo": "pezo", "pezo.power": "pezo/power", "pezo.report": "pezo/rep
             "pezo.sim": "sim", "pezo.sim.cosim": "sim/cosim", "pezo.host": "host",
             "pezo.boards": "boards"}
 
-#: Layer of every module; the rule the README states.
+#: Layer of every module; the rule docs/reference.md#layout states.
 FOUNDATION = {"pezo", "pezo.config", "pezo.fixed", "pezo.toolchain", "pezo.argtypes", "pezo.tables",
               "pezo.cluster",
               "pezo.sim.gf2", "pezo.sim.lfsr", "pezo.sim.seeding"}
