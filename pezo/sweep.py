@@ -53,6 +53,7 @@ from pezo.designs import check_design, design_name
 from pezo.host.data import load_dataset
 from pezo.host.models import engine_depth, make_model
 from pezo.host.perturb import EngineSource
+from pezo.host.streamed import StreamedSource
 from pezo.host.train import TrainConfig, train
 from pezo.quality import measure
 from pezo.report import flatten
@@ -166,7 +167,9 @@ def run_train(config, board, options, place):
     n = make_model(cfg.model, ds.n_features, ds.n_classes, cfg.hidden, cfg.activation).n_params
     eng = EngineConfig.from_dict({**config, "generator": gen,
                                   "depth": engine_depth(n, gen.out_lanes)})
-    res = train(cfg, src=EngineSource(n, eng, "fused", rounding))
+    src = (StreamedSource(n, eng, "golden", rounding) if eng.weights == "stream"
+           else EngineSource(n, eng, "fused", rounding))
+    res = train(cfg, src=src)
     return {"test_acc": res.test_acc, "initial_test_acc": res.initial_test_acc,
             "val_acc": res.val_acc, "steps": res.steps_run, "n_params": res.n_params,
             "source": res.source, "seconds": round(res.wall_time, 2)}

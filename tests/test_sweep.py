@@ -425,3 +425,15 @@ def test_a_real_synthesis_sweep_and_its_cache(tmp_path):
     assert rep["summary"]["lut4"] == row["lut4"]
     _, out, _ = S.run_sweep(S.parse_grid(["lanes=1", "width=8"]), ["ice40"], **opts)
     assert (out.executed, out.cached) == (0, 2)
+
+
+def test_training_task_runs_every_weight_memory_alike():
+    """A grid over `weights`: the SPRAM engine and streamed blocks train to the block-RAM
+    engine's accuracy (the same golden arithmetic; streamed through StreamedSource)."""
+    from pezo.config import EngineConfig
+    from pezo.sweep import run_train
+    opts = dict(dataset="digits", model="logreg", steps=30, seed=1)
+    got = {w: run_train(EngineConfig(depth=64, weights=w).to_dict(), "ice40", opts, {})
+           for w in ("bram", "spram", "stream")}
+    assert got["stream"]["source"].startswith("pezo-stream")
+    assert got["bram"]["test_acc"] == got["spram"]["test_acc"] == got["stream"]["test_acc"]
