@@ -12,7 +12,6 @@ import pytest
 from pezo.boards.targets import BOARDS, get_board
 from pezo.boards.top import BoardTop
 from pezo.boards.uart import UARTRx, UARTTx, divisor_for
-from pezo.config import EngineConfig as E, GeneratorConfig as G
 from tests.simutil import run
 
 

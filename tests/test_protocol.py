@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pezo.boards.bridge import SerialBridge, crc8_next
-from pezo.boards.protocol import (RSYNC, STATUS_OP, SYNC, BridgeModel, Kind, ProtocolError,
+from pezo.boards.protocol import (RSYNC, STATUS_OP, BridgeModel, Kind, ProtocolError,
                                   beat_bytes, crc8, decode_reply, decode_status, decode_weights,
                                   encode_frame,
                                   status_bytes, write_beats)
