@@ -54,7 +54,8 @@ from pezo.cluster import ClusterError, dask_client
 from pezo.host.data import load_dataset
 from pezo.host.models import make_model
 from pezo.host.perturb import derive_seed, derive_seeds, make_source
-from pezo.host.train import PREFETCH, TrainConfig, TrainResult, _Batches, lr_at
+from pezo.host.train import (PREFETCH, TrainConfig, TrainResult, _Batches, lr_at,
+                             record_point)
 
 __all__ = ["CHUNKS", "CHECK_EVERY", "DivergenceError", "DistResult", "Replica", "parse_layout",
            "chunk_bounds", "train_dist"]
@@ -522,22 +523,13 @@ def _loop(drv, cfg, P, D, chunks, check_every, progress, log, t_start):
                                         for r in range(W)])
                 pending = (None, None)
                 ev = {k: v for o in out for k, v in o[2].items()}
-                (tr_loss, tr_acc), (va_loss, va_acc) = ev["train"], ev["val"]
-                res.eval_passes += 2
-                point = {"step": t + 1, "batch_loss": float(np.mean(recent)),
-                         "train_loss": tr_loss, "train_acc": tr_acc, "val_loss": va_loss,
-                         "val_acc": va_acc, "lr": eta}
+                va_loss = ev["val"][0]
+                record_point(res, t + 1, recent, ev["train"], ev["val"], eta, log, bar)
                 recent = []
-                res.curve.append(point)
-                if log:
-                    log(point)
                 if va_loss < best_loss - 1e-9:
                     best_loss, best_step, bad, promote = va_loss, t + 1, 0, True
                 else:
                     bad += 1
-                if bar:
-                    bar[0].update(bar[1], completed=t + 1,
-                                  info=f"val loss {va_loss:.3f} acc {va_acc:.3f}")
                 if cfg.patience and bad >= cfg.patience:
                     res.stopped_early = not last
                     break

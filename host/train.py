@@ -47,7 +47,7 @@ from pezo.host.perturb import (REUSES, ROUNDINGS, SOURCES, STEPS, derive_seed, d
 from pezo.host.streamed import make_streamed_source
 
 __all__ = ["SCHEDULES", "DEFAULTS", "TrainConfig", "TrainResult", "train", "lr_at",
-           "auto_pool_size"]
+           "auto_pool_size", "record_point"]
 
 SCHEDULES = ("constant", "cosine", "step")
 
@@ -297,6 +297,23 @@ def train(config=None, *, progress=False, src=None, log=None, **overrides) -> Tr
         return _train(cfg, progress, src, log)
 
 
+def record_point(res, step, recent, train, val, eta, log=None, bar=None):
+    """One learning-curve point at ``step``: the mean of the ``recent`` batch losses, the
+    (loss, accuracy) of the ``train`` and ``val`` evaluations and the learning rate, appended
+    to ``res.curve`` (two evaluation passes counted), passed to ``log`` and shown on ``bar``
+    (the trainers' shared bookkeeping: :func:`train` and :func:`pezo.host.dist.train_dist`)."""
+    (tr_loss, tr_acc), (va_loss, va_acc) = train, val
+    res.eval_passes += 2
+    point = {"step": step, "batch_loss": float(np.mean(recent)), "train_loss": tr_loss,
+             "train_acc": tr_acc, "val_loss": va_loss, "val_acc": va_acc, "lr": eta}
+    res.curve.append(point)
+    if log:
+        log(point)
+    if bar:
+        bar[0].update(bar[1], completed=step, info=f"val loss {va_loss:.3f} acc {va_acc:.3f}")
+    return point
+
+
 def _train(cfg, progress, src, log):
     t_start = time.perf_counter()
     ds = load_dataset(cfg.dataset)
@@ -371,21 +388,13 @@ def _train(cfg, progress, src, log):
                 theta = source.params()
                 tr_loss, tr_acc = algo.evaluate(theta, ds.X_train, ds.y_train)
                 va_loss, va_acc = algo.evaluate(theta, ds.X_val, ds.y_val)
-                res.eval_passes += 2
-                point = {"step": t + 1, "batch_loss": float(np.mean(recent)),
-                         "train_loss": tr_loss, "train_acc": tr_acc, "val_loss": va_loss,
-                         "val_acc": va_acc, "lr": eta}
+                record_point(res, t + 1, recent, (tr_loss, tr_acc), (va_loss, va_acc), eta,
+                             log, bar)
                 recent = []
-                res.curve.append(point)
-                if log:
-                    log(point)
                 if va_loss < best[0] - 1e-9:
                     best, bad = (va_loss, theta, t + 1), 0
                 else:
                     bad += 1
-                if bar:
-                    bar[0].update(bar[1], completed=t + 1,
-                                  info=f"val loss {va_loss:.3f} acc {va_acc:.3f}")
                 if cfg.patience and bad >= cfg.patience:
                     res.stopped_early = not last
                     break
