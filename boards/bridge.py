@@ -1,18 +1,21 @@
 """The board's command port: host frames in, engine commands out, replies back.
 
-:class:`SerialBridge` implements the byte protocol of :mod:`pezo.boards.protocol` (frames with
-sync byte, sequence number and CRC-8; replies with kind, data, status word and CRC-8; duplicate
-suppression; an inter-byte timeout) in front of :class:`pezo.hw.engine.PerturbEngine`. The whole
-frame, WRITE payload included, is received into a buffer and its CRC checked before the engine sees
-the command, so a corrupted frame never changes the engine.
+:class:`SerialBridge` implements the byte protocol of :mod:`pezo.boards.protocol` (COBS-encoded
+frames between zero delimiters with sequence number and CRC-16; replies with kind, data, status
+word and CRC-8; duplicate suppression; an inter-byte timeout) in front of
+:class:`pezo.hw.engine.PerturbEngine`. Frames are decoded as they arrive; the whole frame, WRITE
+payload included, is received into a buffer and its length and CRC checked at its closing
+delimiter, before the engine sees the command, so a corrupted frame never changes the engine and
+no frame can begin inside another's payload.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from pezo.boards.protocol import (CRC_INIT, RSYNC, STATUS_OP, SYNC, UNKNOWN_OPCODE, Kind,
-                                  beat_bytes, weight_bytes, write_beats)
+from pezo.boards.protocol import (CRC16, CRC_INIT, HEADER_BYTES, MIN_FRAME, RSYNC, STATUS_OP,
+                                  SYNC, UNKNOWN_OPCODE, Kind, beat_bytes, weight_bytes,
+                                  write_beats)
 from pezo.config import EngineConfig
 from pezo.hw.common import one_hot_states
 from pezo.hw.engine import PerturbEngine
@@ -94,18 +97,16 @@ class SerialBridge(wiring.Component):
         wb, lanes, bb = weight_bytes(cfg), cfg.lanes, beat_bytes(cfg)
         max_beats = write_beats(cfg)
         buf_bytes = max_beats * bb
-        m.submodules.buf = buf = memory.Memory(shape=8, depth=buf_bytes, init=[])
+        # The frame buffer takes every decoded byte after the header (the payload and the CRC
+        # behind it); bytes beyond it are counted, not stored (the frame is then too long).
+        m.submodules.buf = buf = memory.Memory(shape=8, depth=buf_bytes + 2, init=[])
         bw, br = buf.write_port(), buf.read_port(transparent_for=())
+        m.submodules.fcrc = fcrc = CRC16.create()        # the frames' CRC-16 (amaranth.lib.crc)
 
         # Frame fields ---------------------------------------------------------------------------
         seq, op, arg = Signal(8), Signal(8), Signal(64)
-        hn = Signal(range(12))                 # header bytes received (SEQ, OP, ARG, HCRC)
-        crc = Signal(8)                        # the CRC: of the header, then of the payload, then
-                                               # of the reply (one register, one XOR network)
+        crc = Signal(8)                        # the reply's CRC-8
         eop = Signal(4)                        # the engine opcode (protocol.engine_opcode)
-        wa = Signal(range(buf_bytes + 1))      # payload bytes received (the buffer address)
-        prem = Signal(range(buf_bytes + 1))    # payload bytes still to come
-        pay_last = Signal()                    # prem == 1, registered (timing)
         is_w, is_r, is_q, is_clear, stateful = (Signal(name=n) for n in
                                                 ("is_w", "is_r", "is_q", "is_clear", "stateful"))
         last_seq, last_valid = Signal(8), Signal()
@@ -113,11 +114,8 @@ class SerialBridge(wiring.Component):
         overrun_r = Signal()
         idle = Signal(range(self._timeout + 1))
         m.d.comb += [eng.cmd.payload.op.as_value().eq(eop), eng.cmd.payload.arg.eq(arg),
-                     self.error.eq(eng.status.error), self.saturated.eq(eng.status.saturated),
-                     bw.addr.eq(wa), bw.data.eq(self.i.payload)]
-        lost = Signal()                        # a byte was lost since the last frame's header
-        with m.If(self.overrun):
-            m.d.sync += [overrun_r.eq(1), lost.eq(1)]
+                     self.error.eq(eng.status.error), self.saturated.eq(eng.status.saturated)]
+        lost = Signal()                        # a byte was lost since the last complete frame
         m.d.comb += self.formal["is_write"].eq(eop == Op.WRITE)
 
         # Registered copies of the engine's handshake/status signals: the bridge's decisions do
@@ -162,63 +160,101 @@ class SerialBridge(wiring.Component):
         m.d.sync += [crc_byte.eq(obyte), crc_en.eq(self.o.valid & self.o.ready & ocrc)]
         m.d.comb += self.o.payload.eq(obyte)
 
-        st, goto = one_hot_states(m, ("HUNT", "HDR", "LEN", "HCHK", "PAY", "CRC", "VERDICT0",
+        st, goto = one_hot_states(m, ("HUNT", "RECV", "END0", "END1", "END", "VERDICT0",
                                       "VERDICT", "ISSUE",
                                       "ROUTE0", "ROUTE", "WDATA", "RDATA", "WAIT", "R_HDR",
                                       "R_STAT", "R_CRC0", "R_CRC"), init="HUNT")
-
-        def receiving_byte():
-            m.d.comb += self.i.ready.eq(1)
 
         def reply(k):
             m.d.sync += kind.eq(k)
 
         # Receive ----------------------------------------------------------------------------------
-        # The frame CRC and the inter-byte timer each have one assignment structure (separate
-        # assignment sites per state would chain their multiplexers: timing).
+        # HUNT discards bytes up to a delimiter (after reset and after a TIMEOUT); RECV takes the
+        # bytes of a frame up to its closing delimiter. Both take a byte every cycle.
+        # Stage 1, the COBS decoder: a code byte c announces c - 1 data bytes and, unless c is
+        # 0xFF, a zero after them, which is yielded when the next code byte comes (a zero before
+        # the closing delimiter is not part of the frame). One decoded byte at most per byte in,
+        # registered (dv, db).
+        byte, delim = self.i.payload, self.i.payload == SYNC
+        m.d.comb += self.i.ready.eq(st["HUNT"] | st["RECV"])
+        take = Signal()                        # a byte of the frame (not a delimiter) arrives
+        m.d.comb += take.eq(st["RECV"] & self.i.valid & ~delim)
+        code_left = Signal(8)                  # data bytes still to come in this COBS block
+        code_ff = Signal()                     # the block's code is 0xFF (no zero after it)
+        code_first = Signal()                  # no code byte yet in this frame
+        raw_n = Signal(range(MIN_FRAME + 1))   # bytes since the opening delimiter (saturating)
+        dv, db = Signal(), Signal(8)           # the decoded byte, registered
+        m.d.sync += dv.eq(0)
+        with m.If(take):
+            with m.If(raw_n != MIN_FRAME):
+                m.d.sync += raw_n.eq(raw_n + 1)
+            with m.If(code_left == 0):
+                m.d.sync += [code_left.eq(byte - 1), code_ff.eq(byte == 0xFF),
+                             code_first.eq(0), db.eq(0), dv.eq(~code_first & ~code_ff)]
+            with m.Else():
+                m.d.sync += [code_left.eq(code_left - 1), db.eq(byte), dv.eq(1)]
+        cobs_ok = Signal()                     # the last COBS block was complete at the delimiter
+        with m.Elif(st["HUNT"] | (st["RECV"] & self.i.valid & delim)):
+            m.d.sync += [raw_n.eq(0), code_left.eq(0), code_ff.eq(1), code_first.eq(1),
+                         cobs_ok.eq(code_left == 0)]
+        # Stage 2: decoded bytes into the header registers, the frame buffer and the CRC. ``n``
+        # counts decoded bytes (saturating beyond the longest frame).
+        n_max = HEADER_BYTES + buf_bytes + 2 + 1
+        n = Signal(range(n_max + 1))
+        # They are reset by a frame's first byte (a code byte, which yields nothing), so they
+        # hold the closed frame while END* judge it.
+        first = Signal()
+        m.d.comb += first.eq(take & (raw_n == 0))
+        m.d.comb += [fcrc.data.eq(db), fcrc.valid.eq(dv), fcrc.start.eq(first),
+                     bw.addr.eq(n - HEADER_BYTES), bw.data.eq(db),
+                     bw.en.eq(dv & (n >= HEADER_BYTES) & (n < HEADER_BYTES + buf_bytes + 2))]
+        with m.If(first):
+            m.d.sync += [n.eq(0), seq.eq(0)]
+        with m.Elif(dv):
+            with m.If(n != n_max):
+                m.d.sync += n.eq(n + 1)
+            with m.If(n == 0):
+                m.d.sync += seq.eq(db)
+            with m.Elif(n == 1):
+                m.d.sync += op.eq(db)
+            with m.Elif(n < HEADER_BYTES):
+                m.d.sync += arg.eq(Cat(arg[8:], db))
+        # The inter-byte timer runs while a frame has begun (one assignment structure: separate
+        # sites per state would chain their multiplexers).
         receiving = Signal()
         idle_hit = Signal()                    # idle reaches the timeout next cycle (registered)
         timed_out = Signal()
-        m.d.comb += [receiving.eq(st["HDR"] | st["PAY"] | st["CRC"]),
+        m.d.comb += [receiving.eq(st["RECV"] & (raw_n != 0)),
                      timed_out.eq(receiving & ~self.i.valid & idle_hit)]
-        with m.If(st["HUNT"]):
+        with m.If(~receiving | self.i.valid):
             m.d.sync += [idle.eq(0), idle_hit.eq(0)]
-        with m.Elif(receiving & self.i.valid):
-            m.d.sync += [idle.eq(0), idle_hit.eq(0)]
-        with m.Elif(receiving):
+        with m.Else():
             m.d.sync += [idle.eq(idle + 1), idle_hit.eq(idle == self._timeout - 2)]
-        # The CRC register: reset before a frame, its payload and a reply; bytes received in a
-        # frame, or (a cycle after they left) reply bytes, enter it.
-        with m.If(st["HUNT"] | st["HCHK"] | (st["R_HDR"] & (on == 0))):
-            m.d.sync += crc.eq(CRC_INIT)       # frame start, payload start (the header's CRC is
-                                               # judged in LEN), reply start
-        with m.Elif((receiving & self.i.valid) | crc_en):
-            m.d.sync += crc.eq(crc8_next(crc, Mux(receiving, self.i.payload, crc_byte)))
+        with m.If(self.overrun):
+            m.d.sync += [overrun_r.eq(1), lost.eq(1)]
+        # The reply CRC-8: reset at a reply's start; reply bytes enter it a cycle after they left.
+        with m.If(st["R_HDR"] & (on == 0)):
+            m.d.sync += crc.eq(CRC_INIT)
+        with m.Elif(crc_en):
+            m.d.sync += crc.eq(crc8_next(crc, crc_byte))
+        hunt_next = Signal()                   # go to HUNT after this reply (a TIMEOUT)
         with m.If(st["HUNT"]):
-            m.d.comb += self.i.ready.eq(1)
-            m.d.sync += self.formal["frame_ok"].eq(0)
-            with m.If(self.i.valid & (self.i.payload == SYNC)):
-                m.d.sync += [hn.eq(0), seq.eq(0), data_sent.eq(0)]
-                goto("HUNT", "HDR")
-        for state in ("HDR", "PAY", "CRC"):
-            with m.If(st[state] & timed_out):
-                goto(state, "WAIT")
-        with m.If(timed_out):
-            m.d.sync += lost.eq(self.overrun)
-        with m.If(st["HDR"]):
-            with m.If(self.i.valid):
-                receiving_byte()
-                m.d.sync += hn.eq(hn + 1)
-                with m.If(hn == 0):
-                    m.d.sync += seq.eq(self.i.payload)
-                with m.Elif(hn == 1):
-                    m.d.sync += op.eq(self.i.payload)
-                with m.Elif(hn != 10):                    # byte 10 is HCRC
-                    m.d.sync += arg.eq(Cat(arg[8:], self.i.payload))
-                with m.If(hn == 10):
-                    goto("HDR", "LEN")
-        hbad, to_pay = Signal(), Signal()       # LEN's verdicts, registered for HCHK
-        with m.If(st["LEN"]):
+            m.d.sync += [self.formal["frame_ok"].eq(0), hunt_next.eq(0), data_sent.eq(0)]
+            with m.If(self.i.valid & delim):
+                goto("HUNT", "RECV")
+        with m.If(st["RECV"]):
+            m.d.sync += [self.formal["frame_ok"].eq(0), data_sent.eq(0)]
+            with m.If(timed_out):
+                m.d.sync += hunt_next.eq(1)
+                goto("RECV", "WAIT")
+            with m.Elif(self.i.valid & delim & (raw_n == MIN_FRAME)):
+                goto("RECV", "END0")           # shorter: noise between frames, no reply
+        # END0: the last decoded byte reaches n and the CRC. END1: the header's verdicts.
+        need = Signal(range(n_max + 1))
+        crc_ok = Signal()
+        with m.If(st["END0"]):
+            goto("END0", "END1")
+        with m.If(st["END1"]):
             count = arg[32:]
             nb = max_beats.bit_length()
             fits = (count[:nb] != 0) & (count[nb:] == 0) & (count[:nb] <= max_beats)
@@ -227,44 +263,27 @@ class SerialBridge(wiring.Component):
                          is_w.eq(w_op), is_r.eq(op == Op.READ), is_q.eq(op == STATUS_OP),
                          is_clear.eq(op == Op.CLEAR),
                          stateful.eq((op != Op.NOP) & (op != Op.READ) & (op != STATUS_OP)),
-                         wa.eq(0),
-                         prem.eq(count[:len(prem)] * bb),
-                         pay_last.eq((bb == 1) & (count == 1)),
-                         hbad.eq(crc != 0), to_pay.eq(w_op & fits)]
+                         need.eq(HEADER_BYTES + 2 + Mux(w_op & fits, count[:nb] * bb, 0)),
+                         crc_ok.eq(fcrc.match_detected)]
             with m.If(w_op & ~fits):
                 # too long for one frame: bit 63 makes the count impossible (rejected with ARG)
                 m.d.sync += arg[63].eq(1)
-            goto("LEN", "HCHK")
-        with m.If(st["HCHK"]):
-            m.d.sync += lost.eq(self.overrun)
-            with m.If(hbad | lost):
-                # the header's CRC failed, or a byte was lost before it (the frame may be the
-                # remains of another): nothing in it is used; answer and hunt for SYNC
-                goto("HCHK", "WAIT")
-            with m.Elif(to_pay):
-                goto("HCHK", "PAY")
+            goto("END1", "END")
+        with m.If(st["END"]):
+            with m.If(lost | ~cobs_ok | ~crc_ok | (n != need)):
+                # a byte was lost since the last frame (this one may hold the remains of two),
+                # or the frame is malformed, of the wrong length or corrupted: not executed
+                with m.If(~self.overrun):
+                    m.d.sync += lost.eq(0)
+                goto("END", "WAIT")
             with m.Else():
-                goto("HCHK", "VERDICT0")
-        with m.If(st["PAY"]):
-            with m.If(self.i.valid):
-                receiving_byte()
-                m.d.comb += bw.en.eq(1)
-                m.d.sync += [wa.eq(wa + 1), prem.eq(prem - 1), pay_last.eq(prem == 2)]
-                with m.If(pay_last):
-                    goto("PAY", "CRC")
-        with m.If(st["CRC"]):
-            with m.If(self.i.valid):
-                receiving_byte()
-                goto("CRC", "VERDICT0")
-        pbad, dup = Signal(), Signal()          # VERDICT0's checks, registered for VERDICT
+                goto("END", "VERDICT0")
+        dup = Signal()                          # VERDICT0's check, registered for VERDICT
         with m.If(st["VERDICT0"]):
-            m.d.sync += [pbad.eq(to_pay & (crc != 0)),         # the payload's CRC, if any
-                         dup.eq(stateful & last_valid & (seq == last_seq))]
+            m.d.sync += dup.eq(stateful & last_valid & (seq == last_seq))
             goto("VERDICT0", "VERDICT")
         with m.If(st["VERDICT"]):
-            with m.If(pbad):
-                goto("VERDICT", "WAIT")
-            with m.Elif(is_q):
+            with m.If(is_q):
                 m.d.sync += [last_seq.eq(seq), last_valid.eq(1)]
                 goto("VERDICT", "WAIT")
             with m.Elif(dup):
@@ -275,10 +294,10 @@ class SerialBridge(wiring.Component):
         # The reply kind: one assignment structure.
         with m.If(timed_out):
             reply(Kind.TIMEOUT)
-        with m.Elif(st["HCHK"]):
+        with m.Elif(st["END"]):
             reply(Mux(lost, Kind.LOST, Kind.BAD_CRC))     # used only when the frame is dropped
         with m.Elif(st["VERDICT"]):
-            reply(Mux(pbad, Kind.BAD_CRC, Mux(dup & ~is_q, Kind.DUPLICATE, Kind.DONE)))
+            reply(Mux(dup & ~is_q, Kind.DUPLICATE, Kind.DONE))
         with m.Elif(st["ROUTE"] & is_r & rvalid_r):
             reply(Kind.DATA)
 
@@ -370,7 +389,10 @@ class SerialBridge(wiring.Component):
         with m.If(st["R_CRC"]):
             m.d.comb += self.o.valid.eq(1)
             with m.If(self.o.ready):
-                goto("R_CRC", "HUNT")
+                with m.If(hunt_next):
+                    goto("R_CRC", "HUNT")
+                with m.Else():
+                    goto("R_CRC", "RECV")
         # The output byte: an AND-OR over one-hot selects (the sources are registers and the
         # selects one LUT each), not a chain of per-state multiplexers (timing).
         sel = [(st["R_HDR"] & (on == 0), Const(RSYNC, 8)), (st["R_HDR"] & (on == 1), seq),

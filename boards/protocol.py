@@ -4,11 +4,17 @@ The host talks to the engine on the board through :class:`pezo.boards.bridge.Ser
 8N1 UART. This module is the single definition of the byte protocol; the bridge's hardware, its
 tests, the host's :class:`pezo.host.serial.SerialTransport` and docs/protocol.md follow it.
 
-Host -> board, one **frame** per command::
+Host -> board, one **frame** per command, COBS-encoded between two delimiters::
 
-    SYNC  SEQ  OP  ARG[8]  HCRC  [PAYLOAD[n]  PCRC]
+    0x00  COBS( SEQ  OP  ARG[8]  [PAYLOAD[n]]  CRC16[2] )  0x00
 
-* ``SYNC`` = 0xA5 starts a frame; between frames the bridge discards any other byte.
+* ``SYNC`` = 0x00 delimits frames, and **never occurs inside one**: the frame body is sent in
+  Consistent Overhead Byte Stuffing (COBS; Cheshire and Baker 1999), which removes every zero byte
+  from it at a cost of one byte per 254 (two bytes for the longest frame). A frame boundary can
+  therefore not be found inside a payload, whatever the payload holds: a complete frame hidden in
+  a WRITE's weights is data, never a command. The leading delimiter closes whatever the line held
+  before (junk, the remains of a dropped frame); between frames any number of delimiters may
+  come.
 * ``SEQ``: the host's sequence number (0-255, +1 per new frame; a retry repeats it).
 * ``OP``: an engine opcode (:class:`pezo.sim.engine.Op`, 0-14) or ``STATUS`` (0x80, answered by
   the bridge). Any other byte reaches the engine as opcode 15 (:func:`engine_opcode`), which the
@@ -18,54 +24,69 @@ Host -> board, one **frame** per command::
   :func:`weight_bytes` bytes two's complement, little-endian. Otherwise empty (a WRITE whose
   count exceeds :func:`write_beats` reaches the engine with bit 63 of its argument set, an
   impossible count, and is rejected with ARG).
-* ``HCRC``: CRC-8/ROHC (polynomial 0x07, initial value 0xFF, LSB first like the UART, no final
-  XOR) of ``SEQ`` through ``ARG``, checked before the header is used (so a corrupted count cannot change the
-  frame's length); ``PCRC`` (WRITE frames with a payload only): CRC-8 of ``PAYLOAD``. The bridge
-  buffers the whole frame and checks both *before* anything reaches the engine: a corrupted frame
-  is never applied. A bad HCRC is answered at once (BAD_CRC) and the bridge hunts for the next
-  SYNC; the rest of that frame is discarded as it arrives.
+* ``CRC16``: CRC-16/X-25 (also called IBM-SDLC, HDLC's FCS: polynomial 0x1021 taken LSB first
+  like the UART, initial value 0xFFFF, final XOR 0xFFFF; :data:`CRC16`, check value of
+  b"123456789" 0x906E), little-endian, over ``SEQ`` through ``PAYLOAD``.
+
+The bridge decodes the frame as it arrives, buffers it whole and executes it only when, at its
+closing delimiter, the COBS blocks are complete, its length is exactly the length its header asks
+for (12 bytes, plus the payload of a WRITE) and the CRC checks: *before* anything reaches the
+engine, so a corrupted frame is never applied. A frame that fails is answered BAD_CRC. Between
+the delimiters, a frame of fewer than :data:`MIN_FRAME` bytes (less than the shortest frame can
+encode to) is noise and is dropped without a reply. Nothing is answered before a frame's closing
+delimiter, so the bridge takes every byte of a frame as it comes (a reply never overlaps the
+frame it answers).
 
 Board -> host, one **reply** per frame (or per incomplete frame, see TIMEOUT)::
 
     RSYNC  SEQ  KIND  DATA[k]  STATUS[4]  CRC
 
-* ``RSYNC`` = 0x5A; ``SEQ`` echoes the frame's; ``CRC`` covers ``SEQ`` through ``STATUS``.
+* ``RSYNC`` = 0x5A; ``SEQ`` echoes the frame's; ``CRC`` (CRC-8/ROHC, :func:`crc8`) covers
+  ``SEQ`` through ``STATUS``. The ``SEQ`` of a frame that is not executed (BAD_CRC, TIMEOUT,
+  LOST) is the frame's first decoded byte as it arrived, or 0 when none did
+  (:func:`rejected_seq`): it may be wrong, and a host only ever resends on such a reply, which is
+  always safe; DONE, DATA and DUPLICATE come only from frames whose CRC checked.
 * ``KIND`` (:class:`Kind`): DONE (executed; the status tells whether the engine accepted it), DATA
   (an accepted READ: ``count * m`` weights follow, sign-extended to :func:`weight_bytes` bytes),
-  BAD_CRC (discarded), TIMEOUT (a frame stopped arriving: discarded), DUPLICATE (``SEQ`` equals
-  the last executed frame's and the command changes state: not executed again, the status is
-  current), LOST (the receiver dropped a byte since the previous frame: this frame may be made of
-  the remains of another one, so it is discarded).
+  BAD_CRC (malformed, wrong length or wrong CRC: discarded), TIMEOUT (a frame stopped arriving:
+  discarded), DUPLICATE (``SEQ`` equals the last executed frame's and the command changes state:
+  not executed again, the status is current), LOST (the receiver dropped a byte since the
+  previous complete frame: this frame may be made of the remains of others, so it is
+  discarded).
 * ``STATUS``: :func:`status_bytes` - byte 0 = error | error_code << 1 | saturated << 3 |
   filling << 4 | last_pass << 5 | overrun << 7, bytes 1-3 = pregen pool offset.
 
 **Link rules.** One frame in flight: the host sends the next frame only after the previous reply
 (the bridge takes bytes only while it receives a frame; the UART holds one more byte, and a byte
-beyond that is lost and sets ``overrun`` in every later status until an accepted CLEAR). The
-first frame whose header completes after a lost byte is answered LOST and not executed (its
-SYNC may be a real one followed by another frame's later bytes, which an 8-bit CRC would pass
-1 time in 256). An
-incomplete frame is dropped after :data:`TIMEOUT_BYTES` byte times without a byte (a TIMEOUT reply
-follows), so the link resynchronises on its own. A lost reply is recovered by resending the same
-frame with the same ``SEQ``: if the first copy was executed, the reply is DUPLICATE and the command
-is not applied twice. NOP, READ and STATUS are never treated as duplicates (re-running them
-changes nothing); a host starts with a NOP so that its first ``SEQ`` cannot collide with an
-earlier session's.
+beyond that is lost and sets ``overrun`` in every later status until an accepted CLEAR). The first
+frame of :data:`MIN_FRAME` bytes or more that closes after a lost byte is answered LOST and not
+executed (it may hold the remains of two frames). Because the bridge answers only after a frame's
+closing delimiter, a frame resent after LOST arrives whole and is executed: recovery takes one
+resend for every frame kind. An incomplete frame is dropped after :data:`TIMEOUT_BYTES` byte
+times without a byte (a TIMEOUT reply follows), and the bridge then discards bytes up to the next
+delimiter, so the rest of a frame that arrives late is never read as a frame. A lost reply is
+recovered by resending the same frame with the same ``SEQ``: if the first copy was executed, the
+reply is DUPLICATE and the command is not applied twice. NOP, READ and STATUS are never treated as
+duplicates (re-running them changes nothing); a host starts with a NOP so that its first ``SEQ``
+cannot collide with an earlier session's.
 """
 
 from enum import IntEnum
 
+from amaranth.lib.crc import catalog as crc_catalog
+from cobs import cobs
 import numpy as np
 
 from pezo.sim.engine import STATUS, EngineModel, Op
 
-__all__ = ["CRC_INIT", "SYNC", "RSYNC", "STATUS_OP", "UNKNOWN_OPCODE", "Kind", "MAX_WRITE_BYTES",
+__all__ = ["CRC_INIT", "CRC16", "MIN_FRAME", "SYNC", "crc16", "cobs_encode", "rejected_seq", "RSYNC", "STATUS_OP", "UNKNOWN_OPCODE", "Kind", "MAX_WRITE_BYTES",
            "TIMEOUT_BYTES", "crc8", "weight_bytes", "beat_bytes", "write_beats", "engine_opcode",
            "changes_state", "payload_beats", "encode_frame", "encode_weights", "decode_weights",
            "status_bytes", "decode_status", "encode_reply", "reply_length", "decode_reply",
            "BridgeModel", "ProtocolError"]
 
-SYNC = 0xA5
+#: The frame delimiter: never inside a (COBS-encoded) frame.
+SYNC = 0x00
 RSYNC = 0x5A
 STATUS_OP = 0x80
 #: The 4-bit engine opcode every non-engine opcode byte becomes (no engine command has it).
@@ -74,6 +95,13 @@ UNKNOWN_OPCODE = 0x0F
 MAX_WRITE_BYTES = 256
 #: Inter-byte timeout of an incomplete frame, in byte times (10 bit times each).
 TIMEOUT_BYTES = 256
+#: Bytes of a frame header: SEQ, OP, ARG[8].
+HEADER_BYTES = 10
+#: The shortest frame between its delimiters: a header and its CRC (12 bytes) encode to 13 or more.
+MIN_FRAME = HEADER_BYTES + 2 + 1
+#: The frames' CRC: CRC-16/X-25 on 8-bit words (amaranth.lib.crc, whose Processor the bridge
+#: instantiates from the same parameters).
+CRC16 = crc_catalog.CRC16_X25(data_width=8)
 
 assert UNKNOWN_OPCODE not in {int(o) for o in Op}
 
@@ -114,6 +142,24 @@ def crc8(data, crc=CRC_INIT):
     for b in bytes(data):
         crc = _CRC[crc ^ b]
     return crc
+
+
+def crc16(data) -> int:
+    """CRC-16/X-25 of ``data`` (check value of b"123456789": 0x906E); a frame carries it
+    little-endian after the bytes it covers."""
+    return CRC16.compute(bytes(data))
+
+
+def cobs_encode(body) -> bytes:
+    """``body`` between two :data:`SYNC` delimiters, COBS-encoded (no zero byte inside)."""
+    return bytes([SYNC]) + cobs.encode(bytes(body)) + bytes([SYNC])
+
+
+def rejected_seq(raw) -> int:
+    """The ``SEQ`` a reply to a frame that is not executed carries: the first byte the COBS
+    decoder yields from ``raw`` (the bytes after the opening delimiter), 0 when it yields none
+    yet. A first code byte of 1 yields a zero first; a larger one, the byte after it."""
+    return raw[1] if len(raw) >= 2 and raw[0] > 1 else 0
 
 
 def weight_bytes(cfg) -> int:
@@ -171,15 +217,14 @@ def decode_weights(cfg, data) -> np.ndarray:
 
 
 def encode_frame(cfg, seq, op, arg=0, wdata=None) -> bytes:
-    """One host frame. ``wdata`` (WRITE): the words to write, (count, m) integers; required
-    exactly when the header says the frame carries a payload."""
+    """One host frame, delimiters included. ``wdata`` (WRITE): the words to write, (count, m)
+    integers; required exactly when the header says the frame carries a payload."""
     seq, op, arg = int(seq), int(op), int(arg) & ((1 << 64) - 1)
     if not 0 <= seq < 256:
         raise ValueError(f"Sequence number must be in 0..255, not {seq!r}")
     engine_opcode(op)
     beats = payload_beats(cfg, op, arg)
-    head = bytes([seq, op]) + arg.to_bytes(8, "little")
-    frame = bytes([SYNC]) + head + bytes([crc8(head)])
+    body = bytes([seq, op]) + arg.to_bytes(8, "little")
     if beats:
         if wdata is None:
             raise ValueError(f"A WRITE frame of {beats} word(s) needs its weights")
@@ -187,8 +232,12 @@ def encode_frame(cfg, seq, op, arg=0, wdata=None) -> bytes:
         if len(payload) != beats * beat_bytes(cfg):
             raise ValueError(f"WRITE of {beats} word(s) needs {beats * cfg.lanes} weights, "
                              f"not {len(payload) // weight_bytes(cfg)}")
-        frame += payload + bytes([crc8(payload)])
-    return frame
+        body += payload
+    elif wdata is not None and op == Op.WRITE:
+        raise ValueError(f"This WRITE header carries no payload (count "
+                         f"{(arg >> 32) & 0xFFFFFFFF}, at most {write_beats(cfg)} per frame), "
+                         f"but weights were given")
+    return cobs_encode(body + crc16(body).to_bytes(2, "little"))
 
 
 def status_bytes(status, overrun=0) -> bytes:
@@ -247,62 +296,69 @@ class BridgeModel:
     """The bridge's behaviour, from this module's rules, over the golden engine: bytes in,
     replies out. ``feed(data)`` takes host bytes and returns the reply bytes they produce;
     ``idle()`` is a gap of :data:`TIMEOUT_BYTES` byte times (an incomplete frame is dropped with
-    a TIMEOUT reply). Receive overruns are a matter of timing and are not modelled."""
+    a TIMEOUT reply); ``lose()`` is a byte lost by the receiver. Frames are decoded with the
+    ``cobs`` package (not with the bridge's own decoder)."""
 
     def __init__(self, cfg, engine=None):
         self.cfg = cfg
         self.engine = engine if engine is not None else EngineModel(cfg)
-        self.buf = bytearray()
+        self.raw = bytearray()             # bytes since the opening delimiter
+        self.hunting = True                # discarding up to the next delimiter (after reset
+                                           # and after a TIMEOUT)
         self.last_seq = None
         self.overrun = 0
-        self.lost = False                  # a byte was lost since the last frame (lose())
+        self.lost = False                  # a byte was lost since the last complete frame
 
     def lose(self):
-        """The receiver dropped a byte (an overrun): sets the status bit, and the next frame is
-        answered LOST."""
+        """The receiver dropped a byte (an overrun): sets the status bit, and the next complete
+        frame is answered LOST."""
         self.overrun = 1
         self.lost = True
-
-    def _need(self):
-        """Bytes the frame in ``buf`` has in all, once its header (with HCRC) is in."""
-        arg = int.from_bytes(self.buf[3:11], "little")
-        n = payload_beats(self.cfg, self.buf[2], arg) * beat_bytes(self.cfg)
-        return 12 + (n + 1 if n else 0)
 
     def feed(self, data):
         out = bytearray()
         for b in bytes(data):
-            if not self.buf:
-                if b == SYNC:
-                    self.buf.append(b)
+            if b != SYNC:
+                if not self.hunting:
+                    self.raw.append(b)
                 continue
-            self.buf.append(b)
-            if len(self.buf) == 12 and (self.lost or crc8(self.buf[1:12]) != 0):
-                seq, self.buf = self.buf[1], bytearray()
-                kind = Kind.LOST if self.lost else Kind.BAD_CRC
-                self.lost = False
-                out += encode_reply(seq, kind, b"", self._status())
-            elif len(self.buf) >= 12 and len(self.buf) == self._need():
-                frame, self.buf = bytes(self.buf), bytearray()
-                out += self._execute(frame)
+            raw, self.raw = bytes(self.raw), bytearray()
+            if self.hunting:
+                self.hunting = False
+            elif len(raw) >= MIN_FRAME:
+                out += self._frame(raw)
         return bytes(out)
 
     def idle(self):
-        if not self.buf:
+        if self.hunting or not self.raw:
             return b""
-        seq = self.buf[1] if len(self.buf) > 1 else 0
-        self.buf = bytearray()
-        self.lost = False
+        seq = rejected_seq(self.raw)
+        self.raw = bytearray()
+        self.hunting = True
         return encode_reply(seq, Kind.TIMEOUT, b"", self._status())
 
     def _status(self):
         return status_bytes(self.engine.status(), self.overrun)
 
-    def _execute(self, frame):
-        seq, op = frame[1], frame[2]
-        if len(frame) > 12 and crc8(frame[12:]) != 0:   # the payload's CRC (header: checked)
+    def _frame(self, raw):
+        if self.lost:
+            self.lost = False
+            return encode_reply(rejected_seq(raw), Kind.LOST, b"", self._status())
+        try:
+            frame = cobs.decode(raw)
+        except cobs.DecodeError:
+            frame = None
+        if frame is None or len(frame) < HEADER_BYTES + 2 or crc16(frame[:-2]) != int.from_bytes(
+                frame[-2:], "little"):
+            return encode_reply(rejected_seq(raw), Kind.BAD_CRC, b"", self._status())
+        seq, op = frame[0], frame[1]
+        arg = int.from_bytes(frame[2:10], "little")
+        n = payload_beats(self.cfg, op, arg) * beat_bytes(self.cfg)
+        if len(frame) != HEADER_BYTES + n + 2:
             return encode_reply(seq, Kind.BAD_CRC, b"", self._status())
-        arg = int.from_bytes(frame[3:11], "little")
+        return self._execute(seq, op, arg, frame[HEADER_BYTES:HEADER_BYTES + n])
+
+    def _execute(self, seq, op, arg, payload):
         if op == STATUS_OP:
             self.last_seq = seq
             return encode_reply(seq, Kind.DONE, b"", self._status())
@@ -312,9 +368,8 @@ class BridgeModel:
         eop = engine_opcode(op)
         wdata = None
         if eop == Op.WRITE:
-            beats = payload_beats(self.cfg, op, arg)
-            if beats:
-                wdata = decode_weights(self.cfg, frame[12:-1])
+            if payload:
+                wdata = decode_weights(self.cfg, payload)
             else:
                 arg |= 1 << 63             # too long for one frame: an impossible count
         r = self.engine.execute(eop, arg, wdata)

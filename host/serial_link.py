@@ -9,8 +9,11 @@ Every frame waits for its reply (one frame in flight). A reply that does not com
 ``timeout`` seconds, or comes corrupted, or reports BAD_CRC, TIMEOUT or LOST, makes the transport wait
 for the board's inter-byte timeout, drain the line and send the same frame again with the same
 sequence number, up to ``retries`` times: the bridge executes a repeated state-changing frame
-only once (it answers DUPLICATE), so no command is ever applied twice. After the retries,
-:class:`LinkError` names the command and what went wrong.
+only once (it answers DUPLICATE), so no command is ever applied twice, and a resend after LOST
+arrives whole (the bridge answers only after a frame's closing delimiter), so one resend
+recovers. After the retries, :class:`LinkError` names the command and what went wrong.
+``stats`` counts frames, retries, DUPLICATE / BAD_CRC / TIMEOUT / LOST replies and the bytes
+written and read.
 """
 
 import random
@@ -72,7 +75,7 @@ class SerialTransport:
             self.port = port
         self.cycles = 0
         self.stats = {"frames": 0, "retries": 0, "duplicates": 0, "bad_crc": 0, "timeouts": 0,
-                      "lost": 0}
+                      "lost": 0, "bytes_out": 0, "bytes_in": 0}
         self.overrun = 0
         self._seq = random.Random(seed).randrange(256)
         self._status = None
@@ -82,6 +85,7 @@ class SerialTransport:
     # The link --------------------------------------------------------------------------------------
     def _read_exact(self, n):
         data = self.port.read(n)
+        self.stats["bytes_in"] += len(data)
         if len(data) != n:
             raise TimeoutError(f"{len(data)} of {n} reply bytes within {self.timeout} s")
         return data
@@ -112,6 +116,7 @@ class SerialTransport:
                 self.port.reset_input_buffer()
             self.port.write(frame)
             self.stats["frames"] += 1
+            self.stats["bytes_out"] += len(frame)
             try:
                 kind, data, st = self._read_reply(seq, op, arg)
             except (TimeoutError, ProtocolError) as e:
