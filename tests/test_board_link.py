@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import serial
 
-from pezo.boards.protocol import Kind
+from pezo.boards.protocol import Kind, decode_weights, encode_frame
 from pezo.cli import main
 from pezo.config import EngineConfig as E, GeneratorConfig as G
 from pezo.host.engine import EngineClient
@@ -17,7 +17,7 @@ from pezo.host.serial_link import LinkError, SerialTransport
 from pezo.host.train import TrainConfig, train
 from pezo.sim.cosim.board import SimBoard
 from pezo.sim.cosim.fuzz import run_fuzz
-from pezo.sim.engine import EngineModel, Op
+from pezo.sim.engine import EngineModel, Op, encode_signed
 
 pytestmark = pytest.mark.board
 
@@ -127,6 +127,82 @@ def test_retries_never_apply_a_command_twice(fault):
         assert (eng.read_weights(raw=True) == gold.weights).all()
         assert t.stats["retries"] == 1
         assert t.stats["duplicates" if fault == "lost_reply" else "bad_crc"] == 1
+        t.close()
+
+
+class HidingPort(FlakyPort):
+    """Flips a bit of the header of the n-th frame written and pauses (longer than the bridge's
+    timeout) before sending the rest of it: the line fault under which the old framing ran a
+    frame hidden in the payload."""
+
+    def __init__(self, url, corrupt_header_of):
+        super().__init__(url)
+        self.hit = corrupt_header_of
+
+    def write(self, data):
+        self.n += 1
+        if self.n != self.hit:
+            return self.port.write(bytes(data))
+        g = bytearray(data)
+        g[3] ^= 0x40 if g[3] != 0x40 else 0x20
+        self.port.write(bytes(g[:12]))
+        time.sleep(0.1)
+        self.port.write(bytes(g[12:]))
+
+
+def test_a_frame_hidden_in_weights_never_runs_through_the_host_stack():
+    """issue #23: weights whose bytes end with a complete MU frame, written through
+    EngineClient + SerialTransport while the line corrupts that WRITE's header and pauses before
+    its payload: one retry, and after SEED + PERTURB every weight equals the golden engine's (the
+    old framing ran the hidden MU here and 45 of 64 weights differed)."""
+    cfg = SMALL
+    assert cfg.w_bits == 16                            # every byte pattern is a weight
+    hidden = encode_frame(cfg, 0xE5, Op.MU, encode_signed(30000))
+    pad = bytes([0x11] * (cfg.depth * 2 - len(hidden)))
+    w = decode_weights(cfg, pad + hidden).reshape(-1)
+    with SimBoard(cfg, link="tcp") as b:
+        port = HidingPort(b.port, corrupt_header_of=3)   # 1 NOP (session start), 2 MU, 3 WRITE
+        t = SerialTransport(cfg, port, timeout=0.3)
+        eng, gold = EngineClient(cfg, t), EngineModel(cfg)
+        eng.set_mu(0.01)
+        eng.write_weights(w, raw=True)
+        eng.load_seed(9)
+        eng.perturb(+1)
+        gold.execute(Op.MU, int(round(0.01 * 2 ** cfg.coef_frac)))
+        gold.execute(Op.WRITE, cfg.words << 32, w.reshape(-1, 2))
+        gold.execute(Op.SEED, 9)
+        gold.execute(Op.PERTURB, 0)
+        assert (eng.read_weights(raw=True) == gold.weights).all()
+        assert t.stats["retries"] == 1 and t.stats["timeouts"] + t.stats["bad_crc"] == 1
+        t.close()
+
+
+def test_a_resent_write_recovers_from_an_overrun():
+    """issue #23: with a LOST pending (junk sent right behind a long READ overran the UART),
+    EngineClient's WRITE with a payload recovers by one resend (the old link answered every
+    resend LOST: its reply overlapped the payload, which overran again), and the weights equal
+    the golden engine's."""
+    cfg = SMALL
+    rng = np.random.default_rng(3)
+    with SimBoard(cfg, link="tcp") as b:
+        port = FlakyPort(b.port)
+        t = SerialTransport(cfg, port, timeout=0.3)
+        eng, gold = EngineClient(cfg, t), EngineModel(cfg)
+        for trial in range(4):
+            w = rng.integers(-3000, 3000, cfg.depth)
+            # break the one-frame-in-flight rule by hand: a READ of every word and junk behind
+            # it (with a sequence number the transport reaches only 100 frames later); the junk
+            # overruns the UART while the READ is answered, and no frame follows it
+            port.write(encode_frame(cfg, (t._seq + 100) % 256, Op.READ, cfg.words << 32)
+                       + bytes([0x11] * 40))
+            time.sleep(0.2)
+            lost_before = t.stats["lost"]
+            eng.write_weights(w, raw=True)             # one WRITE frame with payload
+            gold.execute(Op.WRITE, cfg.words << 32, w.reshape(-1, 2))
+            assert t.stats["lost"] - lost_before <= 1
+            got = eng.read_weights(raw=True)
+            assert (got == gold.weights).all(), (trial, t.stats)
+        assert t.stats["lost"] >= 1 and t.query_status()["overrun"] == 1   # it did overrun
         t.close()
 
 

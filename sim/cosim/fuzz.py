@@ -1,10 +1,28 @@
 """Fuzzing the board link: random and mutated frames into a board (the Verilator-built one by
 default), checked against the golden engine.
 
-Every case is one command frame, sent intact or mutated: truncated (the rest never comes), one bit
-flipped, a burst of up to 8 bits flipped, junk bytes before it, or sent back to back with a second
-frame (breaking the one-frame-in-flight rule, so the receiver may overrun). The fuzzer then reads
-the replies until the link is settled and holds the board to three rules:
+The fuzzer generates what the line can carry, all of it: sequence numbers, opcodes, arguments,
+payload bytes and junk take every byte value, the delimiter 0x00 and the old sync byte 0xA5
+included. Every case is one command frame, sent intact or mutated:
+
+* ``truncate`` - the rest never comes (TIMEOUT);
+* ``bitflip`` / ``burst_flip`` - one bit, or a burst of 2-8 bits, flipped on the line (a flip can
+  create a delimiter and split the frame);
+* ``junk`` - 1-12 junk bytes before it (fewer than a frame: dropped silently, the frame is
+  answered); ``long_junk`` - 13-40 (answered BAD_CRC; the frame after it may be answered LOST);
+* ``back_to_back`` - a second frame right behind it, breaking the one-frame-in-flight rule, so the
+  receiver may overrun;
+* ``pause`` - the frame split at a random byte with a pause of 0-40 ms (under and over the
+  bridge's inter-byte timeout; how much simulated time a pause is depends on the machine, so
+  both sides are drawn);
+* ``hidden`` - a WRITE whose payload holds a complete valid frame, sent intact, with a corrupted
+  header byte and a pause before the payload, with a zero created just before the hidden
+  frame's image, or with a data byte of the image flipped;
+* ``lost_resend`` - a long READ and a WRITE back to back (the WRITE's bytes overrun the UART
+  while the READ is answered), then the WRITE resent with its sequence number until it is not
+  answered LOST: the first resend must recover.
+
+The fuzzer then reads the replies until the link is settled and holds the board to its rules:
 
 * **liveness** - a STATUS query is answered within ``probe_timeout`` seconds after every case (at
   most ``probes`` attempts, each after the bridge's inter-byte timeout has passed);
@@ -12,30 +30,37 @@ the replies until the link is settled and holds the board to three rules:
   sequence number; every reply's status equals the golden engine's
   (:class:`pezo.sim.engine.EngineModel`) given exactly the executed frames, and so do all weights,
   read back every ``check_every`` cases and at the end;
-* **no ghost commands** - no DONE/DATA/DUPLICATE reply ever answers a frame the fuzzer did not send
-  (a corrupted frame or junk executed as a command).
+* **no ghost commands** - no DONE/DATA/DUPLICATE reply ever answers a frame the fuzzer did not
+  send: hidden frames carry sequence numbers (:data:`HIDDEN_SEQS`) that no real frame uses, so an
+  executed hidden frame is caught by its reply alone.
 
-Payload bytes, junk bytes, opcodes and sequence numbers never take the SYNC value 0xA5, so that a
-mutated frame cannot contain a complete fake frame of its own; the fuzzer tests the link's
-recovery, not the 1-in-256 odds of an 8-bit CRC (docs/protocol.md).
+Each run draws a fresh seed unless one is given; the seed is in the statistics (and printed by
+``pezo board fuzz``), and ``--seed`` / ``make fuzz SEED=`` replays a run.
 """
 
 import collections
+import os
 import random
 import time
 
 import numpy as np
 import serial
 
-from pezo.boards.protocol import (RSYNC, STATUS_OP, SYNC, Kind, ProtocolError, beat_bytes,
-                                  decode_reply, decode_weights, encode_frame, write_beats)
+from pezo.boards.protocol import (MIN_FRAME, RSYNC, STATUS_OP, SYNC, Kind, ProtocolError,
+                                  beat_bytes, decode_reply, decode_weights, encode_frame,
+                                  encode_weights, weight_bytes, write_beats)
 from pezo.host.serial_link import LinkError
 from pezo.sim.cosim.board import SimBoard
 from pezo.sim.engine import EngineModel, Op, encode_signed
 
-__all__ = ["run_fuzz", "FuzzFailure", "MUTATIONS"]
+__all__ = ["run_fuzz", "FuzzFailure", "MUTATIONS", "HIDDEN_SEQS"]
 
-MUTATIONS = ("none", "truncate", "bitflip", "burst_flip", "junk", "back_to_back")
+MUTATIONS = ("none", "truncate", "bitflip", "burst_flip", "junk", "long_junk", "back_to_back",
+             "pause", "hidden", "lost_resend")
+#: Relative frequencies of the mutations.
+WEIGHTS = (40, 8, 10, 7, 6, 3, 7, 7, 8, 4)
+#: Sequence numbers of the frames hidden in payloads, never used by a real frame.
+HIDDEN_SEQS = range(0xE0, 0xF0)
 
 
 class FuzzFailure(AssertionError):
@@ -104,15 +129,30 @@ class _Link:
         self.port.close()
 
 
-def _no_sync(rng, n):
-    return bytes(b if b != SYNC else SYNC ^ 0xFF for b in rng.randbytes(n))
+def _junk(rng, n):
+    """``n`` junk bytes, every value likely (the delimiter and the old sync byte often)."""
+    return bytes(rng.choice([SYNC, 0xA5, rng.randrange(256)]) for _ in range(n))
 
 
-def run_fuzz(cfg, cases=1000, seed=1, port=None, progress=None, check_every=100,
+def _code_positions(frame):
+    """Indices of an encoded frame's COBS code bytes (the rest is data)."""
+    out, k = set(), 1
+    while k < len(frame) - 1:
+        out.add(k)
+        k += frame[k]
+    return out
+
+
+def run_fuzz(cfg, cases=1000, seed=None, port=None, progress=None, check_every=100,
              probe_timeout=2.0, probes=3, settle=0.04):
     """Fuzz the link of a board with engine configuration ``cfg``: ``port`` (a pyserial URL) or,
-    if None, a Verilator-built board started here. Returns the statistics; raises
-    :class:`FuzzFailure` naming the first broken rule."""
+    if None, a Verilator-built board started here. ``seed`` None draws a fresh one (it is
+    returned in the statistics as ``seed``). Returns the statistics; raises
+    :class:`FuzzFailure` naming the first broken rule and the seed that replays it."""
+    if seed is None:
+        seed = int.from_bytes(os.urandom(4), "little")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"Fuzz seed must be a non-negative integer, not {seed!r}")
     board = SimBoard(cfg) if port is None else None
     link = _Link(cfg, port or board.port)
     try:
@@ -120,7 +160,8 @@ def run_fuzz(cfg, cases=1000, seed=1, port=None, progress=None, check_every=100,
                      settle)
     except FuzzFailure as e:
         recent = "\n".join(f"  {who:5} {data}" for who, data in link.history)
-        raise FuzzFailure(f"{e}\nlast exchanges (oldest first):\n{recent}") from None
+        raise FuzzFailure(f"{e} (replay: --seed {seed})\nlast exchanges (oldest first):\n"
+                          f"{recent}") from None
     finally:
         link.close()
         if board is not None:
@@ -130,24 +171,31 @@ def run_fuzz(cfg, cases=1000, seed=1, port=None, progress=None, check_every=100,
 def _fuzz(cfg, link, cases, seed, progress, check_every, probe_timeout, probes, settle):
     rng = random.Random(seed)
     gold = EngineModel(cfg)
-    stats = {"cases": 0, "case_frames": 0, "frames": 0, "executed": 0, "mutations": dict.fromkeys(MUTATIONS, 0),
-             "replies": {k.name: 0 for k in Kind}, "probe_retries": 0, "max_probe_s": 0.0,
-             "weight_checks": 0, "bytes_sent": 0}
-    seqs = [s for s in range(256) if s != SYNC]
+    stats = {"seed": seed, "cases": 0, "case_frames": 0, "frames": 0, "executed": 0,
+             "mutations": dict.fromkeys(MUTATIONS, 0), "replies": {k.name: 0 for k in Kind},
+             "probe_retries": 0, "max_probe_s": 0.0, "weight_checks": 0, "bytes_sent": 0,
+             "hidden_frames": 0, "lost_resends": 0, "sync_bytes_sent": 0}
+    seqs = [s for s in range(256) if s not in HIDDEN_SEQS]
     state = {"k": rng.randrange(len(seqs)), "last_exec": None}
     sent = {}                                          # seq -> (op, arg, wdata) of our frames
     words, m = cfg.words, cfg.lanes
     lim = 1 << (cfg.w_bits - 1)
+    wbytes = weight_bytes(cfg)
 
     def next_seq():
         state["k"] = (state["k"] + 1) % len(seqs)
         return seqs[state["k"]]
 
     def weight():
-        while True:                                    # keep SYNC out of payloads
-            v = rng.randrange(-lim, lim)
-            if SYNC not in v.to_bytes(-(-cfg.w_bits // 8), "little", signed=True):
-                return v
+        r = rng.random()                               # zero bytes and 0xA5 bytes often
+        if r < 0.2:
+            return 0
+        if r < 0.3:
+            return -1
+        if r < 0.4:
+            v = int.from_bytes(bytes([0xA5] * wbytes), "little", signed=True)
+            return v if -lim <= v < lim else rng.randrange(-lim, lim)
+        return rng.randrange(-lim, lim)
 
     def random_command():
         r = rng.random()
@@ -167,7 +215,7 @@ def _fuzz(cfg, link, cases, seed, progress, check_every, probe_timeout, probes, 
         if r < 0.58:
             return Op.MU, encode_signed(rng.randrange(1, 1 << (cfg.coef_bits - 4))), None
         if r < 0.66:
-            return Op.SEED, rng.randrange(1 << 32), None
+            return Op.SEED, rng.choice([0, 0xA5, 0xA5A5A5A5, rng.randrange(1 << 32)]), None
         if r < 0.72:
             return Op.CLEAR, rng.choice([0, 1, 1, 3]), None
         if r < 0.78:
@@ -175,7 +223,7 @@ def _fuzz(cfg, link, cases, seed, progress, check_every, probe_timeout, probes, 
         if r < 0.84:
             return Op.NOP, 0, None
         if r < 0.90:
-            return rng.choice([b for b in range(11, 256) if b not in (STATUS_OP, SYNC)]), 0, None
+            return rng.choice([b for b in range(11, 256) if b != STATUS_OP]), 0, None
         op = rng.choice([Op.SEED, Op.MU, Op.WRITE, Op.READ, Op.ROUNDING, Op.OFFSET, Op.SCALE])
         return op, rng.randrange(1 << 64), None      # arbitrary arguments (mostly rejected)
 
@@ -187,6 +235,32 @@ def _fuzz(cfg, link, cases, seed, progress, check_every, probe_timeout, probes, 
             link.expect_len[seq] = ((arg >> 32) & 0xFFFFFFFF) * beat_bytes(cfg)
         stats["frames"] += 1
         return f
+
+    def hidden_write():
+        """A WRITE whose payload ends with a complete valid frame (with a hidden sequence
+        number); returns (its frame, the index of the hidden frame's image in it)."""
+        hseq = rng.choice(HIDDEN_SEQS)
+        inner_cmd = rng.choice([(Op.WRITE, 1 << 32, np.array([[weight() for _ in range(m)]])),
+                                (Op.CLEAR, 1, None), (Op.SEED, rng.randrange(1 << 32), None),
+                                (Op.PERTURB, 1, None)])
+        inner = encode_frame(cfg, hseq, *inner_cmd)
+        bb = beat_bytes(cfg)
+        count = -(-(len(inner) + 1) // bb)
+        if count > min(words, write_beats(cfg)):
+            return None, None
+        pad = bytes(rng.randrange(256) for _ in range(count * bb - len(inner)))
+        raw = bytearray(pad + inner)
+        # keep every weight in range (the bytes beyond w_bits of each weight are its sign)
+        for k in range(0, len(raw), wbytes):
+            v = int.from_bytes(raw[k:k + wbytes], "little", signed=True)
+            if not -lim <= v < lim:
+                return None, None
+        w = decode_weights(cfg, bytes(raw))
+        start = rng.randrange(0, words - count + 1)
+        seq = next_seq()
+        f = frame_for(seq, (Op.WRITE, (count << 32) | start, w))
+        stats["hidden_frames"] += 1
+        return f, f.index(inner[1:-1])
 
     def account(replies, label):
         for seq, kind, data, st in replies:
@@ -217,6 +291,11 @@ def _fuzz(cfg, link, cases, seed, progress, check_every, probe_timeout, probes, 
                 raise FuzzFailure(f"{label}: status {got} != golden {want} (reply {kind.name}, "
                                   f"sequence {seq})")
 
+    def write(data):
+        link.write(data)
+        stats["bytes_sent"] += len(data)
+        stats["sync_bytes_sent"] += data.count(SYNC)
+
     def probe(label):
         t0 = time.monotonic()
         for attempt in range(probes):
@@ -225,9 +304,7 @@ def _fuzz(cfg, link, cases, seed, progress, check_every, probe_timeout, probes, 
                 rs, _ = link.replies(settle=settle * 5, timeout=probe_timeout)
                 account(rs, label)
             seq = next_seq()
-            f = frame_for(seq, (STATUS_OP, 0, None))
-            link.write(f)
-            stats["bytes_sent"] += len(f)
+            write(frame_for(seq, (STATUS_OP, 0, None)))
             rs, ok = link.replies(until=lambda r, s=seq: r[0] == s and r[1] != Kind.TIMEOUT,
                                   timeout=probe_timeout)
             account(rs, label)
@@ -239,7 +316,7 @@ def _fuzz(cfg, link, cases, seed, progress, check_every, probe_timeout, probes, 
 
     def check_weights(label):
         seq = next_seq()
-        link.write(frame_for(seq, (Op.READ, words << 32, None)))
+        write(frame_for(seq, (Op.READ, words << 32, None)))
         rs, ok = link.replies(until=lambda r, s=seq: r[0] == s, timeout=probe_timeout)
         account(rs, label)
         if not ok:
@@ -248,22 +325,29 @@ def _fuzz(cfg, link, cases, seed, progress, check_every, probe_timeout, probes, 
         if not (gold.weights.reshape(-1, m) == decode_weights(cfg, rs[-1][2])).all():
             raise FuzzFailure(f"{label}: weights differ from the golden engine's")
 
+    def answered(label, seq, what):
+        rs, ok = link.replies(until=lambda r, s=seq: r[0] == s, timeout=probe_timeout)
+        account(rs, label)
+        if not ok:
+            raise FuzzFailure(f"{label}: no reply to {what}")
+        return rs[-1][1]
+
     # a known start: weights, mu, a seed
     gold_w = np.array([[rng.randrange(-lim // 4, lim // 4) for _ in range(m)]
                        for _ in range(words)])
     for cmd in [(Op.NOP, 0, None), (Op.CLEAR, 0, None), (Op.MU, 2000, None), (Op.SEED, 7, None)]:
         seq = next_seq()
-        link.write(frame_for(seq, cmd))
-        account(link.replies(until=lambda r, s=seq: r[0] == s)[0], "setup")
+        write(frame_for(seq, cmd))
+        answered("setup", seq, "a set-up frame")
     for k in range(0, words, write_beats(cfg)):
         n = min(write_beats(cfg), words - k)
         seq = next_seq()
-        link.write(frame_for(seq, (Op.WRITE, (n << 32) | k, gold_w[k:k + n])))
-        account(link.replies(until=lambda r, s=seq: r[0] == s)[0], "setup")
+        write(frame_for(seq, (Op.WRITE, (n << 32) | k, gold_w[k:k + n])))
+        answered("setup", seq, "a set-up frame")
 
     t_start = time.monotonic()
     for case in range(cases):
-        mut = rng.choices(MUTATIONS, weights=[50, 12, 12, 8, 10, 8])[0]
+        mut = rng.choices(MUTATIONS, weights=WEIGHTS)[0]
         stats["mutations"][mut] += 1
         stats["cases"] += 1
         label = f"case {case} ({mut})"
@@ -275,18 +359,13 @@ def _fuzz(cfg, link, cases, seed, progress, check_every, probe_timeout, probes, 
         f = frame_for(seq, cmd)
         stats["case_frames"] += 1 + (mut == "back_to_back")
         if mut == "none":
-            link.write(f)
-            rs, ok = link.replies(until=lambda r, s=seq: r[0] == s, timeout=probe_timeout)
-            account(rs, label)
-            if not ok:
-                raise FuzzFailure(f"{label}: no reply to an intact frame")
+            write(f)
+            answered(label, seq, "an intact frame")
         elif mut == "truncate":
-            cut = rng.randrange(1, len(f))
-            link.write(f[:cut])
-            rs, ok = link.replies(until=lambda r: r[1] == Kind.TIMEOUT, timeout=probe_timeout)
+            cut = rng.randrange(1, len(f) - 1)
+            write(f[:cut])
+            rs, _ = link.replies(settle=settle * 3, timeout=probe_timeout)
             account(rs, label)
-            if not ok:
-                raise FuzzFailure(f"{label}: no TIMEOUT reply after a frame cut at byte {cut}")
         elif mut in ("bitflip", "burst_flip"):
             g = bytearray(f)
             nbits = 1 if mut == "bitflip" else rng.randrange(2, 9)
@@ -294,36 +373,101 @@ def _fuzz(cfg, link, cases, seed, progress, check_every, probe_timeout, probes, 
             for b in range(pos, pos + nbits):
                 if mut == "bitflip" or rng.random() < 0.5 or b in (pos, pos + nbits - 1):
                     g[b // 8] ^= 1 << (b % 8)
-            link.write(bytes(g))
+            write(bytes(g))
             rs, _ = link.replies(settle=settle, timeout=probe_timeout)
             account(rs, label)
         elif mut == "junk":
-            link.write(_no_sync(rng, rng.randrange(1, 17)) + f)
-            rs, ok = link.replies(until=lambda r, s=seq: r[0] == s, timeout=probe_timeout)
-            account(rs, label)
-            if not ok:
-                raise FuzzFailure(f"{label}: junk before a frame kept it from being answered")
-        else:                                          # back_to_back
-            seq2 = next_seq()
-            f2 = frame_for(seq2, random_command())
-            link.write(f + f2)
+            write(_junk(rng, rng.randrange(1, MIN_FRAME)).replace(bytes([SYNC]), b"\x01") + f)
+            answered(label, seq, "a frame after junk shorter than a frame")
+        elif mut == "long_junk":
+            write(_junk(rng, rng.randrange(MIN_FRAME, 41)) + f)
             rs, _ = link.replies(settle=settle, timeout=probe_timeout)
             account(rs, label)
+        elif mut == "back_to_back":
+            seq2 = next_seq()
+            f2 = frame_for(seq2, random_command())
+            write(f + f2)
+            rs, _ = link.replies(settle=settle, timeout=probe_timeout)
+            account(rs, label)
+        elif mut == "pause":
+            cut = rng.randrange(1, len(f))
+            write(f[:cut])
+            time.sleep(rng.choice([0.0005, 0.002, 0.005, 0.01, 0.02, 0.04]) * rng.random())
+            write(f[cut:])
+            rs, _ = link.replies(settle=settle, timeout=probe_timeout)
+            account(rs, label)
+        elif mut == "hidden":
+            sent.pop(seq, None)                        # this case sends a hidden-frame WRITE
+            h, at = hidden_write()
+            if h is None:
+                write(f)
+                sent[seq] = cmd
+                answered(label, seq, "an intact frame")
+            else:
+                how = rng.choice(["intact", "header", "zero_before", "image_byte"])
+                codes = _code_positions(h)
+                if how == "intact":
+                    write(h)
+                elif how == "header":
+                    g = bytearray(h)
+                    k = rng.choice([k for k in range(2, min(12, len(h) - 1)) if k not in codes]
+                                   or [2])
+                    g[k] ^= 1 << rng.randrange(8)
+                    cut = rng.randrange(k + 1, len(g) - 1)
+                    write(bytes(g[:cut]))
+                    time.sleep(rng.choice([0.0, 0.03]))
+                    write(bytes(g[cut:]))
+                elif how == "zero_before":
+                    write(h[:at - 1] + bytes([SYNC]) + h[at:])
+                else:
+                    ks = [k for k in range(at, len(h) - 1) if k not in codes]
+                    g = bytearray(h)
+                    k = rng.choice(ks)
+                    g[k] ^= 1 << rng.randrange(8)
+                    write(bytes(g))
+                rs, _ = link.replies(settle=settle, timeout=probe_timeout)
+                account(rs, f"{label} {how}")
+        else:                                          # lost_resend
+            sent.pop(seq, None)
+            rseq = next_seq()
+            fr = frame_for(rseq, (Op.READ, (words << 32), None))
+            count = rng.randrange(1, min(words, write_beats(cfg)) + 1)
+            data = np.array([[weight() for _ in range(m)] for _ in range(count)])
+            wseq = next_seq()
+            fw = frame_for(wseq, (Op.WRITE, (count << 32) | rng.randrange(0, words - count + 1),
+                                  data))
+            write(fr + fw)
+            rs, _ = link.replies(settle=settle * 3, timeout=probe_timeout)
+            account(rs, label)
+            # Recovery: after a LOST reply the first resend runs; when the overrun left no
+            # reply at all (the WRITE's remains were a lone delimiter), the LOST is still
+            # pending, so the first resend may be answered LOST and the second must run.
+            lost_seen = any(r[1] == Kind.LOST for r in rs)
+            if wseq in sent:
+                stats["lost_resends"] += 1
+                for attempt in range(2):
+                    write(fw)
+                    k = answered(label, wseq, "a WRITE resent after an overrun")
+                    if k in (Kind.DONE, Kind.DUPLICATE):
+                        break
+                    if k != Kind.LOST or lost_seen:
+                        raise FuzzFailure(f"{label}: a WRITE resent after an overrun was "
+                                          f"answered {k.name} (resend {attempt + 1}), not DONE")
+                    lost_seen = True
         # frames never answered stay in `sent`: a late answer (a slow machine) is accounted when
-        # it comes, in order; sequence numbers come round again only 255 frames later
-        stats["bytes_sent"] += len(f)
+        # it comes, in order; sequence numbers come round again only 239 frames later
         if mut != "none":
             probe(label)
         if rng.random() < 0.2:                         # clear a sticky overrun now and then
             s2 = next_seq()
-            link.write(frame_for(s2, (Op.CLEAR, 1, None)))
-            account(link.replies(until=lambda r, s=s2: r[0] == s)[0], label)
+            write(frame_for(s2, (Op.CLEAR, 1, None)))
+            answered(label, s2, "a CLEAR")
         if (case + 1) % check_every == 0:
             check_weights(label)
             if progress:
                 rate = (case + 1) / (time.monotonic() - t_start)
                 progress(f"{case + 1}/{cases} cases, {stats['frames']} frames, "
-                         f"{rate:.0f} cases/s")
+                         f"{rate:.0f} cases/s (seed {seed})")
     check_weights("end")
     stats["seconds"] = time.monotonic() - t_start
     return stats
