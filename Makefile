@@ -13,7 +13,7 @@ help:
 	@echo "make test     - the default test suite (unit, Amaranth simulator, cocotb subset)"
 	@echo "make test-fast - the edit loop: make test without synthesis, cocotb, the simulated board, formal"
 	@echo "make regress  - full cocotb matrix and long runs (10^8 values on Verilator), then make fuzz"
-	@echo "make fuzz     - 10^5 random and mutated frames into the Verilator-built board (CASES=n)"
+	@echo "make fuzz     - 10^5 random and mutated frames into the Verilator-built board (CASES=n, SEED=s)"
 	@echo "make formal   - SymbiYosys proofs: LFSR never zero, MAC restore, bridge liveness and guards"
 	@echo "make bench    - throughput of golden model, Amaranth simulator, Verilator; make test time"
 	@echo "make distbench - distributed training: steps/s of 1 vs 2 Dask workers, bytes/step, crossover, accuracy"
@@ -50,10 +50,12 @@ regress:
 formal:
 	$(PY) -m pezo formal
 
-# The fuzzed board: a small engine (2 lanes, 64 weights) so that every case is quick.
+# The fuzzed board: a small engine (2 lanes, 64 weights) so that every case is quick. Every run
+# draws a fresh seed and prints it; SEED=s replays one.
 CASES ?= 100000
+SEED ?=
 fuzz:
-	$(PY) -m pezo board fuzz --cases $(CASES) --set depth=64 --set lanes=2 --set reuse=none --set pool_size=none
+	$(PY) -m pezo board fuzz --cases $(CASES) $(if $(SEED),--seed $(SEED)) --set depth=64 --set lanes=2 --set reuse=none --set pool_size=none
 
 bench:
 	$(PY) -m pezo bench

@@ -190,9 +190,10 @@ class SimLink:
     bytes arrived (the host's one-frame-in-flight rule); ``idle(cycles)`` leaves the line
     quiet."""
 
-    def __init__(self, cfg, timeout=TIMEOUT, seed=1):
+    def __init__(self, cfg, timeout=TIMEOUT, seed=1, gaps=0.3):
         self.dut = SerialBridge(cfg, timeout=timeout)
         self.rng = random.Random(seed)
+        self.gaps = gaps
         self.out = bytearray()
         self.actions = []
 
@@ -209,7 +210,7 @@ class SimLink:
             for kind, value, expect in self.actions:
                 if kind == "send":
                     for b in value:
-                        while rng.random() < 0.3:             # gaps shorter than the timeout
+                        while rng.random() < self.gaps:       # gaps shorter than the timeout
                             ctx.set(dut.i.valid, 0)
                             await tick()
                         ctx.set(dut.i.valid, 1)
@@ -516,6 +517,23 @@ def test_rejected_replies_carry_the_first_decoded_byte():
     assert [(k, s) for k, s in ((r[0], hw[8 * i + 1]) for i, r in
                                 enumerate(replies(cfg, hw)))] == [
         (Kind.TIMEOUT, 0), (Kind.TIMEOUT, 0x42), (Kind.BAD_CRC, 0)]
+
+
+@pytest.mark.parametrize("gap", [TIMEOUT - 3, TIMEOUT - 2, TIMEOUT - 1, TIMEOUT, TIMEOUT + 1])
+def test_pauses_just_under_and_over_the_timeout(gap):
+    """A frame paused for ``gap`` cycles after a byte in its middle: shorter than the timeout
+    (``timeout`` cycles without a byte), the frame runs; from the timeout on, it is dropped with
+    a TIMEOUT reply and its rest is discarded up to the next delimiter, silently."""
+    cfg = CFG16
+    f = encode_frame(cfg, 3, Op.SEED, 0x00A5_0000_00A5)
+    link = SimLink(cfg, seed=11, gaps=0)
+    link.actions += [("send", f[:6], 0), ("idle", gap, 0), ("send", f[6:], 8),
+                     ("send", encode_frame(cfg, 4, STATUS_OP), 16)]
+    got = replies(cfg, link.run())
+    if gap < TIMEOUT:
+        assert [k for k, _, _ in got] == [Kind.DONE, Kind.DONE]
+    else:
+        assert [k for k, _, _ in got] == [Kind.TIMEOUT, Kind.DONE]
 
 
 def test_decode_reply_refuses_malformed_replies():
