@@ -7,22 +7,31 @@ over its serial link (:class:`pezo.host.serial_link.SerialTransport`).
     pezo board write    --port PORT --start S --values V1 V2 ... [--raw]
     pezo board selftest --port PORT [--steps 3]      MeZO steps on the board vs the golden engine
     pezo board sim      [--tcp N]                    run the Verilator-built board, print its port
-    pezo board fuzz     [--port PORT] [--cases N]    random and mutated frames (sim/cosim/fuzz.py)
+    pezo board fuzz     [--port PORT] [--cases N] [--seed S]   random and mutated frames
+                                                     (sim/cosim/fuzz.py)
 
 The engine configuration is the board's default (``--board``, as ``make synth`` builds it), with
 ``--config``/``--set`` on top; it must be the bitstream's. ``--port sim`` starts the Verilator-built
 board of that configuration for the one command.
+
+Every argument is checked before a board is built or a port opened: an option the action does not
+take (``--values`` for read, ``--tcp`` for anything but sim...), a weight count that is no multiple
+of the lane count, a weight outside the weight format or a word range outside the engine is
+refused at once, naming the value and what is accepted.
 """
 
+import math
 import signal
 import sys
 import time
 
 import numpy as np
 
-from pezo.argtypes import positive_int, progress_printer
+from pezo.argtypes import (non_negative_int, positive_int, positive_seconds, progress_printer,
+                           tcp_port)
 from pezo.boards.targets import get_board
 from pezo.config import EngineConfig, load_over_default, parse_assignments, split_assignments
+from pezo.fixed import Q, from_fixed, to_fixed
 from pezo.host.engine import EngineClient
 from pezo.host.serial_link import SerialTransport
 from pezo.sim.cosim.board import SimBoard
@@ -48,17 +57,23 @@ def register(subparsers):
                    "the board's default")
     b.add_argument("--set", "-s", metavar="KEY=VALUE", action="append", default=[],
                    help="override one parameter (engine or generator key)")
-    b.add_argument("--baud", type=positive_int, default=115200, help="line rate (default 115200)")
-    b.add_argument("--timeout", type=float, default=2.0, help="reply timeout in s (default 2)")
-    b.add_argument("--start", type=int, default=0, help="read/write: first word (default 0)")
+    b.add_argument("--baud", type=positive_int, default=None,
+                   help="line rate (default 115200)")
+    b.add_argument("--timeout", type=positive_seconds, default=None,
+                   help="reply timeout in s (default 2)")
+    b.add_argument("--start", type=int, default=None, help="read/write: first word (default 0)")
     b.add_argument("--count", type=positive_int, default=None, help="read: words (default all)")
-    b.add_argument("--raw", action="store_true", help="read/write integers, not reals")
-    b.add_argument("--steps", type=positive_int, default=3, help="selftest: MeZO steps")
-    b.add_argument("--cases", type=positive_int, default=1000,
+    b.add_argument("--raw", action="store_true", default=None,
+                   help="read/write integers, not reals")
+    b.add_argument("--steps", type=positive_int, default=None,
+                   help="selftest: MeZO steps (default 3)")
+    b.add_argument("--cases", type=positive_int, default=None,
                    help="fuzz: cases (frames, intact or mutated; default 1000)")
-    b.add_argument("--seed", type=int, default=1, help="fuzz: random seed (default 1)")
-    b.add_argument("--tcp", type=int, default=None, metavar="N",
-                   help="sim: serve on socket://127.0.0.1:N (0: any free port) instead of a pty")
+    b.add_argument("--seed", type=non_negative_int, default=None,
+                   help="fuzz: random seed, to replay a run (default: a fresh one, printed)")
+    b.add_argument("--tcp", type=tcp_port, default=None, metavar="N",
+                   help="sim: serve on socket://127.0.0.1:N (0..65535; 0: any free port) "
+                        "instead of a pty")
     b.set_defaults(func=cmd_board)
     return b
 
@@ -119,14 +134,11 @@ def selftest(client, cfg, steps=3, seed=1, progress=print):
 
 def cmd_board(args):
     cfg = board_config(args.board, args.config, args.set)
+    _check_args(cfg, args)      # every argument, before any board is built or port opened
     if args.action == "sim":
         return _serve(cfg, args)
     if args.action == "fuzz":
         return _fuzz(cfg, args)
-    if not args.port:
-        raise ValueError(f"pezo board {args.action} needs --port (a serial device, a pyserial "
-                         f"URL, or 'sim')")
-    _check_args(cfg, args)          # before any port is opened or board started
     board = SimBoard(cfg) if args.port == "sim" else None
     try:
         t = SerialTransport(cfg, board.port if board else args.port, baud=args.baud,
@@ -169,17 +181,67 @@ def _check_block(cfg, start, count):
                          f"not {count}")
 
 
+#: The options only some actions take, with those actions and the default they then have.
+_OPTION_ACTIONS = {
+    "values": ("--values", ("write",), None),
+    "start": ("--start", ("read", "write"), 0),
+    "count": ("--count", ("read",), None),
+    "raw": ("--raw", ("read", "write"), False),
+    "steps": ("--steps", ("selftest",), 3),
+    "cases": ("--cases", ("fuzz",), 1000),
+    "seed": ("--seed", ("fuzz",), None),
+    "tcp": ("--tcp", ("sim",), None),
+    "baud": ("--baud", ("ping", "status", "read", "write", "selftest"), 115200),
+    "timeout": ("--timeout", ("ping", "status", "read", "write", "selftest"), 2.0),
+}
+#: The actions that read or write the engine's weight memory.
+_MEMORY_ACTIONS = ("read", "write", "selftest", "fuzz")
+
+
 def _check_args(cfg, args):
-    if args.action == "read":
+    """Refuse what is wrong in ``args`` for ``args.action`` (options it does not take, a
+    missing port, values the engine cannot hold), and fill in the defaults of the options it
+    takes. Runs before any board is built or port opened: every error comes at once."""
+    act = args.action
+    for attr, (opt, actions, default) in _OPTION_ACTIONS.items():
+        if getattr(args, attr) is not None:
+            if act not in actions:
+                raise ValueError(f"pezo board {act} takes no {opt} (it is for "
+                                 f"{', '.join(actions)})")
+        elif act in actions:
+            setattr(args, attr, default)
+    if act == "sim" and args.port is not None:
+        raise ValueError("pezo board sim serves a simulated board and takes no --port (--tcp N "
+                         "serves it on a TCP port, else on a pseudo-terminal)")
+    if act not in ("sim", "fuzz") and not args.port:
+        raise ValueError(f"pezo board {act} needs --port (a serial device, a pyserial URL, or "
+                         f"'sim')")
+    if act in _MEMORY_ACTIONS and cfg.weights == "stream":
+        raise ValueError(f"pezo board {act} reads and writes the engine's weight memory; an "
+                         f"engine with weights='stream' has none")
+    if act == "read":
         _check_block(cfg, args.start, args.count)
-    elif args.action == "write":
+    elif act == "write":
         if not args.values:
             raise ValueError("pezo board write needs the weights to write: --values V1 V2 ... "
                              f"(a multiple of {cfg.lanes}, the lane count)")
-        if args.raw and any(v != int(v) for v in args.values):
-            bad = next(v for v in args.values if v != int(v))
-            raise ValueError(f"--raw weights must be integers, not {bad!r}")
-        _check_block(cfg, args.start, -(-len(args.values) // cfg.lanes))
+        if len(args.values) % cfg.lanes:
+            raise ValueError(f"Weight count (--values) must be a multiple of the lane count "
+                             f"{cfg.lanes}, not {len(args.values)}")
+        q = Q(cfg.w_int, cfg.w_frac)
+        for v in args.values:
+            if not math.isfinite(v):
+                raise ValueError(f"Weights must be finite numbers, not {v!r}")
+            if args.raw and v != int(v):
+                raise ValueError(f"--raw weights must be integers, not {v!r}")
+            if args.raw and not q.min_int <= v <= q.max_int:
+                raise ValueError(f"Raw weight {int(v)} must be in {q.min_int}..{q.max_int} "
+                                 f"({q})")
+            if not args.raw and to_fixed(v, q)[1]:
+                raise ValueError(f"Weight {v!r} is outside the {q} range "
+                                 f"[{float(from_fixed(q.min_int, q))!r}, "
+                                 f"{float(from_fixed(q.max_int, q))!r}]")
+        _check_block(cfg, args.start, len(args.values) // cfg.lanes)
 
 
 def _read(client, cfg, args):
@@ -210,7 +272,8 @@ def _fuzz(cfg, args):
     print(f"fuzz passed: {st['cases']:,} cases ({st['case_frames']:,} fuzzed frames, "
           f"{st['frames']:,} frames in all), {st['executed']:,} executed, mutations "
           f"{st['mutations']}, replies {st['replies']}, {st['weight_checks']} weight read-backs, "
-          f"slowest status answer {st['max_probe_s'] * 1e3:.1f} ms, {st['seconds']:.0f} s")
+          f"slowest status answer {st['max_probe_s'] * 1e3:.1f} ms, {st['seconds']:.0f} s, "
+          f"seed {st.get('seed', args.seed)}")
     return 0
 
 

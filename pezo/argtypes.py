@@ -4,7 +4,7 @@ studies)."""
 import argparse
 import sys
 
-__all__ = ["positive_int", "progress_printer"]
+__all__ = ["positive_int", "non_negative_int", "positive_seconds", "tcp_port", "progress_printer"]
 
 
 def progress_printer(tag=None):
@@ -25,4 +25,38 @@ def positive_int(text):
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
+    return value
+
+
+def non_negative_int(text):
+    """argparse type: an integer >= 0 (decimal or 0x...)."""
+    try:
+        value = int(text, 0)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, not {text!r}")
+    return value
+
+
+def positive_seconds(text):
+    """argparse type: a duration in seconds, a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+    return value
+
+
+def tcp_port(text):
+    """argparse type: a TCP port number, 0..65535 (0: any free port, the system's choice)."""
+    try:
+        value = int(text, 0)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port in 0..65535 (0: any free port), "
+                                         f"not {text!r}")
     return value

@@ -15,7 +15,7 @@ from pezo.bench import run_bench
 from pezo.boards.targets import BOARDS, get_board
 from pezo.config import (ConfigError, load_config, load_engine_config,
                          load_over_default, parse_assignments, split_assignments)
-from pezo.designs import REGISTRY, write_design
+from pezo.designs import REGISTRY, check_design, write_design
 from pezo.host.board_cli import register as register_board
 from pezo.host.engine import EngineError
 from pezo.host.serial_link import LinkError
@@ -42,7 +42,8 @@ ENGINE_BLOCKS = tuple(n for n, d in REGISTRY.items() if d.config == "engine")
 
 def _add_config_args(p):
     p.add_argument("--config", "-c", metavar="FILE",
-                   help="generator configuration (TOML or JSON; a [generator] table or flat keys)")
+                   help="configuration file (TOML or JSON): [generator] and [engine] tables "
+                        "and/or flat keys (split as --set splits them)")
     p.add_argument("--set", "-s", metavar="KEY=VALUE", action="append", default=[],
                    help="override one parameter, e.g. --set lanes=8 --set reuse=pregen; engine "
                         "keys (depth, w_int, w_frac, coef_bits, coef_frac, stochastic, coord, "
@@ -197,24 +198,56 @@ def cmd_report(args):
     return 0
 
 
-def _report_for(arg, args):
-    """A report dict for a compare argument: a report file, a folder with one, or a config file
-    (synthesised for --board/--design unless its build exists)."""
+#: What a `pezo compare` argument must be, for its error messages.
+_REPORT_KINDS = ("a synthesis report (a report.json with 'board' and 'summary', as `pezo synth` "
+                 "writes)")
+
+
+def _compare_input(arg, args):
+    """What a compare argument holds, read and checked but not synthesised: ``("report",
+    dict)`` for a report file or a folder holding one, ``("config", EngineConfig)`` for a
+    configuration file (laid over the --board's default, as `pezo synth --board B -c F` does).
+    A ``.json`` file with a 'board' or 'summary' key is a report, any other JSON object a
+    configuration; anything else is refused here, before anything is synthesised."""
     p = Path(arg)
     if p.is_dir():
         reps = load_reports([p])
         if len(reps) != 1:
             raise ValueError(f"Folder {arg!r} holds {len(reps)} reports; give one report.json")
-        return reps[0]
+        return "report", reps[0]
     if not p.exists():
         raise FileNotFoundError(f"{arg!r} does not exist; give a report.json, a build folder or "
                                 f"a configuration file")
+    if p.suffix not in (".json", ".toml"):
+        raise ValueError(f"{arg!r} is neither a synthesis report (a .json file), a build folder "
+                         f"holding one nor a configuration file (.toml or .json)")
     if p.suffix == ".json":
         try:
-            return load_report(p)
-        except ValueError:
-            pass            # JSON but not a report: a configuration file
-    return cached_or_synth(args.board, load_engine_config(str(p), {}, {}), design=args.design)
+            data = json.loads(p.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{arg!r} is not valid JSON ({e}); give a synthesis report "
+                             f"(report.json), a build folder holding one or a configuration "
+                             f"file") from None
+        if isinstance(data, dict) and ("board" in data or "summary" in data):
+            return "report", load_report(p)
+    try:
+        return "config", load_over_default(get_board(args.board).default, str(p))
+    except (ValueError, TypeError) as e:
+        if p.suffix == ".toml":
+            raise
+        raise ConfigError(f"{arg!r} is neither {_REPORT_KINDS} nor a valid configuration file: "
+                          f"{e}") from None
+
+
+def _report_for(arg, kind, value, args):
+    """The report of a checked compare argument: the report itself, or the configuration's
+    (the existing build for --board/--design, else synthesised now)."""
+    if kind == "report":
+        return value
+    try:
+        return cached_or_synth(args.board, value, design=args.design)
+    except RuntimeError as e:           # a failed synthesis (pezo.synth): its message and logs
+        raise ValueError(f"Synthesising {arg!r} for {args.board} failed: {e}") from None
 
 
 def cmd_compare(args):
@@ -232,8 +265,10 @@ def cmd_compare(args):
             return 1
     if not args.a or not args.b:
         raise ValueError("compare needs two reports A and B (or --paper)")
-    res = compare(_report_for(args.a, args), _report_for(args.b, args), args.module_a,
-                  args.module_b)
+    get_board(args.board)
+    check_design(args.design)
+    inputs = [(arg, *_compare_input(arg, args)) for arg in (args.a, args.b)]  # both, first
+    res = compare(*(_report_for(*i, args) for i in inputs), args.module_a, args.module_b)
     print(json.dumps(res, indent=2) if args.json else format_compare(res), end="")
     return 0
 
@@ -408,8 +443,10 @@ def make_parser():
 
     cp = sub.add_parser("compare", help="compare two synthesis reports (files, folders or "
                         "configuration files), or reproduce the paper's comparison (--paper)")
-    cp.add_argument("a", nargs="?", metavar="A", help="report.json, a folder holding one, or a "
-                    "configuration file (synthesised for --board first if not built yet)")
+    cp.add_argument("a", nargs="?", metavar="A", help="a report.json (a JSON object with "
+                    "'board' and 'summary'), a folder holding one, or a configuration file "
+                    "(.toml, or .json of parameters: laid over --board's default as pezo synth "
+                    "-c does, and synthesised first if not built yet)")
     cp.add_argument("b", nargs="?", metavar="B", help="the same for the second design")
     cp.add_argument("--board", "-b", default="ice40", help="board for configuration files")
     cp.add_argument("--design", "-d", default="engine", help="design for configuration files")

@@ -17,7 +17,8 @@ from pezo.sim.gf2 import onthefly_taps
 from pezo.sim.lfsr import POLYNOMIALS
 
 __all__ = ["GeneratorConfig", "EngineConfig", "DEFAULT_DIGITS", "load_config", "load_engine_config",
-           "load_over_default", "parse_assignments", "split_assignments", "ConfigError"]
+           "load_over_default", "read_config_file", "parse_assignments", "split_assignments",
+           "ConfigError"]
 
 STEPS = ("leap",)
 # Stepping modes that existed and were removed, with the reason (the error names it).
@@ -298,17 +299,85 @@ def _subtable(data, key, where):
     return dict(value)
 
 
+def read_config_file(path):
+    """The parameters of a configuration file (TOML or JSON) as two dicts, (generator keys,
+    engine keys), unvalidated.
+
+    A file holds a ``[generator]`` table, an ``[engine]`` table, flat top-level keys, or any mix
+    of them. Flat keys are split as ``--set`` splits them (:func:`split_assignments`): the
+    engine's own fields (depth, w_int...) are engine keys, the generator's fields generator keys.
+    A flat key that is neither, or a key given both flat and in its table, is a
+    :class:`ConfigError` naming it (unknown keys inside a table are refused when the
+    configuration is made). This is the one reader of configuration files: every loader below
+    (and so every command taking ``--config``) goes through it."""
+    data = _read_table_file(path)
+    where = f"configuration file {str(path)!r}"
+    gen, eng = (_subtable(data, key, repr(str(path))) for key in ("generator", "engine"))
+    flat = {k: v for k, v in data.items() if k not in ("generator", "engine")}
+    gen_keys = [f.name for f in fields(GeneratorConfig)]
+    eng_keys = sorted(_ENGINE_KEYS)
+    unknown = sorted(k for k in flat if k not in gen_keys and k not in _ENGINE_KEYS)
+    if unknown:
+        raise ConfigError(f"Unknown parameter(s) {', '.join(unknown)} in {where}; accepted: the "
+                          f"generator's {', '.join(sorted(gen_keys))}; the engine's "
+                          f"{', '.join(eng_keys)}; each at the top level or in a [generator] / "
+                          f"[engine] table")
+    flat_gen, flat_eng = split_assignments(flat)
+    for table, name, keys in ((gen, "generator", flat_gen), (eng, "engine", flat_eng)):
+        both = sorted(set(table) & set(keys))
+        if both:
+            raise ConfigError(f"{', '.join(both)} {'is' if len(both) == 1 else 'are'} given both "
+                              f"at the top level and in [{name}] of {where}; give "
+                              f"{'it' if len(both) == 1 else 'each'} once")
+        table.update(keys)
+    return gen, eng
+
+
+def _file(path):
+    """:func:`read_config_file` of ``path``, or two empty dicts for no file."""
+    return read_config_file(path) if path is not None else ({}, {})
+
+
+def _layered(file, overrides, generator_overrides, default=None) -> dict:
+    """The one path of every loader: an engine configuration's dict (``generator`` a dict)
+    from ``default`` (an EngineConfig, or the dataclass defaults if None), a file's (generator
+    keys, engine keys) (:func:`_file`) on top of it, and the overrides last.
+
+    The file's engine keys and ``overrides`` replace the default's; the file's generator keys,
+    if it has any, replace the default *generator* (a file describes a whole generator), and
+    ``generator_overrides`` apply last. Keys of the default generator that only fit its own
+    choices are dropped when the overrides change those: ``pool_size`` unless the result is
+    ``pregen``, ``out_lanes`` when ``lanes`` is overridden."""
+    file_gen, file_eng = file
+    gen_sets = dict(generator_overrides or {})
+    eng = {} if default is None else {k: v for k, v in default.to_dict().items()
+                                      if k != "generator"}
+    eng.update(file_eng)
+    eng.update(overrides or {})
+    if file_gen or default is None:
+        gen = dict(file_gen)
+    else:
+        gen = default.generator.to_dict()
+        if gen_sets.get("reuse", gen["reuse"]) != "pregen" and "pool_size" not in gen_sets:
+            gen.pop("pool_size", None)
+        if "lanes" in gen_sets and "out_lanes" not in gen_sets:
+            gen.pop("out_lanes", None)
+    gen.update(gen_sets)
+    return {**eng, "generator": gen}
+
+
 def load_config(path=None, overrides=None) -> GeneratorConfig:
-    """Read a generator configuration from a TOML/JSON file (a ``[generator]`` table, or flat
-    keys), then apply ``overrides`` (a dict). An ``[engine]`` table in the file is ignored here."""
-    data = {}
-    if path is not None:
-        data = _read_table_file(path)
-        if "generator" in data or "engine" in data:
-            _subtable(data, "engine", repr(str(path)))      # checked, not used here
-            data = _subtable(data, "generator", repr(str(path)))
-    data.update(overrides or {})
-    return GeneratorConfig.from_dict(data)
+    """Read a generator configuration from a TOML/JSON file (:func:`read_config_file`: a
+    ``[generator]`` table or flat keys), then apply ``overrides`` (a dict of generator keys).
+
+    Engine keys in the file (an ``[engine]`` table or flat ones) are not used here, but they
+    are checked: the file must then describe a valid engine on its own (as
+    :func:`load_engine_config` reads it), so a file is refused or accepted alike by every
+    command."""
+    file = _file(path)
+    if file[1]:
+        EngineConfig.from_dict(_layered(file, None, None))      # checked, not used here
+    return GeneratorConfig.from_dict(_layered(file, None, overrides)["generator"])
 
 
 @dataclass(frozen=True)
@@ -457,41 +526,29 @@ def split_assignments(assignments: dict):
     """KEY=VALUE overrides (parsed) split into (generator keys, engine keys): the engine's own
     fields (depth, w_int, coef_bits...) go to the [engine] table, every other key to
     [generator]."""
-    engine_keys = {f.name for f in fields(EngineConfig)} - {"generator"}
-    eng = {k: v for k, v in assignments.items() if k in engine_keys}
-    gen = {k: v for k, v in assignments.items() if k not in engine_keys}
+    eng = {k: v for k, v in assignments.items() if k in _ENGINE_KEYS}
+    gen = {k: v for k, v in assignments.items() if k not in _ENGINE_KEYS}
     return gen, eng
 
 
+#: The engine's own parameters (its fields but ``generator``): the keys split_assignments and
+#: read_config_file send to the engine.
+_ENGINE_KEYS = frozenset(f.name for f in fields(EngineConfig)) - {"generator"}
+
+
 def load_engine_config(path=None, overrides=None, generator_overrides=None) -> EngineConfig:
-    """Read an engine configuration: an ``[engine]`` table and a ``[generator]`` table."""
-    data = {}
-    if path is not None:
-        data = _read_table_file(path)
-    eng = _subtable(data, "engine", repr(str(path)))
-    gen = _subtable(data, "generator", repr(str(path)))
-    gen.update(generator_overrides or {})
-    eng.update(overrides or {})
-    eng["generator"] = gen
-    return EngineConfig.from_dict(eng)
+    """Read an engine configuration from a file (:func:`read_config_file`: ``[engine]`` and
+    ``[generator]`` tables or flat keys) over the dataclass defaults, then apply ``overrides``
+    (engine keys) and ``generator_overrides``."""
+    return EngineConfig.from_dict(_layered(_file(path), overrides, generator_overrides))
 
 
 def load_over_default(default, path=None, overrides=None, generator_overrides=None) -> EngineConfig:
     """An engine configuration on top of ``default`` (an EngineConfig, e.g. a board's): the
-    file's ``[engine]`` keys and ``overrides`` replace the default's; its ``[generator]`` table,
-    if it has one, replaces the default generator, and ``generator_overrides`` apply last.
-    Default keys that only make sense with the default's own choices are dropped when those
-    change: ``pool_size`` unless the result is ``pregen``, ``out_lanes`` when ``lanes`` is
-    overridden."""
-    data = _read_table_file(path) if path is not None else {}
-    gen_sets = dict(generator_overrides or {})
-    eng = {k: v for k, v in default.to_dict().items() if k != "generator"}
-    eng.update(_subtable(data, "engine", repr(str(path))))
-    eng.update(overrides or {})
-    g = _subtable(data, "generator", repr(str(path))) or default.generator.to_dict()
-    g.update(gen_sets)
-    if g.get("reuse") != "pregen" and "pool_size" not in gen_sets:
-        g.pop("pool_size", None)
-    if "lanes" in gen_sets and "out_lanes" not in gen_sets:
-        g.pop("out_lanes", None)
-    return EngineConfig.from_dict({**eng, "generator": g})
+    file's engine keys and ``overrides`` replace the default's; the file's generator keys (a
+    ``[generator]`` table or flat ones), if it has any, replace the default generator, and
+    ``generator_overrides`` apply last. Default keys that only make sense with the default's
+    own choices are dropped when those change: ``pool_size`` unless the result is ``pregen``,
+    ``out_lanes`` when ``lanes`` is overridden."""
+    return EngineConfig.from_dict(_layered(_file(path), overrides, generator_overrides,
+                                          default))

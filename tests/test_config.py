@@ -129,7 +129,19 @@ def test_load_toml_json_and_overrides(tmp_path):
     ("c.json", "{", r"^Configuration file '.*c\.json' is malformed: "),
     ("c.yaml", "lanes: 4", r"^Configuration file '.*c\.yaml' must end in \.toml or \.json$"),
     ("c.json", "[1, 2]", r"^Configuration file '.*c\.json' must hold a table of parameters$"),
-    ("c.toml", "lanez = 4", r"^Unknown generator parameter\(s\) lanez; accepted: "),
+    ("c.toml", "lanez = 4", r"^Unknown parameter\(s\) lanez in configuration file '.*c\.toml'; "
+                            r"accepted: the generator's lanes, out_lanes, pool_size, reuse, "
+                            r"scale, scale_digits, scale_shift_bits, seed_width, shared, "
+                            r"state_bits, step, width, z_frac, z_int; the engine's coef_bits, "
+                            r"coef_frac, coord, depth, mask, stochastic, w_frac, w_int, weights; "
+                            r"each at the top level or in a \[generator\] / \[engine\] table$"),
+    ("c.toml", "[generator]\nlanez = 4", r"^Unknown generator parameter\(s\) lanez; accepted: "),
+    ("c.toml", "lanes = 2\n[generator]\nlanes = 4", r"^lanes is given both at the top level and "
+                                                    r"in \[generator\] of configuration file "
+                                                    r"'.*c\.toml'; give it once$"),
+    ("c.json", '{"depth": 64, "w_int": 2, "engine": {"depth": 32, "w_int": 3}}',
+     r"^depth, w_int are given both at the top level and in \[engine\] of configuration file "
+     r"'.*c\.json'; give each once$"),
 ])
 def test_bad_files(tmp_path, name, text, msg):
     p = tmp_path / name
@@ -191,3 +203,48 @@ def test_load_over_default_merges_a_board_default(tmp_path):
     f.write_text("[engine]\ndepth = 64\n[generator]\nlanes = 2\n")
     c = load_over_default(default, f, {}, {"width": 12})
     assert c.depth == 64 and c.generator == G(lanes=2, width=12)
+
+
+def test_one_loader_reads_flat_keys_for_every_kind_of_configuration(tmp_path):
+    """issue 23: a flat file configures a generator, an engine and an engine over a board's
+    default alike (the engine loaders ignored flat keys: a file holding `lanes = 2` gave the
+    default 4-lane engine). Generator keys go to the generator, engine keys to the engine."""
+    from pezo.config import EngineConfig as E, load_engine_config, load_over_default
+    f = tmp_path / "flat.toml"
+    f.write_text("lanes = 2\nreuse = \"pregen\"\npool_size = 64\ndepth = 32\nw_frac = 10\n")
+    gen = G(lanes=2, reuse="pregen", pool_size=64)
+    assert load_config(f) == gen
+    assert load_engine_config(f) == E(generator=gen, depth=32, w_frac=10)
+    default = E(generator=G(lanes=4, scale="fixed"), depth=4096, coef_bits=12)
+    assert load_over_default(default, f) == E(generator=gen, depth=32, w_frac=10, coef_bits=12)
+    # flat keys and tables mix; overrides apply last
+    f.write_text("depth = 32\n[generator]\nlanes = 2\n")
+    assert load_engine_config(f, {"w_int": 2}, {"width": 12}) == \
+        E(generator=G(lanes=2, width=12), depth=32, w_int=2)
+    # a file of engine keys alone keeps the default's generator
+    f.write_text("depth = 64\n")
+    assert load_over_default(default, f) == default.replace(depth=64)
+
+
+@pytest.mark.parametrize("text,exc,msg", [
+    ('depth = 99999999999999\n', ValueError,
+     r"^Weight count \(depth\) must be an integer in 1\.\.1048576, not 99999999999999$"),
+    ('[engine]\ndepth = 0\n', ValueError,
+     r"^Weight count \(depth\) must be an integer in 1\.\.1048576, not 0$"),
+    ('lanes = 3\n', ValueError,          # the default depth 1024 is no multiple of 3
+     r"^Weight count \(depth\) must be a multiple of the lane count out_lanes \(3\), not 1024$"),
+    ('coord = "yes"\n', TypeError, r"^coord must be a bool, not 'yes'$"),
+])
+def test_load_config_checks_the_engine_part_of_a_file(tmp_path, text, exc, msg):
+    """A generator command (info, stream, quality) uses a file's generator part and checks its
+    engine part as the engine commands would read the file: a file is refused alike by all."""
+    from pezo.config import load_engine_config
+    f = tmp_path / "e.toml"
+    f.write_text(text)
+    with pytest.raises(exc, match=msg):
+        load_engine_config(f)
+    if "lanes" in text:             # a generator file: a generator command takes it
+        assert load_config(f) == G(lanes=3)
+    else:
+        with pytest.raises(exc, match=msg):
+            load_config(f)

@@ -6,11 +6,14 @@
 // each bit and every received character is written back to the host. A host therefore talks to
 // it through pyserial exactly as to a board: the pty path, or socket://127.0.0.1:PORT.
 //
-// usage: board (--pty | --tcp PORT) --divisor D [--quiet CYCLES]
+// usage: board (--pty | --tcp PORT) --divisor D [--quiet CYCLES] [--parent PID]
 // Prints "PORT <path or url>" on stdout once it is ready. While the line has been quiet for
 // CYCLES clock cycles (default: long enough for the bridge's inter-byte timeout and its reply)
 // it stops simulating and sleeps until the host sends something. On SIGTERM/SIGINT it prints
 // "cycles=<n> bytes_in=<n> bytes_out=<n>" on stderr and exits.
+// With --parent PID (the process that starts it) it does not outlive that process: on Linux the
+// kernel kills it when the parent ends, however it ends (SIGKILL included), and it exits at once
+// if the parent has already ended when it starts.
 #include <arpa/inet.h>
 #include <cerrno>
 #include <csignal>
@@ -25,6 +28,9 @@
 #include <poll.h>
 #include <string>
 #include <sys/socket.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <termios.h>
 #include <unistd.h>
 #include "verilated.h"
@@ -39,6 +45,28 @@ struct Link {
 };
 
 static void die(const char* what) { std::perror(what); std::exit(1); }
+
+// An integer argument in lo..hi, or -1 (the caller prints the usage).
+static long parse_long(const char* text, long lo, long hi) {
+    char* end = nullptr;
+    errno = 0;
+    long v = std::strtol(text, &end, 10);
+    if (errno || end == text || *end || v < lo || v > hi) return -1;
+    return v;
+}
+
+// Die with the parent: the kernel sends SIGKILL when the parent ends (the thread that forked
+// us, in fact: pezo.sim.cosim.board starts the board from the thread that keeps it); then, as
+// the parent may have ended before prctl() ran, check that it is still ours.
+static void follow_parent(long parent) {
+#ifdef __linux__
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) die("prctl");
+#endif
+    if ((long)getppid() != parent) {
+        std::fprintf(stderr, "the parent process %ld has ended; not starting\n", parent);
+        std::exit(1);
+    }
+}
 
 static void open_pty(Link& l) {
     int m = posix_openpt(O_RDWR | O_NOCTTY);
@@ -93,21 +121,31 @@ static void drop_client(Link& l) {
 
 int main(int argc, char** argv) {
     Link link;
-    long divisor = 0, quiet_limit = -1;
+    long divisor = 0, quiet_limit = -1, parent = 0;
     int mode = 0, port = 0;
+    bool bad = false;
     for (int i = 1; i < argc; i++) {
         std::string a = argv[i];
         if (a == "--pty") mode = 1;
-        else if (a == "--tcp" && i + 1 < argc) { mode = 2; port = std::atoi(argv[++i]); }
+        else if (a == "--tcp" && i + 1 < argc) {
+            mode = 2;
+            port = (int)parse_long(argv[++i], 0, 65535);
+            bad |= port < 0;
+        }
         else if (a == "--divisor" && i + 1 < argc) divisor = std::atol(argv[++i]);
         else if (a == "--quiet" && i + 1 < argc) quiet_limit = std::atol(argv[++i]);
+        else if (a == "--parent" && i + 1 < argc) {
+            parent = parse_long(argv[++i], 1, 0x7fffffffL);
+            bad |= parent < 0;
+        }
         else { std::fprintf(stderr, "unknown argument %s\n", argv[i]); return 2; }
     }
-    if (!mode || divisor < 4) {
-        std::fprintf(stderr, "usage: %s (--pty | --tcp PORT) --divisor D (>= 4) [--quiet N]\n",
-                     argv[0]);
+    if (!mode || divisor < 4 || bad) {
+        std::fprintf(stderr, "usage: %s (--pty | --tcp PORT (0..65535)) --divisor D (>= 4) "
+                     "[--quiet N] [--parent PID]\n", argv[0]);
         return 2;
     }
+    if (parent) follow_parent(parent);
     if (quiet_limit < 0) quiet_limit = 600L * 10 * divisor;   // > TIMEOUT_BYTES + a reply
     std::signal(SIGTERM, on_signal);
     std::signal(SIGINT, on_signal);

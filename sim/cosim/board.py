@@ -8,8 +8,15 @@ FPGA board over USB serial.
 
 ``divisor`` is the UART's clocks per bit (4, the UART's minimum, by default: the line is then the
 fastest the design supports; a board at 12 MHz / 115200 baud has 104).
+
+The board process does not outlive the process that started it: ``board.cpp`` asks the kernel
+(Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)``) to kill it when its parent ends, a SIGKILL of the
+parent included, and exits at once if the parent has already ended when it starts. (Linux ties
+this to the *thread* that started the board: start a board from a thread that lives as long as
+you use it, such as the main thread.)
 """
 
+import os
 from pathlib import Path
 import subprocess
 
@@ -39,10 +46,14 @@ class SimBoard:
                  exe=None):
         if link not in ("pty", "tcp"):
             raise ValueError(f"Link must be 'pty' or 'tcp', not {link!r}")
+        if link == "tcp" and (isinstance(tcp_port, bool) or not isinstance(tcp_port, int)
+                              or not 0 <= tcp_port <= 65535):
+            raise ValueError(f"TCP port must be an integer in 0..65535 (0: any free port), "
+                             f"not {tcp_port!r}")
         self.cfg, self.divisor = cfg, divisor
         self.exe = exe or build_board(cfg, divisor, build_root)
-        args = [str(self.exe), "--divisor", str(divisor)]
-        args += ["--pty"] if link == "pty" else ["--tcp", str(int(tcp_port))]
+        args = [str(self.exe), "--divisor", str(divisor), "--parent", str(os.getpid())]
+        args += ["--pty"] if link == "pty" else ["--tcp", str(tcp_port)]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True)
         line = self.proc.stdout.readline()
