@@ -79,7 +79,7 @@ import numpy as np
 
 from pezo.sim.engine import STATUS, EngineModel, Op
 
-__all__ = ["CRC_INIT", "CRC16", "MIN_FRAME", "SYNC", "crc16", "cobs_encode", "rejected_seq", "RSYNC", "STATUS_OP", "UNKNOWN_OPCODE", "Kind", "MAX_WRITE_BYTES",
+__all__ = ["CRC_INIT", "CRC16", "MIN_FRAME", "SYNC", "crc16", "cobs_encode", "rejected_seq", "frame_length", "RSYNC", "STATUS_OP", "UNKNOWN_OPCODE", "Kind", "MAX_WRITE_BYTES",
            "TIMEOUT_BYTES", "crc8", "weight_bytes", "beat_bytes", "write_beats", "engine_opcode",
            "changes_state", "payload_beats", "encode_frame", "encode_weights", "decode_weights",
            "status_bytes", "decode_status", "encode_reply", "reply_length", "decode_reply",
@@ -148,6 +148,14 @@ def crc16(data) -> int:
     """CRC-16/X-25 of ``data`` (check value of b"123456789": 0x906E); a frame carries it
     little-endian after the bytes it covers."""
     return CRC16.compute(bytes(data))
+
+
+def frame_length(payload_bytes=0) -> int:
+    """The most bytes a frame with ``payload_bytes`` of payload takes on the line: the body
+    (header, payload, CRC-16), COBS's code bytes (one, plus one per 254 bytes of a zero-free
+    run) and the two delimiters. Exact for bodies of at most 254 bytes."""
+    body = HEADER_BYTES + int(payload_bytes) + 2
+    return body + 1 + body // 254 + 2
 
 
 def cobs_encode(body) -> bytes:

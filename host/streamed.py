@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from pezo.boards.protocol import beat_bytes, encode_frame, reply_length, Kind, write_beats
+from pezo.boards.protocol import beat_bytes, frame_length, reply_length, Kind, write_beats
 from pezo.config import EngineConfig
 from pezo.fixed import from_fixed, to_fixed
 from pezo.host.perturb import EngineSource, Query, _sround_array, engine_config
@@ -214,11 +214,12 @@ def link_bytes(cfg, n_params, block_words=None, baud=115200):
     UPDATE, SEED, then per block a STREAM frame carrying the block (at most
     :func:`~pezo.boards.protocol.write_beats` words, like a WRITE) and a reply carrying three
     words per word. Returns ``{"resident": {...}, "streamed": {...}}`` with ``to_board``,
-    ``from_board``, ``total`` bytes and ``seconds`` at ``baud``."""
+    ``from_board``, ``total`` bytes and ``seconds`` at ``baud`` (frames of more than 254 body
+    bytes at their longest, :func:`~pezo.boards.protocol.frame_length`)."""
     m = cfg.lanes
     words = -(-int(n_params) // m)
     bb = beat_bytes(cfg)
-    hdr = len(encode_frame(cfg, 0, Op.NOP))
+    hdr = frame_length()
     done = reply_length(cfg, Kind.DONE, Op.NOP, 0)
 
     def cost(to_board, from_board):
@@ -230,7 +231,9 @@ def link_bytes(cfg, n_params, block_words=None, baud=115200):
     resident = cost(10 * hdr, 8 * done + 2 * reply_length(cfg, Kind.DATA, Op.READ, read))
     block = write_beats(cfg) if block_words is None else min(block_words, write_beats(cfg))
     frames = math.ceil(words / block)
-    streamed = cost(2 * hdr + frames * (hdr + 1) + words * bb,      # + PCRC per payload
-                    2 * done + frames * done + 3 * words * bb)
+    full, rest = divmod(words, block)
+    to_board = (2 * hdr + full * frame_length(block * bb)
+                + (frame_length(rest * bb) if rest else 0))
+    streamed = cost(to_board, 2 * done + frames * done + 3 * words * bb)
     return {"resident": resident, "streamed": streamed, "words": words,
             "block_words_per_frame": block}

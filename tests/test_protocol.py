@@ -15,7 +15,8 @@ from pezo.boards.bridge import SerialBridge, crc8_next
 from pezo.boards.protocol import (HEADER_BYTES, MAX_WRITE_BYTES, MIN_FRAME, RSYNC, STATUS_OP,
                                   BridgeModel, Kind, ProtocolError, beat_bytes, crc8, crc16,
                                   decode_reply, decode_status, decode_weights, encode_frame,
-                                  encode_weights, rejected_seq, status_bytes, write_beats)
+                                  encode_weights, frame_length, rejected_seq, status_bytes,
+                                  write_beats)
 from pezo.config import EngineConfig as E, GeneratorConfig as G
 from pezo.host.engine import EngineClient, EngineError
 from pezo.sim.engine import EngineModel, Err, Op, encode_signed
@@ -181,6 +182,9 @@ def test_no_delimiter_inside_any_frame():
         assert f[0] == 0 and f[-1] == 0 and 0 not in f[1:-1], k
         body = _cobs_decode(f[1:-1])
         assert len(f) - 2 <= len(body) + 1 + len(body) // 254
+        assert len(f) <= frame_length(len(body) - 12)
+        if len(body) <= 254:
+            assert len(f) == frame_length(len(body) - 12)
         assert body[HEADER_BYTES:-2] == encode_weights(cfg, w)
 
 

@@ -325,13 +325,14 @@ def test_link_bytes_of_the_resident_step_match_the_bridge_model():
 
 
 def test_link_bytes_of_streamed_blocks_by_hand():
-    """40 words of 4 16-bit weights, 32 words per STREAM frame: UPDATE and SEED (12 bytes each,
-    8-byte replies), two STREAM frames (12 + payload + 1 CRC) with replies of 3 words back per
-    word in (8 bytes of header and status each)."""
+    """40 words of 4 16-bit weights, 32 words per STREAM frame: UPDATE and SEED (a 12-byte body,
+    one COBS code byte and two delimiters: 15 bytes each; 8-byte replies), two STREAM frames
+    (12 + payload, one code byte per started 254 bytes of body, two delimiters) with replies of 3
+    words back per word in (8 bytes of header and status each)."""
     from pezo.host.streamed import link_bytes
     cfg = E(generator=G(lanes=4), depth=160)
     r = link_bytes(cfg, 160)["streamed"]
-    assert r["to_board"] == 2 * 12 + 2 * (12 + 1) + 40 * 8
+    assert r["to_board"] == 2 * 15 + (12 + 256 + 2 + 2) + (12 + 64 + 1 + 2)
     assert r["from_board"] == 2 * 8 + 2 * 8 + 3 * 40 * 8
 
 
