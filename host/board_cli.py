@@ -272,8 +272,11 @@ def _fuzz(cfg, args):
     print(f"fuzz passed: {st['cases']:,} cases ({st['case_frames']:,} fuzzed frames, "
           f"{st['frames']:,} frames in all), {st['executed']:,} executed, mutations "
           f"{st['mutations']}, replies {st['replies']}, {st['weight_checks']} weight read-backs, "
+          f"{st['hidden_frames']:,} hidden frames, {st['lost_resends']:,} resends after an "
+          f"overrun, {st['sync_bytes_in_bodies']:,} bytes of the delimiter's value in frame "
+          f"bodies, "
           f"slowest status answer {st['max_probe_s'] * 1e3:.1f} ms, {st['seconds']:.0f} s, "
-          f"seed {st.get('seed', args.seed)}")
+          f"seed {st['seed']}")
     return 0
 
 

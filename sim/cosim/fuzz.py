@@ -43,6 +43,7 @@ import os
 import random
 import time
 
+from cobs import cobs
 import numpy as np
 import serial
 
@@ -174,7 +175,7 @@ def _fuzz(cfg, link, cases, seed, progress, check_every, probe_timeout, probes, 
     stats = {"seed": seed, "cases": 0, "case_frames": 0, "frames": 0, "executed": 0,
              "mutations": dict.fromkeys(MUTATIONS, 0), "replies": {k.name: 0 for k in Kind},
              "probe_retries": 0, "max_probe_s": 0.0, "weight_checks": 0, "bytes_sent": 0,
-             "hidden_frames": 0, "lost_resends": 0, "sync_bytes_sent": 0}
+             "hidden_frames": 0, "lost_resends": 0, "sync_bytes_in_bodies": 0}
     seqs = [s for s in range(256) if s not in HIDDEN_SEQS]
     state = {"k": rng.randrange(len(seqs)), "last_exec": None}
     sent = {}                                          # seq -> (op, arg, wdata) of our frames
@@ -230,6 +231,8 @@ def _fuzz(cfg, link, cases, seed, progress, check_every, probe_timeout, probes, 
     def frame_for(seq, cmd):
         op, arg, data = cmd
         f = encode_frame(cfg, seq, op, arg, data)
+        # the delimiter's value inside the frame's body (encoded away by COBS on the line)
+        stats["sync_bytes_in_bodies"] += cobs.decode(f[1:-1]).count(SYNC)
         sent[seq] = cmd
         if op == Op.READ:
             link.expect_len[seq] = ((arg >> 32) & 0xFFFFFFFF) * beat_bytes(cfg)
@@ -294,7 +297,6 @@ def _fuzz(cfg, link, cases, seed, progress, check_every, probe_timeout, probes, 
     def write(data):
         link.write(data)
         stats["bytes_sent"] += len(data)
-        stats["sync_bytes_sent"] += data.count(SYNC)
 
     def probe(label):
         t0 = time.monotonic()
