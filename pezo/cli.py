@@ -185,8 +185,15 @@ def cmd_synth(args):
     if args.config or args.set:
         gen, eng = _split_sets(args)
         cfg = load_over_default(board.default, args.config, eng, gen)
-    synth(board.name, cfg, seed=args.seed, design=args.design, power=not args.no_power,
-          seeds=args.seeds)
+    r = synth(board.name, cfg, seed=args.seed, design=args.design, power=not args.no_power,
+              seeds=args.seeds, all_seeds=args.all_seeds)
+    if r.get("timing_met") is False and not args.allow_timing_fail:
+        best = min(v["achieved_mhz"] / v["constraint_mhz"] for v in r["fmax"].values())
+        print(f"pezo synth: timing missed: the best placement reaches {100 * best:.1f} % of the "
+              f"clock constraint; the bitstream in build/{r['board']}/{r['config_name']} would "
+              f"run out of specification (`pezo program` refuses it). Try more --seeds, or pass "
+              f"--allow-timing-fail to keep it.", file=sys.stderr)
+        return 3
     return 0
 
 
@@ -341,6 +348,12 @@ def cmd_program(args):
     bit = bitdir / ("pezo_top.bin" if board.family == "ice40" else "pezo_top.bit")
     if not bit.exists():
         raise FileNotFoundError(f"No bitstream at {bit}: run `make synth BOARD={board.name}` first")
+    rep = bitdir / "report.json"
+    if rep.exists() and json.loads(rep.read_text()).get("timing_met") is False and not args.force:
+        print(f"pezo program: {bit} missed its clock constraint (build report {rep}); it would "
+              f"run out of specification. Synthesise with more seeds, or pass --force to "
+              f"program it anyway.", file=sys.stderr)
+        return 3
     tool = "iceprog" if board.family == "ice40" else "openFPGALoader"
     var = "ICEPROG" if board.family == "ice40" else "OPENFPGALOADER"
     exe = os.environ.get(var) if os.environ.get(var) not in (None, "true") else shutil.which(tool)
@@ -426,6 +439,12 @@ def make_parser():
     sy.add_argument("--seeds", type=positive_int, default=1, metavar="N",
                     help="if timing is missed, try up to N placement seeds from --seed until "
                          "one meets the clock constraint (else keep the best; default 1)")
+    sy.add_argument("--all-seeds", action="store_true",
+                    help="try all N seeds (not only until one meets timing), keep the best and "
+                         "report the fmax spread (min / median / max, how many meet the clock)")
+    sy.add_argument("--allow-timing-fail", action="store_true",
+                    help="exit 0 and keep the bitstream even when the kept placement misses "
+                         "its clock constraint (default: exit 3)")
     sy.add_argument("--design", "-d", default="engine", metavar="DESIGN",
                     help="what to put on the board: engine (default; behind the serial command "
                          "port), or a block behind a UART wrapper: generator, bank, passthrough "
@@ -509,6 +528,8 @@ def make_parser():
     pr.add_argument("--board", "-b", default="ice40")
     pr.add_argument("--name", help="configuration folder under build/<board>/ (default: the "
                     "board's default configuration)")
+    pr.add_argument("--force", action="store_true",
+                    help="program a bitstream whose build missed its clock constraint")
     pr.set_defaults(func=cmd_program)
 
     fo = sub.add_parser("formal", help="formal checks with SymbiYosys and z3 (docs/formal.md)")

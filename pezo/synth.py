@@ -22,7 +22,7 @@ from pezo.power import estimate_power
 from pezo.report import load_report
 from pezo.toolchain import PRE_SYNTH, setup_environment
 
-__all__ = ["synth", "summarise"]
+__all__ = ["synth", "summarise", "sweep_seeds", "seed_spread", "worst_slack_met"]
 
 
 
@@ -42,24 +42,44 @@ def worst_slack_met(pnr_report) -> tuple:
     return worst >= 1.0, worst
 
 
-def sweep_seeds(first, count, run, first_result=None):
-    """Try placement seeds ``first``, ``first + 1``, ... (at most ``count``) until one meets
-    timing. ``run(seed)`` places and routes with that seed and returns (met, ratio);
-    ``first_result`` is that of seed ``first`` when it has already been placed. When none meets
-    timing, the best seed is run again last, so its outputs are the ones left on disk.
-    Returns (chosen seed, [(seed, ratio), ...] in the order tried)."""
-    if not isinstance(count, int) or count < 1:
+def sweep_seeds(first, count, run, first_result=None, stop_early=True):
+    """Try placement seeds ``first``, ``first + 1``, ... (at most ``count``). ``run(seed)``
+    places and routes with that seed and returns (met, ratio); ``first_result`` is that of seed
+    ``first`` when it has already been placed. With ``stop_early`` the sweep ends at the first
+    seed that meets timing; without it every seed is tried (for the spread) and the best is kept.
+    When the kept seed is not the last one run, it is run again last, so its outputs are the ones
+    left on disk. Returns (chosen seed, [(seed, ratio), ...] in the order tried)."""
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         raise ValueError(f"Seed count must be a positive integer, not {count!r}")
     tried = []
     for seed in range(first, first + count):
         met, ratio = first_result if seed == first and first_result else run(seed)
         tried.append((seed, ratio))
-        if met:
+        if met and stop_early:
             return seed, tried
     best = max(tried, key=lambda t: t[1])[0]
     if best != tried[-1][0]:
         run(best)
     return best, tried
+
+
+def seed_spread(tried, constraint_mhz):
+    """The fmax spread of a seed sweep: min / median / max in MHz (the worst clock's achieved
+    frequency, ratio x constraint) and how many seeds met the constraint."""
+    mhz = sorted(r * constraint_mhz for _, r in tried)
+    n = len(mhz)
+    median = mhz[n // 2] if n % 2 else (mhz[n // 2 - 1] + mhz[n // 2]) / 2
+    return {"seeds": n, "met": sum(r >= 1.0 for _, r in tried),
+            "min_mhz": round(mhz[0], 2), "median_mhz": round(median, 2),
+            "max_mhz": round(mhz[-1], 2), "constraint_mhz": round(constraint_mhz, 2)}
+
+
+def _worst_constraint(pnr_report):
+    """The constraint (MHz) of the clock with the worst achieved/constraint ratio."""
+    clocks = [v for v in pnr_report.get("fmax", {}).values() if v.get("constraint")]
+    if not clocks:
+        return None
+    return min(clocks, key=lambda v: v["achieved"] / v["constraint"])["constraint"]
 
 
 def _place_and_route(out, seed, env):
@@ -81,7 +101,7 @@ def _place_and_route(out, seed, env):
 
 
 def synth(board_name, config=None, build_root="build", seed=1, name=None, progress=print,
-          design="engine", power=True, seeds=1):
+          design="engine", power=True, seeds=1, all_seeds=False):
     """Synthesise, place and route ``design`` (:mod:`pezo.designs`) under ``config`` (default:
     the board's) for ``board_name``.
 
@@ -90,8 +110,10 @@ def synth(board_name, config=None, build_root="build", seed=1, name=None, progre
     ``power``, the activity-based power estimate (:mod:`pezo.power`: calibrated on iCE40,
     uncalibrated on ECP5, as its ``calibrated`` field says) is added.
     ``seeds`` > 1: when placement with ``seed`` misses the clock constraint, try the next
-    seeds (up to ``seeds`` in all) until one meets it, else keep the best (``seed_sweep`` in the
-    report lists the seeds tried and their achieved/constraint ratios).
+    seeds (up to ``seeds`` in all) until one meets it, else keep the best; with ``all_seeds``,
+    try all of them and keep the best (``seed_sweep`` in the report lists the seeds tried with
+    their achieved fmax, ``fmax_spread`` gives min / median / max and how many met the
+    constraint). ``timing_met`` says whether the kept placement meets every clock constraint.
     Returns the report dict (also written to ``<build_root>/<board>/<name>/report.json``)."""
     board = get_board(board_name)
     check_design(design)
@@ -127,7 +149,7 @@ def synth(board_name, config=None, build_root="build", seed=1, name=None, progre
                              f"{tail.strip().splitlines()[-1] if tail.strip() else e}") from None
         raise RuntimeError(f"Synthesis for {board.name} failed ({e}); see the logs in {out}") \
             from None
-    sweep = None
+    sweep = spread = None
     if seeds != 1:
         first = worst_slack_met(json.loads((out / "nextpnr.json").read_text()))
         progress(f"[synth] seed {seed}: {100 * first[1]:.1f} % of the clock constraint")
@@ -136,8 +158,13 @@ def synth(board_name, config=None, build_root="build", seed=1, name=None, progre
             result = _place_and_route(out, sd, env)
             progress(f"[synth] seed {sd}: {100 * result[1]:.1f} % of the clock constraint")
             return result
-        seed, tried = sweep_seeds(seed, seeds, run, first_result=first)
-        sweep = [{"seed": sd, "fmax_over_constraint": round(r, 4)} for sd, r in tried]
+        seed, tried = sweep_seeds(seed, seeds, run, first_result=first,
+                                  stop_early=not all_seeds)
+        constraint = _worst_constraint(json.loads((out / "nextpnr.json").read_text()))
+        sweep = [{"seed": sd, "fmax_over_constraint": round(r, 4),
+                  "fmax_mhz": round(r * constraint, 2) if constraint else None}
+                 for sd, r in tried]
+        spread = seed_spread(tried, constraint) if constraint else None
         progress(f"[synth] kept seed {seed}")
     progress("[synth] per-module breakdown (hierarchy kept)")
     modules = module_breakdown(out, board.family, board.dsp, env=env)
@@ -149,6 +176,9 @@ def synth(board_name, config=None, build_root="build", seed=1, name=None, progre
     report["modules"] = modules
     if sweep is not None:
         report["seed_sweep"] = sweep
+    if spread is not None:
+        report["fmax_spread"] = spread
+    report["timing_met"] = worst_slack_met(json.loads((out / "nextpnr.json").read_text()))[0]
     if power:
         progress("[synth] power estimate (gate-level simulation of the core netlist)")
         report["power"] = estimate_power(design, cfg, board, out, report, env=env,
@@ -245,6 +275,15 @@ def format_summary(r):
     for clk, f in r["fmax"].items():
         lines.append(f"        fmax {clk}: {f['achieved_mhz']:.1f} MHz (constraint "
                      f"{f['constraint_mhz']:.1f} MHz)")
+    sp = r.get("fmax_spread")
+    if sp:
+        lines.append(f"        fmax over {sp['seeds']} placement seeds: min {sp['min_mhz']:.1f} / "
+                     f"median {sp['median_mhz']:.1f} / max {sp['max_mhz']:.1f} MHz; "
+                     f"{sp['met']} of {sp['seeds']} meet {sp['constraint_mhz']:.1f} MHz "
+                     f"(kept seed {r['seed']})")
+    if r.get("timing_met") is False:
+        lines.append("        TIMING MISSED: the kept placement does not meet its clock "
+                     "constraint; the bitstream would run out of specification")
     p = r.get("power") or {}
     if p.get("total_mw") is not None:
         kind = "model" if p.get("calibrated", True) else "UNCALIBRATED model"

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from pezo.synth import sweep_seeds, worst_slack_met
+from pezo.synth import seed_spread, sweep_seeds, worst_slack_met
 
 
 def make_run(ratios):
@@ -68,3 +68,50 @@ def test_an_already_placed_first_seed_is_not_placed_again_unless_it_is_the_best(
     assert calls == [2, 3]
     run, calls = make_run({1: 0.99, 2: 0.95})
     assert sweep_seeds(1, 2, run, first_result=(False, 0.99))[0] == 1 and calls == [2, 1]
+
+
+def test_all_seeds_tries_every_seed_and_keeps_the_best():
+    """issue #24: the spread needs every seed, not only the first that meets timing."""
+    run, calls = make_run({1: 0.94, 2: 1.01, 3: 1.20, 4: 0.99})
+    seed, tried = sweep_seeds(1, 4, run, stop_early=False)
+    assert seed == 3 and calls == [1, 2, 3, 4, 3]      # the best's outputs are left on disk
+    assert [t[0] for t in tried] == [1, 2, 3, 4]
+
+
+def test_seed_spread_known_answer():
+    sp = seed_spread([(1, 0.9), (2, 1.1), (3, 1.0), (4, 0.95)], 48.0)
+    assert sp == {"seeds": 4, "met": 2, "min_mhz": 43.2, "median_mhz": 46.8, "max_mhz": 52.8,
+                  "constraint_mhz": 48.0}
+    assert seed_spread([(1, 1.0), (2, 0.5), (3, 0.75)], 40.0)["median_mhz"] == 30.0
+
+
+def test_synth_exits_3_when_timing_is_missed_unless_allowed(monkeypatch, capsys):
+    """A build whose kept placement misses its clock fails loudly (it used to exit 0)."""
+    import pezo.cli as cli
+    rep = {"board": "ice40", "config_name": "x", "timing_met": False,
+           "fmax": {"clk": {"achieved_mhz": 45.0, "constraint_mhz": 48.0}}}
+    monkeypatch.setattr(cli, "synth", lambda *a, **k: rep)
+    assert cli.main(["synth", "--board", "ice40"]) == 3
+    err = capsys.readouterr().err
+    assert "timing missed: the best placement reaches 93.8 % of the clock constraint" in err
+    assert cli.main(["synth", "--board", "ice40", "--allow-timing-fail"]) == 0
+    monkeypatch.setattr(cli, "synth", lambda *a, **k: {**rep, "timing_met": True})
+    assert cli.main(["synth", "--board", "ice40"]) == 0
+
+
+def test_program_refuses_a_bitstream_that_missed_timing(tmp_path, monkeypatch, capsys):
+    import json
+    import pezo.cli as cli
+    from pezo.boards.targets import get_board
+    monkeypatch.chdir(tmp_path)
+    board = get_board("ice40")
+    d = tmp_path / "build" / board.name / board.default.name()
+    d.mkdir(parents=True)
+    (d / "pezo_top.bin").write_bytes(b"\0")
+    (d / "report.json").write_text(json.dumps({"timing_met": False}))
+    monkeypatch.setenv("ICEPROG", "/bin/true")
+    assert cli.main(["program", "--board", "ice40"]) == 3
+    assert "missed its clock constraint" in capsys.readouterr().err
+    assert cli.main(["program", "--board", "ice40", "--force"]) == 0
+    (d / "report.json").write_text(json.dumps({"timing_met": True}))
+    assert cli.main(["program", "--board", "ice40"]) == 0
