@@ -99,7 +99,10 @@ class SerialBridge(wiring.Component):
         buf_bytes = max_beats * bb
         # The frame buffer takes every decoded byte after the header (the payload and the CRC
         # behind it); bytes beyond it are counted, not stored (the frame is then too long).
-        m.submodules.buf = buf = memory.Memory(shape=8, depth=buf_bytes + 2, init=[])
+        # (a power-of-two depth: yosys guards the write port of any other depth with an address
+        # compare, which put a carry chain in front of the block RAM's write enable)
+        buf_depth = 1 << (buf_bytes + 1).bit_length()
+        m.submodules.buf = buf = memory.Memory(shape=8, depth=buf_depth, init=[])
         bw, br = buf.write_port(), buf.read_port(transparent_for=())
         m.submodules.fcrc = fcrc = CRC16.create()        # the frames' CRC-16 (amaranth.lib.crc)
 
@@ -201,13 +204,25 @@ class SerialBridge(wiring.Component):
         # counts decoded bytes (saturating beyond the longest frame).
         n_max = HEADER_BYTES + buf_bytes + 2 + 1
         n = Signal(range(n_max + 1))
-        # They are reset by a frame's first byte (a code byte, which yields nothing), so they
-        # hold the closed frame while END* judge it.
+        # They are reset a cycle after a frame's first byte (a code byte, which yields nothing;
+        # the first decoded byte comes a cycle later still), so they hold the closed frame while
+        # END* judge it. The buffer's address and enable are registers (wa, pay): every decoded
+        # byte from the 11th on is written, up to the buffer's end.
         first = Signal()
-        m.d.comb += first.eq(take & (raw_n == 0))
+        m.d.sync += first.eq(take & (raw_n == 0))
+        wa = Signal(range(buf_depth))
+        pay = Signal()                         # the next decoded byte goes to the buffer
         m.d.comb += [fcrc.data.eq(db), fcrc.valid.eq(dv), fcrc.start.eq(first),
-                     bw.addr.eq(n - HEADER_BYTES), bw.data.eq(db),
-                     bw.en.eq(dv & (n >= HEADER_BYTES) & (n < HEADER_BYTES + buf_bytes + 2))]
+                     bw.addr.eq(wa), bw.data.eq(db), bw.en.eq(dv & pay)]
+        with m.If(first):
+            m.d.sync += [wa.eq(0), pay.eq(0)]
+        with m.Elif(dv):
+            with m.If(n == HEADER_BYTES - 1):
+                m.d.sync += pay.eq(1)
+            with m.If(pay):
+                m.d.sync += wa.eq(wa + 1)
+                with m.If(wa == buf_bytes + 1):
+                    m.d.sync += pay.eq(0)
         with m.If(first):
             m.d.sync += [n.eq(0), seq.eq(0)]
         with m.Elif(dv):
@@ -249,12 +264,13 @@ class SerialBridge(wiring.Component):
                 goto("RECV", "WAIT")
             with m.Elif(self.i.valid & delim & (raw_n == MIN_FRAME)):
                 goto("RECV", "END0")           # shorter: noise between frames, no reply
-        # END0: the last decoded byte reaches n and the CRC. END1: the header's verdicts.
+        # END0: the header's verdicts (the header was decoded long before; the last decoded byte
+        # reaches n and the CRC in this cycle). END1: the length the header asks for, and the CRC
+        # (the compare, the payload product and the sum in separate cycles: timing).
         need = Signal(range(n_max + 1))
-        crc_ok = Signal()
+        crc_ok, w_fits = Signal(), Signal()
+        prod = Signal(range(max_beats * bb + 1))
         with m.If(st["END0"]):
-            goto("END0", "END1")
-        with m.If(st["END1"]):
             count = arg[32:]
             nb = max_beats.bit_length()
             fits = (count[:nb] != 0) & (count[nb:] == 0) & (count[:nb] <= max_beats)
@@ -263,11 +279,14 @@ class SerialBridge(wiring.Component):
                          is_w.eq(w_op), is_r.eq(op == Op.READ), is_q.eq(op == STATUS_OP),
                          is_clear.eq(op == Op.CLEAR),
                          stateful.eq((op != Op.NOP) & (op != Op.READ) & (op != STATUS_OP)),
-                         need.eq(HEADER_BYTES + 2 + Mux(w_op & fits, count[:nb] * bb, 0)),
-                         crc_ok.eq(fcrc.match_detected)]
+                         w_fits.eq(w_op & fits), prod.eq(count[:nb] * bb)]
             with m.If(w_op & ~fits):
                 # too long for one frame: bit 63 makes the count impossible (rejected with ARG)
                 m.d.sync += arg[63].eq(1)
+            goto("END0", "END1")
+        with m.If(st["END1"]):
+            m.d.sync += [need.eq(HEADER_BYTES + 2 + Mux(w_fits, prod, 0)),
+                         crc_ok.eq(fcrc.match_detected)]
             goto("END1", "END")
         with m.If(st["END"]):
             with m.If(lost | ~cobs_ok | ~crc_ok | (n != need)):

@@ -22,7 +22,7 @@ from pezo.power import estimate_power
 from pezo.report import load_report
 from pezo.toolchain import PRE_SYNTH, setup_environment
 
-__all__ = ["synth", "summarise", "sweep_seeds", "seed_spread", "worst_slack_met"]
+__all__ = ["synth", "summarise", "sweep_seeds", "seed_spread", "worst_slack_met", "critical_path"]
 
 
 
@@ -72,6 +72,48 @@ def seed_spread(tried, constraint_mhz):
     return {"seeds": n, "met": sum(r >= 1.0 for _, r in tried),
             "min_mhz": round(mhz[0], 2), "median_mhz": round(median, 2),
             "max_mhz": round(mhz[-1], 2), "constraint_mhz": round(constraint_mhz, 2)}
+
+
+def critical_path(out, top="pezo_top"):
+    """The worst clock-to-clock path of the last placement in ``out`` (nextpnr's report), with
+    each cell traced back to the Amaranth source line that made it (the ``src`` attribute yosys
+    keeps in ``<top>.json``). Returns {"from", "to", "delay_ns", "logic_ns", "routing_ns",
+    "levels", "sources": [(file:line, ns), ...] largest first} or None; ``from`` and ``to``
+    are the source lines of the launching and capturing cells (LUTs that yosys mapped carry no
+    line of their own: their delay counts as "(mapped logic)")."""
+    out = Path(out)
+    try:
+        pnr = json.loads((out / "nextpnr.json").read_text())
+        cells = json.loads((out / f"{top}.json").read_text())["modules"][top]["cells"]
+    except (OSError, KeyError, ValueError):
+        return None
+    paths = [p for p in pnr.get("critical_paths", [])
+             if p.get("from", "").startswith("posedge") and p.get("to", "").startswith("posedge")
+             and p["path"]]
+    if not paths:
+        return None
+    path = max(paths, key=lambda p: sum(s["delay"] for s in p["path"]))
+
+    def source(cell):
+        base = re.sub(r"(_DFFLC|_LC)$", "", cell)
+        attrs = (cells.get(base) or {}).get("attributes", {})
+        srcs = [x.split(":")[0].split("/")[-1] + ":" + x.split(":")[1].split(".")[0]
+                for x in attrs.get("src", "").split("|") if x and "cells_map" not in x
+                and ":" in x]
+        return srcs[0] if srcs else None
+    by_src = {}
+    for seg in path["path"]:
+        src = source(seg["to"]["cell"]) or "(mapped logic)"      # a delay counts at its sink
+        by_src[src] = by_src.get(src, 0.0) + seg["delay"]
+    logic = sum(s["delay"] for s in path["path"] if s["type"] in ("logic", "clk-to-q", "setup"))
+    routing = sum(s["delay"] for s in path["path"] if s["type"] == "routing")
+    return {"from": source(path["path"][0]["from"]["cell"]) or path["path"][0]["from"]["cell"],
+            "to": source(path["path"][-1]["to"]["cell"]) or path["path"][-1]["to"]["cell"],
+            "delay_ns": round(logic + routing, 2), "logic_ns": round(logic, 2),
+            "routing_ns": round(routing, 2),
+            "levels": sum(s["type"] == "logic" for s in path["path"]),
+            "sources": sorted(((k, round(v, 2)) for k, v in by_src.items()),
+                              key=lambda kv: -kv[1])}
 
 
 def _worst_constraint(pnr_report):
@@ -154,15 +196,22 @@ def synth(board_name, config=None, build_root="build", seed=1, name=None, progre
         first = worst_slack_met(json.loads((out / "nextpnr.json").read_text()))
         progress(f"[synth] seed {seed}: {100 * first[1]:.1f} % of the clock constraint")
 
+        paths = {seed: critical_path(out)}
+
         def run(sd):
             result = _place_and_route(out, sd, env)
-            progress(f"[synth] seed {sd}: {100 * result[1]:.1f} % of the clock constraint")
+            paths[sd] = critical_path(out)
+            cp = paths[sd]
+            progress(f"[synth] seed {sd}: {100 * result[1]:.1f} % of the clock constraint"
+                     + (f" (critical path {cp['from']} -> {cp['to']}, {cp['levels']} levels)"
+                        if cp else ""))
             return result
         seed, tried = sweep_seeds(seed, seeds, run, first_result=first,
                                   stop_early=not all_seeds)
         constraint = _worst_constraint(json.loads((out / "nextpnr.json").read_text()))
         sweep = [{"seed": sd, "fmax_over_constraint": round(r, 4),
-                  "fmax_mhz": round(r * constraint, 2) if constraint else None}
+                  "fmax_mhz": round(r * constraint, 2) if constraint else None,
+                  "critical_path": paths.get(sd)}
                  for sd, r in tried]
         spread = seed_spread(tried, constraint) if constraint else None
         progress(f"[synth] kept seed {seed}")
@@ -179,6 +228,7 @@ def synth(board_name, config=None, build_root="build", seed=1, name=None, progre
     if spread is not None:
         report["fmax_spread"] = spread
     report["timing_met"] = worst_slack_met(json.loads((out / "nextpnr.json").read_text()))[0]
+    report["critical_path"] = critical_path(out)
     if power:
         progress("[synth] power estimate (gate-level simulation of the core netlist)")
         report["power"] = estimate_power(design, cfg, board, out, report, env=env,
@@ -281,6 +331,10 @@ def format_summary(r):
                      f"median {sp['median_mhz']:.1f} / max {sp['max_mhz']:.1f} MHz; "
                      f"{sp['met']} of {sp['seeds']} meet {sp['constraint_mhz']:.1f} MHz "
                      f"(kept seed {r['seed']})")
+    cp = r.get("critical_path")
+    if cp:
+        lines.append(f"        critical path {cp['delay_ns']} ns ({cp['levels']} logic levels, "
+                     f"{cp['routing_ns']} ns routing): {cp['from']} -> {cp['to']}")
     if r.get("timing_met") is False:
         lines.append("        TIMING MISSED: the kept placement does not meet its clock "
                      "constraint; the bitstream would run out of specification")

@@ -115,3 +115,30 @@ def test_program_refuses_a_bitstream_that_missed_timing(tmp_path, monkeypatch, c
     assert cli.main(["program", "--board", "ice40", "--force"]) == 0
     (d / "report.json").write_text(json.dumps({"timing_met": True}))
     assert cli.main(["program", "--board", "ice40"]) == 0
+
+
+def test_critical_path_names_the_source_lines(tmp_path):
+    """The worst clock-to-clock path of a (made-up) nextpnr report, traced to the Amaranth lines
+    yosys kept in the netlist's src attributes; mapped LUTs count as mapped logic."""
+    import json
+    from pezo.synth import critical_path
+    seg = lambda t, d, a, b: {"type": t, "delay": d, "from": {"cell": a, "port": "O"},
+                              "to": {"cell": b, "port": "I"}}
+    pnr = {"critical_paths": [
+        {"from": "posedge clk", "to": "posedge clk", "path": [
+            seg("clk-to-q", 1.0, "r1_DFFLC", "r1_DFFLC"), seg("routing", 2.0, "r1_DFFLC", "l1_LC"),
+            seg("logic", 0.5, "l1_LC", "l1_LC"), seg("routing", 1.5, "l1_LC", "r2_DFFLC"),
+            seg("setup", 0.5, "r2_DFFLC", "r2_DFFLC")]},
+        {"from": "<async>", "to": "posedge clk", "path": [seg("routing", 9.0, "x", "y")]}]}
+    cells = {"r1": {"attributes": {"src": "/a/hw/engine.py:12.3-12.9|/a/hw/engine.py:40"}},
+             "l1": {"attributes": {"src": "/share/ice40/cells_map.v:26.33-27.52"}},
+             "r2": {"attributes": {"src": "/a/boards/bridge.py:281.5-281.9"}}}
+    (tmp_path / "nextpnr.json").write_text(json.dumps(pnr))
+    (tmp_path / "pezo_top.json").write_text(json.dumps(
+        {"modules": {"pezo_top": {"cells": cells}}}))
+    cp = critical_path(tmp_path)
+    assert (cp["from"], cp["to"]) == ("engine.py:12", "bridge.py:281")
+    assert (cp["delay_ns"], cp["logic_ns"], cp["routing_ns"], cp["levels"]) == (5.5, 2.0, 3.5, 1)
+    assert dict(cp["sources"]) == {"engine.py:12": 1.0, "(mapped logic)": 2.5,
+                                   "bridge.py:281": 2.0}
+    assert critical_path(tmp_path / "missing") is None
