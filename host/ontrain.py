@@ -1,0 +1,79 @@
+"""On-chip training from the host's side: the project's data split as the chip stores it, and
+the integer golden model of the training loop (:mod:`pezo.sim.ontrain`) driven through the fused
+golden engine (:class:`pezo.host.fused.FusedGoldenTransport`, bit-exact with the plain
+:class:`~pezo.sim.engine.EngineModel`, about 200x faster).
+
+The golden model lives in ``pezo.sim`` (the golden-model layer), which may not import the host's
+data loader or its fused engine; this module joins them (docs/on_device.md).
+
+>>> from pezo.host.ontrain import train_on_chip_model
+>>> res = train_on_chip_model(dataset="digits", model="logreg", seed=1)
+>>> res.test_acc, res.step_ms, res.coef[:5]
+"""
+
+import dataclasses
+
+import numpy as np
+
+from pezo.host.data import load_dataset
+from pezo.host.fused import FusedGoldenTransport
+from pezo.sim.ontrain import (CommandPort, ModelTransport, OnChipConfig, engine_config,
+                              onchip_data, param_count, train_on_chip)
+
+__all__ = ["ENGINES", "raw_splits", "chip_data", "make_port", "train_on_chip_model"]
+
+ENGINES = ("fused", "golden")
+
+
+def raw_splits(dataset="digits"):
+    """The project's fixed split (:func:`pezo.host.data.load_dataset`) with the raw features
+    recovered (digits: integers 0..16): X = rint(X_std * scale + mean), exact for integer
+    data. Returns (X_train, y_train, X_val, y_val, X_test, y_test)."""
+    ds = load_dataset(dataset)
+    out = []
+    for which in ("train", "val", "test"):
+        X, y = ds.split(which)
+        raw = X * ds.scale + ds.mean
+        ints = np.rint(raw)
+        if np.abs(raw - ints).max() > 1e-6:
+            raise ValueError(f"Data set {dataset!r} does not have integer raw features; the "
+                             f"chip stores small integer codes (digits: 0..16)")
+        out += [ints.astype(np.int64), np.asarray(y, dtype=np.int64)]
+    return tuple(out)
+
+
+_DATA = {}
+
+
+def chip_data(dataset="digits", feature_bits=4, standardise=True, t_frac=10):
+    """:func:`pezo.sim.ontrain.onchip_data` of the project's split (cached)."""
+    key = (dataset, feature_bits, standardise, t_frac)
+    if key not in _DATA:
+        _DATA[key] = onchip_data(*raw_splits(dataset), feature_bits=feature_bits,
+                                 standardise=standardise, t_frac=t_frac, name=dataset)
+    return _DATA[key]
+
+
+def make_port(n_params, lanes=2, engine="fused") -> CommandPort:
+    """The engine port of the training design: the fused golden engine (default) or the plain
+    golden model (``"golden"``, the reference: slow)."""
+    if engine not in ENGINES:
+        raise ValueError(f"Engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    cfg = engine_config(n_params, lanes)
+    return CommandPort(FusedGoldenTransport(cfg) if engine == "fused" else ModelTransport(cfg))
+
+
+def train_on_chip_model(config=None, *, dataset="digits", feature_bits=4, standardise=True,
+                        engine="fused", theta0=None, log=None, **overrides):
+    """Train on the integer golden model of the chip: ``config`` an
+    :class:`~pezo.sim.ontrain.OnChipConfig` (or None), ``overrides`` its fields; the data set
+    through the project's split at ``feature_bits`` with or without the standardisation table.
+    Returns an :class:`~pezo.sim.ontrain.OnChipResult`."""
+    cfg = dataclasses.replace(config or OnChipConfig(), **overrides).resolved()
+    data = chip_data(dataset, feature_bits, standardise, cfg.arith.t_frac)
+    d = param_count(cfg.model, data.n_features, data.n_classes, cfg.hidden)
+    port = make_port(d, cfg.lanes, engine)
+    res = train_on_chip(data, cfg, port=port, theta0=theta0, log=log)
+    res.config.update(dataset=dataset, feature_bits=feature_bits, standardise=standardise,
+                      engine=engine)
+    return res
