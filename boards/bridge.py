@@ -265,10 +265,9 @@ class SerialBridge(wiring.Component):
             with m.Elif(self.i.valid & delim & (raw_n == MIN_FRAME)):
                 goto("RECV", "END0")           # shorter: noise between frames, no reply
         # END0: the header's verdicts (the header was decoded long before; the last decoded byte
-        # reaches n and the CRC in this cycle). END1: the length the header asks for, and the CRC
-        # (the compare, the payload product and the sum in separate cycles: timing).
-        need = Signal(range(n_max + 1))
-        crc_ok, w_fits = Signal(), Signal()
+        # reaches n and the CRC in this cycle). END1: the length against the one the header asks
+        # for, and the CRC; END decides from flip-flops only (timing).
+        crc_ok, w_fits, len_ok = Signal(), Signal(), Signal()
         prod = Signal(range(max_beats * bb + 1))
         with m.If(st["END0"]):
             count = arg[32:]
@@ -285,11 +284,11 @@ class SerialBridge(wiring.Component):
                 m.d.sync += arg[63].eq(1)
             goto("END0", "END1")
         with m.If(st["END1"]):
-            m.d.sync += [need.eq(HEADER_BYTES + 2 + Mux(w_fits, prod, 0)),
+            m.d.sync += [len_ok.eq(n == HEADER_BYTES + 2 + Mux(w_fits, prod, 0)),
                          crc_ok.eq(fcrc.match_detected)]
             goto("END1", "END")
         with m.If(st["END"]):
-            with m.If(lost | ~cobs_ok | ~crc_ok | (n != need)):
+            with m.If(lost | ~cobs_ok | ~crc_ok | ~len_ok):
                 # a byte was lost since the last frame (this one may hold the remains of two),
                 # or the frame is malformed, of the wrong length or corrupted: not executed
                 with m.If(~self.overrun):

@@ -107,8 +107,8 @@ def critical_path(out, top="pezo_top"):
         by_src[src] = by_src.get(src, 0.0) + seg["delay"]
     logic = sum(s["delay"] for s in path["path"] if s["type"] in ("logic", "clk-to-q", "setup"))
     routing = sum(s["delay"] for s in path["path"] if s["type"] == "routing")
-    return {"from": source(path["path"][0]["from"]["cell"]) or path["path"][0]["from"]["cell"],
-            "to": source(path["path"][-1]["to"]["cell"]) or path["path"][-1]["to"]["cell"],
+    return {"from": source(path["path"][0]["from"]["cell"]) or "(a packed LUT+FF)",
+            "to": source(path["path"][-1]["to"]["cell"]) or "(a packed LUT+FF)",
             "delay_ns": round(logic + routing, 2), "logic_ns": round(logic, 2),
             "routing_ns": round(routing, 2),
             "levels": sum(s["type"] == "logic" for s in path["path"]),
