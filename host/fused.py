@@ -45,13 +45,12 @@ import numpy as np
 
 from pezo.fixed import saturate
 from pezo.host.batched import BatchedGoldenTransport, _FastBank, query_key
-from pezo.sim.reuse import onthefly_lanes
+from pezo.sim.reuse import onthefly_lanes, onthefly_taps
 from pezo.sim.banks import (_basis, _field_tables, _fields_unsigned, bank_first_cycles,
                             bank_first_fields, seed_lane_states)
 from pezo.sim import scaler as smodel
 from pezo.sim.bank import bank_geometry
 from pezo.sim.engine import Op
-from pezo.sim.gf2 import onthefly_taps
 from pezo.sim.mac import addend, rounding_config
 from pezo.sim.seeding import domain_tweak
 

@@ -74,7 +74,7 @@ from pezo.sim import scaler as smodel
 from pezo.sim.banks import bank_first_cycles, bank_first_fields
 from pezo.sim.lfsr import splitmix64
 from pezo.sim.cosim.board import SimBoard
-from pezo.sim.reuse import onthefly_lanes, query_stride
+from pezo.sim.reuse import onthefly_lanes, pool_mean_square, query_stride
 
 __all__ = ["SOURCES", "FLOAT_SOURCES", "ENGINE_SOURCES", "REUSES", "STEPS", "ROUNDINGS",
            "ENGINES", "Query", "PerturbSource", "FloatSource", "EngineSource",
@@ -377,8 +377,16 @@ class EngineSource(PerturbSource):
     coef_rounding : str
         Host rounding of c to the register grid: ``"stochastic"`` (default) or ``"nearest"``.
     pool_correct : bool
-        ``pregen`` with a runtime scale: load the scale digits that give the pool unit mean square
-        (alpha = sqrt(N / sum u^2), the adaptive scaler's pool correction) after the fill.
+        ``pregen``: give every run's perturbations unit variance, whatever its pool. With a
+        runtime scale, first load the scale digits that give the pool unit mean square (alpha =
+        sqrt(N / sum u^2), the adaptive scaler's pool correction, exact up to the digits'
+        quantisation). Then, for every scale mode (a ``fixed`` scale has no register to load),
+        the host computes the exact mean square sigma^2 of the z values the pool delivers
+        (:func:`pezo.sim.reuse.pool_mean_square`, averaged over the sign bits) and divides the
+        mu and c registers by sigma: the engine applies mu_reg z = mu (z / sigma), so the
+        trainer's z is z / sigma, of variance 1 for every run (``src.mu`` is the realised mu in
+        those units, ``stats["z_sigma"]`` the run's sigma). Without it a fixed-scale pool of
+        N = 1024 gives each run a variance between about 0.93 and 1.09 (docs/streams.md).
     """
 
     kind = "engine"
@@ -421,6 +429,8 @@ class EngineSource(PerturbSource):
         self._w_hi = fmt.max_int / 2.0 ** fmt.frac_bits
         self.pool_seed = None
         self._next_offset = None
+        self.z_sigma = 1.0           # the run's z scale: the registers take mu / sigma, c / sigma
+        self._mu_request = None
 
     def describe(self):
         g = self.cfg.generator
@@ -440,25 +450,36 @@ class EngineSource(PerturbSource):
         if self.reuse == "pregen":
             self.pool_seed = derive_seed(run_seed, 0x9001, bits=self.cfg.generator.seed_width)
             self.eng.load_seed(self.pool_seed)
-            if self.pool_correct and self.cfg.generator.scale == "runtime":
-                g = self.cfg.generator
-                pool = pool_of(g, self.pool_seed)
-                sumsq = int(np.sum(pool * pool))
-                try:
-                    digits = smodel.csd_digits(smodel.pool_alpha(sumsq, g.pool_size), g)
-                except ValueError:       # the pool's alpha is outside the runtime window
-                    digits = None
-                if digits:
-                    self.eng.set_scale_digits(digits)
-                    self.stats["pool_alpha"] = smodel.realised_alpha(digits) / g.alpha0
+            if self.pool_correct:
+                self._correct_pool()
         self.eng.clear()
+        if self._mu_request is not None:        # mu set before this run: same mu, new sigma
+            self.set_mu(self._mu_request)
+
+    def _correct_pool(self):
+        g = self.cfg.generator
+        pool = pool_of(g, self.pool_seed)
+        digits = smodel.default_digits(g)
+        if g.scale == "runtime":
+            try:
+                digits = smodel.csd_digits(smodel.pool_alpha(int(np.sum(pool * pool)),
+                                                          g.pool_size), g)
+            except ValueError:       # the pool's alpha is outside the runtime window
+                digits = smodel.default_digits(g)
+            self.eng.set_scale_digits(digits)
+            self.stats["pool_alpha"] = smodel.realised_alpha(digits) / g.alpha0
+        self.z_sigma = math.sqrt(pool_mean_square(g, pool, digits))
+        self.stats["z_sigma"] = self.z_sigma
 
     def set_mu(self, mu):
-        v = self.eng.set_mu(mu)
+        """The mu register gets mu / sigma (sigma = 1 unless a pregen pool is corrected); the
+        realised mu in the trainer's units is returned and kept in ``self.mu``."""
+        self._mu_request = mu
+        v = self.eng.set_mu(mu / self.z_sigma)
         if v <= 0:
             raise ValueError(f"mu {mu!r} rounds to {v} in the coefficient register (resolution "
                              f"2^-{self.cfg.coef_frac}); use a larger mu")
-        self.mu = v / self._c_scale
+        self.mu = v / self._c_scale * self.z_sigma
         return self.mu
 
     def prefetch(self, seeds):
@@ -510,7 +531,9 @@ class EngineSource(PerturbSource):
         return _sround_scalar(x, seed, 0xC0EF)
 
     def update(self, query, coef):
-        v = self.quantise_coef(coef, query.seed)
+        """theta += coef * z / sigma: the c register gets coef / sigma (rounded by
+        :meth:`quantise_coef`); returns the coefficient applied, in the trainer's units."""
+        v = self.quantise_coef(coef / self.z_sigma, query.seed)
         if v == 0:
             self.stats["coef_zero"] += 1
             return 0.0
@@ -520,11 +543,11 @@ class EngineSource(PerturbSource):
                 if sat:
                     self.stats["saturated_passes"] += 1
                     self.eng.clear()
-                return v / self._c_scale
+                return v / self._c_scale * self.z_sigma
         self._replay(query)
         self.eng.update_int(v)
         self._check_saturation()
-        return v / self._c_scale
+        return v / self._c_scale * self.z_sigma
 
     def _check_saturation(self):
         if self.eng.status()["saturated"]:

@@ -5,7 +5,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from pezo.hw.common import check_config
-from pezo.sim.gf2 import onthefly_taps
+from pezo.sim.reuse import onthefly_taps
 
 __all__ = ["Fanout", "PoolBuffer", "sumsq_bits"]
 
@@ -18,7 +18,8 @@ def sumsq_bits(cfg) -> int:
 class Fanout(wiring.Component):
     """n lanes to m = r*n lanes: output lane j carries L_q(input lane j mod n), q = j // n, where
     L_0 is the identity and L_q(u) = u ^ rotl(u, a_q) ^ rotl(u, b_q) (one LUT3 per bit; taps
-    from :func:`pezo.sim.gf2.onthefly_taps`). Combinational.
+    from :func:`pezo.sim.reuse.onthefly_taps`, chosen so that the lanes' fourth moments are those
+    of independent lanes). Combinational.
 
     With a rotating bank in front (``UniformBank(rotate=True)``) this is the ``onthefly`` strategy:
     each generator feeds m/n lanes and the order rotates by one position every cycle.

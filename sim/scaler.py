@@ -28,7 +28,7 @@ from pezo.fixed import rshift_round_even, saturate
 
 __all__ = ["t_min", "top_exponent", "csd_digits", "default_digits", "realised_alpha", "encode_scale",
            "scale_register_bits",
-           "decode_scale", "scale_values", "pool_alpha", "alpha_report"]
+           "decode_scale", "scale_values", "pool_alpha", "alpha_report", "mean_square"]
 
 
 def t_min(cfg) -> int:
@@ -133,6 +133,16 @@ def pool_alpha(sumsq: int, pool_size: int) -> float:
     if sumsq <= 0:
         raise ValueError(f"Pool second moment must be positive, not {sumsq!r}")
     return math.sqrt(pool_size / sumsq)
+
+
+def mean_square(u, digits, cfg) -> float:
+    """The mean of z^2 (z in real units, z_int / 2^z_frac) over the uniform integers ``u``, the
+    squares summed exactly in integers."""
+    z, _ = scale_values(np.asarray(u).reshape(-1), digits, cfg)
+    z = z.astype(np.int64)
+    exact = 2 * cfg.z_bits + max(z.size, 1).bit_length() < 63     # int64 cannot overflow
+    total = int(np.sum(z * z)) if exact else sum(int(v) * int(v) for v in z)
+    return total / (z.size * 4.0 ** cfg.z_frac)
 
 
 def alpha_report(cfg, digits=None) -> dict:

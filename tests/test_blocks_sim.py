@@ -77,9 +77,10 @@ def _xor3(u, a, b, w):
 def test_fanout_maps_lane_j_to_input_j_mod_n():
     cfg = G(lanes=2, reuse="onthefly", out_lanes=6)
     dut = Fanout(cfg)
-    # groups 1 and 2 use taps (1, 2) and (1, 3) (pezo.sim.gf2.onthefly_taps for w = 16)
-    expect = [123, -77] + [_xor3(u, 1, 2, 16) for u in (123, -77)] + \
-        [_xor3(u, 1, 3, 16) for u in (123, -77)]
+    # groups 1 and 2 use taps (7, 12) and (8, 10) (pezo.sim.reuse.onthefly_taps for w = 16,
+    # docs/streams.md)
+    expect = [123, -77] + [_xor3(u, 7, 12, 16) for u in (123, -77)] + \
+        [_xor3(u, 8, 10, 16) for u in (123, -77)]
 
     async def tb(ctx):
         ctx.set(dut.i.payload, [123, -77])

@@ -80,6 +80,56 @@ def test_independent_uniform_vectors_pass_and_duplicated_ones_fail(monkeypatch):
     assert {"correlation", "eigenvalues min", "rank"} <= _failed(Q.measure(G(), **QUICK))
 
 
+OLD_TAPS = [(1, 2), (1, 3), (1, 4), (1, 5), (1, 6), (1, 7), (1, 8)]   # the first rule: (a, b) in order
+
+
+def test_onthefly_with_the_first_taps_fails_fourth_moments(monkeypatch):
+    """The first onthefly maps (taps (1, 2) for two groups) kept E[z_i z_j] = 0 but gave lanes
+    j and j+n E[z^2 z'^2] = 1.15 and E[z^3 z'] = 0.45 (exact: tests/test_stream_fourth.py);
+    the fourth-moment rows see it, the second-moment rows do not."""
+    cfg = G(reuse="onthefly", lanes=2, out_lanes=4)
+    seeds = np.random.default_rng(4).integers(0, 1 << 32, 1024).tolist()
+
+    def failed(z):
+        rows = Q.fourth_moments(z, "over seeds") + Q._moments(z, "over seeds")
+        return {c["name"].split(" (")[0] for c in rows if not c["ok"]}
+    assert not failed(Q.draws(cfg, seeds, 16))
+    monkeypatch.setattr(R, "onthefly_taps", lambda w, g: OLD_TAPS[:g - 1])
+    bad = failed(Q.draws(cfg, seeds, 16))
+    assert {"fourth moments", "odd fourth moments"} <= bad and "correlation" not in bad
+
+
+def test_shared_magnitudes_fail_fourth_moments_not_correlation(monkeypatch):
+    """Known answer: independent uniform vectors where coordinate 9 is coordinate 5's magnitude
+    with an independent sign (what a reused pool number is) are uncorrelated, and
+    E[z_5^2 z_9^2] = E[z^4] = 1.8, not 1."""
+    rng = np.random.default_rng(6)
+    r3 = np.sqrt(3.0)
+
+    def shared(cfg, seeds, L, mode="seeds", pool_seed=None):
+        z = rng.uniform(-r3, r3, (len(seeds), L))
+        z[:, 9] = np.abs(z[:, 5]) * rng.choice([-1.0, 1.0], len(seeds))
+        return z
+    monkeypatch.setattr(Q, "draws", shared)
+    failed = _failed(Q.measure(G(), seeds=512, length=32))
+    assert "fourth moments" in failed and "correlation" not in failed
+
+
+def test_pregen_gives_up_fourth_moments_of_a_reused_pool_only():
+    """Queries N/m apart read the same pool numbers (their |z| are equal): the row fails, is
+    marked given up, and the mode still passes; a query longer than the pool gives up its own
+    fourth moments too."""
+    cfg = G(reuse="pregen", pool_size=256)           # 64 words: 64 independent draws
+    r = Q.measure(cfg, seeds=256, length=32)
+    rows = {c["name"]: c for c in r["checks"]}
+    lag = rows[f"fourth moments (query q and q+{cfg.pool_words})"]
+    assert not lag["ok"] and not lag["promised"] and r["pass"], Q.format_table(r)
+    assert "given up (fails)" in Q.format_table(r)
+    assert Q.promises(cfg, 512)["fourth moments (over seeds)"] is False
+    assert Q.promises(cfg, 256)["fourth moments (over seeds)"] is True
+    assert Q.promises(G(), 4096) == {}
+
+
 def test_cli_quality_json_and_exit_code(capsys, tmp_path):
     assert main(["quality", "--set", "lanes=2", "--seeds", "64", "--length", "16", "--json",
                  "--out", str(tmp_path)]) == 0
