@@ -163,7 +163,7 @@ class SerialBridge(wiring.Component):
         m.d.sync += [crc_byte.eq(obyte), crc_en.eq(self.o.valid & self.o.ready & ocrc)]
         m.d.comb += self.o.payload.eq(obyte)
 
-        st, goto = one_hot_states(m, ("HUNT", "RECV", "END0", "END1", "END", "VERDICT0",
+        st, goto = one_hot_states(m, ("HUNT", "RECV", "END0", "END1", "END2", "END", "VERDICT0",
                                       "VERDICT", "ISSUE",
                                       "ROUTE0", "ROUTE", "WDATA", "RDATA", "WAIT", "R_HDR",
                                       "R_STAT", "R_CRC0", "R_CRC"), init="HUNT")
@@ -214,26 +214,30 @@ class SerialBridge(wiring.Component):
         pay = Signal()                         # the next decoded byte goes to the buffer
         m.d.comb += [fcrc.data.eq(db), fcrc.valid.eq(dv), fcrc.start.eq(first),
                      bw.addr.eq(wa), bw.data.eq(db), bw.en.eq(dv & pay)]
+        # Where the next decoded byte goes, as one-hot flags kept beside n (registers: the
+        # 64-bit argument register's enable does not hang off a compare on n).
+        at_seq, at_op, at_arg = Signal(), Signal(), Signal()
         with m.If(first):
-            m.d.sync += [wa.eq(0), pay.eq(0)]
+            m.d.sync += [wa.eq(0), pay.eq(0), n.eq(0), seq.eq(0),
+                         at_seq.eq(1), at_op.eq(0), at_arg.eq(0)]
         with m.Elif(dv):
+            m.d.sync += [at_seq.eq(0), at_op.eq(at_seq)]
+            with m.If(at_op):
+                m.d.sync += at_arg.eq(1)
             with m.If(n == HEADER_BYTES - 1):
-                m.d.sync += pay.eq(1)
+                m.d.sync += [pay.eq(1), at_arg.eq(0)]
             with m.If(pay):
                 m.d.sync += wa.eq(wa + 1)
                 with m.If(wa == buf_bytes + 1):
                     m.d.sync += pay.eq(0)
-        with m.If(first):
-            m.d.sync += [n.eq(0), seq.eq(0)]
-        with m.Elif(dv):
             with m.If(n != n_max):
                 m.d.sync += n.eq(n + 1)
-            with m.If(n == 0):
-                m.d.sync += seq.eq(db)
-            with m.Elif(n == 1):
-                m.d.sync += op.eq(db)
-            with m.Elif(n < HEADER_BYTES):
-                m.d.sync += arg.eq(Cat(arg[8:], db))
+        with m.If(dv & at_seq):
+            m.d.sync += seq.eq(db)
+        with m.If(dv & at_op):
+            m.d.sync += op.eq(db)
+        with m.If(dv & at_arg):
+            m.d.sync += arg.eq(Cat(arg[8:], db))
         # The inter-byte timer runs while a frame has begun (one assignment structure: separate
         # sites per state would chain their multiplexers).
         receiving = Signal()
@@ -265,9 +269,10 @@ class SerialBridge(wiring.Component):
             with m.Elif(self.i.valid & delim & (raw_n == MIN_FRAME)):
                 goto("RECV", "END0")           # shorter: noise between frames, no reply
         # END0: the header's verdicts (the header was decoded long before; the last decoded byte
-        # reaches n and the CRC in this cycle). END1: the length against the one the header asks
-        # for, and the CRC; END decides from flip-flops only (timing).
+        # reaches n and the CRC in this cycle). END1: the length the header asks for, and the CRC;
+        # END2: the length against it; END decides from flip-flops only (timing).
         crc_ok, w_fits, len_ok = Signal(), Signal(), Signal()
+        need = Signal(range(n_max + 1))
         prod = Signal(range(max_beats * bb + 1))
         with m.If(st["END0"]):
             count = arg[32:]
@@ -284,9 +289,12 @@ class SerialBridge(wiring.Component):
                 m.d.sync += arg[63].eq(1)
             goto("END0", "END1")
         with m.If(st["END1"]):
-            m.d.sync += [len_ok.eq(n == HEADER_BYTES + 2 + Mux(w_fits, prod, 0)),
+            m.d.sync += [need.eq(HEADER_BYTES + 2 + Mux(w_fits, prod, 0)),
                          crc_ok.eq(fcrc.match_detected)]
-            goto("END1", "END")
+            goto("END1", "END2")
+        with m.If(st["END2"]):
+            m.d.sync += len_ok.eq(n == need)
+            goto("END2", "END")
         with m.If(st["END"]):
             with m.If(lost | ~cobs_ok | ~crc_ok | ~len_ok):
                 # a byte was lost since the last frame (this one may hold the remains of two),
