@@ -14,8 +14,13 @@ DeepZero           CGE vs RGE at equal forward-pass budgets and CGE accuracy vs 
 ElasticZO          vanilla ZO (MeZO) vs ElasticZO vs backpropagation, same models, data, steps;
                    memory overhead of the backpropagated last layer
 ElasticZO-INT8     vanilla ZO vs float ElasticZO vs ElasticZO-INT8 (8-bit engine weights, integer
-                   forward pass, loss and gradients); memory and time ratios
+                   forward pass, loss and gradients); memory and time ratios; digits, wine and the
+                   synthetic set of issue 23, with the Q1.7 settings it saturated with
 =================  =================================================================================
+
+Every classifier table also gives, per cell, the engine's saturation (passes that raised the
+sticky flag, in how many runs; weights clipped when written) and the fraction of coordinate
+updates that rounded to nothing (``TrainResult.saturation`` and ``updates``).
 
 The tables are written into ``docs/algorithms.md`` between the markers ``<!-- results -->`` and
 ``<!-- /results -->`` (the text around them is the page's own), and every run into
@@ -30,6 +35,7 @@ from pathlib import Path
 import re
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -38,7 +44,7 @@ from pezo.host.models import make_model
 from pezo.host.parity import paired_interval, run_jobs
 from pezo.host.perturb import derive_seed, derive_seeds, make_source
 from pezo.host.algorithms import rank_weights
-from pezo.host.train import train
+from pezo.host.train import TrainingWarning, train
 
 __all__ = ["OBJECTIVES", "objective", "run_synthetic", "bp_train", "memory_bytes", "run_study",
            "write_tables", "main"]
@@ -152,6 +158,12 @@ def memory_bytes(model, batch, algo, wbytes=4, abytes=4):
 # The study ------------------------------------------------------------------------------------
 
 SOURCES = ("gaussian", "pezo")
+#: The data sets of the ElasticZO tables: synthetic is issue 23's reproducer.
+ELASTIC_SETS = ("digits", "wine", "synthetic")
+#: ElasticZO-INT8 with its settings before issue 23 (Q1.7 weights, mu 5e-3, bp_lr 0.05): the
+#: weights saturated the engine on the synthetic set and on wine.
+INT8_OLD = "ElasticZO-INT8, Q1.7 (old defaults)"
+INT8_OLD_SETTINGS = dict(weight_format="Q1.7", mu=5e-3, bp_lr=0.05)
 #: How the tables name the sources: weights in float64 with Gaussian z, or in the golden engine.
 LABELS = {"gaussian": "float", "pezo": "engine", "float": "float (no ZO)"}
 
@@ -200,14 +212,15 @@ def _jobs(quick, seeds):
                         estimator="rge", sparsity=sp, steps=budget[ds] // 2,
                         mask_every=max(1, budget[ds] // 10)))))
     # ElasticZO and INT8
-    for ds in ("digits", "wine"):
+    for ds in ELASTIC_SETS:
         steps = (1500 if quick else 6000) if ds == "digits" else (600 if quick else 2000)
         base = dict(dataset=ds, model="mlp", steps=steps, activation="relu")
         for name, kw in (("vanilla ZO", dict(algo="mezo")),
                          ("ElasticZO", dict(algo="elasticzo")),
                          ("ElasticZO-INT8", dict(algo="elasticzo-int8")),
                          ("ElasticZO-INT8, stochastic rounding", dict(
-                             algo="elasticzo-int8", rounding="stochastic"))):
+                             algo="elasticzo-int8", rounding="stochastic")),
+                         (INT8_OLD, dict(algo="elasticzo-int8", **INT8_OLD_SETTINGS))):
             for src in SOURCES:
                 if name.startswith("ElasticZO-INT8") and src != "pezo":
                     continue            # integer weights live in the engine
@@ -243,11 +256,13 @@ def _run(job):
         return key, {"value": run_synthetic(**kw), "seconds": time.perf_counter() - t0}
     if kind == "bp":
         return key, {"value": bp_train(**kw), "seconds": time.perf_counter() - t0}
-    r = train(**kw)
+    with warnings.catch_warnings():     # kept in the result: the tables count them
+        warnings.simplefilter("ignore", TrainingWarning)
+        r = train(**kw)
     fwd_ms = 1e3 * r.forward_time / max(1, r.steps_run)
     return key, {"value": r.test_acc, "seconds": r.wall_time, "forward_passes": r.forward_passes,
                  "steps": r.steps_run, "steps_per_s": r.steps_per_s, "forward_ms": fwd_ms,
-                 "stats": r.stats}
+                 "stats": r.stats, "saturation": r.saturation, "updates": r.updates}
 
 
 def run_study(quick=False, seeds=None, jobs=2, progress=True):
@@ -310,6 +325,29 @@ def _mean_of(field, fmt="{:,.0f}"):
     return cell
 
 
+def _saturated(runs):
+    """Mean saturated passes per run, and in how many runs any ("-": float weights)."""
+    v = [r["saturation"]["saturated_passes"] for r in runs.values() if r.get("saturation")]
+    return f"{np.mean(v):.1f} ({sum(x > 0 for x in v)}/{len(v)})" if v else "-"
+
+
+def _clipped(runs):
+    """Mean weights clipped when written per run, and in how many runs any."""
+    v = [r["saturation"]["clipped_writes"] for r in runs.values() if r.get("saturation")]
+    return f"{np.mean(v):.1f} ({sum(x > 0 for x in v)}/{len(v)})" if v else "-"
+
+
+def _zero(runs):
+    """Zero-rounded coordinate updates, % of those watched (mean over runs)."""
+    v = [r["updates"]["fraction"] for r in runs.values() if r.get("updates")]
+    return f"{100 * np.mean(v):.0f} %" if v else "-"
+
+
+#: The saturation columns of every classifier table.
+SATURATION = [("saturated passes (runs)", _saturated), ("clipped writes (runs)", _clipped),
+              ("zero-rounded updates", _zero)]
+
+
 def write_tables(study, path):
     """The results section of docs/algorithms.md (between the markers) and algorithms.json."""
     path = Path(path)
@@ -325,20 +363,22 @@ def write_tables(study, path):
         L.append("")
     L += ["### ZO-RankSGD: digits / logreg, the oracle ranks minibatch losses (q = 4)", ""]
     L += _table(study, "rank-clf", "digits", ("ZO-SGD (values)", "gaussian"), True, 1.0,
-                [("forward passes", _mean_of("forward_passes"))])
+                [("forward passes", _mean_of("forward_passes"))] + SATURATION)
     L += ["", "### DeepZero: CGE vs RGE at equal forward-pass budgets, accuracy vs sparsity", ""]
     for ds in ("digits", "wine"):
         L += [f"**{ds} / mlp**", ""]
         L += _table(study, "deepzero", ds, ("RGE sparsity 0.0", "gaussian"), True, 1.0,
                     [("forward passes", _mean_of("forward_passes")),
-                     ("steps", _mean_of("steps"))])
+                     ("steps", _mean_of("steps"))] + SATURATION)
         L.append("")
     L += ["### ElasticZO and ElasticZO-INT8 (mlp, ReLU)", ""]
-    for ds in ("digits", "wine"):
+    for ds in ELASTIC_SETS:
+        if not _cells(study, "elastic", ds):
+            continue
         L += [f"**{ds} / mlp**", ""]
         L += _table(study, "elastic", ds, ("vanilla ZO", "pezo"), True, 1.0,
                     [("forward ms/step", _mean_of("forward_ms", "{:.3f}")),
-                     ("steps/s", _mean_of("steps_per_s", "{:,.0f}"))])
+                     ("steps/s", _mean_of("steps_per_s", "{:,.0f}"))] + SATURATION)
         L.append("")
         model = make_model("mlp", *_shape(ds), activation="relu")
         b = _batch(ds)

@@ -26,6 +26,7 @@ engine, the simulated hardware, a board); the engine options it needs (``coord``
 those of :attr:`Algorithm.engine`, checked against the source's engine before training.
 """
 
+import collections
 import math
 import time
 
@@ -98,6 +99,7 @@ class Algorithm:
         self.cfg, self.model, self.source, self.loss = cfg, model, source, loss
         self.forward_passes = 0
         self.fwd_time = 0.0         # forward passes run outside ``loss`` (the integer ones)
+        self.stats = collections.Counter()      # the method's own counters (head_clipped)
 
     @staticmethod
     def engine(cfg) -> dict:
@@ -119,6 +121,11 @@ class Algorithm:
 
     def setup(self, data):
         """After the source holds theta0: masks, ranges."""
+
+    def updated(self):
+        """The coordinates this method's ZO update acts on now (bool, n_params), None: all
+        (the trainer counts the updates among them that round to nothing)."""
+        return None
 
     def evaluate(self, theta, X, y):
         """(mean loss in nats, accuracy) of the model as this algorithm runs it."""
@@ -196,6 +203,9 @@ class DeepZero(Algorithm):
         self.active = None
         self._draw(0)
 
+    def updated(self):
+        return self.active
+
     def _draw(self, t):
         """A random mask with the ZO-GraSP ratio of each block (DeepZero re-draws it every few
         epochs; here every ``mask_every`` steps)."""
@@ -262,7 +272,11 @@ class ElasticZO(Algorithm):
                              f"mask='bitmap'")
         active = np.zeros(model.n_params, dtype=bool)
         active[:self.head] = True
+        self.active = active
         self.source.set_active(active)
+
+    def updated(self):
+        return self.active
 
     def step(self, t, Xb, yb, eta, seeds):
         cfg, model, source = self.cfg, self.model, self.source
@@ -292,7 +306,7 @@ class ElasticZOInt8(ElasticZO):
                              f"{src.name!r}")
         if ecfg.w_bits != 8:
             raise ValueError(f"Algorithm {self.name} needs 8-bit engine weights (e.g. "
-                             f"weight_format Q1.7), not Q{ecfg.w_int}.{ecfg.w_frac}")
+                             f"weight_format Q2.6, its default), not Q{ecfg.w_int}.{ecfg.w_frac}")
         if self.model.activation != "relu":
             raise ValueError(f"Algorithm {self.name} runs an integer ReLU network: it needs "
                              f"activation 'relu', not {self.model.activation!r}")
@@ -349,7 +363,9 @@ class ElasticZOInt8(ElasticZO):
                 source.update(qy, c / 2.0 ** self.cf)
         # the last layer: W2, b2 -= grad * bp_lr / B in weight LSBs, a stochastic shift
         kb = round(math.log2(B * 2.0 ** (int8.X_FRAC + 8 - self.wf) / cfg.bp_lr))
-        head = np.clip(w[self.head:model.n_params] - int8.sround_shift(grad, kb, rng), -128, 127)
+        want = w[self.head:model.n_params] - int8.sround_shift(grad, kb, rng)
+        head = np.clip(want, -128, 127)
+        self.stats["head_clipped"] += int(np.count_nonzero(head != want))
         source.write_block(self.head, head / 2.0 ** self.wf, seed=0)
         return [float(L.mean()) * math.log(2) / 2 ** int8.LOSS_FRAC]
 

@@ -6,7 +6,13 @@ name               samples  features  classes  source
 ``digits``         1797     64        10       ``sklearn.datasets.load_digits`` (8x8 images)
 ``breast_cancer``  569      30        2        ``sklearn.datasets.load_breast_cancer``
 ``wine``           178      13        3        ``sklearn.datasets.load_wine``
+``synthetic``      400      20        3        ``sklearn.datasets.make_classification``
+                                               (10 informative features, ``random_state=0``)
 =================  =======  ========  =======  ==========================================
+
+``synthetic`` is generated, not measured: a fixed draw of :data:`SYNTHETIC` (the reproducer of
+issue 23, where ElasticZO-INT8 saturated its engine). It is a training data set (``pezo train
+--dataset synthetic``), not one of the real :data:`DATASETS` that the parity study runs.
 
 Split (fixed, documented): stratified 60 / 20 / 20 train / validation / test. The test set is cut
 first (``train_test_split(test_size=0.2, stratify=y, random_state=SPLIT_SEED)``), then a quarter
@@ -20,9 +26,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DATASETS", "SPLIT_SEED", "Dataset", "load_dataset"]
+__all__ = ["DATASETS", "TRAIN_DATASETS", "SYNTHETIC", "SPLIT_SEED", "Dataset", "load_dataset"]
 
 DATASETS = ("digits", "breast_cancer", "wine")
+#: ``make_classification`` arguments of the ``synthetic`` set (fixed: the set never changes)
+SYNTHETIC = dict(n_samples=400, n_features=20, n_informative=10, n_redundant=2, n_classes=3,
+                 random_state=0)
+#: every data set ``load_dataset`` and the trainer accept: the real ones and ``synthetic``
+TRAIN_DATASETS = DATASETS + ("synthetic",)
 SPLIT_SEED = 20250425       # the split's random_state (fixed; not the training seed)
 
 
@@ -61,6 +72,9 @@ class Dataset:
 def _raw(name):
     # lazy import: scikit-learn is heavy and needed only here
     from sklearn import datasets
+    if name == "synthetic":
+        X, y = datasets.make_classification(**SYNTHETIC)
+        return np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.int64)
     loader = {"digits": datasets.load_digits, "breast_cancer": datasets.load_breast_cancer,
               "wine": datasets.load_wine}[name]
     X, y = loader(return_X_y=True)
@@ -77,10 +91,10 @@ def load_dataset(name: str) -> Dataset:
     Raises
     ------
     ValueError
-        For a name that is not one of :data:`DATASETS`.
+        For a name that is not one of :data:`TRAIN_DATASETS`.
     """
-    if not isinstance(name, str) or name not in DATASETS:
-        raise ValueError(f"Dataset must be one of {', '.join(DATASETS)}, not {name!r}")
+    if not isinstance(name, str) or name not in TRAIN_DATASETS:
+        raise ValueError(f"Dataset must be one of {', '.join(TRAIN_DATASETS)}, not {name!r}")
     if name in _CACHE:
         return _CACHE[name]
     # lazy import: scikit-learn is heavy and needed only here

@@ -40,11 +40,14 @@ class Model:
         Features and classes.
     hidden : int
         Hidden units (``mlp`` only).
-    activation : str
-        ``"tanh"`` (default) or ``"relu"`` (``mlp`` only).
+    activation : str or None
+        ``"tanh"`` (default; also for ``None``, a training configuration's "not chosen") or
+        ``"relu"`` (``mlp`` only).
     """
 
     def __init__(self, kind, n_in, n_out, hidden=16, activation="tanh"):
+        if activation is None:
+            activation = "tanh"
         if kind not in MODELS:
             raise ValueError(f"Model must be one of {', '.join(MODELS)}, not {kind!r}")
         for name, v in (("Feature count", n_in), ("Class count", n_out), ("Hidden size", hidden)):

@@ -3,16 +3,18 @@
 import argparse
 from pathlib import Path
 import sys
+import warnings
 
 from pezo.argtypes import positive_int
 from pezo.config import WEIGHT_MEMORIES
 from pezo.cluster import ClusterError
 from pezo.host.curves import plot_curves, write_log
-from pezo.host.data import DATASETS
+from pezo.host.data import TRAIN_DATASETS
 from pezo.host.models import ACTIVATIONS, MODELS
 from pezo.host.perturb import REUSES, ROUNDINGS, SOURCES, STEPS
 from pezo.host.algorithms import ALGOS, ESTIMATORS
-from pezo.host.train import SCHEDULES, TrainConfig, TrainResult, train
+from pezo.host.train import (SCHEDULES, ZERO_UPDATE_WARN, TrainConfig, TrainingWarning,
+                             TrainResult, train)
 from pezo.host.dist import CHECK_EVERY, CHUNKS, DistResult, DivergenceError, train_dist
 from pezo.host.dist_bench import register as register_distbench
 
@@ -38,14 +40,16 @@ def register(subparsers):
                         "bitmap)")
     t.add_argument("--mask-every", type=positive_int, default=None,
                    help="deepzero: steps between mask re-draws (default steps/10)")
-    t.add_argument("--bp-lr", type=float, default=0.05,
-                   help="elasticzo: learning rate of the backpropagated last layer")
-    t.add_argument("--dataset", default="digits", choices=DATASETS, help="data set (default "
-                   "digits; breast_cancer, wine)")
+    t.add_argument("--bp-lr", type=float, default=None,
+                   help="elasticzo: learning rate of the backpropagated last layer (default "
+                        "0.05; 0.02 for elasticzo-int8)")
+    t.add_argument("--dataset", default="digits", choices=TRAIN_DATASETS, help="data set "
+                   "(default digits; breast_cancer, wine, synthetic)")
     t.add_argument("--model", default="logreg", choices=MODELS,
                    help="logreg (multinomial logistic regression, default) or mlp")
     t.add_argument("--hidden", type=int, default=16, help="mlp hidden units (default 16)")
-    t.add_argument("--activation", default="tanh", choices=ACTIVATIONS, help="mlp activation")
+    t.add_argument("--activation", default=None, choices=ACTIVATIONS,
+                   help="mlp activation (default tanh; relu for elasticzo-int8)")
     t.add_argument("--source", default="pezo", choices=SOURCES,
                    help="perturbations: gaussian, uniform (float baselines), pezo (golden engine, "
                         "default), pezo-sim (hardware in the Amaranth simulator: slow), board "
@@ -56,8 +60,9 @@ def register(subparsers):
                         "this configuration); the options must describe the bitstream's "
                         "engine configuration, or --board give it")
     t.add_argument("--board", default=None, metavar="NAME",
-                   help="source board: the engine configuration is this board's default (the "
-                        "one `make synth BOARD=NAME` builds; `pezo boards` lists them)")
+                   help="engine sources (pezo, pezo-sim, board): the engine configuration is "
+                        "this board's default (the one `make synth BOARD=NAME` builds; `pezo "
+                        "boards` lists them), e.g. to train on its golden model first")
     t.add_argument("--reuse", default="none", choices=REUSES, help="engine reuse strategy")
     t.add_argument("--weights", default="bram", choices=WEIGHT_MEMORIES,
                    help="where the engine keeps the weights: bram (default), spram (the UP5K's "
@@ -83,7 +88,7 @@ def register(subparsers):
     t.add_argument("--state-bits", type=positive_int, default=32,
                    help="LFSR state bits k (default 32)")
     t.add_argument("--weight-format", default=None, help="engine weight format (default Q4.12; "
-                   "Q1.7 for elasticzo-int8)")
+                   "Q2.6 for elasticzo-int8; the board's with --board)")
     t.add_argument("--rounding", default=None, choices=ROUNDINGS,
                    help="update-pass rounding of c*z (default stochastic; nearest for "
                         "elasticzo-int8)")
@@ -91,9 +96,10 @@ def register(subparsers):
                    "data set)")
     t.add_argument("--seed", type=lambda x: int(x, 0), default=0, help="run seed (default 0)")
     t.add_argument("--lr", type=float, default=None,
-                   help="learning rate eta (default per data set)")
+                   help="learning rate eta (default per data set; 1.0 for deepzero with the cge "
+                        "estimator)")
     t.add_argument("--mu", type=float, default=None, help="perturbation scale mu (default per "
-                   "data set)")
+                   "data set; 2^-6 for elasticzo-int8)")
     t.add_argument("--q", type=positive_int, default=1, help="queries per step (default 1)")
     t.add_argument("--batch", type=int, default=None, help="minibatch size, 0 = full batch "
                    "(default per data set)")
@@ -145,6 +151,8 @@ def config_from_args(args) -> TrainConfig:
 
 def summary(res: TrainResult) -> str:
     c = res.config
+    timing = (f"wall {res.wall_time:.2f} s (setup {res.setup_time:.2f} s, training "
+              f"{res.train_time:.2f} s)" if res.train_time else f"wall {res.wall_time:.2f} s")
     lines = [f"{c['algo']}: {res.source} on {c['dataset']} / {res.model} ({res.n_params} parameters"
              + (f", engine depth {res.depth}" if res.depth else "") + ")",
              f"  steps {res.steps_run}" + (" (early stop)" if res.stopped_early else "")
@@ -152,9 +160,32 @@ def summary(res: TrainResult) -> str:
              f"q {c['q']}, batch {c['batch']}",
              f"  test accuracy {res.test_acc:.4f} (start {res.initial_test_acc:.4f}), test loss "
              f"{res.test_loss:.4f}; validation {res.val_acc:.4f} / {res.val_loss:.4f}",
-             f"  forward passes {res.forward_passes:,} (+{res.eval_passes} evaluation), wall "
-             f"{res.wall_time:.2f} s, {res.steps_per_s:.1f} steps/s (source "
-             f"{res.source_time:.2f} s, "             f"forward {res.forward_time:.2f} s)"]
+             f"  forward passes {res.forward_passes:,} (+{res.eval_passes} evaluation), {timing}, "
+             f"{res.steps_per_s:.1f} steps/s (source {res.source_time:.2f} s, forward "
+             f"{res.forward_time:.2f} s)"]
+    if res.defaults:
+        by = {}
+        for k, d in res.defaults.items():
+            by.setdefault(d["from"], []).append(f"{k} {d['value']:g}" if isinstance(
+                d["value"], float) else f"{k} {d['value']}")
+        lines.append("  defaults applied: " + "; ".join(f"{', '.join(v)} ({k})"
+                                                        for k, v in by.items()))
+    s = res.saturation
+    if s:
+        lines.append(f"  saturation: {s['saturated_passes']} saturated passes, "
+                     f"{s['clipped_writes']} clipped weight writes, {s['clipped_coefs']} clipped "
+                     f"coefficients" + (f", {s['clipped_coords']} clipped COORD changes"
+                                        if s["clipped_coords"] else "")
+                     + (f" ({s['clipped_init']} initial weights clipped to the format)"
+                        if s["clipped_init"] else ""))
+    u = res.updates
+    if u:
+        lines.append(f"  zero-rounded updates: {100 * u['fraction']:.1f} % of "
+                     f"{u['coordinates']:,} coordinate updates in {u['watched_steps']} watched "
+                     f"steps; {100 * u['early_fraction']:.1f} % in the first {u['early_steps']} "
+                     f"steps (warning above {100 * ZERO_UPDATE_WARN:.0f} %)")
+    if res.link:
+        lines.append("  link: " + ", ".join(f"{k} {v:g}" for k, v in res.link.items()))
     if res.stats:
         lines.append("  " + ", ".join(f"{k} {v:g}" for k, v in sorted(res.stats.items())))
     if isinstance(res, DistResult):
@@ -163,6 +194,7 @@ def summary(res: TrainResult) -> str:
                      f"round trip {res.round_trip_ms:.2f} ms, {res.bytes_per_step:.0f} bytes/step "
                      f"({res.bytes_to_workers:.0f} out, {res.bytes_from_workers:.0f} back), "
                      f"{res.hash_checks} weight-hash checks equal ({res.final_hash})")
+    lines += [f"  warning: {w}" for w in res.warnings]
     return "\n".join(lines)
 
 
@@ -175,7 +207,9 @@ def cmd_train(args):
             if v is not None:
                 raise ValueError(f"{opt} applies to distributed training only (give --layout "
                                  f"PxD or --scheduler tcp://HOST:PORT)")
-        res = train(cfg, progress=not args.no_progress)
+        with warnings.catch_warnings():     # the summary prints them (res.warnings)
+            warnings.simplefilter("ignore", TrainingWarning)
+            res = train(cfg, progress=not args.no_progress)
     else:
         try:
             res = train_dist(cfg, layout=args.layout or "2x1", scheduler=args.scheduler,

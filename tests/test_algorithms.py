@@ -243,6 +243,35 @@ def test_integer_head_gradient_against_the_float_one():
     assert np.abs(g - gf).max() < 0.02 * np.abs(gf).max() + 1e-3
 
 
+def test_integer_softmax_probabilities_sum_to_one_on_average():
+    """The Q8 probabilities of the last layer's gradient sum to 256 on average, so no error
+    common to all classes (which softmax cannot see, so nothing would pull back) drifts the
+    head; and a sample classified beyond 255.5/256 gives no gradient at all."""
+    rng = np.random.default_rng(5)
+    wf = 6
+    for classes in (3, 10):
+        n = 4000
+        logits = rng.integers(-3 << (int8.X_FRAC + wf), 3 << (int8.X_FRAC + wf), (n, classes))
+        y = rng.integers(0, classes, n)
+        _, e, S = int8.int_ce(logits, y, wf)
+        g = int8.head_grad_int(np.zeros((n, 1), dtype=np.int64), e, S, y, classes)
+        db2 = g[classes:] >> int8.X_FRAC             # sum over samples of p - 256 onehot
+        assert abs(db2.sum() / n) < 0.25             # per sample, in units of 1/256
+    sure = np.array([[40 << (int8.X_FRAC + wf), 0, 0]])
+    _, e, S = int8.int_ce(sure, np.array([0]), wf)
+    assert not int8.head_grad_int(np.ones((1, 4), dtype=np.int64), e, S, np.array([0]), 3).any()
+
+
+def test_elasticzo_int8_defaults_do_not_saturate_the_engine():
+    """Issue 23's reproducers, a make_classification set and wine, 600 steps at the method's
+    defaults: no pass saturates and no weight is clipped (the Q1.7 settings clipped the last
+    layer 40 and 68 times in these runs, and saturated 24 passes on wine)."""
+    for ds, seed in (("synthetic", 2), ("wine", 3)):
+        r = train(dataset=ds, model="mlp", algo="elasticzo-int8", seed=seed, steps=600)
+        assert r.saturation["saturated_passes"] == 0 and r.saturation["clipped_writes"] == 0
+        assert r.test_acc > r.initial_test_acc + 0.2
+
+
 def test_elasticzo_int8_trains_and_refuses_what_it_cannot_run():
     r = train(dataset="wine", model="mlp", activation="relu", source="pezo",
               algo="elasticzo-int8", steps=300)
@@ -407,6 +436,29 @@ def test_tables_fill_the_marked_section_and_keep_the_page(tmp_path):
     # RankSGD - ZO-SGD per seed: 0.1 + s/100: mean 0.11, a t-interval around it
     assert "| RankSGD full | engine | 0.62 +- 0.016 | +0.11 [+0.085, +0.13] |" in text
     assert (tmp_path / "algorithms.json").exists()
+
+
+def test_tables_give_the_saturation_of_every_cell(tmp_path):
+    from pezo.host.algo_study import write_tables
+    runs = {}
+    passes, clips = {0: 0, 1: 12, 2: 3}, {0: 5, 1: 0, 2: 0}
+    for s in range(3):
+        sat = {"saturated_passes": passes[s], "clipped_writes": clips[s]}
+        for name, src in (("vanilla ZO", "pezo"), ("ElasticZO-INT8", "pezo"),
+                          ("vanilla ZO", "gaussian")):
+            r = {"value": 0.9, "steps_per_s": 100.0, "forward_ms": 0.1}
+            if src == "pezo":
+                r.update(saturation=sat, updates={"fraction": 0.1 * (s + 1)})
+            runs.setdefault(f"elastic|wine|{name}|{src}", {})[str(s)] = r
+    page = tmp_path / "algorithms.md"
+    write_tables({"seeds": 3, "quick": True, "runs": runs}, page)
+    text = page.read_text()
+    assert "| saturated passes (runs) | clipped writes (runs) | zero-rounded updates |" in text
+    mean_p, mean_c = np.mean(list(passes.values())), np.mean(list(clips.values()))
+    row = (f"| {mean_p:.1f} (2/3) | {mean_c:.1f} (1/3) | 20 % |")
+    assert f"| ElasticZO-INT8 | engine | 90.0 +- 0.0 |" in text and row in text
+    assert "| vanilla ZO | float | 90.0 +- 0.0 | +0.00 [+0.00, +0.00] | 0.100 | 100 | - | - | - |" \
+        in text
 
 
 @pytest.mark.parametrize("source", ["gaussian", "pezo"])
