@@ -68,12 +68,21 @@ def train_on_chip_model(config=None, *, dataset="digits", feature_bits=4, standa
     """Train on the integer golden model of the chip: ``config`` an
     :class:`~pezo.sim.ontrain.OnChipConfig` (or None), ``overrides`` its fields; the data set
     through the project's split at ``feature_bits`` with or without the standardisation table.
-    Returns an :class:`~pezo.sim.ontrain.OnChipResult`."""
+    Returns an :class:`~pezo.sim.ontrain.OnChipResult`. The BLAS pool is limited to one thread
+    (as the host trainer does: the products are small; the result is the same either way, the
+    float64 products of integers being exact)."""
     cfg = dataclasses.replace(config or OnChipConfig(), **overrides).resolved()
     data = chip_data(dataset, feature_bits, standardise, cfg.arith.t_frac)
     d = param_count(cfg.model, data.n_features, data.n_classes, cfg.hidden)
     port = make_port(d, cfg.lanes, engine)
-    res = train_on_chip(data, cfg, port=port, theta0=theta0, log=log)
+    try:
+        # lazy import: threadpoolctl is heavy and needed only here (scikit-learn brings it)
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        res = train_on_chip(data, cfg, port=port, theta0=theta0, log=log)
+    else:
+        with threadpool_limits(limits=1, user_api="blas"):
+            res = train_on_chip(data, cfg, port=port, theta0=theta0, log=log)
     res.config.update(dataset=dataset, feature_bits=feature_bits, standardise=standardise,
                       engine=engine)
     return res

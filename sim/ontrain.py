@@ -67,7 +67,7 @@ from pezo.sim.bank import BankModel
 from pezo.sim.engine import EngineModel, Op, encode_signed
 from pezo.sim.lfsr import splitmix64
 
-__all__ = ["MODELS", "SCHEDULES", "LOSSES", "FEATURE_BITS", "SPRAM_BANK_WORDS", "SPRAM_BANKS",
+__all__ = ["DEFAULTS", "MODELS", "SCHEDULES", "LOSSES", "FEATURE_BITS", "SPRAM_BANK_WORDS", "SPRAM_BANKS",
            "DATA_BANKS", "DATA_CAPACITY_WORDS", "SAMPLER_K", "SAMPLER_R", "SAMPLER_TWEAK",
            "MAX_BATCH", "MAX_STEPS", "Arith", "OnChipConfig", "OnChipData", "Split",
            "OnChipResult", "Sampler", "ModelTransport", "CommandPort", "onchip_data",
@@ -467,6 +467,8 @@ def logits(model, w, feats, n_out, hidden=16, a: Arith = Arith(), w_frac=12, tan
         mag = np.minimum(np.abs(pre), len(tanh) - 1)
         h = np.where(pre < 0, -tanh[mag], tanh[mag])
         s = _layer(h.astype(np.float64), W2, b2, a.HIDDEN_FRAC, w_frac, a.logit_frac, stats)
+    if s.min() >= lo and s.max() <= hi:
+        return s
     if stats is not None:
         stats["logit_saturated"] = stats.get("logit_saturated", 0) + int(
             np.count_nonzero((s < lo) | (s > hi)))
@@ -475,8 +477,8 @@ def logits(model, w, feats, n_out, hidden=16, a: Arith = Arith(), w_frac=12, tan
 
 def _pick(v, y):
     """v[..., i, y_i] for v (..., n, K) and labels y (n,)."""
-    y = np.asarray(y, dtype=np.int64)[:, None]
-    return np.take_along_axis(v, np.broadcast_to(y, v.shape[:-1] + (1,)), axis=-1)[..., 0]
+    y = np.asarray(y, dtype=np.int64)
+    return v[..., np.arange(len(y)), y]
 
 
 def loss_table(s, y, a: Arith = Arith(), exp=None, log=None, stats=None):
@@ -576,15 +578,17 @@ def coef_shift(lr_e, batch, mu_e, a: Arith = Arith(), coef_frac=20) -> int:
 def coefficient(sum_plus, sum_minus, lr_m, shift, coef_bits=16):
     """c = sat(round_half_even(-(sum_plus - sum_minus) * lr_m / 2^shift)) to +-(2^(coef_bits-1)
     - 1) (a left shift when ``shift`` < 0). Scalars or arrays; returns (c, clipped)."""
+    lim = (1 << (coef_bits - 1)) - 1
+    shift = int(shift)
+    if np.ndim(sum_plus) == 0 and np.ndim(sum_minus) == 0:       # scalars: Python integers
+        x = -(int(sum_plus) - int(sum_minus)) * int(lr_m)
+        c = rshift_round_even(x, shift) if shift > 0 else x << -shift
+        return max(-lim, min(lim, c)), abs(c) > lim
     x = -(np.asarray(sum_plus, dtype=np.int64) - np.asarray(sum_minus, dtype=np.int64)) \
         * int(lr_m)
-    c = rshift_round_even(x, int(shift)) if shift > 0 else x << int(-shift)
-    lim = (1 << (coef_bits - 1)) - 1
+    c = rshift_round_even(x, shift) if shift > 0 else x << -shift
     clipped = np.abs(c) > lim
-    c = np.clip(c, -lim, lim)
-    if np.ndim(c) == 0:
-        return int(c), bool(clipped)
-    return c, clipped
+    return np.clip(c, -lim, lim), clipped
 
 
 # Engine ----------------------------------------------------------------------------------------
@@ -720,6 +724,13 @@ def init_weights(model, n_in, n_out, hidden=16, seed=0, w_frac=12) -> np.ndarray
 
 # Training --------------------------------------------------------------------------------------
 
+#: lr and mu per model (docs/on_device.md, section 6, "Why these learning rates"): logreg 2^-7 and 2^-7 (in natural-log
+#: units lr ln 2 = 5.4e-3, the host's 5e-3); the MLP 2^-8: its first layer sees lr / ln 2 in
+#: natural units, and 2^-7 (1.1e-2 there) cost it about 2 points, as 1e-2 does on the host.
+DEFAULTS = {"logreg": {"lr": 2.0 ** -7, "mu": 2.0 ** -7},
+            "mlp": {"lr": 2.0 ** -8, "mu": 2.0 ** -8}}
+
+
 @dataclass(frozen=True)
 class OnChipConfig:
     """One on-chip training run (docs/on_device.md). ``lr`` is quantised to 8 significant bits;
@@ -729,8 +740,8 @@ class OnChipConfig:
     hidden: int = 16
     steps: int = 8000
     batch: int = 64
-    lr: float = 2.0 ** -7
-    mu: float = 2.0 ** -7
+    lr: float | None = None         # None: DEFAULTS[model]
+    mu: float | None = None
     schedule: str = "constant"
     step_shift: int = 3             # "step": lr / 2^step_shift at steps // 2 and 3 steps // 4
     seed: int = 0
@@ -740,8 +751,11 @@ class OnChipConfig:
     arith: Arith = Arith()
 
     def resolved(self) -> "OnChipConfig":
-        """A copy with ``eval_every`` filled in and every field checked."""
+        """A copy with ``lr``, ``mu`` (:data:`DEFAULTS`) and ``eval_every`` filled in and every
+        field checked."""
         _check_choice("Model", self.model, MODELS)
+        lr = DEFAULTS[self.model]["lr"] if self.lr is None else self.lr
+        mu = DEFAULTS[self.model]["mu"] if self.mu is None else self.mu
         _check_int("Hidden size (hidden)", self.hidden, 1, MAX_HIDDEN)
         _check_int("Step count (steps)", self.steps, 1, MAX_STEPS)
         if isinstance(self.batch, bool) or not isinstance(self.batch, (int, np.integer)):
@@ -749,8 +763,8 @@ class OnChipConfig:
         if not (1 <= self.batch <= MAX_BATCH and self.batch & (self.batch - 1) == 0):
             raise ValueError(f"Batch size (batch) must be a power of two in 1..{MAX_BATCH} "
                              f"(the coefficient divides by B with a shift), not {self.batch!r}")
-        quantise_lr(self.lr)
-        mu_shift(self.mu)
+        quantise_lr(lr)
+        mu_shift(mu)
         _check_choice("Schedule", self.schedule, SCHEDULES)
         _check_int("Schedule step shift (step_shift)", self.step_shift, *SCHEDULE_STEP_SHIFT)
         _check_int("Seed", self.seed, 0, (1 << SEED_BITS) - 1)
@@ -760,7 +774,7 @@ class OnChipConfig:
         _check_choice("Loss", self.loss, LOSSES)
         if not isinstance(self.arith, Arith):
             raise TypeError(f"arith must be an Arith, not {self.arith!r}")
-        return dataclasses.replace(self, eval_every=int(ev))
+        return dataclasses.replace(self, lr=lr, mu=mu, eval_every=int(ev))
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -827,7 +841,7 @@ def train_on_chip(data: OnChipData, config: OnChipConfig = OnChipConfig(), *, po
     config : OnChipConfig
         ``overrides`` replace its fields.
     port : CommandPort or None
-        The engine; None: the plain golden engine (:class:`ModelTransport`, slow: about 25 ms
+        The engine; None: the plain golden engine (:class:`ModelTransport`, slow: about 50 ms
         a step). The host's fused transport gives the same result fast (pezo.host.ontrain).
     theta0 : array or None
         Initial engine weights (integers); None: :func:`init_weights` with the run seed.

@@ -219,6 +219,17 @@ def test_coefficient_is_the_mezo_formula_with_the_realised_values():
     assert quantise_lr(255.9 * 2.0 ** -15) == (128, 14)      # 255.9 rounds up to 2^8
 
 
+def test_step_schedule_shifts_the_coefficient_at_half_and_three_quarters():
+    res = train_on_chip_model(steps=16, seed=5, schedule="step", step_shift=2, eval_every=16)
+    # logreg defaults: lr = mu = 2^-7, B = 64: lr_m = 128, R = 14 + 6 + 1 + 12 - 20 - 7 = 6
+    for t in range(16):
+        R = 6 + 2 * ((t >= 8) + (t >= 12))
+        x = -(int(res.sum_plus[t]) - int(res.sum_minus[t])) * 128
+        q, r = divmod(x, 1 << R)                    # round half to even, by hand
+        q += r > (1 << (R - 1)) or (r == 1 << (R - 1) and q & 1)
+        assert res.coef[t] == max(-32767, min(32767, q)), t
+
+
 # Sampler ---------------------------------------------------------------------------------------
 
 def _lfsr_bits(seed, count):
@@ -266,7 +277,9 @@ def test_sampler_uniformity_and_pairs():
     assert stats.kstest(r.reshape(-1) / 2.0 ** 24, "uniform").pvalue > 1e-3
     a, b = flat[:-1] * 32 // N, flat[1:] * 32 // N       # consecutive pairs, 32 x 32 cells
     pairs = np.bincount(a * 32 + b, minlength=1024)
-    assert stats.chisquare(pairs).pvalue > 1e-3
+    width = np.bincount(np.arange(N) * 32 // N, minlength=32)   # 33 or 34 indices per cell
+    expected = np.outer(width, width).reshape(-1) / N ** 2 * pairs.sum()
+    assert stats.chisquare(pairs, expected).pvalue > 1e-3
 
 
 # The step --------------------------------------------------------------------------------------
