@@ -38,11 +38,12 @@ from pezo.sim.banks import bank_first_cycles
 from pezo.sim.generator import GeneratorModel
 from pezo.sim.lfsr import polynomial
 from pezo.sim.reuse import (apply_signs, fourth_moment_excess, group_map, onthefly_lanes,
-                            onthefly_taps, sign_bits, sign_rate)
+                            onthefly_taps, query_stride, sign_bits, sign_rate)
 from pezo.sim.seeding import domain_tweak
 from pezo.tables import markdown_table
 
-__all__ = ["per_run_variance", "onthefly_moments", "fast_draws", "gradient_variance",
+__all__ = ["write_markdown", "per_run_variance", "onthefly_moments", "fast_draws",
+           "gradient_variance", "pregen_queries", "query_average_variance",
            "weight3_relations", "third_moments", "one_sided_bias", "training", "main", "FIRST_TAPS"]
 
 FIRST_TAPS = [(1, 2), (1, 3), (1, 4), (1, 5), (1, 6), (1, 7), (1, 8)]   # the first tap rule
@@ -205,6 +206,56 @@ def gradient_variance(cases, L=32, S=1 << 16, seed=3):
     return rows
 
 
+def pregen_queries(cfg, pool_seeds, T, L):
+    """(len(pool_seeds), T, L) z: queries q = 0 .. T-1 of each pool as the host issues them
+    (OFFSET (q * query_stride mod N/m, key q)), vectorised (equal to the golden model; checked
+    in :func:`main`)."""
+    beats = -(-L // cfg.out_lanes)
+    stride = query_stride(cfg, beats)
+    n, m, words = cfg.lanes, cfg.out_lanes, cfg.pool_words
+    tweak = domain_tweak("sign", cfg.seed_width)
+    r = sign_rate(cfg)
+    R = len(pool_seeds)
+    pools = bank_first_cycles(cfg, pool_seeds, cfg.pool_size // n).reshape(R, words, m)
+    keys = [s ^ tweak ^ q for s in pool_seeds for q in range(T)]
+    sb = bank_first_cycles(cfg, keys, -(-beats // r)).reshape(R, T, -1, n)
+    idx = (np.arange(T)[:, None] * stride + np.arange(beats)[None, :]) % words     # (T, beats)
+    sg = np.stack([sign_bits(sb[i, q], cfg, 0, beats) for i in range(R) for q in range(T)])
+    u = apply_signs(pools[:, idx], sg.reshape(R, T, beats, m))
+    u = u.reshape(R, T, -1)[:, :, :L]
+    return smodel.scale_values(u, smodel.default_digits(cfg), cfg)[0] / 2.0 ** cfg.z_frac
+
+
+def query_average_variance(cfg, T=64, runs=4000, L=32, seed=5):
+    """pregen across queries: E||mean of T consecutive queries' g - a||^2 (g = (z . a) z, a
+    Gaussian) over ``runs`` pools, queries as the host issues them (query q at word
+    q * query_stride mod N/m, key q), relative to T independent draws of independent
+    coordinates, and the exact prediction 0.8-type excess: query pairs N/m apart read the same
+    pool number at every coordinate (E[z^2 z'^2] = E z^4 for them), which adds
+    sum over those pairs of sum_i a_i^2 (E z^4 - E[z^2]^2), i.e. (T / (N/m) - 1)(kappa - 1) /
+    (d + kappa - 2) of the independent value when N/m divides T. Also ``none`` (fresh seeds)."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal(L)
+    m2, m4, _ = _marginal(cfg)
+    indep = float(a @ a * (m4 + (L - 1) * m2 ** 2) - 2 * m2 * a @ a + a @ a) / T
+    x = []
+    for start in range(0, runs, 256):
+        seeds = rng.integers(0, 1 << cfg.seed_width, min(256, runs - start), dtype=np.uint64)
+        z = pregen_queries(cfg, [int(s) for s in seeds], T, L)        # (runs, T, L)
+        g = np.einsum("rtl,l,rtk->rk", z, a, z) / T - a
+        x.extend(np.sum(g * g, axis=1))
+    x = np.array(x)
+    P = cfg.pool_words
+    pairs = T * (T // P - 1) if T % P == 0 else sum(1 for q in range(T) for p in range(T)
+                                                   if p != q and (p - q) % P == 0)
+    pred = pairs * float(a @ a) * (m4 - m2 ** 2) / T ** 2
+    return {"case": f"pregen N={cfg.pool_size}, m={cfg.out_lanes} (N/m = {P} queries per "
+                    "period)",
+            "T": T, "runs": runs, "L": L, "measured": x.mean() / indep - 1,
+            "ci95": 1.96 * x.std(ddof=1) / math.sqrt(len(x)) / indep,
+            "predicted": pred / indep}
+
+
 # 4. One-sided bias ------------------------------------------------------------------------------
 
 def weight3_relations(k, span):
@@ -356,6 +407,115 @@ def _check_fast_draws():
             ref.append(model.next(-(-L // cfg.out_lanes)).reshape(-1)[:L] / 2.0 ** cfg.z_frac)
         if not np.array_equal(fast_draws(cfg, seeds, L), np.array(ref)):
             raise AssertionError(f"fast_draws differs from the golden model for {cfg.name()}")
+    cfg, L, T = G(reuse="pregen", pool_size=64), 40, 5
+    model = GeneratorModel(cfg, 777)
+    stride = query_stride(cfg, -(-L // cfg.out_lanes))
+    ref = []
+    for q in range(T):
+        model.set_offset(q * stride % cfg.pool_words, q)
+        ref.append(model.next(-(-L // cfg.out_lanes)).reshape(-1)[:L] / 2.0 ** cfg.z_frac)
+    if not np.array_equal(pregen_queries(cfg, [777], T, L)[0], np.array(ref)):
+        raise AssertionError("pregen_queries differs from the golden model")
+
+
+def _pct(x, ci=None):
+    return f"{100 * x:+.2f} %" + (f" +- {100 * ci:.2f}" if ci is not None else "")
+
+
+def write_markdown(res, out):
+    """docs/stream_study.md from the study's JSON."""
+    md = ["# What each stream mode's dependence costs (measured)", "",
+          "Generated by `python -m pezo.host.stream_study --out docs` (pezo/host/stream_study.py;"
+          " figures in stream_study.json). The contract and the per-mode promises: "
+          "[streams.md](streams.md). Intervals are 95 %.", ""]
+    if "per_run_variance" in res:
+        md += ["## 1. Per-run variance of the pregen board defaults", "",
+               "The z the trainer sees in one run, (theta+ - theta-) / (2 mu) read from the golden "
+               "engine over one query as long as the pool (N values, mu = 0.03 so that rounding to "
+               "the weight grid adds about 6e-6), for run seeds 0 .. R-1. *uncorrected*: "
+               "pool_correct=False, no correction at all (what a fixed scale always had: the "
+               "ice40 row; before the per-run correction a runtime scale had its digits "
+               "corrected, which left the ulx3s default within 0.998 - 1.004 over the same run "
+               "seeds); *corrected*: the host's per-run correction (digits for a runtime scale, "
+               "then mu and c divided by the pool's sigma).", ""]
+        rows = [[r["board"], f"`{r['config']}`", "corrected" if r["pool_correct"] else
+                 "uncorrected", r["runs"], f"{r['mean']:.4f}", f"{r['sd']:.4f}",
+                 f"{r['min']:.4f} - {r['max']:.4f}", f"{100 * r['outside_0.5%']:.1f} %"]
+                for r in res["per_run_variance"]]
+        md += markdown_table(["board", "generator", "host", "runs", "mean", "sd", "range",
+                              "outside 1 +- 0.5 %"], rows, "lllrrrrr") + [""]
+    if "onthefly_moments" in res:
+        md += ["## 2. onthefly: exact fourth moments of the lanes one number feeds", "",
+               "Excess over independent lanes, in units of E[u^2]^2, exact (character sums; the "
+               "two-group values are also enumerated over all 2^16 numbers in "
+               "tests/test_stream_fourth.py). *squares*: max |E[x^2 y^2] / E[x^2]E[y^2] - 1| over "
+               "lane pairs; *odd*: max |E[x^3 y]|; *3-4 lanes*: the largest of the moments of "
+               "three or four distinct lanes (E[x^2 y z], E[x y z t]).", ""]
+        rows = [[r["rule"], r["groups"], ", ".join(f"({a}, {b})" for a, b in r["taps"]),
+                 f"{r['squares']:.3g}", f"{r['odd']:.3g}", f"{r['three_four_lanes']:.3g}"]
+                for r in res["onthefly_moments"]]
+        md += markdown_table(["tap rule", "groups", "taps", "squares", "odd", "3-4 lanes"], rows,
+                             "lrlrrr") + [""]
+    if "gradient_variance" in res:
+        g = res["gradient_variance"]
+        md += ["## 3. What it costs the gradient estimate", "",
+               f"Quadratic f, two-sided estimate g = (z . a) z exactly (a = grad f), d = "
+               f"{g[0]['L']} coordinates, S = {g[0]['S']} draws (random seeds) per row: E||g - a||^2 "
+               "relative to independent coordinates with the same marginal (exact from the 2^16 "
+               "scaled values: (d + kappa - 2) ||a||^2 for unit variance). *predicted*: exact, from "
+               "the joint distribution of the coordinates that share a number (onthefly: lanes "
+               "of one beat through the group maps; pregen: one pool number, independent signs). "
+               "Gradients: *random a* (Gaussian) and *a = 1* (all coordinates equal, the worst case "
+               "for the odd moments of lanes fed by one number).", ""]
+        rows = [[r["case"], r["gradient"], _pct(r["measured"], r["ci95"]),
+                 _pct(r["predicted"])] for r in g]
+        md += markdown_table(["stream", "gradient", "measured excess", "predicted"], rows,
+                             "llrr") + [""]
+    if "query_average" in res:
+        qa = res["query_average"]
+        md += ["### Across the queries of one pool (pregen)", "",
+               f"The mean of T = {qa[0]['T']} consecutive queries' estimates (as the host issues "
+               f"them: start words query_stride apart, keys q), d = {qa[0]['L']}, Gaussian a, "
+               f"{qa[0]['runs']} pools: E||mean g - a||^2 relative to T independent draws. "
+               "Queries N/m apart read the same pool number at every coordinate, so their errors "
+               "are correlated; predicted (exact, over pools): (T / (N/m) - 1) (kappa - 1) / "
+               "(d + kappa - 2).", ""]
+        rows = [[r["case"], r["T"], _pct(r["measured"], r["ci95"]), _pct(r["predicted"])]
+                for r in qa]
+        md += markdown_table(["pool", "T", "measured excess", "predicted"], rows, "lrrr") + [""]
+    if "one_sided_bias" in res:
+        b = res["one_sided_bias"]
+        md += ["## 4. One-sided (forward-difference) bias from LFSR linearity", "",
+               f"Quadratic with a dense Hessian H = G G^T / d and a Gaussian gradient a, d = "
+               f"{b[0]['L']}: the forward difference (f(theta + mu z) - f(theta)) / mu * z is "
+               "(z . a + mu/2 z^T H z) z exactly, so its bias is mu/2 E[(z^T H z) z] = mu beta "
+               "||a||, from the third moments E[z_i z_j z_k]: exact (weight-3 relations of the "
+               "LFSR polynomial inside the perturbation, character sums); the strongest triples "
+               "are checked against the golden model's draws.", ""]
+        rows = []
+        for r in b:
+            chk = "; ".join(f"{c['measured']:.3f} +- {c['ci95']:.3f} (exact {c['exact']:.3f})"
+                            for c in r.get("mc_check", []))
+            rows.append([r["case"], r["triples"], f"{r['max_third_moment']:.3f}",
+                         f"{r['beta']:.4f}", chk or "-"])
+        md += markdown_table(["stream", "triples with E[z_i z_j z_k] != 0", "largest",
+                              "beta", f"golden model, {b[-1].get('draws', 0)} draws"],
+                             rows, "lrrrl") + [""]
+    if "training" in res:
+        t = res["training"]
+        md += ["## 5. Training", "",
+               f"MeZO on digits / logreg (TrainConfig defaults: {t[0]['seeds']} seeds, the same "
+               "minibatches and step seeds for every row), test metrics at the best validation "
+               "checkpoint; differences paired over seeds against the first row.", ""]
+        rows = [[r["case"], f"{r['test_loss']:.4f} +- {r['test_loss_sd']:.4f}",
+                 f"{100 * r['test_acc']:.2f}",
+                 f"{r['d_loss']:+.4f} +- {r['d_loss_ci95']:.4f}",
+                 f"{100 * r['d_acc']:+.2f} +- {100 * r['d_acc_ci95']:.2f}"] for r in t]
+        md += markdown_table(["source", "test loss (mean +- sd)", "test acc %",
+                              "loss - first row", "acc - first row (points)"], rows,
+                             "lrrrr") + [""]
+    Path(out).write_text("\n".join(md))
+    return out
 
 
 def main(argv=None):
@@ -363,10 +523,16 @@ def main(argv=None):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="docs")
     ap.add_argument("--quick", action="store_true", help="fewer runs, draws and seeds")
-    ap.add_argument("--parts", default="12345")
+    ap.add_argument("--parts", default="123456")
+    ap.add_argument("--markdown-only", action="store_true",
+                    help="only rewrite stream_study.md from stream_study.json")
     args = ap.parse_args(argv)
     q = args.quick
     say = lambda m: print(f"[stream-study] {m}", flush=True)      # noqa: E731
+    if args.markdown_only:
+        res = json.loads((Path(args.out) / "stream_study.json").read_text())
+        say(f"wrote {write_markdown(res, Path(args.out) / 'stream_study.md')}")
+        return 0
     out = {}
     t0 = time.time()
     _check_fast_draws()
@@ -392,6 +558,11 @@ def main(argv=None):
             ("pregen N=8 (each number read 4 times per draw)", G(reuse="pregen", pool_size=8),
              None),
         ], L=32, S=S)
+    if "6" in args.parts:
+        say("pregen across queries")
+        out["query_average"] = [query_average_variance(G(reuse="pregen", pool_size=pool),
+                                                       T=64, runs=500 if q else 4000)
+                                for pool in (64, 256)]
     if "4" in args.parts:
         say("one-sided bias")
         out["one_sided_bias"] = one_sided_bias([
@@ -425,7 +596,8 @@ def main(argv=None):
     old.update(out)
     path.write_text(json.dumps(old, indent=1, default=lambda x: x.tolist()
                                if hasattr(x, "tolist") else str(x)))
-    say(f"wrote {path} in {out['seconds']} s")
+    write_markdown(old, Path(args.out) / "stream_study.md")
+    say(f"wrote {path} and stream_study.md in {out['seconds']} s")
     return 0
 
 
