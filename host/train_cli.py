@@ -211,6 +211,12 @@ def cmd_train(args):
             warnings.simplefilter("ignore", TrainingWarning)
             res = train(cfg, progress=not args.no_progress)
     else:
+        if cfg.board is not None and cfg.source != "board":
+            # the workers build their sources with make_source, which gives a board's engine
+            # configuration to source 'board' only (pezo.host.dist._build_source)
+            raise ValueError(f"Distributed training takes --board with source 'board' only, "
+                             f"not {cfg.source!r}: drop --layout/--scheduler to train on the "
+                             f"{cfg.board} engine's golden model")
         try:
             res = train_dist(cfg, layout=args.layout or "2x1", scheduler=args.scheduler,
                              check_every=args.check_every or CHECK_EVERY,

@@ -148,6 +148,15 @@ def test_board_engine_on_the_golden_model_and_the_simulated_hardware():
     assert gold.test_loss == sim.test_loss
 
 
+def test_distributed_training_refuses_a_board_it_would_ignore():
+    parser = argparse.ArgumentParser(prog="pezo")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["train", "--board", "ice40", "--layout", "2x1"])
+    with pytest.raises(ValueError, match=r"^Distributed training takes --board with source "
+                                         r"'board' only, not 'pezo'"):
+        args.func(args)
+
+
 @pytest.mark.parametrize("overrides,msg", [
     (dict(board="ice40", source="gaussian"), r"^A board gives the engine configuration of engine "
                                              r"sources \(pezo, pezo-sim, board\), not of source "
