@@ -23,7 +23,7 @@ ALGO_BENCH = [
     ("deepzero rge sparsity 0.9 (MASK)", dict(algo="deepzero", estimator="rge", sparsity=0.9),
      1000),
     ("elasticzo (RANGE + last layer by BP)", dict(algo="elasticzo"), 1000),
-    ("elasticzo-int8 (Q1.7)", dict(algo="elasticzo-int8", activation="relu"), 1000),
+    ("elasticzo-int8 (Q2.6)", dict(algo="elasticzo-int8"), 1000),
 ]
 
 
