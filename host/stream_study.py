@@ -5,8 +5,8 @@
 1. **Per-run variance** of pregen board defaults: the z the trainer sees, (theta+ - theta-) /
    (2 mu) read from the engine over one query as long as the pool, for many run seeds, with and
    without the host's per-run correction (:class:`pezo.host.perturb.EngineSource`).
-2. **onthefly fourth moments**, exact (character sums of :func:`pezo.sim.reuse.fourth_moment_excess`,
-   checked against an enumeration of all 2^16 numbers in tests/test_stream_fourth.py), for the
+2. **onthefly fourth moments**, exact (character sums of
+   :func:`pezo.sim.reuse.fourth_moment_excess`, checked against an enumeration of all 2^16 numbers in tests/test_stream_fourth.py), for the
    first tap rule and the current one.
 3. **Gradient-estimate variance** on a quadratic f (the two-sided difference is exactly
    (z . a) z, a = grad f): E||g - a||^2 over S draws against the value for independent
@@ -460,12 +460,15 @@ def write_markdown(res, out):
         g = res["gradient_variance"]
         md += ["## 3. What it costs the gradient estimate", "",
                f"Quadratic f, two-sided estimate g = (z . a) z exactly (a = grad f), d = "
-               f"{g[0]['L']} coordinates, S = {g[0]['S']} draws (random seeds) per row: E||g - a||^2 "
+               f"{g[0]['L']} coordinates, S = {g[0]['S']} draws (random seeds) per row: "
+               "E||g - a||^2 "
                "relative to independent coordinates with the same marginal (exact from the 2^16 "
-               "scaled values: (d + kappa - 2) ||a||^2 for unit variance). *predicted*: exact, from "
+               "scaled values: (d + kappa - 2) ||a||^2 for unit variance). *predicted*: exact, "
+               "from "
                "the joint distribution of the coordinates that share a number (onthefly: lanes "
                "of one beat through the group maps; pregen: one pool number, independent signs). "
-               "Gradients: *random a* (Gaussian) and *a = 1* (all coordinates equal, the worst case "
+               "Gradients: *random a* (Gaussian) and *a = 1* (all coordinates equal, the worst "
+               "case "
                "for the odd moments of lanes fed by one number).", ""]
         rows = [[r["case"], r["gradient"], _pct(r["measured"], r["ci95"]),
                  _pct(r["predicted"])] for r in g]

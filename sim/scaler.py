@@ -26,8 +26,8 @@ import numpy as np
 
 from pezo.fixed import rshift_round_even, saturate
 
-__all__ = ["t_min", "top_exponent", "csd_digits", "default_digits", "realised_alpha", "encode_scale",
-           "scale_register_bits",
+__all__ = ["t_min", "top_exponent", "csd_digits", "default_digits", "realised_alpha",
+           "encode_scale", "scale_register_bits",
            "decode_scale", "scale_values", "pool_alpha", "alpha_report", "mean_square"]
 
 

@@ -80,7 +80,7 @@ def test_independent_uniform_vectors_pass_and_duplicated_ones_fail(monkeypatch):
     assert {"correlation", "eigenvalues min", "rank"} <= _failed(Q.measure(G(), **QUICK))
 
 
-OLD_TAPS = [(1, 2), (1, 3), (1, 4), (1, 5), (1, 6), (1, 7), (1, 8)]   # the first rule: (a, b) in order
+OLD_TAPS = [(1, 2), (1, 3), (1, 4), (1, 5), (1, 6), (1, 7), (1, 8)]   # the first rule, in order
 
 
 def test_onthefly_with_the_first_taps_fails_fourth_moments(monkeypatch):
