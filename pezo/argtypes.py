@@ -17,26 +17,26 @@ def progress_printer(tag=None):
     return say
 
 
-def positive_int(text):
-    """argparse type: a positive integer (decimal or 0x...)."""
+def _int_in(text, lo, hi, what):
+    """``text`` as an integer (decimal or 0x...) in lo..hi (hi None: no bound), else an argparse
+    error ``must be <what>, not '<text>'``."""
     try:
         value = int(text, 0)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
+        value = None
+    if value is None or value < lo or (hi is not None and value > hi):
+        raise argparse.ArgumentTypeError(f"must be {what}, not {text!r}")
     return value
+
+
+def positive_int(text):
+    """argparse type: a positive integer (decimal or 0x...)."""
+    return _int_in(text, 1, None, "a positive integer")
 
 
 def non_negative_int(text):
     """argparse type: an integer >= 0 (decimal or 0x...)."""
-    try:
-        value = int(text, 0)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, not {text!r}")
-    return value
+    return _int_in(text, 0, None, "a non-negative integer")
 
 
 def positive_seconds(text):
@@ -52,11 +52,4 @@ def positive_seconds(text):
 
 def tcp_port(text):
     """argparse type: a TCP port number, 0..65535 (0: any free port, the system's choice)."""
-    try:
-        value = int(text, 0)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a TCP port in 0..65535 (0: any free port), "
-                                         f"not {text!r}")
-    return value
+    return _int_in(text, 0, 65535, "a TCP port in 0..65535 (0: any free port)")
