@@ -437,3 +437,17 @@ def test_training_task_runs_every_weight_memory_alike():
            for w in ("bram", "spram", "stream")}
     assert got["stream"]["source"].startswith("pezo-stream")
     assert got["bram"]["test_acc"] == got["spram"]["test_acc"] == got["stream"]["test_acc"]
+
+
+def test_quality_task_does_not_count_given_up_rows(monkeypatch):
+    """A row a mode gives up (pregen's shared magnitudes across queries) is measured and listed,
+    but neither fails the point nor sets its worst figure."""
+    import pezo.sweep as sw
+    checks = [{"name": "mean", "figure": 1.0, "bound": 2.0, "ok": True, "promised": True},
+              {"name": "squares q/q+256", "figure": 16.0, "bound": 7.7, "ok": False,
+               "promised": False}]
+    monkeypatch.setattr(sw, "measure", lambda *a, **k: {"pass": True, "checks": checks,
+                                                         "seeds": 8, "length": 4, "seconds": 0})
+    r = sw.run_quality({"lanes": 4}, None, {"seeds": 8, "length": 4}, None)
+    assert r["failed"] == [] and r["given_up"] == ["squares q/q+256"]
+    assert r["worst_check"] == "mean" and r["worst_ratio"] == 0.5
