@@ -42,7 +42,7 @@ from pezo.sim.reuse import (apply_signs, fourth_moment_excess, group_map, onthef
 from pezo.sim.seeding import domain_tweak
 from pezo.tables import markdown_table
 
-__all__ = ["write_markdown", "per_run_variance", "onthefly_moments", "fast_draws",
+__all__ = ["write_markdown", "run_variances", "per_run_variance", "onthefly_moments", "fast_draws",
            "gradient_variance", "pregen_queries", "query_average_variance",
            "weight3_relations", "third_moments", "one_sided_bias", "training", "main", "FIRST_TAPS"]
 
@@ -51,10 +51,10 @@ FIRST_TAPS = [(1, 2), (1, 3), (1, 4), (1, 5), (1, 6), (1, 7), (1, 8)]   # the fi
 
 # 1. Per-run variance -----------------------------------------------------------------------------
 
-def per_run_variance(board="ice40", runs=400, pool_correct=True, mu=0.03):
-    """Per-run variance of a board default's pregen engine: mean over one pool-long query of
-    ((theta+ - theta-) / (2 mu))^2 for run seeds 0 .. runs-1."""
-    cfg = get_board(board).default
+def run_variances(cfg, runs=400, pool_correct=True, mu=0.03):
+    """Per-run variances of a pregen engine ``cfg``: the mean over one pool-long query of
+    ((theta+ - theta-) / (2 mu))^2, for run seeds 0 .. runs-1 (what the engine does to the
+    weights, with the trainer's mu)."""
     n = cfg.generator.pool_size
     v = []
     for run_seed in range(runs):
@@ -64,7 +64,13 @@ def per_run_variance(board="ice40", runs=400, pool_correct=True, mu=0.03):
         tp, tm = src.perturb_pair(src.begin(1000 + run_seed))
         z = (tp - tm) / (2 * real_mu)
         v.append(float(np.mean(z * z)))
-    v = np.array(v)
+    return np.array(v)
+
+
+def per_run_variance(board="ice40", runs=400, pool_correct=True, mu=0.03):
+    """:func:`run_variances` of a board default's engine, summarised."""
+    cfg = get_board(board).default
+    v = run_variances(cfg, runs, pool_correct, mu)
     return {"board": board, "config": cfg.generator.name(), "runs": runs,
             "pool_correct": pool_correct, "mean": v.mean(), "sd": v.std(ddof=1),
             "min": v.min(), "max": v.max(), "outside_0.5%": float(np.mean(np.abs(v - 1) > 0.005))}

@@ -11,22 +11,14 @@ import pytest
 from pezo.boards.targets import get_board
 from pezo.config import EngineConfig, GeneratorConfig
 from pezo.host.perturb import EngineSource
+from pezo.host.stream_study import run_variances
 
 RUNS = 40
 MU = 0.03                    # mu z spans about 120 weight LSBs: rounding adds 6e-6 variance
 
 
 def _run_variances(cfg, pool_correct=True, runs=RUNS):
-    n = cfg.generator.pool_size
-    out = []
-    for run_seed in range(runs):
-        src = EngineSource(n, cfg, rounding="nearest", pool_correct=pool_correct)
-        src.reset(np.zeros(n), run_seed)
-        mu = src.set_mu(MU)
-        tp, tm = src.perturb_pair(src.begin(1000 + run_seed))
-        z = (tp - tm) / (2 * mu)
-        out.append(float(np.mean(z * z)))
-    return np.array(out)
+    return run_variances(cfg, runs, pool_correct, MU)
 
 
 BOARD = get_board("ice40").default           # pregen N = 1024 with a fixed K = 3 scale
