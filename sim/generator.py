@@ -8,7 +8,7 @@ value index = beat * m + lane, truncated to ``count``.
 import numpy as np
 
 from pezo.sim import scaler
-from pezo.sim.bank import bank_stream
+from pezo.sim.bank import bank_stream, lanes_to_beats
 from pezo.sim.reuse import ReuseModel
 
 __all__ = ["GeneratorModel", "generate", "STAGES"]
@@ -50,10 +50,15 @@ class GeneratorModel:
         beats = int(beats)
         out = np.empty((beats, self.cfg.out_lanes), dtype=np.int32)   # z is at most 32 bits
         step = max(1, (1 << 16) // self.cfg.out_lanes)
-        for b in range(0, beats, step):  # chunks that stay in cache
-            z, sat = scaler.scale_values(self.reuse.next(min(step, beats - b)), self.digits,
-                                         self.cfg)
-            out[b:b + step] = z
+        lane_major = self.cfg.reuse == "none"   # the bank's numbers as they are: scaled lane by
+        for b in range(0, beats, step):         # lane, in chunks that stay in cache
+            n = min(step, beats - b)
+            if lane_major:
+                z, sat = scaler.scale_values(self.reuse.bank.next_lanes(n), self.digits, self.cfg)
+                lanes_to_beats(z, out[b:b + n])
+            else:
+                z, sat = scaler.scale_values(self.reuse.next(n), self.digits, self.cfg)
+                out[b:b + n] = z
             self.saturated |= sat
         return out
 

@@ -17,8 +17,8 @@ Seeding (how a master seed becomes start states) is :mod:`pezo.sim.seeding`.
 import numpy as np
 
 
-__all__ = ["POLYNOMIALS", "polynomial", "bit_masks", "sequence_bits", "sequence_words", "extract",
-           "splitmix64"]
+__all__ = ["POLYNOMIALS", "polynomial", "bit_masks", "sequence_bits", "sequence_words",
+           "continue_words", "extract", "splitmix64"]
 
 # k -> exponents E of p(x) = x^k + sum x^e, with the fewest terms (a trinomial where a primitive one
 # exists, else a pentanomial) and the smallest middle exponents, so a leap of w <= k - max(E) needs
@@ -99,6 +99,7 @@ POLYNOMIALS = {
 }
 
 _MASK64 = (1 << 64) - 1
+WORD_BLOCK = 4096       # largest block of words one recurrence step writes (_extend's bmax)
 
 
 def splitmix64(x: int) -> int:
@@ -172,10 +173,30 @@ def sequence_words(k: int, states, nbits: int) -> np.ndarray:
     for i in range(k):
         bits[:, i] = [(s >> i) & 1 for s in states]
     _extend(bits, k, boot, lags, k, 32)
-    words = np.empty((lanes, max(nwords, 2 * k) + 4096), dtype=np.uint64)
+    words = np.empty((lanes, max(nwords, 2 * k) + WORD_BLOCK), dtype=np.uint64)
     words[:, :2 * k] = np.packbits(bits[:, :boot], axis=1, bitorder="little").view("<u8")
-    _extend(words, 2 * k, nwords, lags, k, 4096)
+    _extend(words, 2 * k, nwords, lags, k, WORD_BLOCK)
     return words[:, :nwords]
+
+
+def continue_words(k: int, history: np.ndarray, nwords: int, out=None) -> np.ndarray:
+    """The packed sequences of :func:`sequence_words` continued from ``history`` (lanes, h), h
+    consecutive words of each sequence (h >= k): returns (lanes, max(nwords, h)) whose first h
+    words are ``history`` and the rest follow by the same recurrence, so no start state is
+    extracted and no bit-level bootstrap is repeated. The block of words per step doubles while
+    the history allows (2 * k * b words for a block of b), up to :data:`WORD_BLOCK`. ``out``, a
+    uint64 buffer of at least that many words plus WORD_BLOCK per lane, is used when given
+    (``history`` may be its first h words, in place)."""
+    lanes, h = history.shape
+    if h < k:
+        raise ValueError(f"History must hold at least k = {k} words, not {h}")
+    n = max(int(nwords), h)
+    if out is None or out.shape[0] != lanes or out.shape[1] < n + WORD_BLOCK:
+        out = np.empty((lanes, n + WORD_BLOCK), dtype=np.uint64)
+    if not (history.ctypes.data == out.ctypes.data and history.strides == out.strides):
+        out[:, :h] = history        # (unless the history is already in place)
+    _extend(out, h, n, [k - e for e in POLYNOMIALS[k]], k, WORD_BLOCK)
+    return out[:, :n]
 
 
 def sequence_bits(k: int, states, nbits: int) -> np.ndarray:

@@ -122,8 +122,11 @@ def scale_values(u, digits, cfg):
     # alpha * 2^T (the hardware builds it from shifts and adds instead).
     c = sum(s << (T - t) for s, t in digits)
     narrow = cfg.width + max(abs(c), 1).bit_length() + 1 <= 31    # int32 is exact: faster
-    u = np.asarray(u, dtype=np.int32 if narrow else np.int64)
-    acc = u * (np.int32(c) if narrow else c)
+    u = np.asarray(u)
+    if narrow:      # the conversion to int32 fused into the product (same values as astype)
+        acc = np.multiply(u, np.int32(c), dtype=np.int32, casting="unsafe")
+    else:
+        acc = u.astype(np.int64, copy=False) * c
     z = rshift_round_even(acc, T - cfg.z_frac)
     return saturate(z, cfg.z_bits)
 
