@@ -205,20 +205,27 @@ class UniformBank(wiring.Component):
         def advance(st):
             return window(st, step, k)
 
-        m.d.sync += fix.eq(0)
-        with m.If(self.seed_load):
-            m.d.sync += loading.eq(1)
-        with m.Elif(mixer.block_valid):
-            m.d.sync += [chain.eq(Cat(mixer.block, chain)[:len(chain)]), fix.eq(mixer.done)]
-        with m.Elif(fix):
-            # An all-zero state becomes 1: only bit 0 is written, so the other bits' next-state
-            # logic does not see the check.
-            m.d.sync += loading.eq(0)
-            for g in range(gens):
-                with m.If(states[g] == 0):
-                    m.d.sync += states[g][0].eq(1)
-        with m.Elif(~loading & self.o.ready):
+        # Timing: the states' clock enable is the consumer's ready (``~loading & o.ready``) OR
+        # the mixer's block strobe, not a priority chain behind ``seed_load`` and ``fix``. The
+        # three cases exclude each other: a block or a fix comes only while ``loading``, when
+        # nothing advances; an advance in the cycle of a ``seed_load`` is overwritten by the
+        # mixer's blocks, which replace every state bit (J * seed_width >= G * k).
+        with m.If(~loading & self.o.ready):
             for g in range(gens):
                 src = states[(g + 1) % gens] if self._rotate else states[g]
                 m.d.sync += states[g].eq(advance(src))
+        with m.If(mixer.block_valid):
+            m.d.sync += chain.eq(Cat(mixer.block, chain)[:len(chain)])
+        with m.If(fix):
+            # An all-zero state becomes 1: only bit 0 is written, so the other bits' next-state
+            # logic does not see the check.
+            for g in range(gens):
+                with m.If(states[g] == 0):
+                    m.d.sync += states[g][0].eq(1)
+        # A seed load restarts the mixer: a block finishing in that cycle sets no fix.
+        m.d.sync += fix.eq(mixer.block_valid & mixer.done & ~self.seed_load)
+        with m.If(self.seed_load):
+            m.d.sync += loading.eq(1)
+        with m.Elif(fix):
+            m.d.sync += loading.eq(0)
         return m

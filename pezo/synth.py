@@ -74,17 +74,84 @@ def seed_spread(tried, constraint_mhz):
             "max_mhz": round(mhz[-1], 2), "constraint_mhz": round(constraint_mhz, 2)}
 
 
+def _src_line(attrs):
+    """The first Amaranth ``file:line`` of a cell's ``src`` attribute (yosys' own techmap lines
+    are not sources), or None."""
+    srcs = [x.split(":")[0].split("/")[-1] + ":" + x.split(":")[1].split(".")[0]
+            for x in attrs.get("src", "").split("|")
+            if x and ":" in x and not re.search(r"(cells_map|ff_map|techmap)\.v", x)]
+    return srcs[0] if srcs else None
+
+
+class _Netlist:
+    """The flat post-synthesis netlist (``<top>.json``), indexed for tracing nextpnr's cells to
+    the registers (and their Amaranth lines) around them: after packing, a logic cell (``X_LC``)
+    holds the LUT ``X`` and the flip-flop its output feeds, and the LUTs yosys mapped carry no
+    source line of their own."""
+
+    def __init__(self, cells):
+        self.cells = cells
+        self.driver, self.sinks = {}, {}
+        for name, c in cells.items():
+            dirs = c.get("port_directions", {})
+            for port, bits in c.get("connections", {}).items():
+                for b in bits:
+                    if not isinstance(b, int):
+                        continue
+                    if dirs.get(port) == "output":
+                        self.driver[b] = (name, port)
+                    else:
+                        self.sinks.setdefault(b, []).append((name, port))
+
+    def _is_ff(self, name):
+        return self.cells.get(name, {}).get("type", "").startswith(("SB_DFF", "TRELLIS_FF",
+                                                                     "FD1"))
+
+    def base(self, lc):
+        return re.sub(r"(_DFFLC|_LC)$", "", lc)
+
+    def src(self, name):
+        return _src_line(self.cells.get(name, {}).get("attributes", {}))
+
+    def own_line(self, lc):
+        """The line of a packed cell: its own src, else the register its LUT feeds."""
+        name = self.base(lc)
+        line = self.src(name)
+        if line or name not in self.cells:
+            return line
+        for bit in self.cells[name].get("connections", {}).get("O", []):
+            for sink, _ in self.sinks.get(bit, []):
+                if self._is_ff(sink) and self.src(sink):
+                    return self.src(sink)
+        return None
+
+    def fed_by(self, lc):
+        """Lines of the registers driving a LUT's inputs directly (the side inputs of a level)."""
+        c = self.cells.get(self.base(lc), {})
+        out = []
+        for port, bits in sorted(c.get("connections", {}).items()):
+            if c.get("port_directions", {}).get(port) == "output":
+                continue
+            for b in bits:
+                drv = self.driver.get(b)
+                if drv and self._is_ff(drv[0]) and self.src(drv[0]) not in out + [None]:
+                    out.append(self.src(drv[0]))
+        return out
+
+
 def critical_path(out, top="pezo_top"):
     """The worst clock-to-clock path of the last placement in ``out`` (nextpnr's report), with
     each cell traced back to the Amaranth source line that made it (the ``src`` attribute yosys
-    keeps in ``<top>.json``). Returns {"from", "to", "delay_ns", "logic_ns", "routing_ns",
-    "levels", "sources": [(file:line, ns), ...] largest first} or None; ``from`` and ``to``
-    are the source lines of the launching and capturing cells (LUTs that yosys mapped carry no
-    line of their own: their delay counts as "(mapped logic)")."""
+    keeps in ``<top>.json``). Returns {"from", "to", "to_pin", "delay_ns", "logic_ns",
+    "routing_ns", "levels", "through", "sources": [(file:line, ns), ...] largest first} or None.
+    ``from`` and ``to`` are the lines of the launching and capturing registers (a packed logic
+    cell is named by the register its LUT feeds), ``to_pin`` the pin the path ends on (``CEN``:
+    a clock enable), ``through`` the registers feeding each logic level on the way; LUTs that
+    yosys mapped carry no line of their own: their delay counts as "(mapped logic)"."""
     out = Path(out)
     try:
         pnr = json.loads((out / "nextpnr.json").read_text())
-        cells = json.loads((out / f"{top}.json").read_text())["modules"][top]["cells"]
+        net = _Netlist(json.loads((out / f"{top}.json").read_text())["modules"][top]["cells"])
     except (OSError, KeyError, ValueError):
         return None
     paths = [p for p in pnr.get("critical_paths", [])
@@ -93,25 +160,25 @@ def critical_path(out, top="pezo_top"):
     if not paths:
         return None
     path = max(paths, key=lambda p: sum(s["delay"] for s in p["path"]))
-
-    def source(cell):
-        base = re.sub(r"(_DFFLC|_LC)$", "", cell)
-        attrs = (cells.get(base) or {}).get("attributes", {})
-        srcs = [x.split(":")[0].split("/")[-1] + ":" + x.split(":")[1].split(".")[0]
-                for x in attrs.get("src", "").split("|") if x and "cells_map" not in x
-                and ":" in x]
-        return srcs[0] if srcs else None
     by_src = {}
     for seg in path["path"]:
-        src = source(seg["to"]["cell"]) or "(mapped logic)"      # a delay counts at its sink
+        src = net.src(net.base(seg["to"]["cell"])) or "(mapped logic)"   # a delay counts at its sink
         by_src[src] = by_src.get(src, 0.0) + seg["delay"]
+    through = []
+    for seg in path["path"]:
+        if seg["type"] == "logic":
+            side = net.fed_by(seg["to"]["cell"])
+            if side:
+                through.append(side)
     logic = sum(s["delay"] for s in path["path"] if s["type"] in ("logic", "clk-to-q", "setup"))
     routing = sum(s["delay"] for s in path["path"] if s["type"] == "routing")
-    return {"from": source(path["path"][0]["from"]["cell"]) or "(a packed LUT+FF)",
-            "to": source(path["path"][-1]["to"]["cell"]) or "(a packed LUT+FF)",
+    return {"from": net.own_line(path["path"][0]["from"]["cell"]) or "(a packed LUT+FF)",
+            "to": net.own_line(path["path"][-1]["to"]["cell"]) or "(a packed LUT+FF)",
+            "to_pin": path["path"][-1]["to"].get("port"),
             "delay_ns": round(logic + routing, 2), "logic_ns": round(logic, 2),
             "routing_ns": round(routing, 2),
             "levels": sum(s["type"] == "logic" for s in path["path"]),
+            "through": through,
             "sources": sorted(((k, round(v, 2)) for k, v in by_src.items()),
                               key=lambda kv: -kv[1])}
 
@@ -203,7 +270,8 @@ def synth(board_name, config=None, build_root="build", seed=1, name=None, progre
             paths[sd] = critical_path(out)
             cp = paths[sd]
             progress(f"[synth] seed {sd}: {100 * result[1]:.1f} % of the clock constraint"
-                     + (f" (critical path {cp['from']} -> {cp['to']}, {cp['levels']} levels)"
+                     + (f" (critical path {cp['from']} -> {cp['to']} {cp.get('to_pin') or ''}, "
+                          f"{cp['levels']} levels)"
                         if cp else ""))
             return result
         seed, tried = sweep_seeds(seed, seeds, run, first_result=first,
@@ -334,7 +402,8 @@ def format_summary(r):
     cp = r.get("critical_path")
     if cp:
         lines.append(f"        critical path {cp['delay_ns']} ns ({cp['levels']} logic levels, "
-                     f"{cp['routing_ns']} ns routing): {cp['from']} -> {cp['to']}")
+                     f"{cp['routing_ns']} ns routing): {cp['from']} -> {cp['to']}"
+                     + (f" ({cp['to_pin']})" if cp.get("to_pin") else ""))
     if r.get("timing_met") is False:
         lines.append("        TIMING MISSED: the kept placement does not meet its clock "
                      "constraint; the bitstream would run out of specification")

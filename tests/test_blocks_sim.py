@@ -52,6 +52,33 @@ def test_bank_matches_model_with_stalls_and_reseed(cfg):
     assert (got["b"] == ref[:100]).all()
 
 
+@pytest.mark.parametrize("cfg", [BANK_CONFIGS[0], BANK_CONFIGS[4]], ids=lambda c: c.name())
+def test_bank_seed_load_in_every_cycle_of_a_load(cfg):
+    """A seed load arriving in any cycle of a previous load (while the mixer runs, in the cycle a
+    block or the last block finishes, in the all-zero fix cycle, in the first cycle of output)
+    restarts the load: the stream is the second seed's. The bank's clock enables are not a
+    priority chain (timing), so each of these coincidences is a case of its own."""
+    dut = UniformBank(cfg)
+    first, second = 0x1234_5678 & ((1 << cfg.seed_width) - 1), 0x0BAD_CAFE
+    gaps = range(0, dut.latency + 3)
+    got = {}
+
+    async def tb(ctx):
+        for gap in gaps:
+            await load_seed(ctx, dut, first)
+            ctx.set(dut.o.ready, 1)              # transfers whenever valid, up to the reload
+            for _ in range(gap):
+                await ctx.tick()
+            ctx.set(dut.o.ready, 0)
+            await load_seed(ctx, dut, second)
+            got[gap] = await collect(ctx, dut.o, 30, cfg.lanes, random.Random(gap), 0.7)
+
+    run(dut, tb)
+    ref = bank_stream(cfg, second, 30)
+    for gap in gaps:
+        assert (got[gap] == ref).all(), f"second load {gap + 1} cycles after the first"
+
+
 def test_bank_rotation_is_onthefly_order():
     cfg = G(lanes=4, width=16, reuse="onthefly", out_lanes=8)
     dut = UniformBank(cfg, rotate=True)

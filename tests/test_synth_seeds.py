@@ -142,3 +142,35 @@ def test_critical_path_names_the_source_lines(tmp_path):
     assert dict(cp["sources"]) == {"engine.py:12": 1.0, "(mapped logic)": 2.5,
                                    "bridge.py:281": 2.0}
     assert critical_path(tmp_path / "missing") is None
+
+
+def test_critical_path_traces_packed_cells_to_their_registers(tmp_path):
+    """After packing, nextpnr names a logic cell after its LUT (``X_LC``), which yosys mapped and
+    left without a source line: the path is named by the registers around it instead (the
+    register the launching LUT feeds, the one the capturing LUT feeds and the pin the path ends
+    on, and the registers feeding each level on the way)."""
+    import json
+    from pezo.synth import critical_path
+    seg = lambda t, d, a, b, pin="I0": {"type": t, "delay": d, "from": {"cell": a, "port": "O"},
+                                        "to": {"cell": b, "port": pin}}
+    pnr = {"critical_paths": [{"from": "posedge clk", "to": "posedge clk", "path": [
+        seg("clk-to-q", 1.4, "la_LC", "la_LC"), seg("routing", 3.0, "la_LC", "lm_LC", "I1"),
+        seg("logic", 0.9, "lm_LC", "lm_LC"), seg("routing", 4.0, "lm_LC", "lz_LC", "CEN"),
+        seg("setup", 0.1, "lz_LC", "lz_LC", "CEN")]}]}
+    lut = lambda ins, out: {"type": "SB_LUT4", "attributes": {"src": "/x/cells_map.v:26.3-27.5"},
+                            "port_directions": {"I0": "input", "I1": "input", "O": "output"},
+                            "connections": {"I0": [ins[0]], "I1": [ins[1]], "O": [out]}}
+    ff = lambda d, q, src: {"type": "SB_DFFER", "attributes": {"src": src + "|/y/ff_map.v:14.6"},
+                            "port_directions": {"D": "input", "E": "input", "Q": "output"},
+                            "connections": {"D": [d], "E": [90], "Q": [q]}}
+    cells = {"la": lut([2, 3], 10), "fa": ff(10, 11, "/a/hw/scaler.py:109.9-109.15"),
+             "side": ff(12, 13, "/a/hw/engine.py:365.1-365.2"),
+             "lm": lut([11, 13], 20), "fm": ff(20, 21, "/a/hw/engine.py:400.1-400.2"),
+             "lz": lut([21, 22], 30), "fz": ff(30, 31, "/a/hw/lfsr.py:140.5-140.9")}
+    (tmp_path / "nextpnr.json").write_text(json.dumps(pnr))
+    (tmp_path / "pezo_top.json").write_text(json.dumps(
+        {"modules": {"pezo_top": {"cells": cells}}}))
+    cp = critical_path(tmp_path)
+    assert (cp["from"], cp["to"], cp["to_pin"]) == ("scaler.py:109", "lfsr.py:140", "CEN")
+    assert cp["through"] == [["scaler.py:109", "engine.py:365"]]
+    assert cp["levels"] == 1 and cp["delay_ns"] == 9.4
