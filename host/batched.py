@@ -105,6 +105,11 @@ class _FastGenerator:
     def pool_sumsq(self):
         return self._fallback.sumsq
 
+    @property
+    def pool(self):
+        """pregen: the pool the last SEED filled ((N/m, m) uniform integers)."""
+        return self._fallback.pool
+
     def next_uniform(self, beats):
         cfg = self.cfg
         if cfg.reuse != "pregen" and self._fallback is None \

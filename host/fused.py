@@ -45,7 +45,8 @@ import numpy as np
 
 from pezo.fixed import saturate
 from pezo.host.batched import BatchedGoldenTransport, _FastBank, query_key
-from pezo.sim.reuse import onthefly_lanes, onthefly_taps
+from pezo.sim.reuse import (apply_signs, onthefly_lanes, onthefly_taps, pregen_read, sign_bits,
+                            sign_rate)
 from pezo.sim.banks import (_basis, _field_tables, _fields_unsigned, bank_first_cycles,
                             bank_first_fields, seed_lane_states)
 from pezo.sim import scaler as smodel
@@ -192,6 +193,11 @@ class FusedGoldenTransport(BatchedGoldenTransport):
         self._wf = None                          # weights as float64, or None
         self._wbound = None                      # an upper bound on max |w|, or None
         self._pending = None                     # (seed, rounding-bank position) to apply
+        self._pending_pregen = None              # pregen: (offset, key) of the last query
+        self._stweak = domain_tweak("sign", self._sw)
+        self._signs = collections.OrderedDict()  # pregen: sign-bank seed -> sign bits
+        self._last_pregen = None                 # pregen: (what, block) of the last query
+        self._tiles = None                       # pregen: the pool's z and p, laid out
         self.fused = 0
         self.fallback = 0
 
@@ -201,6 +207,11 @@ class FusedGoldenTransport(BatchedGoldenTransport):
             seed, rpos = self._pending
             self._pending = None
             self.model.resume(seed, self._words, rpos)
+        if self._pending_pregen is not None:     # OFFSET o with the key, then one pass
+            offset, key = self._pending_pregen
+            self._pending_pregen = None
+            self.model.gen.set_offset(offset, key)
+            self.model.gen.next_uniform(self._words)
 
     def command(self, op, arg=0, wdata=None, rcount=0):
         self._sync()
@@ -214,8 +225,13 @@ class FusedGoldenTransport(BatchedGoldenTransport):
 
     # Step seeds -----------------------------------------------------------------------------
     def prefetch(self, seeds):
-        """Compute z (and p, the rounding bits) for these step seeds now, in blocks."""
+        """Compute z (and p, the rounding bits) for these step seeds now, in blocks (pregen:
+        the sign bits of their queries, whose pool offsets are not known yet)."""
         if self._reuse == "pregen":
+            todo = [self._sign_seed(s) for s in seeds]
+            todo = list(dict.fromkeys(s for s in todo if s is not None and s not in self._signs))
+            for i in range(0, len(todo), self.BLOCK):
+                self._build_signs(todo[i:i + self.BLOCK])
             return
         todo, seen = [], set()
         for s in seeds:
@@ -261,19 +277,23 @@ class FusedGoldenTransport(BatchedGoldenTransport):
                 if self._rows.get(s, (None,))[0] is old_blk:
                     del self._rows[s]
 
+    def _p_float(self, z, mu):
+        """p * 2^-f (float64; p = round(mu z / 2^S) in weight LSBs, the MAC's perturbation
+        addend) and max |p| along the last axis, for z of any shape."""
+        if self._float_p:
+            p = z * (mu * 2.0 ** -self._S)      # exact: an integer times 2^-S
+            np.rint(p, out=p)
+        else:
+            p = addend(self.cfg, z, mu)
+        a = np.maximum(p.max(axis=-1), -p.min(axis=-1))
+        pmax = a.astype(np.int64).tolist() if a.ndim else int(a)
+        return (np.multiply(p, self._lsb, out=p) if p.dtype == np.float64 else p * self._lsb), pmax
+
     def _with_mu(self, blk, mu):
-        """p * 2^-f (float64; p = round(mu z / 2^S) in weight LSBs) and max |p| of a block for
-        the mu register."""
+        """p * 2^-f and max |p| of a block for the mu register."""
         if blk.mu != mu:
-            if self._float_p:
-                p = blk.z * (mu * 2.0 ** -self._S)      # exact: an integer times 2^-S
-                np.rint(p, out=p)
-            else:
-                p = addend(self.cfg, blk.z, mu)
-            a = np.maximum(p.max(axis=-1), -p.min(axis=-1))
-            blk.pmax = a.astype(np.int64).tolist() if a.ndim else int(a)
             blk.p = None                                # as integers only when needed
-            blk.pf = np.multiply(p, self._lsb, out=p) if p.dtype == np.float64 else p * self._lsb
+            blk.pf, blk.pmax = self._p_float(blk.z, mu)
             blk.mu = mu
         return blk
 
@@ -294,23 +314,94 @@ class FusedGoldenTransport(BatchedGoldenTransport):
         blk, row = hit
         return hit if blk.zok[row] else None
 
+    def _sign_seed(self, seed):
+        """pregen: the seed of a query's sign bank (the pool's seed ^ the sign domain ^ the
+        step seed's key, :meth:`pezo.sim.reuse.ReuseModel.set_offset`), or None."""
+        s = int(seed)
+        if s < 0 or s >> self._sw:
+            return None
+        return self.model.gen.seed ^ self._stweak ^ query_key(s)
+
+    def _build_signs(self, sbs):
+        """pregen: the sign bits of one pass after ``OFFSET`` for each sign-bank seed, from
+        the first cycles of all their banks at once (:func:`pezo.sim.banks.bank_first_cycles`
+        vectorised over the seeds; :func:`pezo.sim.reuse.sign_bits` over the rows)."""
+        g = self.cfg.generator
+        cycles = -(-self._words // sign_rate(g)) + 1
+        bits = sign_bits(bank_first_cycles(g, sbs, cycles), g, 0, self._words).astype(np.uint8)
+        for sb, row in zip(sbs, bits):
+            self._signs[sb] = row
+        while len(self._signs) > max(self.KEEP, 2 * len(sbs)):
+            self._signs.popitem(last=False)
+
+    def _pool_tiles(self, mu):
+        """pregen: z and p * 2^-f of every pool number and of its one's complement (the two
+        values a sign bit chooses between: :func:`pezo.sim.reuse.apply_signs` then the
+        scaler, number by number), laid out cyclically over N/m + d/m words so that a query's
+        values are a slice from its offset; with max |z| and max |p| over the pool (bounds for
+        every query). Kept per (pool, scale, mu); None when the scaler saturates on the pool
+        (then every query is scaled, and checked, on its own)."""
+        gen, g = self.model.gen, self.cfg.generator
+        key = (gen.seed, tuple(gen.digits))
+        t = self._tiles
+        if t is None or t["key"] != key:
+            pool = gen.pool
+            zs = [smodel.scale_values(apply_signs(pool, sign), gen.digits, g) for sign in (0, 1)]
+            if zs[0][1] or zs[1][1]:
+                t = {"key": key, "z": None}
+            else:
+                n = (g.pool_words + self._words) * g.out_lanes
+                z = np.stack([np.resize(zz.reshape(-1), n) for zz, _ in zs])    # cyclic
+                t = {"key": key, "z": z, "zmax": int(np.abs(z).max()), "mu": None}
+            self._tiles = t
+        if t["z"] is not None and t["mu"] != mu:
+            t["pf"], pmax = self._p_float(t["z"], mu)
+            t["pmax"], t["mu"] = max(pmax), mu
+        return t if t["z"] is not None else None
+
     def _pregen_row(self, seed, offset):
         """pregen: (block, 0) holding z of the query (``OFFSET offset`` with the seed's key, then
-        one pass), with the generator left where that pass leaves it; None (counted as a
-        fallback: the command path replays the OFFSET itself) when it does not apply."""
+        one pass: :func:`pezo.sim.reuse.pregen_read` of the pool with the query's sign bits,
+        scaled), the generator's state after that pass pending (applied before any later
+        command or status read); None (counted as a fallback: the command path replays the
+        OFFSET itself) when it does not apply."""
         g = self.cfg.generator
         if offset is None or not 0 <= offset < g.pool_words or seed is None:
             self.fallback += 1
             return None
-        gen = self.model.gen
-        gen.set_offset(int(offset), query_key(seed))
-        u = gen.next_uniform(self._words).reshape(-1)
-        z, sat = smodel.scale_values(u, gen.digits, g)
-        if sat:
+        sb = self._sign_seed(seed)
+        if sb is None:
             self.fallback += 1
             return None
-        zmax = int(max(z.max(), -z.min()))
-        return _Block(list(gen.digits), z[None, :], [zmax], [True], None), 0
+        gen = self.model.gen
+        what = (gen.seed, sb, int(offset), tuple(gen.digits))
+        if self._last_pregen is not None and self._last_pregen[0] == what:
+            blk = self._last_pregen[1]          # the update replays the pair's query
+        else:       # (a pending query state moves the pool's read position, not the pool)
+            s = self._signs.get(sb)
+            if s is None:
+                self._build_signs([sb])
+                s = self._signs[sb]
+            mu = self.model.mu
+            tiles = self._pool_tiles(mu)
+            if tiles is not None:       # z (and p) chosen number by number by the sign bits
+                s = s.reshape(-1).view(bool)
+                at = slice(int(offset) * g.out_lanes, int(offset) * g.out_lanes + self._depth)
+                blk = _Block(list(gen.digits), np.where(s, *tiles["z"][::-1, at])[None, :],
+                             [tiles["zmax"]], [True], None)
+                blk.pf = np.where(s, *tiles["pf"][::-1, at])[None, :]
+                blk.pmax, blk.mu = [tiles["pmax"]], mu
+            else:
+                z, sat = smodel.scale_values(pregen_read(gen.pool, offset, s).reshape(-1),
+                                             gen.digits, g)
+                if sat:
+                    self.fallback += 1
+                    return None
+                zmax = int(max(z.max(), -z.min()))
+                blk = _Block(list(gen.digits), z[None, :], [zmax], [True], None)
+            self._last_pregen = (what, blk)
+        self._pending_pregen = (int(offset), query_key(seed))
+        return blk, 0
 
     def _pregen_bits(self):
         """pregen: the rounding bits of the next update from the engine's rounding bank, which

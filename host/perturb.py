@@ -484,8 +484,8 @@ class EngineSource(PerturbSource):
 
     def prefetch(self, seeds):
         t = self.eng.transport
-        if self.reuse != "pregen" and hasattr(t, "prefetch"):
-            t.prefetch(seeds)
+        if hasattr(t, "prefetch") and (self.reuse != "pregen" or self._fused is not None):
+            t.prefetch(seeds)       # (pregen: the fused engine reads the sign streams ahead)
 
     def begin(self, seed):
         if self.reuse == "pregen":

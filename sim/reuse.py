@@ -40,7 +40,7 @@ from pezo.sim.gf2 import poly_gcd
 from pezo.sim.seeding import domain_tweak
 
 __all__ = ["ReuseModel", "onthefly_taps", "group_map", "sign_rate", "sign_bits", "apply_signs",
-           "KEY_BITS", "onthefly_lanes", "query_stride", "pool_mean_square",
+           "pregen_read", "KEY_BITS", "onthefly_lanes", "query_stride", "pool_mean_square",
            "lane_characters", "fourth_moment_excess", "TAPS_FULL_GROUPS", "TAPS_SHORTLIST"]
 
 KEY_BITS = 32       # query key of a pregen OFFSET
@@ -218,19 +218,28 @@ def sign_rate(cfg) -> int:
 
 def sign_bits(bank, cfg, first_beat: int, beats: int):
     """Sign bits (beats, m) of beats first_beat .. first_beat + beats - 1 of the sign stream, from
-    ``bank`` = the sign stream's bank cycles floor(first_beat / r) .. (as returned by the bank)."""
+    ``bank`` = the sign stream's bank cycles floor(first_beat / r) .. (as returned by the bank).
+    ``bank`` may have leading dimensions (many sign streams at once, (..., cycles, n)): the
+    result then has them too, (..., beats, m)."""
     r, m, w = sign_rate(cfg), cfg.out_lanes, cfg.width
     b = first_beat + np.arange(beats)
     cyc = b // r - first_beat // r
     idx = (b % r)[:, None] * m + np.arange(m)[None, :]        # bit index in the cycle's n*w bits
     lane, bit = idx // w, idx % w
-    vals = np.asarray(bank, dtype=np.int64)[cyc[:, None], lane]
+    vals = np.asarray(bank, dtype=np.int64)[..., cyc[:, None], lane]
     return (vals >> bit) & 1
 
 
 def apply_signs(u, s):
     """u XOR -s: one's complement where the sign bit is set (a bijection on w-bit integers)."""
     return np.asarray(u, dtype=np.int64) ^ -np.asarray(s, dtype=np.int64)
+
+
+def pregen_read(pool, offset: int, s):
+    """pregen: the uniform numbers of ``len(s)`` beats read from pool word ``offset`` on
+    (cyclically) with sign bits ``s`` (beats, m): out[b] = pool[(o + b) mod N/m] XOR -s[b]."""
+    idx = (int(offset) + np.arange(len(s))) % pool.shape[0]
+    return apply_signs(pool[idx], s)
 
 
 def pool_mean_square(cfg, pool, digits) -> float:
@@ -304,6 +313,6 @@ class ReuseModel:
             return self.bank.next(beats)
         if cfg.reuse == "onthefly":
             return onthefly_lanes(self.bank.next(beats), self.taps, cfg.width)
-        idx = (self.offset + np.arange(beats)) % cfg.pool_words
+        out = pregen_read(self.pool, self.offset, self.signs(beats))
         self.offset = int((self.offset + beats) % cfg.pool_words)
-        return apply_signs(self.pool[idx], self.signs(beats))
+        return out

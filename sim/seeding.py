@@ -57,19 +57,23 @@ def round_constants(seed_width: int) -> tuple:
     return tuple(range(ROUNDS))
 
 
-def simon_round(x, y, rk, n):
-    """One round on word arrays (uint64): (x, y) -> (y ^ f(x) ^ rk, x)."""
+def round_f(x, n):
+    """SIMON's f(x) = (rotl(x, 1) & rotl(x, 8)) ^ rotl(x, 2) on n-bit words (uint64 arrays)."""
     sh = [np.uint64(r) for r in (1, 8, 2, n - 1, n - 8, n - 2)]
     mask = np.uint64((1 << n) - 1)
 
     def rotl(v, a, b):
         return ((v << a) | (v >> b)) & mask
-    f = (rotl(x, sh[0], sh[3]) & rotl(x, sh[1], sh[4])) ^ rotl(x, sh[2], sh[5])
-    return y ^ f ^ np.uint64(rk), x
+    return (rotl(x, sh[0], sh[3]) & rotl(x, sh[1], sh[4])) ^ rotl(x, sh[2], sh[5])
+
+
+def simon_round(x, y, rk, n):
+    """One round on word arrays (uint64): (x, y) -> (y ^ f(x) ^ rk, x)."""
+    return y ^ round_f(x, n) ^ np.uint64(rk), x
 
 
 def _mix_int(block: int, n: int) -> int:
-    """The permutation on one block (Python ints: faster than NumPy for a single seed)."""
+    """The permutation on one block (Python ints): the plain reference of :func:`mix`."""
     mask = (1 << n) - 1
     x, y = block >> n, block & mask
     for i in range(ROUNDS):
@@ -79,10 +83,43 @@ def _mix_int(block: int, n: int) -> int:
     return (x << n) | y
 
 
+_F16 = {}
+
+
+def _f_table16():
+    """f of every 16-bit word (32-bit seeds: n = 16), computed by :func:`round_f` once: a
+    round is then one table look-up and two XORs, as an array (uint16) and as a list."""
+    if not _F16:
+        f = round_f(np.arange(1 << 16, dtype=np.uint64), 16).astype(np.uint16)
+        _F16["array"], _F16["list"] = f, f.tolist()
+    return _F16["array"], _F16["list"]
+
+
 def mix(blocks, seed_width: int) -> np.ndarray:
-    """E(block) for an array of ``seed_width``-bit blocks (high word x, low word y)."""
+    """E(block) for an array of ``seed_width``-bit blocks (high word x, low word y).
+
+    32-bit seeds (n = 16) go through f's table (:func:`_f_table16`): Python ints for a few
+    blocks, NumPy look-ups for many; 64-bit seeds through :func:`simon_round` (NumPy) or
+    :func:`_mix_int` (a few blocks)."""
     n = half_bits(seed_width)
     b = np.asarray(blocks, dtype=np.uint64)
+    if n == 16:
+        table, flat = _f_table16()
+        if b.size <= 32:
+            out = []
+            for v in b.reshape(-1).tolist():
+                x, y = v >> 16, v & 0xFFFF
+                for i in range(ROUNDS):
+                    x, y = y ^ flat[x] ^ i, x
+                out.append((x << 16) | y)
+            return np.array(out, dtype=np.uint64).reshape(b.shape)
+        x, y = (b >> np.uint64(16)).astype(np.uint16), b.astype(np.uint16)
+        for i in range(ROUNDS):
+            t = table[x]
+            t ^= y
+            t ^= np.uint16(i)
+            x, y = t, x
+        return (x.astype(np.uint64) << np.uint64(16)) | y
     if b.size <= 8:
         return np.array([_mix_int(int(v), n) for v in b.reshape(-1)],
                         dtype=np.uint64).reshape(b.shape)

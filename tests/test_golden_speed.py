@@ -85,3 +85,67 @@ def test_lane_major_generator_equals_scaled_bank_stream(cfg):
     model = GeneratorModel(cfg, 99)
     assert (np.concatenate([model.next(n) for n in (1, 5000, 60_000, 5000)]) == ref).all()
     assert model.saturated == sat
+
+
+# The seed mixer and the fused engine's pregen path --------------------------------------------
+
+@pytest.mark.parametrize("sw", [32, 64])
+def test_vectorised_mixer_equals_plain_reference(sw):
+    """mix (f's table for 32-bit seeds, NumPy or Python ints by batch size; NumPy rounds for
+    64-bit) against _mix_int, block by block, on thousands of random blocks."""
+    from pezo.sim.seeding import _mix_int, mix
+    rng = np.random.default_rng(sw)
+    blocks = rng.integers(0, 1 << (sw - 1), 4000, dtype=np.uint64) << np.uint64(1)
+    blocks ^= rng.integers(0, 2, 4000, dtype=np.uint64)
+    blocks[:3] = [0, 1, (1 << sw) - 1]
+    ref = [_mix_int(int(b), sw // 2) for b in blocks]
+    for size in (1, 5, 8, 9, 32, 33, 4000):
+        assert mix(blocks[:size], sw).tolist() == ref[:size], size
+    assert mix(blocks.reshape(40, 100), sw).reshape(-1).tolist() == ref
+
+
+def test_fused_pregen_queries_equal_the_commands():
+    """Many MeZO queries through the fused pregen path (sign bits read ahead, the pool's z and p
+    laid out, the generator's state left pending) with no status read between them, against
+    the plain golden model running OFFSET, PERTURB and UPDATE: every theta+- and, at the end,
+    the weights and the status; then the same after a scale change and a new pool."""
+    from pezo.config import EngineConfig as E
+    from pezo.host.engine import GoldenTransport
+    from pezo.host.fused import FusedGoldenTransport
+    from pezo.sim.engine import Op, encode_signed
+    from pezo.sim.reuse import query_stride
+    g = G(lanes=4, reuse="pregen", pool_size=64)
+    cfg = E(generator=g, depth=4 * 37)
+    a, b = GoldenTransport(cfg), FusedGoldenTransport(cfg)
+    rng = np.random.default_rng(3)
+    w = rng.integers(-2000, 2000, cfg.depth).reshape(cfg.words, cfg.lanes)
+    for t in (a, b):
+        for op, arg, wd in ((Op.WRITE, cfg.words << 32, w), (Op.MU, 900, None),
+                            (Op.ROUNDING, 1, None), (Op.SEED, 77, None)):
+            t.command(op, arg, wd)
+    seeds = [int(s) for s in rng.integers(0, 2**32, 30)]
+    b.prefetch(seeds[:20])              # the last ten are not announced
+    o, fused = 0, 0
+    for k, s in enumerate(seeds):
+        if k == 25:                     # a scale change and a new pool mid-run
+            for t in (a, b):
+                t.command(Op.SCALE, scaler.encode_scale([(1, scaler.t_min(g) + 1)], g))
+                t.command(Op.SEED, 78)
+        replay = (Op.OFFSET, o | (s & 0xFFFFFFFF) << 32)
+        got = b.pair(s, o, cfg.depth)
+        want = []
+        for sign in (0, 1, 0):
+            a.command(*replay)
+            a.command(Op.PERTURB, sign)
+            if len(want) < 2:
+                want.append(a.command(Op.READ, cfg.words << 32).reshape(-1) * 2.0 ** -cfg.w_frac)
+        c = int(rng.integers(-30000, 30000))
+        sat = b.update(s, o, c)
+        a.command(*replay)
+        a.command(Op.UPDATE, encode_signed(c))
+        assert got is not None and sat is not None, k
+        fused += 1
+        assert (got[0] == want[0]).all() and (got[1] == want[1]).all(), k
+        o = (o + query_stride(g, cfg.words)) % g.pool_words
+    assert b.status() == a.status()
+    assert (b.command(Op.READ, cfg.words << 32) == a.command(Op.READ, cfg.words << 32)).all()
