@@ -55,9 +55,10 @@ def bench_training(quick=False):
       engine): steps per second, and per step the time of the perturbation path and of the
       NumPy forward pass and their ratio (median of 3 runs of 2,000 steps; ``quick``: 1 run of
       300);
-    * digits / logreg with the other reuse strategies, the float Gaussian source, the golden
-      engine one command per pass (batched front end, and the plain model) and the hardware in
-      the Amaranth simulator;
+    * digits / logreg with the other reuse strategies, the iCE40 board's default engine (pregen,
+      d = 4,096), streamed weights (golden STREAM in 40-word blocks), the float Gaussian
+      source, the golden engine one command per pass (batched front end, and the plain model)
+      and the hardware in the Amaranth simulator;
     * the ZO methods (:data:`ALGO_BENCH`) on digits / mlp, golden engine and Amaranth-simulated
       hardware;
     * the NumPy forward pass alone (L+ and L-, batch 64, one BLAS thread).
@@ -77,6 +78,11 @@ def bench_training(quick=False):
     ds, model = "digits", "logreg"
     others = [("training step, golden engine (fused)", "pezo pregen",
                dict(source="pezo", reuse="pregen"), runs, steps),
+              ("training step, golden engine (fused)", "pezo, board ice40's default engine",
+               dict(source="pezo", board="ice40"), runs, steps),
+              ("training step, golden STREAM", "pezo none, streamed in 40-word blocks",
+               dict(source="pezo", weights="stream", block_words=40), runs,
+               100 if quick else 300),
               ("training step, golden engine (fused)", "pezo onthefly",
                dict(source="pezo", reuse="onthefly"), runs, steps),
               ("training step, float gaussian source", "gaussian", dict(source="gaussian"),
@@ -87,9 +93,11 @@ def bench_training(quick=False):
                dict(source="pezo", engine="golden"), 1, 5 if quick else 20),
               ("training step, hardware in Amaranth sim", "pezo-sim none",
                dict(source="pezo-sim"), 1, 2 if quick else 5)]
+    none = next(r for r in rows if r["config"] == f"{ds}/{model} batch {BENCH_BATCH}, pezo none")
     for what, label, kw, n_runs, n_steps in others:
         r = _train_timing(n_runs, dataset=ds, model=model, steps=n_steps, batch=BENCH_BATCH,
                           **kw)
+        r["vs_none"] = r["source_ms_per_step"] / none["source_ms_per_step"]  # the same run's
         rows.append(dict(r, what=what, config=f"{ds}/{model} batch {BENCH_BATCH}, {label}"))
     # the ZO methods of pezo.host.algorithms on digits / mlp (relu for the INT8 one): golden
     # engine (fused) and the hardware in the Amaranth simulator, steps per second

@@ -1,6 +1,7 @@
 """``make bench`` / ``pezo bench``: throughput figures, measured here and printed (not asserted).
 
-* golden model: values per second for 10^7 values (best of 3), per configuration;
+* golden model: values per second for 10^7 values (best of 3), per configuration, beside the
+  NumPy PCG64 reference (10^7 int16 draws, best of 3) measured in the same run;
 * Amaranth simulator: generator cycles per second;
 * Verilator: generator cycles per second with the compiled harness (random stalls, 75 % ready),
   and the bulk comparison speed with the golden model;
@@ -25,6 +26,7 @@ import sys
 import time
 
 from amaranth.sim import Simulator
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -56,12 +58,18 @@ def _best_of(fn, repeat=3):
 
 
 def bench_model(count):
-    rows = []
+    """Golden model values per second (best of 3) per configuration, and the NumPy PCG64
+    reference measured in the same run: ``count`` int16 draws (best of 3)."""
+    rng = np.random.default_rng(1)
+    secs = _best_of(lambda: rng.integers(-1 << 15, 1 << 15, count, dtype=np.int16))
+    rows = [{"what": "NumPy PCG64 reference", "config": "int16 draws", "count": count,
+             "seconds": secs, "rate": count / secs, "unit": "values/s"}]
     for cfg in MODEL_CONFIGS:
         generate(cfg, 1, 1000)
         secs = _best_of(lambda: generate(cfg, 1, count))
         rows.append({"what": "golden model", "config": cfg.name(), "count": count,
-                     "seconds": secs, "rate": count / secs, "unit": "values/s"})
+                     "seconds": secs, "rate": count / secs, "unit": "values/s",
+                     "vs_pcg64": secs and rows[0]["seconds"] / secs})
     return rows
 
 
@@ -202,6 +210,8 @@ def run_bench(args):
             rate = f"{r['rate'] / 1e6:.2f} M{r['unit']}"
         else:
             rate = f"{r['rate'] / 1e3:.2f} k{r['unit']}"
+        if "vs_pcg64" in r:
+            rate += f" ({r['vs_pcg64']:.2f} x PCG64)"
         count = f"{r['count']:,}" + (" cycles" if "cycles_per_pass" in r else "")
         t.add_row(r["what"], r["config"], count, f"{r['seconds']:.3f}", rate)
     console.print(t)
@@ -211,14 +221,15 @@ def run_bench(args):
         tt = Table(title="training step: perturbation path vs NumPy forward pass (ms per step; "
                          "ratio < 1: the engine is not the bottleneck)")
         for col in ("measurement", "configuration", "steps/s", "perturbation ms", "forward ms",
-                    "ratio"):
+                    "ratio", "vs none"):
             tt.add_column(col, justify="left" if col in ("measurement", "configuration")
                           else "right")
         for r in train_rows:
             src = r.get("source_ms_per_step")
             tt.add_row(r["what"], r["config"], f"{r['rate']:,.1f}",
                        "-" if src is None else f"{src:.4f}", f"{r['forward_ms_per_step']:.4f}",
-                       f"{r['ratio']:.2f}" if "ratio" in r else "-")
+                       f"{r['ratio']:.2f}" if "ratio" in r else "-",
+                       f"{r['vs_none']:.2f} x" if "vs_none" in r else "-")
         console.print(tt)
     meta = {"python": sys.version.split()[0], "machine": platform.machine(),
             "processor": platform.processor(), "time": time.strftime("%Y-%m-%d %H:%M:%S")}
