@@ -221,7 +221,13 @@ class PerturbEngine(wiring.Component):
                      st_out.saturated.eq((smac if streamed else mac).saturated | gen.saturated
                                          | (gen_u.saturated if streamed else 0) | coord_sat)]
         if g.reuse == "pregen":
-            m.d.comb += [st_out.filling.eq(gen.filling), st_out.offset.eq(gen.offset)]
+            # The pool position is registered on its way to the status (timing: it is the
+            # difference of the pool's head and the scaler's occupancy, a carry chain that
+            # otherwise ran on into the bridge's reply). It settles in the drain and fill states,
+            # before busy falls.
+            offset_r = Signal.like(gen.offset, name="offset_r")
+            m.d.sync += offset_r.eq(gen.offset)
+            m.d.comb += [st_out.filling.eq(gen.filling), st_out.offset.eq(offset_r)]
 
         coord_states = ("COORD_RD",) + (("COORD_WAIT",) if spram else ()) + (
             "COORD_SEL", "COORD_ADD", "COORD_SAT", "COORD_WR")

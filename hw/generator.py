@@ -123,12 +123,22 @@ class PerturbationGenerator(wiring.Component):
             m.d.comb += [bank.seed.eq(Mux(self.seed_load, self.seed, sign_seed)),
                          bank.seed_load.eq(self.seed_load | self.offset_set)]
             r = sign_rate(cfg)
+
+            def back(head, held):
+                """(head - held) mod pool_words: one subtraction when the pool's word count is
+                a power of two."""
+                words = cfg.pool_words
+                if words & (words - 1) == 0:
+                    return (head - held)[:max(1, words.bit_length() - 1)]
+                return Mux(head >= held, head - held, head + words - held)
             sub = Signal(range(r))
             bits = Cat(*(bank.o.payload[l].as_unsigned() for l in range(cfg.lanes)))
             # Beat sub = 0 of a group takes the bank's word (its signs straight from the bank's
             # output) and keeps the rest in a shift register, so every other beat's signs come
             # from a flip-flop (no r-way select on the path into the scaler).
-            first = sub == 0
+            # ``first`` (sub == 0) is a register of its own: the sign select into the scaler is
+            # then one LUT with the pool's bit and the two sign sources (timing).
+            first = Signal(init=1)
             rest = Signal(max(1, len(bits) - cfg.out_lanes))
             signs = Mux(first, bits[:cfg.out_lanes], rest[:cfg.out_lanes]) if r > 1 \
                 else bits[:cfg.out_lanes]
@@ -157,15 +167,14 @@ class PerturbationGenerator(wiring.Component):
                 m.d.comb += scaler.i.payload[j].eq(
                     (pool.o.payload[j].as_unsigned() ^ signs[j].replicate(cfg.width)).as_signed())
             with m.If(self.seed_load | self.offset_set):
-                m.d.sync += sub.eq(0)
+                m.d.sync += [sub.eq(0), first.eq(1)]
             with m.Elif(take):
-                m.d.sync += sub.eq(Mux(sub == r - 1, 0, sub + 1))
+                m.d.sync += [sub.eq(Mux(sub == r - 1, 0, sub + 1)), first.eq(sub == r - 1)]
             m.d.comb += [
                 pool.restart.eq(self.seed_load),
                 pool.offset_value.eq(self.offset_value), pool.offset_set.eq(self.offset_set),
                 # Beats held in the scaler left the pool earlier: count them back.
-                self.offset.eq(Mux(pool.offset >= scaler.held, pool.offset - scaler.held,
-                                   pool.offset + cfg.pool_words - scaler.held)),
+                self.offset.eq(back(pool.offset, scaler.held)),
                 self.filling.eq(pool.filling),
             ]
             if self._sumsq:
