@@ -167,11 +167,11 @@ def sequence_words(k: int, states, nbits: int) -> np.ndarray:
     lanes = len(states)
     lags = [k - e for e in POLYNOMIALS[k]]
     nwords = -(-max(int(nbits), 1) // 64) + 1
-    # The first 2*k*64 bits from the unit states' (by linearity), then continue on words.
-    st = np.array([[(s >> i) & 1 for i in range(k)] for s in states], dtype=np.float32)
-    bits = (st.reshape(lanes, k) @ _boot_basis(k)).astype(np.uint8) & np.uint8(1)  # sums <= k
+    # The first 2k words: the XOR of the unit states' (linearity), then continue on words.
+    st = np.array([[(s >> i) & 1 for i in range(k)] for s in states], dtype=np.uint64)
     words = np.empty((lanes, max(nwords, 2 * k) + WORD_BLOCK), dtype=np.uint64)
-    words[:, :2 * k] = np.packbits(bits, axis=1, bitorder="little").view("<u8")
+    words[:, :2 * k] = np.bitwise_xor.reduce(_boot_basis(k)[None] * st.reshape(lanes, k, 1),
+                                             axis=1)
     _extend(words, 2 * k, nwords, lags, k, WORD_BLOCK)
     return words[:, :nwords]
 
@@ -180,16 +180,16 @@ _BOOT = {}
 
 
 def _boot_basis(k: int) -> np.ndarray:
-    """Bits x_0..x_{2*k*64 - 1} of the sequences of the k unit start states (state bit i set),
-    (k, 2*k*64) float32, by the recurrence on bits in blocks of up to 32 (the Frobenius
-    identity), once per k: every sequence is the XOR (the sum mod 2) of its set bits' rows."""
+    """Words 0..2k-1 of the packed sequences of the k unit start states (state bit i set),
+    (k, 2k) uint64, by the recurrence on bits in blocks of up to 32 (the Frobenius identity),
+    once per k: every state's first 2k words are the XOR of its set bits' rows."""
     basis = _BOOT.get(k)
     if basis is None:
         boot = 2 * k * 64
         bits = np.zeros((k, boot + 64), dtype=np.uint8)
         bits[np.arange(k), np.arange(k)] = 1
         _extend(bits, k, boot, [k - e for e in POLYNOMIALS[k]], k, 32)
-        basis = _BOOT[k] = bits[:, :boot].astype(np.float32)
+        basis = _BOOT[k] = np.packbits(bits[:, :boot], axis=1, bitorder="little").view("<u8")
     return basis
 
 
