@@ -178,11 +178,23 @@ class SerialBridge(wiring.Component):
         # 0xFF, a zero after them, which is yielded when the next code byte comes (a zero before
         # the closing delimiter is not part of the frame). One decoded byte at most per byte in,
         # registered (dv, db).
-        byte, delim = self.i.payload, self.i.payload == SYNC
-        m.d.comb += self.i.ready.eq(st["HUNT"] | st["RECV"])
+        # Stage 0 (timing): a byte is taken one cycle after it arrives, when whether it is the
+        # delimiter or 0xFF is known from flip-flops (the compares ran into the state flags
+        # through the decoder's conditions). The payload is stable while ``valid`` (a stream's
+        # rule), so the flags registered in the cycle before describe the byte on offer.
+        seen = Signal()                        # the byte on offer was there last cycle too
+        delim, is_ff = Signal(), Signal()      # ... and is 0x00 / 0xFF
+        byte = self.i.payload
+        m.d.sync += [seen.eq(self.i.valid & ~self.i.ready), delim.eq(byte == SYNC),
+                     is_ff.eq(byte == 0xFF)]
+        m.d.comb += self.i.ready.eq((st["HUNT"] | st["RECV"]) & seen)
+        i_valid = self.i.valid & seen          # a byte whose flags are ready
         take = Signal()                        # a byte of the frame (not a delimiter) arrives
-        m.d.comb += take.eq(st["RECV"] & self.i.valid & ~delim)
+        m.d.comb += take.eq(st["RECV"] & i_valid & ~delim)
         code_left = Signal(8)                  # data bytes still to come in this COBS block
+        code_zero = Signal(init=1)             # code_left == 0, kept as a register (timing)
+        is_one = Signal()                      # the byte on offer is 0x01 (registered)
+        m.d.sync += is_one.eq(byte == 1)
         code_ff = Signal()                     # the block's code is 0xFF (no zero after it)
         code_first = Signal()                  # no code byte yet in this frame
         raw_n = Signal(range(MIN_FRAME + 1))   # bytes since the opening delimiter (saturating)
@@ -191,15 +203,16 @@ class SerialBridge(wiring.Component):
         with m.If(take):
             with m.If(raw_n != MIN_FRAME):
                 m.d.sync += raw_n.eq(raw_n + 1)
-            with m.If(code_left == 0):
-                m.d.sync += [code_left.eq(byte - 1), code_ff.eq(byte == 0xFF),
+            with m.If(code_zero):
+                m.d.sync += [code_left.eq(byte - 1), code_zero.eq(is_one), code_ff.eq(is_ff),
                              code_first.eq(0), db.eq(0), dv.eq(~code_first & ~code_ff)]
             with m.Else():
-                m.d.sync += [code_left.eq(code_left - 1), db.eq(byte), dv.eq(1)]
+                m.d.sync += [code_left.eq(code_left - 1), code_zero.eq(code_left == 1),
+                             db.eq(byte), dv.eq(1)]
         cobs_ok = Signal()                     # the last COBS block was complete at the delimiter
-        with m.Elif(st["HUNT"] | (st["RECV"] & self.i.valid & delim)):
-            m.d.sync += [raw_n.eq(0), code_left.eq(0), code_ff.eq(1), code_first.eq(1),
-                         cobs_ok.eq(code_left == 0)]
+        with m.Elif(st["HUNT"] | (st["RECV"] & i_valid & delim)):
+            m.d.sync += [raw_n.eq(0), code_left.eq(0), code_zero.eq(1), code_ff.eq(1),
+                         code_first.eq(1), cobs_ok.eq(code_zero)]
         # Stage 2: decoded bytes into the header registers, the frame buffer and the CRC. ``n``
         # counts decoded bytes (saturating beyond the longest frame).
         n_max = HEADER_BYTES + buf_bytes + 2 + 1
@@ -259,14 +272,14 @@ class SerialBridge(wiring.Component):
         hunt_next = Signal()                   # go to HUNT after this reply (a TIMEOUT)
         with m.If(st["HUNT"]):
             m.d.sync += [self.formal["frame_ok"].eq(0), hunt_next.eq(0), data_sent.eq(0)]
-            with m.If(self.i.valid & delim):
+            with m.If(i_valid & delim):
                 goto("HUNT", "RECV")
         with m.If(st["RECV"]):
             m.d.sync += [self.formal["frame_ok"].eq(0), data_sent.eq(0)]
             with m.If(timed_out):
                 m.d.sync += hunt_next.eq(1)
                 goto("RECV", "WAIT")
-            with m.Elif(self.i.valid & delim & (raw_n == MIN_FRAME)):
+            with m.Elif(i_valid & delim & (raw_n == MIN_FRAME)):
                 goto("RECV", "END0")           # shorter: noise between frames, no reply
         # END0: the header's verdicts (the header was decoded long before; the last decoded byte
         # reaches n and the CRC in this cycle). END1: the length the header asks for, and the CRC;
