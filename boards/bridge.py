@@ -84,7 +84,7 @@ class SerialBridge(wiring.Component):
         self._engine = PerturbEngine(config) if engine is None else engine
         #: Probes for formal checks (pezo.formal): a frame whose CRCs checked is being
         #: executed; its opcode is WRITE.
-        self.formal = {"frame_ok": Signal(), "is_write": Signal()}
+        self.formal = {"frame_ok": Signal(), "is_write": Signal(), "listening": Signal()}
         super().__init__()
 
     config = property(lambda self: self._cfg)
@@ -187,7 +187,8 @@ class SerialBridge(wiring.Component):
         byte = self.i.payload
         m.d.sync += [seen.eq(self.i.valid & ~self.i.ready), delim.eq(byte == SYNC),
                      is_ff.eq(byte == 0xFF)]
-        m.d.comb += self.i.ready.eq((st["HUNT"] | st["RECV"]) & seen)
+        m.d.comb += [self.formal["listening"].eq(st["HUNT"] | st["RECV"]),
+                     self.i.ready.eq((st["HUNT"] | st["RECV"]) & seen)]
         i_valid = self.i.valid & seen          # a byte whose flags are ready
         take = Signal()                        # a byte of the frame (not a delimiter) arrives
         m.d.comb += take.eq(st["RECV"] & i_valid & ~delim)
@@ -363,13 +364,16 @@ class SerialBridge(wiring.Component):
                 goto("ROUTE", "R_HDR")
             with m.Elif(~busy_r | ~(is_w | is_r)):
                 goto("ROUTE", "WAIT")
+        # A beat is offered exactly while it is assembled (wfull is set only in WDATA and is
+        # clear when WDATA ends), so the engine's wdata.valid is that flip-flop itself (timing:
+        # it enables the engine's write counters).
+        m.d.comb += eng.wdata.valid.eq(wfull)
         with m.If(st["WDATA"]):
             # Bytes come from the frame buffer (one read per two cycles); wfull / done are
             # registers: the handshakes with the engine are decided from flip-flops only.
             with m.If(done):
                 goto("WDATA", "WAIT")
             with m.Elif(wfull):
-                m.d.comb += eng.wdata.valid.eq(1)
                 with m.If(eng.wdata.ready):
                     m.d.sync += [wn.eq(0), wfull.eq(0), left.eq(left - 1), done.eq(left == 1)]
             with m.Elif(rd_pending):

@@ -237,7 +237,14 @@ def bridge_live():
             m.d.sync += quiet.eq(0)
         with m.Elif(quiet != bound + 1):
             m.d.sync += quiet.eq(quiet + 1)
+        # The bridge takes a byte in the second cycle it is offered (its delimiter compare is
+        # registered first): after the quiet period it listens, and a byte offered then is
+        # taken in its second cycle.
+        offered = Signal()
+        m.d.sync += offered.eq((quiet == bound + 1) & valid)
         with m.If(quiet == bound + 1):
+            m.d.comb += Assert(bridge.formal["listening"])
+        with m.If(offered & valid):
             m.d.comb += Assert(bridge.i.ready)
         return m
     return _Harness(build, [byte, valid, choice, err])
