@@ -406,8 +406,10 @@ class PerturbEngine(wiring.Component):
             rng_lo = Signal(range(words + 1))
             rng_hi = Signal(range(words + 1), init=words)
             z_issue = gen.o.payload
-            if cfg.mask != "none":
-                z_issue = Mux((counter >= rng_lo) & (counter < rng_hi), gen.o.payload, 0)
+            # The range verdict of the issued word is registered beside it (at issue) and applied
+            # at the MAC input (timing: the two counter compares no longer select za's 64 bits).
+            inr = Signal(name="in_range") if cfg.mask != "none" else None
+            keep = delayed(inr, "in_range") if inr is not None else None
             if cfg.mask == "bitmap":
                 m.submodules.bitmap = bmem = memory.Memory(shape=cfg.lanes, depth=words,
                                                            init=[(1 << cfg.lanes) - 1] * words)
@@ -415,8 +417,10 @@ class PerturbEngine(wiring.Component):
                 brd = bmem.read_port()
                 m.d.comb += [brd.addr.eq(counter), brd.en.eq(st["PASS"])]
                 bits_m = delayed(brd.data, "bitmap")
-                m.d.comb += [mac.i.payload.z[l].eq(Mux(bits_m[l], za_m[l], 0))
+                m.d.comb += [mac.i.payload.z[l].eq(Mux(bits_m[l] & keep, za_m[l], 0))
                              for l in range(cfg.lanes)]
+            elif keep is not None:
+                m.d.comb += mac.i.payload.z.eq(Mux(keep, za_m, 0))
             else:
                 m.d.comb += mac.i.payload.z.eq(za_m)
             if has_r:
@@ -619,6 +623,8 @@ class PerturbEngine(wiring.Component):
                     m.d.sync += [va.eq(1), za.eq(z_issue), addr_a.eq(counter),
                                  counter.eq(counter + 1), more.eq(counter != words - 1),
                                  more_r.eq(use_r & (counter != words - 1))]
+                    if inr is not None:
+                        m.d.sync += inr.eq((counter >= rng_lo) & (counter < rng_hi))
                     if has_r:
                         m.d.sync += ra.eq(Cat(rbank.o.payload[l].as_unsigned()[:S]
                                               for l in range(cfg.lanes)))
@@ -681,6 +687,7 @@ class PerturbEngine(wiring.Component):
             c_sel = Signal(signed(b))
             c_sum = Signal(signed(b + 1))
             c_lane = arg[24:32]
+            c_hit = Signal(cfg.lanes)     # the lane, one-hot (registered in COORD_SEL: timing)
             lo_w, hi_w = -(1 << (b - 1)), (1 << (b - 1)) - 1
             with m.If(st["COORD_RD"]):
                 m.d.comb += [rd.addr.eq(arg[:nb]), rd.en.eq(1)]
@@ -693,7 +700,8 @@ class PerturbEngine(wiring.Component):
                         m.d.sync += c_wait.eq(0)
                         goto("COORD_WAIT", "COORD_SEL")
             with m.If(st["COORD_SEL"]):
-                m.d.sync += [c_word.eq(rd.data), c_sel.eq(rd.data[c_lane])]
+                m.d.sync += [c_word.eq(rd.data), c_sel.eq(rd.data[c_lane]),
+                             c_hit.eq(Cat(c_lane == l for l in range(cfg.lanes)))]
                 goto("COORD_SEL", "COORD_ADD")
             with m.If(st["COORD_ADD"]):
                 m.d.sync += c_sum.eq(c_sel + arg[32:32 + b].as_signed())
@@ -702,7 +710,7 @@ class PerturbEngine(wiring.Component):
                 # out of range iff the two top bits of the (b+1)-bit sum differ
                 over, under = ~c_sum[b] & c_sum[b - 1], c_sum[b] & ~c_sum[b - 1]
                 c_new = Mux(over, hi_w, Mux(under, lo_w, c_sum[:b]))
-                m.d.sync += [c_out[l].eq(Mux(c_lane == l, c_new, c_word[l]))
+                m.d.sync += [c_out[l].eq(Mux(c_hit[l], c_new, c_word[l]))
                              for l in range(cfg.lanes)]
                 with m.If(over | under):
                     m.d.sync += coord_sat.eq(1)
