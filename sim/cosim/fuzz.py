@@ -439,7 +439,14 @@ def _fuzz(cfg, link, cases, seed, progress, check_every, probe_timeout, probes, 
             fw = frame_for(wseq, (Op.WRITE, (count << 32) | rng.randrange(0, words - count + 1),
                                   data))
             write(fr + fw)
-            rs, _ = link.replies(settle=settle * 3, timeout=probe_timeout)
+            # The READ's reply first (a board starved of CPU can be silent for longer than any
+            # settle time before it: a resend then would overrun too), then whatever follows.
+            rs, got = link.replies(until=lambda r: r[0] == rseq, timeout=probe_timeout)
+            if not got:
+                account(rs, label)
+                raise FuzzFailure(f"{label}: no reply to the long READ")
+            more, _ = link.replies(settle=settle * 3, timeout=probe_timeout)
+            rs += more
             account(rs, label)
             # Recovery: after a LOST reply the first resend runs; when the overrun left no
             # reply at all (the WRITE's remains were a lone delimiter), the LOST is still
