@@ -24,6 +24,7 @@ import numpy as np
 from pezo.boards.protocol import beat_bytes, frame_length, reply_length, Kind, write_beats
 from pezo.config import EngineConfig
 from pezo.fixed import from_fixed, to_fixed
+from pezo.host.engine import GoldenTransport
 from pezo.host.perturb import EngineSource, Query, _sround_array, engine_config
 from pezo.sim.engine import Op
 
@@ -45,12 +46,18 @@ class StreamedSource(EngineSource):
         Words (m weights each) per STREAM block; default the engine's largest, ``cfg.words``.
     rounding, coef_rounding : str
         As for :class:`~pezo.host.perturb.EngineSource`.
+    fused : bool
+        On the golden engine (``engine="golden"`` or a :class:`~pezo.host.engine.GoldenTransport`),
+        stream the whole model in one call of the golden model's STREAM arithmetic
+        (:meth:`pezo.sim.engine.EngineModel.stream_words`) instead of one STREAM command per
+        block (default True): the generators resume across blocks, so the weights are the
+        blocks' bit for bit (tests/test_streamed.py). Any other engine streams block by block.
     """
 
     kind = "engine"
 
     def __init__(self, n_params, cfg, engine="golden", rounding="stochastic",
-                 coef_rounding="stochastic", block_words=None):
+                 coef_rounding="stochastic", block_words=None, fused=True):
         if not isinstance(cfg, EngineConfig):
             raise TypeError(f"Configuration must be an EngineConfig, not {cfg!r}")
         if cfg.weights != "stream":
@@ -73,6 +80,9 @@ class StreamedSource(EngineSource):
         self.w = np.zeros(self.model_words * m, dtype=np.int64)
         self._seed = None           # the seed the engine remembers (the last SEED)
         self._pending = 0           # the deferred update's c (register integer), 0 = none
+        transport = self.eng.transport
+        self._model = transport.model if fused and isinstance(transport, GoldenTransport) \
+            else None              # the golden model the fused path streams through
 
     def describe(self):
         return super().describe() + f" streamed in blocks of {self.block_words} words"
@@ -82,6 +92,16 @@ class StreamedSource(EngineSource):
         for a in range(0, self.model_words, self.block_words):
             b = min(a + self.block_words, self.model_words)
             yield a * m, b * m
+
+    def _fusable(self):
+        """The fused path's assumptions: the golden model, the weights in range (else the
+        blocks' STREAM commands raise what they raise)."""
+        fmt = self.eng.w_format
+        return self._model is not None and self.w.size > 0 \
+            and fmt.min_int <= self.w.min() and self.w.max() <= fmt.max_int
+
+    def _words(self):
+        return self.w.reshape(self.model_words, self.cfg.lanes)
 
     def reset(self, theta0, run_seed=0):
         self._pending = 0
@@ -106,10 +126,14 @@ class StreamedSource(EngineSource):
         self._pending = 0
         self.eng.load_seed(query.seed)
         self._seed = query.seed
-        tp = np.empty_like(self.w)
-        tm = np.empty_like(self.w)
-        for a, b in self._blocks():
-            tp[a:b], tm[a:b], self.w[a:b] = self.eng.stream(self.w[a:b])
+        if self._fusable():
+            tp, tm, w = (a.reshape(-1) for a in self._model.stream_words(self._words()))
+            self.w = w
+        else:
+            tp = np.empty_like(self.w)
+            tm = np.empty_like(self.w)
+            for a, b in self._blocks():
+                tp[a:b], tm[a:b], self.w[a:b] = self.eng.stream(self.w[a:b])
         self._check_saturation()
         fmt = self.eng.w_format
         return np.stack([from_fixed(tp[:self.n_params], fmt), from_fixed(tm[:self.n_params], fmt)])
@@ -135,8 +159,11 @@ class StreamedSource(EngineSource):
             return
         self.eng.update_int(self._pending)
         self._pending = 0
-        for a, b in self._blocks():
-            self.w[a:b] = self.eng.stream(self.w[a:b], update_only=True)
+        if self._fusable():
+            self.w = self._model.stream_words(self._words(), update_only=True).reshape(-1)
+        else:
+            for a, b in self._blocks():
+                self.w[a:b] = self.eng.stream(self.w[a:b], update_only=True)
         self._check_saturation()
 
     def params(self):
@@ -181,11 +208,12 @@ class StreamedSource(EngineSource):
 def make_streamed_source(name, n_params, *, block_words=None, lanes=4, reuse="none", step="leap",
                          generators=None, weight_format="Q4.12", coef_bits=16, coef_frac=20,
                          rounding="stochastic", coef_rounding="stochastic", shared=False,
-                         state_bits=32, **unused):
+                         state_bits=32, fused=True, **unused):
     """The streamed counterpart of :func:`pezo.host.perturb.make_source`: source ``"pezo"``
     (the golden engine) or ``"pezo-sim"`` (the hardware in the Amaranth simulator), an engine of
     the same generator and formats built with ``weights="stream"`` whose depth is one block
-    (``block_words`` words; default the whole model, one block)."""
+    (``block_words`` words; default the whole model, one block). ``fused``: as for
+    :class:`StreamedSource` (the golden engine only)."""
     if name not in ("pezo", "pezo-sim"):
         raise ValueError(f"Streamed weights run on source 'pezo' or 'pezo-sim', not {name!r}")
     for k, v in unused.items():
@@ -202,7 +230,7 @@ def make_streamed_source(name, n_params, *, block_words=None, lanes=4, reuse="no
                         coef_bits, coef_frac, stochastic=rounding == "stochastic",
                         shared=shared, state_bits=state_bits, weights="stream")
     return StreamedSource(n_params, cfg, "amaranth" if name == "pezo-sim" else "golden",
-                          rounding, coef_rounding, block_words=block)
+                          rounding, coef_rounding, block_words=block, fused=fused)
 
 
 def link_bytes(cfg, n_params, block_words=None, baud=115200):

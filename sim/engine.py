@@ -291,10 +291,23 @@ class EngineModel:
         if not 1 <= count <= cfg.words or mode > 1:
             return self._fail(Err.ARG)
         w = self._check_rows(wdata, count)
+        if mode == 1:
+            return self.stream_words(w, update_only=True)
+        return np.stack(self.stream_words(w), axis=1).reshape(3 * count, cfg.lanes)
+
+    def stream_words(self, w, update_only=False):
+        """The arithmetic of STREAM on the weight words ``w`` ((count, m) integers in range; no
+        limit on count): the deferred update, then (unless ``update_only``) passes +1, -2, +1,
+        with the generators and the rounding bank advancing over the words. Returns w0, or
+        (w1, w2, w3), each (count, m). The generators resume where they stopped, so one call over
+        a whole model gives what one STREAM per block gives (the fused golden STREAM,
+        :class:`pezo.host.streamed.StreamedSource`, relies on it; tests/test_streamed.py checks
+        it against the blocks)."""
+        cfg, count = self.cfg, len(w)
         r = self.rbank.next(count) if self.stochastic else None
         w0, sat = mac(cfg, w, self.gen_u.next(count), self.pending, "update", r)
         self.mac_saturated |= bool(sat)
-        if mode == 1:
+        if update_only:
             self.last_pass = 3
             return w0
         z = self.gen.next(count)
@@ -303,7 +316,7 @@ class EngineModel:
         w3, s3 = mac(cfg, w2, z, self.mu, "plus")
         self.mac_saturated |= bool(s1 or s2 or s3)
         self.last_pass = 1
-        return np.stack([w1, w2, w3], axis=1).reshape(3 * count, cfg.lanes)
+        return w1, w2, w3
 
     def _pass(self, op, coef):
         cfg = self.cfg

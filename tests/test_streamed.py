@@ -260,6 +260,53 @@ def test_streamed_training_is_bit_identical_to_resident(model, block, decay, kw)
         assert streamed.stats["deferred"] >= 35          # updates fused with the next step
 
 
+def _stream_run(src, n, steps, seed):
+    """A MeZO-shaped run driven by hand: per step the perturbed pair, the weights (pending
+    update not yet applied), the status; a flush (update-only STREAMs) every fifth step."""
+    rng = np.random.default_rng(seed)
+    theta0 = rng.normal(0, 0.5, n)
+    theta0[:3] = [7.9998, -8.0, 7.99]         # at the Q4.12 ends: the MACs saturate
+    src.reset(theta0)
+    src.set_mu(2e-2)
+    for t in range(steps):
+        q = src.begin(1000 + 7 * t)
+        pm = src.perturb_pair(q)
+        src.update(q, float(rng.normal(0, 0.05)))
+        if t % 5 == 4:
+            src.params()
+        yield pm, src.w.copy(), (src.eng.transport.status(), dict(src.stats))
+    yield None, src.raw_weights(), (src.eng.transport.status(), dict(src.stats))
+
+
+@pytest.mark.parametrize("model,block,kw", [
+    ("logreg", 40, {}),                                       # 163 words: 40 does not divide
+    ("logreg", 1, dict(rounding="nearest", coef_rounding="nearest")),   # a block per word
+    ("logreg", None, dict(lanes=8)),                          # one block
+    ("mlp", 7, dict(reuse="onthefly", lanes=4)),
+    ("mlp", 64, dict(rounding="nearest")),
+])
+def test_fused_golden_stream_matches_the_blocks(model, block, kw):
+    """The fused golden STREAM (the whole model in one call of the golden model's STREAM
+    arithmetic) against the reference, one STREAM command per block on the same golden model:
+    theta+, theta-, the weights, the status and the source's counts (saturated passes
+    included) agree after every step, both rounding modes,
+    blocks that do and do not divide the model, flushes included."""
+    from pezo.host.models import make_model
+    from pezo.host.streamed import make_streamed_source
+    n = make_model(model, 64, 10, 16, "tanh").n_params
+    fused = make_streamed_source("pezo", n, block_words=block, **kw)
+    blocks = make_streamed_source("pezo", n, block_words=block, fused=False, **kw)
+    assert fused._model is not None and blocks._model is None
+    steps = 0
+    for got, want in zip(_stream_run(fused, n, 12, 3), _stream_run(blocks, n, 12, 3)):
+        if got[0] is not None:
+            assert np.array_equal(got[0], want[0]), steps
+        assert np.array_equal(got[1], want[1]) and got[2] == want[2], steps
+        steps += 1
+    assert steps == 13
+    assert fused.stats["saturated_passes"] > 0                # the saturating ends ran
+
+
 def test_streamed_training_on_the_simulated_hardware():
     """Three MeZO steps with the STREAM engine in the Amaranth simulator (blocks of 8 words)
     leave the weights of the resident golden engine."""
