@@ -11,6 +11,8 @@ seed load the count restarts at 0). Start states: :func:`pezo.sim.seeding.bank_s
 * ``rotate`` (used by ``onthefly`` reuse): output position j carries generator (j + c) mod n.
 """
 
+import copy
+
 import numpy as np
 
 from pezo.sim.lfsr import WORD_BLOCK, continue_words, extract, sequence_words
@@ -70,6 +72,15 @@ class BankModel:
         self._buf = sequence_words(k, lane_states(seed, k, self.gens, cfg.seed_width, tweak),
                                    64 * 2 * k)
         self._words = self._buf         # the valid words: self._buf[:, :n]
+        self._start = self._buf.copy()  # for restarted()
+
+    def restarted(self):
+        """A new bank of the same seed at cycle 0 (what ``BankModel(cfg, seed, rotate, tweak)``
+        returns), without mixing the seed and bootstrapping its sequences again."""
+        new = copy.copy(self)
+        new.cycle, new._base, new._ahead = 0, 0, self.FIRST_BITS
+        new._buf = new._words = self._start.copy()
+        return new
 
     def _cover(self, first: int, last: int):
         """Make self._words hold sequence bits first..last (absolute indices; first never

@@ -141,6 +141,7 @@ class EngineModel:
             self.weights = np.zeros(0, dtype=np.int64)   # remembered seed, the pending c
             self.gen_u = GeneratorModel(g, 0)
             self.seed_b = 0
+            self._seed_bank = None      # the perturbation generator's bank of seed_b (SEED)
             self.pending = 0
 
     def pass_mask(self):
@@ -187,6 +188,8 @@ class EngineModel:
             self.gen.load_seed(arg)
             if self.streamed:        # the rounding bank belongs to the update generator
                 self.seed_b = arg
+                # UPDATE restarts gen_u from a copy of this seed's bank, not a new one
+                self._seed_bank = getattr(getattr(self.gen, "reuse", None), "bank", None)
             else:
                 self.rbank = BankModel(self._round_cfg, arg, tweak=self._round_tweak)
         elif op in (Op.MU, Op.UPDATE):
@@ -197,7 +200,8 @@ class EngineModel:
                 self.mu = v
             elif self.streamed:
                 self.pending = v
-                self.gen_u.load_seed(self.seed_b)
+                bank = self._seed_bank
+                self.gen_u.load_seed(self.seed_b, None if bank is None else bank.restarted())
                 self.rbank = BankModel(self._round_cfg, self.seed_b, tweak=self._round_tweak)
             else:
                 self._pass("update", v)

@@ -25,8 +25,9 @@ class GeneratorModel:
         self.saturated = False
         self.reuse = ReuseModel(cfg, seed)
 
-    def load_seed(self, seed):
-        self.reuse.load_seed(seed)
+    def load_seed(self, seed, bank=None):
+        """Load ``seed``; ``bank``: its bank at cycle 0 if already built (ReuseModel.load_seed)."""
+        self.reuse.load_seed(seed, bank)
 
     def set_digits(self, digits):
         self.digits = list(digits)

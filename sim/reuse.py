@@ -263,10 +263,13 @@ class ReuseModel:
             if cfg.reuse == "onthefly" else []
         self.load_seed(seed)
 
-    def load_seed(self, seed):
+    def load_seed(self, seed, bank=None):
+        """Load ``seed``; ``bank``: a bank of this seed at cycle 0 (built elsewhere, e.g.
+        :meth:`~pezo.sim.bank.BankModel.restarted`), else one is built."""
         cfg = self.cfg
         self.seed = int(seed)
-        self.bank = BankModel(cfg, seed, rotate=cfg.reuse == "onthefly")
+        self.bank = BankModel(cfg, seed, rotate=cfg.reuse == "onthefly") if bank is None \
+            else bank
         self.offset = 0
         self.key = None
         self.pool = self.sumsq = None
