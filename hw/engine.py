@@ -543,6 +543,11 @@ class PerturbEngine(wiring.Component):
                 m.d.sync += scale_p.eq(1)
             with m.If(ok & is_op[Op.OFFSET]):
                 m.d.sync += offset_p.eq(1)
+            if cfg.coord:
+                with m.If(ok & is_op[Op.COORD]):
+                    # COORD reads and writes its word at blk (timing: the memory's address
+                    # multiplexer has no third source from the argument register).
+                    m.d.sync += blk.eq(arg[:nb])
             with m.If(ok & (is_op[Op.WRITE] | is_op[Op.READ])):
                 # blk runs over the block's addresses from start.
                 # (an accepted block has count >= 1: issue_more starts high)
@@ -690,7 +695,7 @@ class PerturbEngine(wiring.Component):
             c_hit = Signal(cfg.lanes)     # the lane, one-hot (registered in COORD_SEL: timing)
             lo_w, hi_w = -(1 << (b - 1)), (1 << (b - 1)) - 1
             with m.If(st["COORD_RD"]):
-                m.d.comb += [rd.addr.eq(arg[:nb]), rd.en.eq(1)]
+                m.d.comb += [rd.addr.eq(blk), rd.en.eq(1)]
                 goto("COORD_RD", "COORD_WAIT" if spram else "COORD_SEL")
             if spram:
                 c_wait = Signal(range(SPRAM_READ_LATENCY))
@@ -716,7 +721,7 @@ class PerturbEngine(wiring.Component):
                     m.d.sync += coord_sat.eq(1)
                 goto("COORD_SAT", "COORD_WR")
             with m.If(st["COORD_WR"]):
-                m.d.comb += [wr.en.eq(1), wr.addr.eq(arg[:nb]), wr.data.eq(c_out)]
+                m.d.comb += [wr.en.eq(1), wr.addr.eq(blk), wr.data.eq(c_out)]
                 goto("COORD_WR", "IDLE")
             with m.If(clear_p):
                 m.d.sync += coord_sat.eq(0)
