@@ -56,7 +56,7 @@ def bench_training(quick=False):
       NumPy forward pass and their ratio (median of 3 runs of 2,000 steps; ``quick``: 1 run of
       300);
     * digits / logreg with the other reuse strategies, the iCE40 board's default engine (pregen,
-      d = 4,096), streamed weights (golden STREAM in 40-word blocks), the float Gaussian
+      d = 4,096), streamed weights (golden STREAM in 40-word blocks, fused), the float Gaussian
       source, the golden engine one command per pass (batched front end, and the plain model)
       and the hardware in the Amaranth simulator;
     * the ZO methods (:data:`ALGO_BENCH`) on digits / mlp, golden engine and Amaranth-simulated
