@@ -544,10 +544,13 @@ class PerturbEngine(wiring.Component):
             with m.If(ok & is_op[Op.OFFSET]):
                 m.d.sync += offset_p.eq(1)
             if cfg.coord:
+                # COORD reads and writes its word at blk, and its lane is a registered one-hot
+                # (timing: no third source from the argument register in the memory's address
+                # multiplexer, no 8-bit lane compare in front of the lane select).
+                c_hit = Signal(cfg.lanes, name="c_hit")
                 with m.If(ok & is_op[Op.COORD]):
-                    # COORD reads and writes its word at blk (timing: the memory's address
-                    # multiplexer has no third source from the argument register).
-                    m.d.sync += blk.eq(arg[:nb])
+                    m.d.sync += [blk.eq(arg[:nb]),
+                                 c_hit.eq(Cat(arg[24:32] == l for l in range(cfg.lanes)))]
             with m.If(ok & (is_op[Op.WRITE] | is_op[Op.READ])):
                 # blk runs over the block's addresses from start.
                 # (an accepted block has count >= 1: issue_more starts high)
@@ -691,8 +694,6 @@ class PerturbEngine(wiring.Component):
             c_out = Signal(row)
             c_sel = Signal(signed(b))
             c_sum = Signal(signed(b + 1))
-            c_lane = arg[24:32]
-            c_hit = Signal(cfg.lanes)     # the lane, one-hot (registered in COORD_SEL: timing)
             lo_w, hi_w = -(1 << (b - 1)), (1 << (b - 1)) - 1
             with m.If(st["COORD_RD"]):
                 m.d.comb += [rd.addr.eq(blk), rd.en.eq(1)]
@@ -705,8 +706,12 @@ class PerturbEngine(wiring.Component):
                         m.d.sync += c_wait.eq(0)
                         goto("COORD_WAIT", "COORD_SEL")
             with m.If(st["COORD_SEL"]):
-                m.d.sync += [c_word.eq(rd.data), c_sel.eq(rd.data[c_lane]),
-                             c_hit.eq(Cat(c_lane == l for l in range(cfg.lanes)))]
+                # the lane's weight: an AND-OR of the one-hot lane flags (a lane index >= m
+                # selects nothing; such a COORD is rejected before it gets here)
+                pick = 0
+                for l in range(cfg.lanes):
+                    pick = pick | (rd.data[l].as_unsigned() & c_hit[l].replicate(b))
+                m.d.sync += [c_word.eq(rd.data), c_sel.eq(pick)]
                 goto("COORD_SEL", "COORD_ADD")
             with m.If(st["COORD_ADD"]):
                 m.d.sync += c_sum.eq(c_sel + arg[32:32 + b].as_signed())
