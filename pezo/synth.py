@@ -9,8 +9,10 @@ Products land in ``build/<board>/<config>/``: the bitstream, ``pezo_top.rpt`` (y
 """
 
 import json
+import os
 from pathlib import Path
 import re
+import signal
 import subprocess
 import time
 
@@ -183,6 +185,17 @@ def critical_path(out, top="pezo_top"):
                               key=lambda kv: -kv[1])}
 
 
+def _pnr_seconds(out):
+    """Wall time of the build's first place and route (its log's first and last write), or
+    60 s when the log cannot say."""
+    log = Path(out) / "pezo_top.tim"
+    try:
+        st = log.stat()
+        return max(1.0, st.st_mtime - (Path(out) / "pezo_top.json").stat().st_mtime)
+    except OSError:
+        return 60.0
+
+
 def _worst_constraint(pnr_report):
     """The constraint (MHz) of the clock with the worst achieved/constraint ratio."""
     clocks = [v for v in pnr_report.get("fmax", {}).values() if v.get("constraint")]
@@ -191,9 +204,20 @@ def _worst_constraint(pnr_report):
     return min(clocks, key=lambda v: v["achieved"] / v["constraint"])["constraint"]
 
 
-def _place_and_route(out, seed, env):
+class PnrTimeout(RuntimeError):
+    """A placement seed's place and route did not finish within its time limit."""
+
+
+#: Time limit of one re-placement (seconds): the first placement's time x this, at least
+#: :data:`PNR_TIMEOUT_MIN` (a seed whose routing does not converge is counted as a miss).
+PNR_TIMEOUT_FACTOR = 6
+PNR_TIMEOUT_MIN = 240.0
+
+
+def _place_and_route(out, seed, env, timeout=None):
     """Re-run the build script's nextpnr and pack steps with another placement seed (the
-    synthesised netlist is reused). Returns (met, ratio)."""
+    synthesised netlist is reused). Returns (met, ratio); raises :class:`PnrTimeout` after
+    ``timeout`` seconds (the process group is killed)."""
     lines = (Path(out) / "build_pezo_top.sh").read_text().splitlines()
     keep = [line for line in lines if line.startswith(": ${")]
     pnr = [line for line in lines if line.lstrip().startswith('"$NEXTPNR')]
@@ -202,7 +226,16 @@ def _place_and_route(out, seed, env):
         raise RuntimeError(f"Cannot find the nextpnr step in {out}/build_pezo_top.sh")
     script = "set -e\n" + "\n".join(keep + [re.sub(r"--seed \d+", f"--seed {seed}", pnr[0])]
                                      + pack) + "\n"
-    r = subprocess.run(["bash", "-c", script], cwd=out, env=env, capture_output=True, text=True)
+    proc = subprocess.Popen(["bash", "-c", script], cwd=out, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)         # nextpnr's router can loop for hours
+        proc.communicate()
+        raise PnrTimeout(f"Place and route with seed {seed} did not finish in {timeout:.0f} s "
+                         "(the router could not resolve its congestion)") from None
+    r = subprocess.CompletedProcess(proc.args, proc.returncode, "", stderr)
     if r.returncode:
         raise RuntimeError(f"Place and route with seed {seed} failed: {r.stderr[-800:]}; see the "
                            f"logs in {out}")
@@ -264,9 +297,17 @@ def synth(board_name, config=None, build_root="build", seed=1, name=None, progre
         progress(f"[synth] seed {seed}: {100 * first[1]:.1f} % of the clock constraint")
 
         paths = {seed: critical_path(out)}
+        limit = max(PNR_TIMEOUT_MIN, PNR_TIMEOUT_FACTOR * _pnr_seconds(out))
+        unrouted = []
 
         def run(sd):
-            result = _place_and_route(out, sd, env)
+            try:
+                result = _place_and_route(out, sd, env, timeout=limit)
+            except PnrTimeout as e:
+                unrouted.append(sd)
+                paths[sd] = None
+                progress(f"[synth] seed {sd}: {e}; counted as a miss")
+                return False, 0.0
             paths[sd] = critical_path(out)
             cp = paths[sd]
             progress(f"[synth] seed {sd}: {100 * result[1]:.1f} % of the clock constraint"
@@ -278,10 +319,15 @@ def synth(board_name, config=None, build_root="build", seed=1, name=None, progre
                                   stop_early=not all_seeds)
         constraint = _worst_constraint(json.loads((out / "nextpnr.json").read_text()))
         sweep = [{"seed": sd, "fmax_over_constraint": round(r, 4),
-                  "fmax_mhz": round(r * constraint, 2) if constraint else None,
-                  "critical_path": paths.get(sd)}
+                  "fmax_mhz": round(r * constraint, 2) if constraint and sd not in unrouted
+                  else None, "critical_path": paths.get(sd)}
+                 | ({"unrouted": f"no route within {limit:.0f} s"} if sd in unrouted else {})
                  for sd, r in tried]
-        spread = seed_spread(tried, constraint) if constraint else None
+        routed = [(sd, r) for sd, r in tried if sd not in unrouted]
+        spread = seed_spread(routed, constraint) if constraint and routed else None
+        if spread is not None and unrouted:
+            spread["seeds"] += len(unrouted)
+            spread["unrouted"] = len(unrouted)
         progress(f"[synth] kept seed {seed}")
     progress("[synth] per-module breakdown (hierarchy kept)")
     modules = module_breakdown(out, board.family, board.dsp, env=env)
@@ -395,10 +441,13 @@ def format_summary(r):
                      f"{f['constraint_mhz']:.1f} MHz)")
     sp = r.get("fmax_spread")
     if sp:
-        lines.append(f"        fmax over {sp['seeds']} placement seeds: min {sp['min_mhz']:.1f} / "
+        routed = sp["seeds"] - sp.get("unrouted", 0)
+        lines.append(f"        fmax over {routed} routed placement seeds: min {sp['min_mhz']:.1f} / "
                      f"median {sp['median_mhz']:.1f} / max {sp['max_mhz']:.1f} MHz; "
                      f"{sp['met']} of {sp['seeds']} meet {sp['constraint_mhz']:.1f} MHz "
-                     f"(kept seed {r['seed']})")
+                     f"(kept seed {r['seed']})"
+                     + (f"; {sp['unrouted']} seed(s) did not route in time"
+                        if sp.get("unrouted") else ""))
     cp = r.get("critical_path")
     if cp:
         lines.append(f"        critical path {cp['delay_ns']} ns ({cp['levels']} logic levels, "

@@ -174,3 +174,20 @@ def test_critical_path_traces_packed_cells_to_their_registers(tmp_path):
     assert (cp["from"], cp["to"], cp["to_pin"]) == ("scaler.py:109", "lfsr.py:140", "CEN")
     assert cp["through"] == [["scaler.py:109", "engine.py:365"]]
     assert cp["levels"] == 1 and cp["delay_ns"] == 9.4
+
+
+def test_a_place_and_route_that_does_not_finish_is_killed(tmp_path):
+    """nextpnr's router can loop for hours on a congested placement: a re-placement past its
+    time limit is killed (its whole process group) and reported as PnrTimeout."""
+    import time
+    from pezo.synth import PnrTimeout, _place_and_route
+    (tmp_path / "build_pezo_top.sh").write_text(
+        ': ${NEXTPNR_ICE40:=nextpnr-ice40}\n"$NEXTPNR_ICE40" --seed 1\n')
+    stuck = tmp_path / "stuck-router"
+    stuck.write_text("#!/bin/sh\nsleep 30 & wait\n")        # a child of its own, as nextpnr's
+    stuck.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "NEXTPNR_ICE40": str(stuck)}
+    t0 = time.monotonic()
+    with pytest.raises(PnrTimeout, match=r"^Place and route with seed 3 did not finish in 1 s"):
+        _place_and_route(tmp_path, 3, env, timeout=1)
+    assert time.monotonic() - t0 < 10
