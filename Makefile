@@ -12,7 +12,7 @@ help:
 	@echo "make setup    - create .venv, install pinned dependencies, warm tool caches, Icarus via apt"
 	@echo "make test     - the default test suite (unit, Amaranth simulator, cocotb subset)"
 	@echo "make test-fast - the edit loop: make test without synthesis, cocotb, the simulated board, formal"
-	@echo "make regress  - full cocotb matrix and long runs (10^8 values on Verilator), then make fuzz"
+	@echo "make regress  - full cocotb matrix, long runs (10^8 values on Verilator), the 8-seed timing check, then make fuzz"
 	@echo "make fuzz     - 10^5 random and mutated frames into the Verilator-built board (CASES=n, SEED=s)"
 	@echo "make formal   - SymbiYosys proofs: LFSR never zero, MAC restore, bridge liveness and guards"
 	@echo "make bench    - throughput of golden model, Amaranth simulator, Verilator; make test time"
