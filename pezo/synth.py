@@ -235,9 +235,8 @@ def _place_and_route(out, seed, env, timeout=None):
         proc.communicate()
         raise PnrTimeout(f"Place and route with seed {seed} did not finish in {timeout:.0f} s "
                          "(the router could not resolve its congestion)") from None
-    r = subprocess.CompletedProcess(proc.args, proc.returncode, "", stderr)
-    if r.returncode:
-        raise RuntimeError(f"Place and route with seed {seed} failed: {r.stderr[-800:]}; see the "
+    if proc.returncode:
+        raise RuntimeError(f"Place and route with seed {seed} failed: {stderr[-800:]}; see the "
                            f"logs in {out}")
     return worst_slack_met(json.loads((Path(out) / "nextpnr.json").read_text()))
 

@@ -165,15 +165,13 @@ def sequence_words(k: int, states, nbits: int) -> np.ndarray:
     """
     states = [int(s) for s in states]
     lanes = len(states)
-    lags = [k - e for e in POLYNOMIALS[k]]
     nwords = -(-max(int(nbits), 1) // 64) + 1
     # The first 2k words: the XOR of the unit states' (linearity), then continue on words.
     st = np.array([[(s >> i) & 1 for i in range(k)] for s in states], dtype=np.uint64)
     words = np.empty((lanes, max(nwords, 2 * k) + WORD_BLOCK), dtype=np.uint64)
     words[:, :2 * k] = np.bitwise_xor.reduce(_boot_basis(k)[None] * st.reshape(lanes, k, 1),
                                              axis=1)
-    _extend(words, 2 * k, nwords, lags, k, WORD_BLOCK)
-    return words[:, :nwords]
+    return continue_words(k, words[:, :2 * k], nwords, out=words)[:, :nwords]
 
 
 _BOOT = {}
