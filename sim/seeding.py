@@ -21,8 +21,8 @@ The rule (see docs/streams.md for the contract it serves):
    a generator whose slice is all zero starts from 1 instead (an LFSR must not be all-zero).
 
 Domain tweaks separate the independent streams one seed drives: the perturbation bank (t = 0),
-the stochastic-rounding bank and the ``pregen`` sign stream (for which the query key is XORed in
-as well). Everything is vectorised over many seeds at once (NumPy uint64).
+the stochastic-rounding bank, the ``pregen`` sign stream (for which the query key is XORed in
+as well) and the on-chip trainer's minibatch sampler. Everything is vectorised over many seeds at once (NumPy uint64).
 """
 
 import numpy as np
@@ -32,9 +32,13 @@ __all__ = ["ROUNDS", "round_constants", "mix", "mix_blocks", "bank_states", "lan
 
 ROUNDS = 32         # Feistel rounds of the seed mixer (one per cycle in hardware)
 
-# Domain tweaks (XORed into the seed before mixing): fixed constants, the low seed_width bits of
-# the splitmix64 outputs 1 and 2 (0x910a2dec89025cc1, 0xbeeb8da1658eec67).
-DOMAINS = {"bank": 0, "rounding": 0x910A2DEC89025CC1, "sign": 0xBEEB8DA1658EEC67}
+# Domain tweaks (XORed into the seed before mixing; each used as its low seed_width bits): fixed
+# constants. "rounding" and "sign" are the first two outputs of splitmix64 started from state 1
+# (0x910a2dec89025cc1, 0xbeeb8da1658eec67); "sampler" (the on-chip trainer's minibatch sampler,
+# pezo.sim.ontrain.SAMPLER_TWEAK) is pezo.sim.lfsr.splitmix64(3), the output for counter 3 from
+# state 0 (0xf88bb8a8724c81ec). tests/test_ontrain_sampler_hw.py checks all three.
+DOMAINS = {"bank": 0, "rounding": 0x910A2DEC89025CC1, "sign": 0xBEEB8DA1658EEC67,
+           "sampler": 0xF88BB8A8724C81EC}
 
 def domain_tweak(domain: str, seed_width: int) -> int:
     if domain not in DOMAINS:

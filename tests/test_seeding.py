@@ -130,5 +130,5 @@ def test_bad_seed_type():
 
 def test_bad_domain():
     with pytest.raises(ValueError, match=r"^Seed domain must be one of bank, rounding, sign, "
-                                         r"not 'x'$"):
+                                         r"sampler, not 'x'$"):
         domain_tweak("x", 32)
