@@ -65,7 +65,7 @@ from pezo.config import EngineConfig, GeneratorConfig
 from pezo.fixed import rshift_round_even
 from pezo.sim.bank import BankModel
 from pezo.sim.engine import EngineModel, Op, encode_signed
-from pezo.sim.lfsr import splitmix64
+from pezo.sim.seeding import domain_tweak
 
 __all__ = ["DEFAULTS", "MODELS", "SCHEDULES", "LOSSES", "FEATURE_BITS", "SPRAM_BANK_WORDS", "SPRAM_BANKS",
            "DATA_BANKS", "DATA_CAPACITY_WORDS", "SAMPLER_K", "SAMPLER_R", "SAMPLER_TWEAK",
@@ -74,7 +74,8 @@ __all__ = ["DEFAULTS", "MODELS", "SCHEDULES", "LOSSES", "FEATURE_BITS", "SPRAM_B
            "standardisation_table", "exp_table", "log_table", "tanh_table", "logits",
            "loss_table", "loss_exact", "loss_bound", "coefficient", "quantise_lr",
            "mu_shift", "coef_shift", "engine_config", "init_weights", "param_count",
-           "words_per_sample", "evaluate", "train_on_chip"]
+           "words_per_sample", "evaluate", "train_on_chip", "pack_samples", "SplitPlace",
+           "data_image", "TrainRegisters", "train_registers"]
 
 MODELS = ("logreg", "mlp")
 SCHEDULES = ("constant", "step")
@@ -92,9 +93,10 @@ DATA_CAPACITY_WORDS = DATA_BANKS * SPRAM_BANK_WORDS
 SAMPLER_K = 64
 SAMPLER_R = 24
 SEED_BITS = 32
-#: The sampler's seeding domain tweak: the low 32 bits of splitmix64(3) (pezo.sim.lfsr), distinct
-#: from the engine's perturbation (0), rounding and sign tweaks.
-SAMPLER_TWEAK = splitmix64(3) & 0xFFFFFFFF
+#: The sampler's seeding domain tweak: the seeding rule's "sampler" domain (pezo.sim.seeding.DOMAINS:
+#: the low 32 bits of splitmix64(3), 0x724C81EC), distinct from the engine's perturbation (0),
+#: rounding and sign tweaks.
+SAMPLER_TWEAK = domain_tweak("sampler", SEED_BITS)
 
 MAX_BATCH = 1024                    # batch counter: 10 bits + 1, a power of two
 MAX_STEPS = (1 << 24) - 1           # step counter: 24 bits
@@ -967,3 +969,82 @@ def train_on_chip(data: OnChipData, config: OnChipConfig = OnChipConfig(), *, po
     res.stats = stats
     res.wall_time = time.perf_counter() - t_start
     return res
+
+
+# What the hardware holds and is told ------------------------------------------------------------
+
+def pack_samples(codes, labels, feature_bits=4) -> np.ndarray:
+    """The SPRAM words of samples (docs/on_device.md, section 1): per sample
+    :func:`words_per_sample` 16-bit words; word w holds codes w * p .. w * p + p - 1
+    (p = floor(16 / b)), code i of the word at bits [i b, (i + 1) b); the label is the top
+    nibble (bits 12-15) of the sample's last word. Returns (n * words_per_sample,) int64."""
+    codes = np.asarray(codes, dtype=np.int64)
+    labels = np.asarray(labels, dtype=np.int64)
+    n, F = codes.shape
+    b = feature_bits
+    per = 16 // b
+    wps = words_per_sample(F, b)
+    out = np.zeros((n, wps), dtype=np.int64)
+    for f in range(F):
+        out[:, f // per] |= codes[:, f] << (b * (f % per))
+    out[:, wps - 1] |= labels << 12
+    return out.reshape(-1)
+
+
+@dataclass(frozen=True)
+class SplitPlace:
+    """Where a split lives in the data SPRAM: its first word and its sample count."""
+
+    base: int
+    count: int
+
+
+def data_image(data: OnChipData):
+    """(words, places): the data SPRAM image of all three splits (train, val, test, in that
+    order) and each split's :class:`SplitPlace`."""
+    parts, places, at = [], {}, 0
+    wps = words_per_sample(data.n_features, data.feature_bits)
+    for which in ("train", "val", "test"):
+        s = data.split(which)
+        parts.append(pack_samples(s.codes, s.labels, data.feature_bits))
+        places[which] = SplitPlace(at, len(s))
+        at += len(s) * wps
+    return np.concatenate(parts), places
+
+
+@dataclass(frozen=True)
+class TrainRegisters:
+    """The TRAIN command's registers: everything the step controller is told, as integers
+    (:func:`train_registers`)."""
+
+    steps: int
+    batch_log2: int
+    lr_m: int
+    shift: int              # R of the constant phase (signed)
+    schedule: int           # 0 constant, 1 step
+    step_shift: int
+    eval_every: int
+    seed: int
+    mu_reg: int             # the engine's mu register, 2^(coef_frac - mu_e)
+    train: SplitPlace
+    val: SplitPlace
+    test: SplitPlace
+
+
+def train_registers(data: OnChipData, config: OnChipConfig = OnChipConfig(), **overrides):
+    """The :class:`TrainRegisters` of a run of ``config`` on ``data`` (checked as
+    :func:`train_on_chip` checks them)."""
+    cfg = dataclasses.replace(config, **overrides).resolved()
+    if cfg.batch > len(data.train):
+        raise ValueError(f"Batch size (batch) {cfg.batch} is larger than the training split "
+                         f"({len(data.train)} samples)")
+    d = param_count(cfg.model, data.n_features, data.n_classes, cfg.hidden)
+    ecfg = engine_config(d, cfg.lanes)
+    lr_m, lr_e = quantise_lr(cfg.lr)
+    mu_e = mu_shift(cfg.mu, ecfg.w_frac, ecfg.coef_frac, ecfg.coef_bits)
+    R = coef_shift(lr_e, cfg.batch, mu_e, cfg.arith, ecfg.coef_frac)
+    _, places = data_image(data)
+    return TrainRegisters(cfg.steps, cfg.batch.bit_length() - 1, lr_m, R,
+                          SCHEDULES.index(cfg.schedule), cfg.step_shift, cfg.eval_every,
+                          cfg.seed, 1 << (ecfg.coef_frac - mu_e), places["train"],
+                          places["val"], places["test"])

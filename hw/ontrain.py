@@ -1,0 +1,769 @@
+"""The on-chip trainer (issue 25): the whole MeZO step in gateware, bit-exact with
+:func:`pezo.sim.ontrain.train_on_chip` (docs/on_device.md defines every value it computes).
+
+:class:`OnChipTrainer` wraps the training design's :class:`~pezo.hw.engine.PerturbEngine` and
+adds, beside it:
+
+* the data SPRAM (banks 0-2: the packed samples of the three splits, written by ``load``) and the
+  standardisation table T[f][x] (EBR, written by ``load``);
+* the minibatch sampler (:class:`pezo.hw.ontrain_sampler.SamplerUnit`) and an index buffer, so
+  the second forward pass sees the first one's samples;
+* a *fill* unit: a sample's SPRAM words -> its codes -> T lookups -> one lane of the feature
+  buffer (two halves: the next group of samples is filled while the current one is forwarded);
+* the forward datapath: ``group`` samples at a time, the engine's READ stream of the weights
+  (m = 2 per word, the host's layout: W (F x K) row-major, then b) broadcast to 2 x ``group``
+  multipliers (SB_MAC16 on the UP5K) whose products enter rotating rings of exact 40-bit
+  accumulators (one ring of K / m accumulators per sample and lane: no multiplexer, the ring
+  turns once per word). The bias row is multiplied by 2^t_frac (b << t_frac) and every
+  accumulator starts at the rounding constant 2^(r-1);
+* the loss unit (:class:`pezo.hw.ontrain_loss.LossUnit`) with its argmax, the coefficient (a
+  serial 8-bit multiply and a serial shift with round-half-even), the step controller with the
+  schedule, the evaluation countdown, the best-weights checkpoint (EBR) and the loss log (SPRAM
+  bank 3: 8 words per step, a ring of :data:`LOG_STEPS` steps).
+
+Cycles (group G, batch B, F features, K classes, m = 2): a group's forward pass is one READ of
+the (F + 1) K / m words plus about 10 cycles; a step is 2 B / G of them plus four engine passes
+and four SEEDs (``step_cycles`` of a run is counted by the testbench).
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from pezo.hw.engine import EngineOp, PerturbEngine, command_layout, status_layout
+from pezo.hw.ontrain_loss import LossUnit
+from pezo.hw.ontrain_sampler import SamplerUnit
+from pezo.hw.spram import READ_LATENCY as SPRAM_LATENCY, SpramWeights
+from pezo.sim.ontrain import (DATA_CAPACITY_WORDS, FEATURE_BITS, MAX_CLASSES, MAX_FEATURES,
+                              MAX_STEPS, SPRAM_BANK_WORDS, Arith, engine_config, param_count,
+                              words_per_sample)
+
+__all__ = ["OnChipTrainer", "TrainErr", "train_layout", "tstatus_layout", "load_layout",
+           "LoadKind", "LOG_WORDS_PER_STEP", "LOG_STEPS", "ACC_BITS"]
+
+#: Words the log keeps per step (sum_plus lo/hi, sum_minus lo/hi, c, flags, 2 spare) and the
+#: steps its ring holds (SPRAM bank 3: 16,384 words).
+LOG_WORDS_PER_STEP = 8
+LOG_STEPS = SPRAM_BANK_WORDS // LOG_WORDS_PER_STEP
+#: The forward accumulators: exact for every operand (65 products of 16 x 16 bits < 2^37).
+ACC_BITS = 40
+SUM_BITS = 32
+
+
+class TrainErr:
+    """Codes of ``tstatus.error`` (0: none). A TRAIN that fails its checks changes nothing."""
+    NONE = 0
+    NOT_LOADED = 1      # no committed LOAD since power-up
+    STEPS = 2           # zero steps, or eval_every zero or above steps
+    BATCH = 3           # batch larger than the training split or the index buffer
+    SPLIT = 4           # a split of zero samples
+    ENGINE = 5          # the engine rejected a command (a design fault, never expected)
+
+
+class LoadKind:
+    DATA = 0            # a data SPRAM word
+    TABLE = 1           # a standardisation table entry (address f * 2^b + x)
+    COMMIT = 2          # the data and table are complete (the host checked their CRC)
+    INVALIDATE = 3      # a LOAD begins: TRAIN is refused until the next COMMIT
+
+
+def load_layout():
+    return data.StructLayout({"kind": 2, "addr": 16, "data": 16})
+
+
+def train_layout():
+    return data.StructLayout({
+        "steps": 24, "batch_log2": 4, "lr_m": 8, "shift": signed(8), "schedule": 1,
+        "step_shift": 3, "eval_every": 24, "seed": 32, "mu_reg": 16,
+        "train_base": 16, "train_n": 16, "val_base": 16, "val_n": 16,
+        "test_base": 16, "test_n": 16})
+
+
+def tstatus_layout():
+    return data.StructLayout({
+        "running": 1, "done": 1, "loaded": 1, "error": 3, "step": 24,
+        "sum_plus": SUM_BITS, "sum_minus": SUM_BITS, "coef": signed(16),
+        "best_step": 24, "best_loss": SUM_BITS, "best_correct": 16,
+        "test_loss": SUM_BITS, "test_correct": 16, "sat_passes": 16, "clipped": 16,
+        "zero": 16})
+
+
+class OnChipTrainer(wiring.Component):
+    """The training design's core: engine, data, forward pass, loss and step control.
+
+    Parameters
+    ----------
+    n_features, n_classes : int
+        F (1..256) and K (2..16, a multiple of the engine's 2 lanes).
+    feature_bits : int
+        4 or 5 bits per stored code.
+    group : int
+        Samples forwarded together (1..3): 2 x ``group`` multipliers.
+    max_batch : int
+        Index buffer depth (a power of two, 1..1024).
+    arith : Arith
+
+    Members
+    -------
+    cmd, wdata, rdata, status
+        The engine's ports (:class:`~pezo.hw.engine.PerturbEngine`), passed through while no run
+        is in progress; during a run ``cmd.ready`` and ``wdata.ready`` stay low and ``rdata``
+        carries nothing.
+    load : In(stream.Signature(:func:`load_layout`))
+        Data words and table entries (accepted while no run is in progress).
+    start : In(stream.Signature(:func:`train_layout`))
+        TRAIN: accepted while no run is in progress; its checks set ``tstatus.error``.
+    stop : In(1)
+        A pulse: the run ends after the current step (which completes: the weights are never left
+        perturbed), then evaluates, restores the checkpoint and tests as at its last step.
+    log_rd : In(stream.Signature(14)), log_data : Out(stream.Signature(16))
+        Reads of the log SPRAM (word address), one in flight.
+    tstatus : Out(:func:`tstatus_layout`)
+    """
+
+    def __init__(self, n_features, n_classes, *, feature_bits=4, group=2, max_batch=256,
+                 arith=Arith()):
+        for what, v, lo, hi in (("Feature count (n_features)", n_features, 1, MAX_FEATURES),
+                                ("Class count (n_classes)", n_classes, 2, MAX_CLASSES),
+                                ("Group size (group)", group, 1, 3),
+                                ("Index buffer depth (max_batch)", max_batch, 1, 1024)):
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise ValueError(f"{what} must be an integer in {lo}..{hi}, not {v!r}")
+        if feature_bits not in FEATURE_BITS or isinstance(feature_bits, bool):
+            raise ValueError(f"Feature width (feature_bits) must be one of 4, 5, not "
+                             f"{feature_bits!r}")
+        if max_batch & (max_batch - 1):
+            raise ValueError(f"Index buffer depth (max_batch) must be a power of two, not "
+                             f"{max_batch!r}")
+        if not isinstance(arith, Arith):
+            raise TypeError(f"arith must be an Arith, not {arith!r}")
+        self._F, self._K, self._b, self._G = n_features, n_classes, feature_bits, group
+        self._max_batch, self._arith = max_batch, arith
+        self._ecfg = ecfg = engine_config(param_count("logreg", n_features, n_classes))
+        if n_classes % ecfg.lanes:
+            raise ValueError(f"Class count (n_classes) must be a multiple of the engine's "
+                             f"{ecfg.lanes} lanes (a weight word holds one row's classes), "
+                             f"not {n_classes!r}")
+        self.engine = PerturbEngine(ecfg)
+        row = data.ArrayLayout(signed(ecfg.w_bits), ecfg.lanes)
+        super().__init__({
+            "cmd": In(stream.Signature(command_layout())),
+            "wdata": In(stream.Signature(row)),
+            "rdata": Out(stream.Signature(row)),
+            "status": Out(status_layout(ecfg)),
+            "load": In(stream.Signature(load_layout())),
+            "start": In(stream.Signature(train_layout())),
+            "stop": In(1),
+            "log_rd": In(stream.Signature(14)),
+            "log_data": Out(stream.Signature(16)),
+            "tstatus": Out(tstatus_layout()),
+        })
+
+    engine_config = property(lambda self: self._ecfg)
+    n_features = property(lambda self: self._F)
+    n_classes = property(lambda self: self._K)
+    feature_bits = property(lambda self: self._b)
+    group = property(lambda self: self._G)
+    max_batch = property(lambda self: self._max_batch)
+    arith = property(lambda self: self._arith)
+
+    @property
+    def words_per_sample(self):
+        return words_per_sample(self._F, self._b)
+
+    def elaborate(self, platform):
+        m = Module()
+        F, K, b, G, a = self._F, self._K, self._b, self._G, self._arith
+        ecfg = self._ecfg
+        L = ecfg.lanes
+        Kw = K // L                         # weight words per row
+        words = ecfg.words                  # (F + 1) K / L
+        wps = self.words_per_sample
+        per = 16 // b
+        assert per >= SPRAM_LATENCY         # a word's codes take longer than the next read
+        r_shift = a.t_frac + ecfg.w_frac - a.logit_frac
+        fb = max(1, (F - 1).bit_length())   # feature-buffer address bits per half
+
+        m.submodules.engine = eng = self.engine
+        m.submodules.sampler = smp = SamplerUnit(16)
+        m.submodules.loss = lu = LossUnit(K, a)
+        m.submodules.dmem = dmem = SpramWeights(16, DATA_CAPACITY_WORDS)
+        m.submodules.lmem = lmem = SpramWeights(16, SPRAM_BANK_WORDS)
+        m.submodules.table = table = memory.Memory(shape=signed(16), depth=F << b, init=[])
+        t_wr, t_rd = table.write_port(), table.read_port()
+        m.submodules.fbuf = fbuf = memory.Memory(shape=unsigned(16 * G), depth=2 << fb, init=[])
+        fb_wr, fb_rd = fbuf.write_port(granularity=16), fbuf.read_port()
+        m.submodules.ibuf = ibuf = memory.Memory(shape=16, depth=self._max_batch, init=[])
+        ib_wr, ib_rd = ibuf.write_port(), ibuf.read_port()
+        m.submodules.ckpt = ckpt = memory.Memory(shape=L * ecfg.w_bits, depth=words, init=[])
+        ck_wr, ck_rd = ckpt.write_port(), ckpt.read_port()
+
+        # Run registers ---------------------------------------------------------------------------
+        p = Signal(train_layout())
+        ts = self.tstatus
+        running = Signal()
+        loaded = Signal()
+        m.d.comb += [ts.running.eq(running), ts.loaded.eq(loaded)]
+        stop_req = Signal()
+        with m.If(self.stop & running):
+            m.d.sync += stop_req.eq(1)
+
+        # Engine port: passed through unless a run owns it ----------------------------------------
+        t_cmd_valid = Signal()
+        t_op = Signal(4)
+        t_arg = Signal(64)
+        t_rready = Signal()
+        t_wvalid = Signal()
+        t_wdata = Signal(L * ecfg.w_bits)
+        m.d.comb += [
+            eng.cmd.valid.eq(Mux(running, t_cmd_valid, self.cmd.valid)),
+            eng.cmd.payload.op.as_value().eq(Mux(running, t_op, self.cmd.payload.op.as_value())),
+            eng.cmd.payload.arg.eq(Mux(running, t_arg, self.cmd.payload.arg)),
+            self.cmd.ready.eq(eng.cmd.ready & ~running),
+            eng.wdata.valid.eq(Mux(running, t_wvalid, self.wdata.valid)),
+            eng.wdata.payload.as_value().eq(Mux(running, t_wdata,
+                                                self.wdata.payload.as_value())),
+            self.wdata.ready.eq(eng.wdata.ready & ~running),
+            eng.rdata.ready.eq(Mux(running, t_rready, self.rdata.ready)),
+            self.rdata.valid.eq(eng.rdata.valid & ~running),
+            self.rdata.payload.eq(eng.rdata.payload),
+            self.status.eq(eng.status),
+        ]
+
+        # Load ------------------------------------------------------------------------------------
+        m.d.comb += self.load.ready.eq(~running)
+        ld = self.load.payload
+        ld_go = self.load.valid & ~running
+        m.d.comb += [t_wr.addr.eq(ld.addr), t_wr.data.eq(ld.data),
+                     t_wr.en.eq(ld_go & (ld.kind == LoadKind.TABLE))]
+        with m.If(ld_go & (ld.kind == LoadKind.COMMIT)):
+            m.d.sync += loaded.eq(1)
+        with m.If(ld_go & (ld.kind == LoadKind.INVALIDATE)):
+            m.d.sync += loaded.eq(0)
+        fill_addr = Signal(16)
+        fill_re = Signal()
+        m.d.comb += [dmem.addr.eq(Mux(running, fill_addr, ld.addr)), dmem.wdata.eq(ld.data),
+                     dmem.we.eq(ld_go & (ld.kind == LoadKind.DATA)), dmem.re.eq(fill_re)]
+
+        # Pass context (the controller starts a pass; fill, forward and loss run it) -------------
+        MODE_PLUS, MODE_MINUS, MODE_EVAL = 0, 1, 2
+        mode = Signal(2)
+        n_pass = Signal(16)
+        base = Signal(16)
+        pass_go = Signal()
+        loss_sum = Signal(SUM_BITS)
+        correct = Signal(16)
+        losses = Signal(16)          # samples whose loss has been added this pass
+
+        # Fill --------------------------------------------------------------------------------------
+        full = Signal(2)             # feature-buffer halves holding a group not yet forwarded
+        count = [Signal(range(G + 1), name=f"count{h}") for h in range(2)]
+        labels = [[Signal(4, name=f"label{h}_{s}") for s in range(G)] for h in range(2)]
+        j = Signal(16)               # samples filled this pass
+        slot = Signal(range(G))
+        hf = Signal()
+        saddr = Signal(16)           # the sample's next SPRAM word
+        eaddr = Signal(16)           # evaluation: the next sample's first word
+        wleft = Signal(range(wps + 1))
+        cw = Signal(16)              # the word being unpacked
+        ci = Signal(range(per + 1))
+        f = Signal(range(F + per + 1))
+        lat = Signal(range(SPRAM_LATENCY + 1))
+        prod_idx = Signal(32)
+        # the table lookup's pipeline register: the buffer write one cycle later
+        wv, wf, wslot, whf = Signal(), Signal(fb), Signal(range(G)), Signal()
+        m.d.sync += wv.eq(0)
+        m.d.comb += [t_rd.addr.eq(Cat(cw[:b], f[:max(1, (F - 1).bit_length())])
+                                  if F > 1 else cw[:b]),
+                     fb_wr.addr.eq(Cat(wf, whf)),
+                     fb_wr.data.eq(Cat(*([t_rd.data] * G))),
+                     fb_wr.en.eq(Mux(wv, 1 << wslot, 0)),
+                     ib_wr.data.eq(saddr), fill_addr.eq(saddr)]
+        last_word = wleft == 1
+        with m.FSM(name="fill"):
+            with m.State("IDLE"):
+                with m.If(pass_go):
+                    m.d.sync += [j.eq(0), slot.eq(0), hf.eq(0), eaddr.eq(base)]
+                    m.next = "SRC"
+            with m.State("SRC"):
+                with m.If(mode == MODE_PLUS):
+                    m.d.comb += [smp.req.valid.eq(1), smp.req.payload.eq(0)]
+                    with m.If(smp.req.ready):
+                        m.next = "IDX"
+                with m.Elif(mode == MODE_MINUS):
+                    m.d.comb += ib_rd.addr.eq(j)
+                    m.next = "IBUF"
+                with m.Else():
+                    m.d.sync += [saddr.eq(eaddr), eaddr.eq(eaddr + wps)]
+                    m.next = "HALF"
+            with m.State("IDX"):
+                m.d.comb += smp.o.ready.eq(1)
+                with m.If(smp.o.valid):
+                    m.d.sync += prod_idx.eq(smp.o.payload[:16] * wps)
+                    m.next = "IDX2"
+            with m.State("IDX2"):
+                m.d.sync += saddr.eq(base + prod_idx)
+                m.next = "IDX3"
+            with m.State("IDX3"):
+                m.d.comb += [ib_wr.addr.eq(j), ib_wr.en.eq(1)]
+                m.next = "HALF"
+            with m.State("IBUF"):
+                m.d.sync += saddr.eq(ib_rd.data)
+                m.next = "HALF"
+            with m.State("HALF"):
+                with m.If(~full.bit_select(hf, 1)):
+                    m.d.comb += fill_re.eq(1)
+                    m.d.sync += [wleft.eq(wps), f.eq(0), lat.eq(SPRAM_LATENCY - 1),
+                                 saddr.eq(saddr + 1)]
+                    m.next = "WAIT"
+            with m.State("WAIT"):
+                m.d.sync += lat.eq(lat - 1)
+                with m.If(lat == 1):
+                    m.next = "WORD"
+            with m.State("WORD"):
+                # the word is on dmem.rdata; ask for the next one at once (it arrives in
+                # SPRAM_LATENCY <= per cycles, when this word's codes are done)
+                m.d.sync += [cw.eq(dmem.rdata), ci.eq(0)]
+                with m.If(last_word):
+                    for h in range(2):
+                        for s in range(G):
+                            with m.If((hf == h) & (slot == s)):
+                                m.d.sync += labels[h][s].eq(dmem.rdata[12:16])
+                with m.Else():
+                    m.d.comb += fill_re.eq(1)
+                    m.d.sync += saddr.eq(saddr + 1)
+                m.next = "CODES"
+            with m.State("CODES"):
+                # one code per cycle: T lookup at {f, x}; the buffer write follows a cycle later
+                m.d.sync += [cw.eq(cw >> b), ci.eq(ci + 1), f.eq(f + 1),
+                             wv.eq(f < F), wf.eq(f[:fb]), wslot.eq(slot), whf.eq(hf)]
+                with m.If(ci == per - 1):
+                    m.d.sync += wleft.eq(wleft - 1)
+                    with m.If(last_word):
+                        m.next = "NEXT"
+                    with m.Else():
+                        m.next = "WORD"
+            with m.State("NEXT"):
+                m.d.sync += j.eq(j + 1)
+                with m.If((slot == G - 1) | (j + 1 == n_pass)):
+                    for h in range(2):
+                        with m.If(hf == h):
+                            m.d.sync += [full[h].eq(1), count[h].eq(slot + 1)]
+                    m.d.sync += [slot.eq(0), hf.eq(~hf)]
+                with m.Else():
+                    m.d.sync += slot.eq(slot + 1)
+                with m.If(j + 1 == n_pass):
+                    m.next = "IDLE"
+                with m.Else():
+                    m.next = "SRC"
+
+        # Forward ---------------------------------------------------------------------------------
+        acc_init = 1 << (r_shift - 1)
+        rings = [[[Signal(signed(ACC_BITS), init=acc_init, name=f"acc_s{s}_l{l}_{k}")
+                   for k in range(Kw)] for l in range(L)] for s in range(G)]
+        hw = Signal()                # the half being forwarded
+        fw_cmd = Signal()            # the forward unit asks the engine for READ
+        fw_take = Signal()
+        left = Signal(range(words + 1))
+        kp = Signal(range(Kw))
+        fcnt = Signal(range(F + 1))
+        va, vb, vc = Signal(), Signal(), Signal()
+        wa = Signal(L * ecfg.w_bits)
+        wbr = Signal(L * ecfg.w_bits)
+        fa = Signal(range(F + 1))
+        bias_b = Signal()
+        prods = [[Signal(signed(32), name=f"prod_s{s}_l{l}") for l in range(L)]
+                 for s in range(G)]
+        m.d.sync += [va.eq(0), vb.eq(va), vc.eq(vb), wbr.eq(wa), bias_b.eq(fa == F)]
+        m.d.comb += fb_rd.addr.eq(Cat(fa[:fb], hw))
+        with m.If(fw_take & eng.rdata.valid):
+            m.d.sync += [va.eq(1), wa.eq(eng.rdata.payload.as_value()), fa.eq(fcnt),
+                         left.eq(left - 1)]
+            with m.If(kp == Kw - 1):
+                m.d.sync += [kp.eq(0), fcnt.eq(fcnt + 1)]
+            with m.Else():
+                m.d.sync += kp.eq(kp + 1)
+        wb_bits = ecfg.w_bits
+        for s in range(G):
+            t_b = Mux(bias_b, 1 << a.t_frac, fb_rd.data[16 * s:16 * s + 16].as_signed())
+            for l in range(L):
+                m.d.sync += prods[s][l].eq(t_b * wbr[wb_bits * l:wb_bits * (l + 1)].as_signed())
+        ring_reset = Signal()
+        for s in range(G):
+            for l in range(L):
+                ring = rings[s][l]
+                with m.If(ring_reset):
+                    m.d.sync += [acc.eq(acc_init) for acc in ring]
+                with m.Elif(vc):
+                    m.d.sync += [ring[k].eq(ring[k + 1]) for k in range(Kw - 1)]
+                    m.d.sync += ring[Kw - 1].eq(ring[0] + prods[s][l])
+
+        # The loss queue: a group's logits, labels and count, fed to the loss unit one by one.
+        lq_full = Signal()
+        lq_n = Signal(range(G + 1))
+        lq = [[Signal(signed(16), name=f"logit_s{s}_{k}") for k in range(K)] for s in range(G)]
+        lq_y = [Signal(4, name=f"lq_y{s}") for s in range(G)]
+        lo16, hi16 = -(1 << 15), (1 << 15) - 1
+
+        def sat16(acc):
+            v = acc >> r_shift
+            return Mux(v > hi16, hi16, Mux(v < lo16, lo16, v[:16]))
+
+        with m.FSM(name="forward"):
+            with m.State("IDLE"):
+                with m.If(pass_go):
+                    m.d.sync += hw.eq(0)
+                    m.next = "WAIT"
+            with m.State("WAIT"):
+                with m.If(full.bit_select(hw, 1)):
+                    m.d.sync += [left.eq(words), kp.eq(0), fcnt.eq(0)]
+                    m.next = "CMD"
+            with m.State("CMD"):
+                m.d.comb += fw_cmd.eq(1)
+                with m.If(eng.cmd.ready):
+                    m.next = "STREAM"
+            with m.State("STREAM"):
+                m.d.comb += fw_take.eq(1)
+                with m.If((left == 1) & eng.rdata.valid):
+                    m.next = "DRAIN"
+            with m.State("DRAIN"):
+                with m.If(~va & ~vb & ~vc & ~lq_full & ~eng.status.busy):
+                    m.next = "COPY"
+            with m.State("COPY"):
+                for s in range(G):
+                    for k in range(K):
+                        m.d.sync += lq[s][k].eq(sat16(rings[s][k % L][k // L]))
+                    for h in range(2):
+                        with m.If(hw == h):
+                            m.d.sync += lq_y[s].eq(labels[h][s])
+                for h in range(2):
+                    with m.If(hw == h):
+                        m.d.sync += [lq_n.eq(count[h]), full[h].eq(0)]
+                m.d.comb += ring_reset.eq(1)
+                m.d.sync += [lq_full.eq(1), hw.eq(~hw)]
+                m.next = "NEXT"
+            with m.State("NEXT"):
+                # the fill unit clears ``full`` no more; the pass ends when every sample left
+                with m.If(full.any() | (j != n_pass)):
+                    m.next = "WAIT"
+                with m.Else():
+                    m.next = "IDLE"
+
+        # Loss feeder -----------------------------------------------------------------------------
+        q = Signal(range(G))
+
+        def pick(vals):
+            out = vals[0]
+            for s in range(1, G):
+                out = Mux(q == s, vals[s], out)
+            return out
+        m.d.comb += lu.i.payload.y.eq(pick(lq_y))
+        m.d.comb += [lu.i.payload.s[k].eq(pick([lq[s][k] for s in range(G)])) for k in range(K)]
+        cur_y = Signal(4)
+        with m.FSM(name="feed"):
+            with m.State("IDLE"):
+                with m.If(lq_full):
+                    m.d.sync += q.eq(0)
+                    m.next = "SEND"
+            with m.State("SEND"):
+                m.d.comb += lu.i.valid.eq(1)
+                with m.If(lu.i.ready):
+                    m.d.sync += cur_y.eq(lu.i.payload.y)
+                    m.next = "TAKE"
+            with m.State("TAKE"):
+                m.d.comb += lu.o.ready.eq(1)
+                with m.If(lu.o.valid):
+                    m.d.sync += [loss_sum.eq(loss_sum + lu.o.payload.loss),
+                                 correct.eq(correct + (lu.o.payload.pred == cur_y)),
+                                 losses.eq(losses + 1), q.eq(q + 1)]
+                    with m.If(q + 1 == lq_n):
+                        m.d.sync += lq_full.eq(0)
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.next = "SEND"
+        with m.If(pass_go):
+            m.d.sync += [loss_sum.eq(0), correct.eq(0), losses.eq(0)]
+
+        # Step controller -------------------------------------------------------------------------
+        t = Signal(24)
+        half, three_q = Signal(24), Signal(26)
+        r_cur = Signal(signed(8))
+        ev_left = Signal(24)
+        seed_t = Signal(32)
+        sp, sm = Signal(SUM_BITS), Signal(SUM_BITS)
+        coef = Signal(signed(16))
+        clipped = Signal()
+        best_valid = Signal()
+        lmem_addr = Signal(14)
+        lmem_we = Signal()
+        lmem_wd = Signal(16)
+        lw = Signal(range(LOG_WORDS_PER_STEP))
+        cpy = Signal(range(words + 1))
+        m.d.comb += [ts.step.eq(t), ts.sum_plus.eq(sp), ts.sum_minus.eq(sm), ts.coef.eq(coef)]
+        err = Signal(3)
+        done = Signal()
+        # the run's record (registers; tstatus shows them)
+        rec = {n: Signal(ts.shape().members[n] if not isinstance(ts.shape().members[n], int)
+                         else ts.shape().members[n], name=f"rec_{n}")
+               for n in ("best_step", "best_loss", "best_correct", "test_loss", "test_correct",
+                         "sat_passes", "clipped", "zero")}
+        m.d.comb += [ts.error.eq(err), ts.done.eq(done)]
+        m.d.comb += [getattr(ts, n).eq(v) for n, v in rec.items()]
+
+        # the coefficient: serial multiply by lr_m, serial shift by r_cur, round half to even
+        cx = Signal(signed(34))
+        cacc = Signal(signed(52))
+        cbit = Signal(range(9))
+        cn = Signal(range(64))
+        g_bit, st_bit = Signal(), Signal()
+        lim = (1 << 15) - 1
+
+        ctl_cmd = Signal()
+        ctl_op = Signal(4)
+        ctl_arg = Signal(64)
+        m.d.comb += [t_cmd_valid.eq(ctl_cmd | fw_cmd),
+                     t_op.eq(Mux(fw_cmd, EngineOp.READ.value, ctl_op)),
+                     t_arg.eq(Mux(fw_cmd, words << 32, ctl_arg))]
+        m.d.comb += [t_rready.eq(fw_take)]
+
+        def issue(name, op, arg, nxt, sat=False):
+            """States ``name`` (offer the command) and ``name_W`` (wait until the engine is idle
+            again; a saturated pass is counted and cleared)."""
+            with m.State(name):
+                m.d.comb += [ctl_cmd.eq(1), ctl_op.eq(op.value), ctl_arg.eq(arg)]
+                with m.If(eng.cmd.ready):
+                    m.next = f"{name}_W"
+            with m.State(f"{name}_W"):
+                with m.If(~eng.status.busy):
+                    with m.If(eng.status.error):
+                        m.d.sync += [err.eq(TrainErr.ENGINE), running.eq(0)]
+                        m.next = "IDLE"
+                    if sat:
+                        with m.Elif(eng.status.saturated):
+                            m.d.sync += rec['sat_passes'].eq(rec['sat_passes'] + 1)
+                            m.next = f"{name}_C"
+                    with m.Else():
+                        m.next = nxt
+            if sat:
+                issue(f"{name}_C", EngineOp.CLEAR, 0, nxt)
+
+        def forward(name, pass_mode, pass_base, pass_n, nxt):
+            """States ``name`` (the pass's registers), ``name_G`` (start it) and ``name_W``
+            (wait until every sample's loss is in)."""
+            with m.State(name):
+                m.d.sync += [mode.eq(pass_mode), base.eq(pass_base), n_pass.eq(pass_n)]
+                m.next = f"{name}_G"
+            with m.State(f"{name}_G"):
+                m.d.comb += pass_go.eq(1)
+                m.next = f"{name}_W"
+            with m.State(f"{name}_W"):
+                with m.If(losses == n_pass):
+                    m.next = nxt
+
+        batch = Signal(16)
+        m.d.comb += batch.eq(1 << p.batch_log2)
+        vl = Signal(SUM_BITS)
+        m.d.comb += [smp.seed.eq(p.seed), smp.n.eq(p.train_n)]
+        with m.FSM(name="control"):
+            with m.State("IDLE"):
+                m.d.comb += self.start.ready.eq(1)
+                with m.If(self.start.valid):
+                    m.d.sync += [p.eq(self.start.payload), done.eq(0), err.eq(0)]
+                    m.next = "CHECK"
+            with m.State("CHECK"):
+                m.d.sync += [half.eq(p.steps >> 1), three_q.eq((p.steps + (p.steps << 1)) >> 2)]
+                with m.If(~loaded):
+                    m.d.sync += err.eq(TrainErr.NOT_LOADED)
+                    m.next = "IDLE"
+                with m.Elif((p.steps == 0) | (p.eval_every == 0) | (p.eval_every > p.steps)):
+                    m.d.sync += err.eq(TrainErr.STEPS)
+                    m.next = "IDLE"
+                with m.Elif((p.train_n == 0) | (p.val_n == 0) | (p.test_n == 0)):
+                    m.d.sync += err.eq(TrainErr.SPLIT)
+                    m.next = "IDLE"
+                with m.Elif((batch > p.train_n) | (batch > self._max_batch)
+                            | (p.batch_log2 > 10)):
+                    m.d.sync += err.eq(TrainErr.BATCH)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.comb += smp.seed_load.eq(1)
+                    m.d.sync += [running.eq(1), stop_req.eq(0), t.eq(0), r_cur.eq(p.shift),
+                                 ev_left.eq(p.eval_every), best_valid.eq(0),
+                                 rec['best_step'].eq(0), rec['best_loss'].eq(0), rec['best_correct'].eq(0),
+                                 rec['test_loss'].eq(0), rec['test_correct'].eq(0),
+                                 rec['sat_passes'].eq(0), rec['clipped'].eq(0), rec['zero'].eq(0),
+                                 sp.eq(0), sm.eq(0), coef.eq(0)]
+                    m.next = "ROUNDING"
+            issue("ROUNDING", EngineOp.ROUNDING, 1, "CLEAR")
+            issue("CLEAR", EngineOp.CLEAR, 0, "MU")
+            issue("MU", EngineOp.MU, p.mu_reg, "SAMPLER")
+            with m.State("SAMPLER"):
+                with m.If(~smp.busy):
+                    m.next = "STEP"
+            with m.State("STEP"):
+                with m.If(stop_req):
+                    m.next = "FINISH"
+                with m.Else():
+                    with m.If(p.schedule & (t == half)):
+                        m.d.sync += r_cur.eq(r_cur + p.step_shift)
+                    m.next = "STEP2"
+            with m.State("STEP2"):
+                with m.If(p.schedule & (t == three_q)):
+                    m.d.sync += r_cur.eq(r_cur + p.step_shift)
+                m.next = "SREQ"
+            with m.State("SREQ"):
+                m.d.comb += [smp.req.valid.eq(1), smp.req.payload.eq(1)]
+                with m.If(smp.req.ready):
+                    m.next = "SREQ_W"
+            with m.State("SREQ_W"):
+                m.d.comb += smp.o.ready.eq(1)
+                with m.If(smp.o.valid):
+                    m.d.sync += seed_t.eq(smp.o.payload)
+                    m.next = "SEED1"
+            issue("SEED1", EngineOp.SEED, seed_t, "PERT1")
+            issue("PERT1", EngineOp.PERTURB, 0, "FWD1", sat=True)
+            forward("FWD1", MODE_PLUS, p.train_base, batch, "FWD1_D")
+            with m.State("FWD1_D"):
+                m.d.sync += sp.eq(loss_sum)
+                m.next = "SEED2"
+            issue("SEED2", EngineOp.SEED, seed_t, "PERT2")
+            issue("PERT2", EngineOp.PERTURB, 1, "FWD2", sat=True)
+            forward("FWD2", MODE_MINUS, p.train_base, batch, "FWD2_D")
+            with m.State("FWD2_D"):
+                m.d.sync += sm.eq(loss_sum)
+                m.next = "SEED3"
+            issue("SEED3", EngineOp.SEED, seed_t, "PERT3")
+            issue("PERT3", EngineOp.PERTURB, 0, "COEF", sat=True)
+            with m.State("COEF"):
+                m.d.sync += [cx.eq(Cat(sm, Const(0, 2)).as_signed()
+                                   - Cat(sp, Const(0, 2)).as_signed()),
+                             cacc.eq(0), cbit.eq(0)]
+                m.next = "COEF_MUL"
+            with m.State("COEF_MUL"):
+                with m.If(p.lr_m.bit_select(cbit[:3], 1)):
+                    m.d.sync += cacc.eq(cacc + (cx << cbit[:3]))
+                m.d.sync += cbit.eq(cbit + 1)
+                with m.If(cbit == 7):
+                    m.d.sync += [cn.eq(Mux(r_cur < 0, -r_cur, r_cur)), g_bit.eq(0),
+                                 st_bit.eq(0)]
+                    m.next = "COEF_SH"
+            with m.State("COEF_SH"):
+                with m.If(cn == 0):
+                    m.next = "COEF_RND"
+                with m.Else():
+                    m.d.sync += cn.eq(cn - 1)
+                    with m.If(r_cur < 0):
+                        m.d.sync += cacc.eq(cacc << 1)
+                    with m.Else():
+                        m.d.sync += [cacc.eq(cacc >> 1), g_bit.eq(cacc[0]),
+                                     st_bit.eq(st_bit | g_bit)]
+            with m.State("COEF_RND"):
+                m.d.sync += cacc.eq(cacc + (g_bit & (st_bit | cacc[0])))
+                m.next = "COEF_SAT"
+            with m.State("COEF_SAT"):
+                with m.If(cacc > lim):
+                    m.d.sync += [coef.eq(lim), clipped.eq(1), rec['clipped'].eq(rec['clipped'] + 1)]
+                with m.Elif(cacc < -lim):
+                    m.d.sync += [coef.eq(-lim), clipped.eq(1), rec['clipped'].eq(rec['clipped'] + 1)]
+                with m.Else():
+                    m.d.sync += [coef.eq(cacc[:16]), clipped.eq(0)]
+                m.next = "COEF_GO"
+            with m.State("COEF_GO"):
+                with m.If(coef == 0):
+                    m.d.sync += rec['zero'].eq(rec['zero'] + 1)
+                    m.next = "LOG"
+                with m.Else():
+                    m.next = "SEED4"
+            issue("SEED4", EngineOp.SEED, seed_t, "UPD")
+            issue("UPD", EngineOp.UPDATE, coef, "LOG", sat=True)
+            with m.State("LOG"):
+                m.d.sync += lw.eq(0)
+                m.next = "LOG_W"
+            with m.State("LOG_W"):
+                m.d.comb += [lmem_we.eq(1), lmem_addr.eq(Cat(lw, t[:14 - 3]))]
+                with m.Switch(lw):
+                    for i, v in enumerate((sp[:16], sp[16:], sm[:16], sm[16:], coef,
+                                           Cat(clipped, coef == 0), 0, 0)):
+                        with m.Case(i):
+                            m.d.comb += lmem_wd.eq(v)
+                m.d.sync += lw.eq(lw + 1)
+                with m.If(lw == LOG_WORDS_PER_STEP - 1):
+                    m.d.sync += [t.eq(t + 1), ev_left.eq(ev_left - 1)]
+                    m.next = "AFTER"
+            with m.State("AFTER"):
+                with m.If((ev_left == 0) | (t == p.steps) | stop_req):
+                    m.d.sync += ev_left.eq(p.eval_every)
+                    m.next = "EVAL"
+                with m.Else():
+                    m.next = "STEP"
+            forward("EVAL", MODE_EVAL, p.val_base, p.val_n, "EVAL_D")
+            with m.State("EVAL_D"):
+                m.d.sync += vl.eq(loss_sum)
+                with m.If(~best_valid | (loss_sum < rec['best_loss'])):
+                    m.d.sync += [best_valid.eq(1), rec['best_loss'].eq(loss_sum),
+                                 rec['best_correct'].eq(correct), rec['best_step'].eq(t)]
+                    m.next = "COPY"
+                with m.Else():
+                    m.next = "NEXT"
+            with m.State("COPY"):
+                m.d.comb += [ctl_cmd.eq(1), ctl_op.eq(EngineOp.READ.value),
+                             ctl_arg.eq(words << 32)]
+                with m.If(eng.cmd.ready):
+                    m.d.sync += cpy.eq(0)
+                    m.next = "COPY_W"
+            with m.State("COPY_W"):
+                m.d.comb += [t_rready.eq(1), ck_wr.addr.eq(cpy),
+                             ck_wr.data.eq(eng.rdata.payload.as_value()),
+                             ck_wr.en.eq(eng.rdata.valid)]
+                with m.If(eng.rdata.valid):
+                    m.d.sync += cpy.eq(cpy + 1)
+                with m.If((cpy == words) & ~eng.status.busy):
+                    m.next = "NEXT"
+            with m.State("NEXT"):
+                with m.If((t == p.steps) | stop_req):
+                    m.next = "FINISH"
+                with m.Else():
+                    m.next = "STEP"
+            with m.State("FINISH"):
+                with m.If(rec['best_step'] != t):
+                    m.next = "WB"
+                with m.Else():
+                    m.next = "TEST"
+            # write the checkpoint back: one word every other cycle (read, then offer)
+            wv_r = Signal()
+            with m.State("WB"):
+                m.d.comb += [ctl_cmd.eq(1), ctl_op.eq(EngineOp.WRITE.value),
+                             ctl_arg.eq(words << 32)]
+                with m.If(eng.cmd.ready):
+                    m.d.sync += [cpy.eq(0), wv_r.eq(0)]
+                    m.next = "WB_W"
+            with m.State("WB_W"):
+                m.d.comb += [ck_rd.addr.eq(cpy), t_wdata.eq(ck_rd.data), t_wvalid.eq(wv_r)]
+                m.d.sync += wv_r.eq(cpy != words)
+                with m.If(wv_r & eng.wdata.ready):
+                    m.d.sync += [cpy.eq(cpy + 1), wv_r.eq(0)]
+                with m.If((cpy == words) & ~eng.status.busy):
+                    m.next = "TEST"
+            forward("TEST", MODE_EVAL, p.test_base, p.test_n, "TEST_D")
+            with m.State("TEST_D"):
+                m.d.sync += [rec['test_loss'].eq(loss_sum), rec['test_correct'].eq(correct),
+                             running.eq(0), done.eq(1)]
+                m.next = "IDLE"
+
+        # Log SPRAM: the controller's writes, or the host's reads (one in flight) -------------
+        lr_wait = Signal(range(SPRAM_LATENCY + 1))
+        lr_have = Signal()
+        m.d.comb += [lmem.addr.eq(Mux(lmem_we, lmem_addr, self.log_rd.payload)),
+                     lmem.we.eq(lmem_we), lmem.wdata.eq(lmem_wd),
+                     self.log_rd.ready.eq(~lmem_we & (lr_wait == 0) & ~lr_have),
+                     lmem.re.eq(self.log_rd.valid & self.log_rd.ready),
+                     self.log_data.valid.eq(lr_have), self.log_data.payload.eq(lmem.rdata)]
+        with m.If(lmem.re):
+            m.d.sync += lr_wait.eq(SPRAM_LATENCY)
+        with m.Elif(lr_wait != 0):
+            m.d.sync += lr_wait.eq(lr_wait - 1)
+            with m.If(lr_wait == 1):
+                m.d.sync += lr_have.eq(1)
+        with m.If(self.log_data.valid & self.log_data.ready):
+            m.d.sync += lr_have.eq(0)
+        return m

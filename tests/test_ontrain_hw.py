@@ -1,0 +1,179 @@
+"""The on-chip trainer in the Amaranth simulator against the integer golden model
+(pezo.sim.ontrain.train_on_chip on the plain golden engine): every step's loss sums and
+coefficient, the evaluations, the checkpoint and the final weights, bit for bit."""
+
+import random
+
+import numpy as np
+import pytest
+
+from pezo.hw.ontrain import LOG_WORDS_PER_STEP, LoadKind, OnChipTrainer, TrainErr
+from pezo.sim.engine import Op
+from pezo.sim.ontrain import (CommandPort, ModelTransport, OnChipConfig, data_image,
+                              engine_config, evaluate, init_weights, onchip_data, param_count,
+                              train_on_chip, train_registers)
+from tests.simutil import run
+
+
+def small_data(F=8, K=4, n=(24, 6, 5), seed=3):
+    """A small learnable data set: raw features 0..16, labels from a fixed linear rule."""
+    rng = np.random.default_rng(seed)
+    W = rng.normal(size=(F, K))
+    parts = []
+    for count in n:
+        X = rng.integers(0, 17, size=(count, F))
+        y = np.argmax((X - 8) @ W + rng.normal(scale=4, size=(count, K)), axis=1)
+        parts += [X, y]
+    return onchip_data(*parts, feature_bits=4)
+
+
+def golden(data, cfg):
+    d = param_count("logreg", data.n_features, data.n_classes)
+    port = CommandPort(ModelTransport(engine_config(d)))
+    return train_on_chip(data, cfg, port=port)
+
+
+async def engine_cmd(ctx, dut, op, arg, wdata=None, rcount=0, rng=None):
+    """One engine command through the trainer's pass-through port (random stalls)."""
+    rng = rng or random.Random(0)
+    ctx.set(dut.cmd.payload.op, op)
+    ctx.set(dut.cmd.payload.arg, arg)
+    ctx.set(dut.cmd.valid, 1)
+    while not ctx.get(dut.cmd.ready):
+        await ctx.tick()
+    await ctx.tick()
+    ctx.set(dut.cmd.valid, 0)
+    out = []
+    words = list(wdata) if wdata is not None else []
+    while words or len(out) < rcount or ctx.get(dut.status.busy):
+        if words:
+            ctx.set(dut.wdata.valid, rng.random() < 0.7)
+            ctx.set(dut.wdata.payload, [int(v) for v in words[0]])
+        ready = rng.random() < 0.7
+        ctx.set(dut.rdata.ready, ready)
+        took_w = words and ctx.get(dut.wdata.valid) and ctx.get(dut.wdata.ready)
+        if ready and ctx.get(dut.rdata.valid):
+            out.append([int(ctx.get(dut.rdata.payload[l])) for l in range(2)])
+        await ctx.tick()
+        if took_w:
+            words.pop(0)
+        if not words:
+            ctx.set(dut.wdata.valid, 0)
+    ctx.set(dut.rdata.ready, 0)
+    return np.array(out, dtype=np.int64).reshape(-1)
+
+
+async def load(ctx, dut, data, rng):
+    image, _ = data_image(data)
+    beats = [(LoadKind.INVALIDATE, 0, 0)]
+    beats += [(LoadKind.DATA, i, int(v)) for i, v in enumerate(image)]
+    beats += [(LoadKind.TABLE, i, int(v) & 0xFFFF) for i, v in
+              enumerate(data.table.reshape(-1))]
+    beats.append((LoadKind.COMMIT, 0, 0))
+    for kind, addr, value in beats:
+        while rng.random() < 0.3:
+            ctx.set(dut.load.valid, 0)
+            await ctx.tick()
+        ctx.set(dut.load.payload, {"kind": kind, "addr": addr, "data": value})
+        ctx.set(dut.load.valid, 1)
+        while not ctx.get(dut.load.ready):
+            await ctx.tick()
+        await ctx.tick()
+    ctx.set(dut.load.valid, 0)
+
+
+def start_payload(regs):
+    return {"steps": regs.steps, "batch_log2": regs.batch_log2, "lr_m": regs.lr_m,
+            "shift": regs.shift, "schedule": regs.schedule, "step_shift": regs.step_shift,
+            "eval_every": regs.eval_every, "seed": regs.seed, "mu_reg": regs.mu_reg,
+            "train_base": regs.train.base, "train_n": regs.train.count,
+            "val_base": regs.val.base, "val_n": regs.val.count,
+            "test_base": regs.test.base, "test_n": regs.test.count}
+
+
+async def train(ctx, dut, payload, max_cycles=400_000):
+    ctx.set(dut.start.payload, payload)
+    ctx.set(dut.start.valid, 1)
+    while not ctx.get(dut.start.ready):
+        await ctx.tick()
+    await ctx.tick()
+    ctx.set(dut.start.valid, 0)
+    cycles = 0
+    await ctx.tick().repeat(3)
+    while ctx.get(dut.tstatus.running):
+        await ctx.tick()
+        cycles += 1
+        assert cycles < max_cycles, "the run did not finish"
+    return cycles
+
+
+async def read_log(ctx, dut, steps, rng):
+    words = []
+    for a in range(steps * LOG_WORDS_PER_STEP):
+        ctx.set(dut.log_rd.payload, a)
+        ctx.set(dut.log_rd.valid, 1)
+        while not ctx.get(dut.log_rd.ready):
+            await ctx.tick()
+        await ctx.tick()
+        ctx.set(dut.log_rd.valid, 0)
+        ctx.set(dut.log_data.ready, 0)
+        while True:
+            ready = rng.random() < 0.6
+            ctx.set(dut.log_data.ready, ready)
+            if ready and ctx.get(dut.log_data.valid):
+                words.append(int(ctx.get(dut.log_data.payload)))
+                await ctx.tick()
+                break
+            await ctx.tick()
+        ctx.set(dut.log_data.ready, 0)
+    w = np.array(words, dtype=np.int64).reshape(steps, LOG_WORDS_PER_STEP)
+    sp = w[:, 0] | (w[:, 1] << 16)
+    sm = w[:, 2] | (w[:, 3] << 16)
+    c = np.where(w[:, 4] >= 1 << 15, w[:, 4] - (1 << 16), w[:, 4])
+    return sp, sm, c
+
+
+@pytest.mark.parametrize("schedule,group", [("constant", 2), ("step", 1)])
+def test_trainer_matches_the_golden_model_step_by_step(schedule, group):
+    data = small_data()
+    cfg = OnChipConfig(steps=7, batch=4, eval_every=3, seed=11, schedule=schedule,
+                       lr=2.0 ** -5, mu=2.0 ** -7)
+    res = golden(data, cfg)
+    regs = train_registers(data, cfg)
+    F, K = data.n_features, data.n_classes
+    dut = OnChipTrainer(F, K, group=group, max_batch=8)
+    ecfg = dut.engine_config
+    theta0 = init_weights("logreg", F, K)
+    w0 = np.zeros(ecfg.depth, dtype=np.int64)
+    w0[:len(theta0)] = theta0
+    got = {}
+
+    async def tb(ctx):
+        rng = random.Random(5)
+        await engine_cmd(ctx, dut, Op.WRITE, ecfg.words << 32, w0.reshape(-1, 2), rng=rng)
+        await load(ctx, dut, data, rng)
+        got["cycles"] = await train(ctx, dut, start_payload(regs))
+        st = ctx.get(dut.tstatus)
+        got["status"] = {n: int(getattr(st, n)) for n in
+                         ("error", "step", "best_step", "best_loss", "best_correct",
+                          "test_loss", "test_correct", "done")}
+        got["log"] = await read_log(ctx, dut, cfg.steps, rng)
+        got["weights"] = await engine_cmd(ctx, dut, Op.READ, ecfg.words << 32,
+                                          rcount=ecfg.words, rng=rng)
+
+    run(dut, tb)
+    st = got["status"]
+    assert st["error"] == TrainErr.NONE and st["done"] == 1
+    assert st["step"] == cfg.steps
+    sp, sm, c = got["log"]
+    assert (sp == res.sum_plus).all(), (sp, res.sum_plus)
+    assert (sm == res.sum_minus).all(), (sm, res.sum_minus)
+    assert (c == res.coef).all(), (c, res.coef)
+    assert (got["weights"][:len(res.weights)] == res.weights).all()
+    assert st["best_step"] == res.best_step
+    best = next(p for p in res.curve if p["step"] == res.best_step)
+    assert st["best_loss"] == best["val_loss_sum"] and st["best_correct"] == best["val_correct"]
+    tl, tc = evaluate("logreg", res.weights, data.test, K)
+    assert (st["test_loss"], st["test_correct"]) == (tl, tc)
+    # the run did something: nonzero coefficients, a checkpoint before the end (if it happened)
+    assert np.count_nonzero(res.coef) >= cfg.steps - 1
