@@ -122,20 +122,20 @@ def test_k10_bit_exact_with_the_golden_model_under_gaps_and_stalls():
     assert ((d % 256 == 0) & (d > 0)).sum() > 200 and ((d >> 8) >= 16).sum() > 500
     assert (y == s.argmax(axis=1)).sum() > 100 and (y == s.argmin(axis=1)).sum() > 100
     loss = check_stream(K, Arith(), s, y, seed=1)
-    assert (loss == TOP).sum() > 20 and (loss < TOP).sum() > 200                 # saturation
+    assert (loss == TOP).sum() > 10 and (loss < TOP).sum() > 200                 # saturation
 
 
-@pytest.mark.parametrize("K, arith", [
-    (2, Arith()),
-    (16, Arith()),
-    (10, Arith(log_bits=6)),
-    (7, Arith(logit_frac=6, loss_frac=8, log_bits=12)),     # LOG[j] reaches 2^loss_frac
-    (5, Arith(logit_frac=2, loss_frac=14, log_bits=3)),     # d_y << 12 overflows 20 bits
+@pytest.mark.parametrize("K, arith, saturates", [
+    (2, Arith(), False),            # at most 65535 * 16 + LOG[0] = 2^20 - 4
+    (16, Arith(), True),
+    (10, Arith(log_bits=6), True),
+    (7, Arith(logit_frac=6, loss_frac=8, log_bits=12), False),  # LOG[j] reaches 2^loss_frac
+    (5, Arith(logit_frac=2, loss_frac=14, log_bits=3), True),   # d_y << 12 overflows 20 bits
 ], ids=["k2", "k16", "k10-log6", "k7-lf6-Lf8-lb12", "k5-lf2-Lf14-lb3"])
-def test_other_class_counts_and_formats_bit_exact(K, arith):
+def test_other_class_counts_and_formats_bit_exact(K, arith, saturates):
     s, y = hard_samples(K, 140, seed=K)
     loss = check_stream(K, arith, s, y, seed=K, p_valid=0.8, p_ready=0.5)
-    assert (loss == TOP).any() and (loss < TOP).any()
+    assert (loss == TOP).any() == saturates and (loss < TOP).sum() > 50
     if K == 16:                      # S = 16 * 2^15 = 2^19 exactly: p = 19, one bit past 18
         assert (s.min(axis=1) == s.max(axis=1)).any()
         assert ((s.max(axis=1) - s.min(axis=1) <= 3) & (s.min(axis=1) < s.max(axis=1))).any()
@@ -167,8 +167,11 @@ def test_cycles_per_sample_and_latency(K):
 
     run(dut, tb)
     assert len(accepted) == len(shown) == len(y)
-    gaps = set(np.diff(accepted).tolist()) | set(np.diff(shown).tolist())
+    # the second sample enters sooner (the scan part is free after K + 2 cycles), then the
+    # exp sum part sets the pace
+    gaps = set(np.diff(accepted)[1:].tolist()) | set(np.diff(shown).tolist())
     assert gaps == {dut.cycles_per_sample} and dut.cycles_per_sample <= K + 12
+    assert accepted[1] - accepted[0] == K + 2
     assert shown[0] - 1 - accepted[0] == dut.latency == 2 * K + 9
 
 
