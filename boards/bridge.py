@@ -14,7 +14,7 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from pezo.boards.protocol import (CRC16, CRC_INIT, HEADER_BYTES, MIN_FRAME, RSYNC, STATUS_OP,
-                                  SYNC, UNKNOWN_OPCODE, Kind, beat_bytes, weight_bytes,
+                                  SYNC, UNKNOWN_OPCODE, Kind, TrainOp, beat_bytes, weight_bytes,
                                   write_beats)
 from pezo.config import EngineConfig
 from pezo.hw.common import one_hot_states
@@ -82,6 +82,9 @@ class SerialBridge(wiring.Component):
         # ``engine``: a component with PerturbEngine's ports in its place (the formal checks
         # put a behavioural stand-in there: pezo.formal)
         self._engine = PerturbEngine(config) if engine is None else engine
+        #: The engine answers the training commands (:class:`pezo.boards.protocol.TrainOp`,
+        #: frame opcodes 0x10-0x14): an :class:`pezo.hw.ontrain.OnChipTrainer`.
+        self._train = bool(getattr(self._engine, "training_commands", False))
         #: Probes for formal checks (pezo.formal): a frame whose CRCs checked is being
         #: executed; its opcode is WRITE.
         self.formal = {"frame_ok": Signal(), "is_write": Signal(), "listening": Signal()}
@@ -116,6 +119,9 @@ class SerialBridge(wiring.Component):
         kind = Signal(3)
         overrun_r = Signal()
         idle = Signal(range(self._timeout + 1))
+        etrain = Signal()                      # a training command (TrainOp)
+        if self._train:
+            m.d.comb += eng.cmd.payload.train.eq(etrain)
         m.d.comb += [eng.cmd.payload.op.as_value().eq(eop), eng.cmd.payload.arg.eq(arg),
                      self.error.eq(eng.status.error), self.saturated.eq(eng.status.saturated)]
         lost = Signal()                        # a byte was lost since the last complete frame
@@ -293,10 +299,25 @@ class SerialBridge(wiring.Component):
             nb = max_beats.bit_length()
             fits = (count[:nb] != 0) & (count[nb:] == 0) & (count[:nb] <= max_beats)
             w_op = op == Op.WRITE
-            m.d.sync += [eop.eq(Mux(op < 16, op[:4], UNKNOWN_OPCODE)),
-                         is_w.eq(w_op), is_r.eq(op == Op.READ), is_q.eq(op == STATUS_OP),
+            r_op = op == Op.READ
+            quiet = (op != Op.NOP) & (op != Op.READ) & (op != STATUS_OP)
+            known = op < 16
+            if self._train:
+                # the training commands: LOAD and TRAIN carry a payload like WRITE, TSTATUS and
+                # READ LOG answer with data like READ and are never duplicates
+                t_op = (op[4:] == TrainOp.LOAD >> 4) & (op[:4] <= max(TrainOp) & 0xF)
+                m.d.sync += etrain.eq(t_op)
+                w_op = w_op | (t_op & ((op[:4] == TrainOp.LOAD & 0xF)
+                                       | (op[:4] == TrainOp.TRAIN & 0xF)))
+                t_r = t_op & ((op[:4] == TrainOp.TSTATUS & 0xF)
+                              | (op[:4] == TrainOp.READ_LOG & 0xF))
+                r_op = r_op | t_r
+                quiet = quiet & ~t_r
+                known = known | t_op
+            m.d.sync += [eop.eq(Mux(known, op[:4], UNKNOWN_OPCODE)),
+                         is_w.eq(w_op), is_r.eq(r_op), is_q.eq(op == STATUS_OP),
                          is_clear.eq(op == Op.CLEAR),
-                         stateful.eq((op != Op.NOP) & (op != Op.READ) & (op != STATUS_OP)),
+                         stateful.eq(quiet),
                          w_fits.eq(w_op & fits), prod.eq(count[:nb] * bb)]
             with m.If(w_op & ~fits):
                 # too long for one frame: bit 63 makes the count impossible (rejected with ARG)

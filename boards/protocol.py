@@ -73,17 +73,20 @@ cannot collide with an earlier session's.
 
 from enum import IntEnum
 
+from amaranth.hdl import Shape
 from amaranth.lib.crc import catalog as crc_catalog
 from cobs import cobs
 import numpy as np
 
+from pezo.hw.ontrain import TrainOp as _HwTrainOp, train_beats, train_layout, tstatus_layout
 from pezo.sim.engine import STATUS, EngineModel, Op
 
 __all__ = ["CRC_INIT", "CRC16", "MIN_FRAME", "SYNC", "crc16", "cobs_encode", "rejected_seq", "frame_length", "RSYNC", "STATUS_OP", "UNKNOWN_OPCODE", "Kind", "MAX_WRITE_BYTES",
            "TIMEOUT_BYTES", "crc8", "weight_bytes", "beat_bytes", "write_beats", "engine_opcode",
            "changes_state", "payload_beats", "encode_frame", "encode_weights", "decode_weights",
            "status_bytes", "decode_status", "encode_reply", "reply_length", "decode_reply",
-           "BridgeModel", "ProtocolError"]
+           "BridgeModel", "ProtocolError", "TrainOp", "words_rows", "rows_words", "train_rows",
+           "decode_tstatus"]
 
 #: The frame delimiter: never inside a (COBS-encoded) frame.
 SYNC = 0x00
@@ -104,6 +107,25 @@ MIN_FRAME = HEADER_BYTES + 2 + 1
 CRC16 = crc_catalog.CRC16_X25(data_width=8)
 
 assert UNKNOWN_OPCODE not in {int(o) for o in Op}
+
+
+class TrainOp(IntEnum):
+    """Frame opcode bytes of the training design's commands (docs/on_device.md): answered by
+    :class:`pezo.hw.ontrain.OnChipTrainer` behind the bridge, whose 4-bit opcode is the low
+    nibble (:class:`pezo.hw.ontrain.TrainOp`). Any other board answers them as unknown opcodes.
+
+    * LOAD: arg = start word [0:16] | kind [24:26] << 24 | count << 32; DATA / TABLE kinds
+      carry ``count`` beats of two 16-bit words (``words_rows``); COMMIT / INVALIDATE none.
+    * TRAIN: count = :func:`pezo.hw.ontrain.train_beats`; payload: :func:`train_rows`.
+    * TSTATUS: count = :func:`pezo.hw.ontrain.tstatus_beats`; DATA reply: :func:`decode_tstatus`.
+    * READ_LOG: arg = start word (even) | count << 32; DATA reply: 2 log words per beat.
+    * STOP: the run ends after its current step.
+    """
+    LOAD = 0x10 | _HwTrainOp.LOAD
+    TRAIN = 0x10 | _HwTrainOp.TRAIN
+    TSTATUS = 0x10 | _HwTrainOp.TSTATUS
+    READ_LOG = 0x10 | _HwTrainOp.READ_LOG
+    STOP = 0x10 | _HwTrainOp.STOP
 
 
 class Kind(IntEnum):
@@ -201,10 +223,58 @@ def changes_state(op_byte) -> bool:
     return int(op_byte) not in (Op.NOP, Op.READ, STATUS_OP)
 
 
-def payload_beats(cfg, op_byte, arg) -> int:
-    """Words of WRITE payload a frame with this header carries (0 for every other frame)."""
+def payload_beats(cfg, op_byte, arg, train=False) -> int:
+    """Words of payload a frame with this header carries: WRITE's, and with ``train`` (the
+    training design) LOAD's and TRAIN's; 0 for every other frame."""
     count = (int(arg) >> 32) & 0xFFFFFFFF
-    return count if int(op_byte) == Op.WRITE and 1 <= count <= write_beats(cfg) else 0
+    ops = (Op.WRITE, TrainOp.LOAD, TrainOp.TRAIN) if train else (Op.WRITE,)
+    return count if int(op_byte) in ops and 1 <= count <= write_beats(cfg) else 0
+
+
+def words_rows(words) -> np.ndarray:
+    """16-bit words (unsigned) as payload rows of two signed lanes (a beat: two words)."""
+    w = np.asarray(words, dtype=np.int64).reshape(-1)
+    if w.size % 2:
+        w = np.append(w, 0)
+    if w.size and (w.min() < 0 or w.max() > 0xFFFF):
+        raise ValueError("Words must be 16-bit values in 0..65535")
+    return np.where(w >= 1 << 15, w - (1 << 16), w).reshape(-1, 2)
+
+
+def rows_words(rows) -> np.ndarray:
+    """Payload rows (signed lanes) back to unsigned 16-bit words."""
+    return np.asarray(rows, dtype=np.int64).reshape(-1) & 0xFFFF
+
+
+def _bits_rows(value, beats):
+    return words_rows([(value >> (16 * i)) & 0xFFFF for i in range(2 * beats)])
+
+
+def train_rows(fields: dict) -> np.ndarray:
+    """TRAIN's payload: the fields of :func:`pezo.hw.ontrain.train_layout` as rows."""
+    layout = train_layout()
+    for name, value in fields.items():
+        shape = Shape.cast(layout[name].shape)
+        lo, hi = (-(1 << (shape.width - 1)), 1 << (shape.width - 1)) if shape.signed else \
+            (0, 1 << shape.width)
+        if not lo <= int(value) < hi:
+            raise ValueError(f"TRAIN field {name} = {value!r} does not fit {shape} "
+                             f"(accepted: {lo}..{hi - 1})")
+    return _bits_rows(layout.const(fields).as_bits(), train_beats())
+
+
+def decode_tstatus(rows) -> dict:
+    """TSTATUS's DATA: the fields of :func:`pezo.hw.ontrain.tstatus_layout` as integers."""
+    bits = 0
+    for i, w in enumerate(rows_words(rows)):
+        bits |= int(w) << (16 * i)
+    out = {}
+    for name, fld in tstatus_layout():
+        v = (bits >> fld.offset) & ((1 << fld.width) - 1)
+        if Shape.cast(fld.shape).signed and v >= 1 << (fld.width - 1):
+            v -= 1 << fld.width
+        out[name] = v
+    return out
 
 
 def encode_weights(cfg, rows) -> bytes:

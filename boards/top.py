@@ -9,8 +9,20 @@ from amaranth.lib.wiring import In, Out
 from pezo.boards.bridge import SerialBridge
 from pezo.boards.protocol import TIMEOUT_BYTES
 from pezo.boards.uart import UARTRx, UARTTx, divisor_for
+from pezo.hw.ontrain import OnChipTrainer
+from pezo.sim.ontrain import TrainerConfig
 
-__all__ = ["BoardTop", "UartBoard", "attach_uart", "ice40_pll_params"]
+__all__ = ["BoardTop", "UartBoard", "attach_uart", "ice40_pll_params", "make_bridge"]
+
+
+def make_bridge(config, timeout):
+    """The serial bridge in front of the design ``config`` builds: the perturbation engine of an
+    :class:`~pezo.config.EngineConfig`, or the training design
+    (:class:`~pezo.hw.ontrain.OnChipTrainer`, which answers the training commands too) of a
+    :class:`~pezo.sim.ontrain.TrainerConfig`."""
+    if isinstance(config, TrainerConfig):
+        return SerialBridge(config.engine(), timeout=timeout, engine=OnChipTrainer(config))
+    return SerialBridge(config, timeout=timeout)
 
 
 def attach_uart(m, bridge, divisor):
@@ -52,7 +64,7 @@ class UartBoard(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        bridge = SerialBridge(self.config, timeout=TIMEOUT_BYTES * 10 * self.divisor)
+        bridge = make_bridge(self.config, TIMEOUT_BYTES * 10 * self.divisor)
         rx, tx = attach_uart(m, bridge, self.divisor)
         m.submodules.rx_sync = FFSynchronizer(self.rx, rx.rx, init=1)
         m.d.comb += [self.tx.eq(tx.tx), self.error.eq(bridge.error),
@@ -98,8 +110,8 @@ class BoardTop(Elaboratable):
 
     Parameters
     ----------
-    config : EngineConfig
-        The engine behind the serial bridge (ignored when ``design`` is given).
+    config : EngineConfig or TrainerConfig
+        The engine (or the training design) behind the serial bridge (ignored when ``design`` is given).
     baud : int
         UART bit rate.
     pll_mhz : float or None
@@ -157,7 +169,7 @@ class BoardTop(Elaboratable):
         m.submodules.rx_buf = rx_buf = io.Buffer("i", uart.rx)
         m.submodules.tx_buf = tx_buf = io.Buffer("o", uart.tx)
         div = divisor_for(self.clock_hz(platform), self.baud)
-        bridge = self.design or SerialBridge(self.config, timeout=TIMEOUT_BYTES * 10 * div)
+        bridge = self.design or make_bridge(self.config, TIMEOUT_BYTES * 10 * div)
         rx, tx = attach_uart(m, bridge, div)
         m.submodules.rx_sync = FFSynchronizer(rx_buf.i, rx.rx, init=1)
         m.d.comb += tx_buf.o.eq(tx.tx)

@@ -34,12 +34,11 @@ from pezo.hw.engine import EngineOp, PerturbEngine, command_layout, status_layou
 from pezo.hw.ontrain_loss import LossUnit
 from pezo.hw.ontrain_sampler import SamplerUnit
 from pezo.hw.spram import READ_LATENCY as SPRAM_LATENCY, SpramWeights
-from pezo.sim.ontrain import (DATA_CAPACITY_WORDS, FEATURE_BITS, MAX_CLASSES, MAX_FEATURES,
-                              MAX_STEPS, SPRAM_BANK_WORDS, Arith, engine_config, param_count,
+from pezo.sim.ontrain import (DATA_CAPACITY_WORDS, SPRAM_BANK_WORDS, Arith, TrainerConfig,
                               words_per_sample)
 
-__all__ = ["OnChipTrainer", "TrainErr", "train_layout", "tstatus_layout", "load_layout",
-           "LoadKind", "LOG_WORDS_PER_STEP", "LOG_STEPS", "ACC_BITS"]
+__all__ = ["OnChipTrainer", "TrainErr", "TrainOp", "train_layout", "tstatus_layout",
+           "trainer_command_layout", "train_beats", "tstatus_beats", "LoadKind", "LOG_WORDS_PER_STEP", "LOG_STEPS", "ACC_BITS"]
 
 #: Words the log keeps per step (sum_plus lo/hi, sum_minus lo/hi, c, flags, 2 spare) and the
 #: steps its ring holds (SPRAM bank 3: 16,384 words).
@@ -67,8 +66,27 @@ class LoadKind:
     INVALIDATE = 3      # a LOAD begins: TRAIN is refused until the next COMMIT
 
 
-def load_layout():
-    return data.StructLayout({"kind": 2, "addr": 16, "data": 16})
+class TrainOp:
+    """The 4-bit opcodes of the training commands (``cmd.payload.train`` high); the frame
+    opcode bytes are 0x10 + these (:data:`pezo.boards.protocol.TrainOp`)."""
+    LOAD = 0            # arg: start word [0:16], kind [24:26], count (32-bit beats) [32:64]
+    TRAIN = 1           # count = train_beats(); payload: train_layout() LSB first
+    TSTATUS = 2         # count = tstatus_beats(); reply: tstatus_layout() LSB first
+    READ_LOG = 3        # arg: start word (even) [0:14], count [32:64]; two log words per beat
+    STOP = 4
+
+
+def trainer_command_layout():
+    """The engine's command layout plus ``train``: the opcode is a :class:`TrainOp`."""
+    return data.StructLayout({"op": EngineOp, "arg": 64, "train": 1})
+
+
+def train_beats():
+    return -(-train_layout().size // 32)
+
+
+def tstatus_beats():
+    return -(-tstatus_layout().size // 32)
 
 
 def train_layout():
@@ -93,72 +111,47 @@ class OnChipTrainer(wiring.Component):
 
     Parameters
     ----------
-    n_features, n_classes : int
-        F (1..256) and K (2..16, a multiple of the engine's 2 lanes).
-    feature_bits : int
-        4 or 5 bits per stored code.
-    group : int
-        Samples forwarded together (1..3): 2 x ``group`` multipliers.
-    max_batch : int
-        Index buffer depth (a power of two, 1..1024).
+    config : TrainerConfig
+        The shape: F, K, feature bits, group size, index buffer depth.
     arith : Arith
 
     Members
     -------
-    cmd, wdata, rdata, status
-        The engine's ports (:class:`~pezo.hw.engine.PerturbEngine`), passed through while no run
-        is in progress; during a run ``cmd.ready`` and ``wdata.ready`` stay low and ``rdata``
-        carries nothing.
-    load : In(stream.Signature(:func:`load_layout`))
-        Data words and table entries (accepted while no run is in progress).
-    start : In(stream.Signature(:func:`train_layout`))
-        TRAIN: accepted while no run is in progress; its checks set ``tstatus.error``.
-    stop : In(1)
-        A pulse: the run ends after the current step (which completes: the weights are never left
-        perturbed), then evaluates, restores the checkpoint and tests as at its last step.
-    log_rd : In(stream.Signature(14)), log_data : Out(stream.Signature(16))
-        Reads of the log SPRAM (word address), one in flight.
+    cmd : In(stream.Signature(:func:`trainer_command_layout`))
+        The bridge's commands. ``train`` low: an engine command, passed to the engine while no
+        run is in progress (refused with ``Err.UNSUPPORTED`` during a run); ``train`` high: a
+        :class:`TrainOp` (LOAD, TRAIN, TSTATUS, READ LOG, STOP), answered by the trainer with the
+        same handshakes an engine WRITE (``wdata`` beats) or READ (``rdata`` beats) uses.
+        STOP ends the run after the current step, which completes (the weights are never left
+        perturbed); the run then evaluates, restores its checkpoint and tests as at a last step.
+    wdata, rdata, status
+        As the engine's (:class:`~pezo.hw.engine.PerturbEngine`); ``status`` shows the trainer's
+        verdict (error, error code, busy) on a training command or a refused engine command.
     tstatus : Out(:func:`tstatus_layout`)
     """
 
-    def __init__(self, n_features, n_classes, *, feature_bits=4, group=2, max_batch=256,
-                 arith=Arith()):
-        for what, v, lo, hi in (("Feature count (n_features)", n_features, 1, MAX_FEATURES),
-                                ("Class count (n_classes)", n_classes, 2, MAX_CLASSES),
-                                ("Group size (group)", group, 1, 3),
-                                ("Index buffer depth (max_batch)", max_batch, 1, 1024)):
-            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-                raise ValueError(f"{what} must be an integer in {lo}..{hi}, not {v!r}")
-        if feature_bits not in FEATURE_BITS or isinstance(feature_bits, bool):
-            raise ValueError(f"Feature width (feature_bits) must be one of 4, 5, not "
-                             f"{feature_bits!r}")
-        if max_batch & (max_batch - 1):
-            raise ValueError(f"Index buffer depth (max_batch) must be a power of two, not "
-                             f"{max_batch!r}")
+    def __init__(self, config, arith=Arith()):
+        if not isinstance(config, TrainerConfig):
+            raise TypeError(f"Configuration must be a TrainerConfig, not {config!r}")
         if not isinstance(arith, Arith):
             raise TypeError(f"arith must be an Arith, not {arith!r}")
-        self._F, self._K, self._b, self._G = n_features, n_classes, feature_bits, group
-        self._max_batch, self._arith = max_batch, arith
-        self._ecfg = ecfg = engine_config(param_count("logreg", n_features, n_classes))
-        if n_classes % ecfg.lanes:
-            raise ValueError(f"Class count (n_classes) must be a multiple of the engine's "
-                             f"{ecfg.lanes} lanes (a weight word holds one row's classes), "
-                             f"not {n_classes!r}")
+        self._cfg = config
+        self._F, self._K, self._b = config.n_features, config.n_classes, config.feature_bits
+        self._G, self._max_batch, self._arith = config.group, config.max_batch, arith
+        self._ecfg = ecfg = config.engine()
         self.engine = PerturbEngine(ecfg)
         row = data.ArrayLayout(signed(ecfg.w_bits), ecfg.lanes)
         super().__init__({
-            "cmd": In(stream.Signature(command_layout())),
+            "cmd": In(stream.Signature(trainer_command_layout())),
             "wdata": In(stream.Signature(row)),
             "rdata": Out(stream.Signature(row)),
             "status": Out(status_layout(ecfg)),
-            "load": In(stream.Signature(load_layout())),
-            "start": In(stream.Signature(train_layout())),
-            "stop": In(1),
-            "log_rd": In(stream.Signature(14)),
-            "log_data": Out(stream.Signature(16)),
             "tstatus": Out(tstatus_layout()),
         })
 
+    #: The serial bridge passes the training commands to this component (``cmd.payload.train``).
+    training_commands = True
+    config = property(lambda self: self._cfg)
     engine_config = property(lambda self: self._ecfg)
     n_features = property(lambda self: self._F)
     n_classes = property(lambda self: self._K)
@@ -205,45 +198,61 @@ class OnChipTrainer(wiring.Component):
         loaded = Signal()
         m.d.comb += [ts.running.eq(running), ts.loaded.eq(loaded)]
         stop_req = Signal()
-        with m.If(self.stop & running):
+        stop_p = Signal()
+        with m.If(stop_p & running):
             m.d.sync += stop_req.eq(1)
 
-        # Engine port: passed through unless a run owns it ----------------------------------------
+        # The host's side (the bridge's frames): engine commands pass through to the engine while
+        # no run is in progress; training commands (``cmd.payload.train``) go to the host FSM
+        # below, which answers them on the same ports.
+        hc = self.cmd.payload
+        h_idle = Signal()            # the host FSM takes a command
+        h_wtake = Signal()           # the host FSM takes wdata beats (LOAD, TRAIN)
+        h_wready = Signal()
+        h_rsrc = Signal()            # the host FSM answers on rdata (TSTATUS, READ LOG)
+        h_rvalid = Signal()
+        h_rdata = Signal(L * ecfg.w_bits)
+        hsel = Signal()              # the status shows the host FSM's verdict
+        herr, herr_code, hbusy = Signal(), Signal(2), Signal()
+        pass_cmd = ~running & ~hc.train
+
+        # Engine port: the run's commands, or the host's ----------------------------------------
         t_cmd_valid = Signal()
         t_op = Signal(4)
         t_arg = Signal(64)
         t_rready = Signal()
         t_wvalid = Signal()
         t_wdata = Signal(L * ecfg.w_bits)
+        est = eng.status
         m.d.comb += [
-            eng.cmd.valid.eq(Mux(running, t_cmd_valid, self.cmd.valid)),
-            eng.cmd.payload.op.as_value().eq(Mux(running, t_op, self.cmd.payload.op.as_value())),
-            eng.cmd.payload.arg.eq(Mux(running, t_arg, self.cmd.payload.arg)),
-            self.cmd.ready.eq(eng.cmd.ready & ~running),
-            eng.wdata.valid.eq(Mux(running, t_wvalid, self.wdata.valid)),
+            eng.cmd.valid.eq(Mux(running, t_cmd_valid, self.cmd.valid & pass_cmd & h_idle)),
+            eng.cmd.payload.op.as_value().eq(Mux(running, t_op, hc.op.as_value())),
+            eng.cmd.payload.arg.eq(Mux(running, t_arg, hc.arg)),
+            self.cmd.ready.eq(h_idle & Mux(pass_cmd, eng.cmd.ready, 1)),
+            eng.wdata.valid.eq(Mux(running, t_wvalid, self.wdata.valid & ~h_wtake)),
             eng.wdata.payload.as_value().eq(Mux(running, t_wdata,
                                                 self.wdata.payload.as_value())),
-            self.wdata.ready.eq(eng.wdata.ready & ~running),
-            eng.rdata.ready.eq(Mux(running, t_rready, self.rdata.ready)),
-            self.rdata.valid.eq(eng.rdata.valid & ~running),
-            self.rdata.payload.eq(eng.rdata.payload),
-            self.status.eq(eng.status),
+            self.wdata.ready.eq(Mux(h_wtake, h_wready, eng.wdata.ready & ~running)),
+            eng.rdata.ready.eq(Mux(running, t_rready, self.rdata.ready & ~h_rsrc)),
+            self.rdata.valid.eq(Mux(h_rsrc, h_rvalid, eng.rdata.valid & ~running)),
+            self.rdata.payload.as_value().eq(Mux(h_rsrc, h_rdata, eng.rdata.payload.as_value())),
+            self.status.eq(est),
+            self.status.busy.eq(hbusy | (est.busy & ~running)),
+            self.status.error.eq(Mux(hsel, herr, est.error)),
+            self.status.error_code.eq(Mux(hsel, herr_code, est.error_code)),
         ]
 
-        # Load ------------------------------------------------------------------------------------
-        m.d.comb += self.load.ready.eq(~running)
-        ld = self.load.payload
-        ld_go = self.load.valid & ~running
-        m.d.comb += [t_wr.addr.eq(ld.addr), t_wr.data.eq(ld.data),
-                     t_wr.en.eq(ld_go & (ld.kind == LoadKind.TABLE))]
-        with m.If(ld_go & (ld.kind == LoadKind.COMMIT)):
-            m.d.sync += loaded.eq(1)
-        with m.If(ld_go & (ld.kind == LoadKind.INVALIDATE)):
-            m.d.sync += loaded.eq(0)
+        # Load (driven by the host FSM) -----------------------------------------------------------
+        ld_go = Signal()
+        ld_kind = Signal(2)
+        ld_addr = Signal(16)
+        ld_data = Signal(16)
+        m.d.comb += [t_wr.addr.eq(ld_addr), t_wr.data.eq(ld_data),
+                     t_wr.en.eq(ld_go & (ld_kind == LoadKind.TABLE))]
         fill_addr = Signal(16)
         fill_re = Signal()
-        m.d.comb += [dmem.addr.eq(Mux(running, fill_addr, ld.addr)), dmem.wdata.eq(ld.data),
-                     dmem.we.eq(ld_go & (ld.kind == LoadKind.DATA)), dmem.re.eq(fill_re)]
+        m.d.comb += [dmem.addr.eq(Mux(running, fill_addr, ld_addr)), dmem.wdata.eq(ld_data),
+                     dmem.we.eq(ld_go & (ld_kind == LoadKind.DATA)), dmem.re.eq(fill_re)]
 
         # Pass context (the controller starts a pass; fill, forward and loss run it) -------------
         MODE_PLUS, MODE_MINUS, MODE_EVAL = 0, 1, 2
@@ -560,15 +569,17 @@ class OnChipTrainer(wiring.Component):
                 with m.If(losses == n_pass):
                     m.next = nxt
 
+        st_valid, st_ready = Signal(), Signal()
+        st_payload = Signal(train_layout())
         batch = Signal(16)
         m.d.comb += batch.eq(1 << p.batch_log2)
         vl = Signal(SUM_BITS)
         m.d.comb += [smp.seed.eq(p.seed), smp.n.eq(p.train_n)]
         with m.FSM(name="control"):
             with m.State("IDLE"):
-                m.d.comb += self.start.ready.eq(1)
-                with m.If(self.start.valid):
-                    m.d.sync += [p.eq(self.start.payload), done.eq(0), err.eq(0)]
+                m.d.comb += st_ready.eq(1)
+                with m.If(st_valid):
+                    m.d.sync += [p.eq(st_payload), done.eq(0), err.eq(0)]
                     m.next = "CHECK"
             with m.State("CHECK"):
                 m.d.sync += [half.eq(p.steps >> 1), three_q.eq((p.steps + (p.steps << 1)) >> 2)]
@@ -753,17 +764,164 @@ class OnChipTrainer(wiring.Component):
         # Log SPRAM: the controller's writes, or the host's reads (one in flight) -------------
         lr_wait = Signal(range(SPRAM_LATENCY + 1))
         lr_have = Signal()
-        m.d.comb += [lmem.addr.eq(Mux(lmem_we, lmem_addr, self.log_rd.payload)),
+        lg_req, lg_take = Signal(), Signal()
+        lg_addr = Signal(14)
+        lg_ready = ~lmem_we & (lr_wait == 0) & ~lr_have
+        m.d.comb += [lmem.addr.eq(Mux(lmem_we, lmem_addr, lg_addr)),
                      lmem.we.eq(lmem_we), lmem.wdata.eq(lmem_wd),
-                     self.log_rd.ready.eq(~lmem_we & (lr_wait == 0) & ~lr_have),
-                     lmem.re.eq(self.log_rd.valid & self.log_rd.ready),
-                     self.log_data.valid.eq(lr_have), self.log_data.payload.eq(lmem.rdata)]
+                     lmem.re.eq(lg_req & lg_ready)]
         with m.If(lmem.re):
             m.d.sync += lr_wait.eq(SPRAM_LATENCY)
         with m.Elif(lr_wait != 0):
             m.d.sync += lr_wait.eq(lr_wait - 1)
             with m.If(lr_wait == 1):
                 m.d.sync += lr_have.eq(1)
-        with m.If(self.log_data.valid & self.log_data.ready):
+        with m.If(lg_take):
             m.d.sync += lr_have.eq(0)
+
+        # Host FSM: the training commands ---------------------------------------------------------
+        train_bits = train_layout().size
+        status_bits = tstatus_layout().size
+        tb, sb = -(-train_bits // 32), -(-status_bits // 32)
+        h_op = Signal(4)
+        h_arg = Signal(64)
+        h_start, h_count, h_kind = h_arg[:16], h_arg[32:], h_arg[24:26]
+        count_small = Signal()       # 1 <= count < 2^15
+        h_end = Signal(18)           # start + 2 count (when count_small)
+        beats = Signal(16)
+        haddr = Signal(16)
+        hsh = Signal(32 * max(tb, sb))
+        hbeat = Signal(32)
+        lo_word = Signal(16)
+        ERR_ARG, ERR_UNSUP, ERR_OPCODE = 2, 3, 1      # pezo.sim.engine.Err
+
+        def reject(code):
+            m.d.sync += [herr.eq(1), herr_code.eq(code)]
+            m.next = "IDLE"
+
+        with m.FSM(name="host") as hfsm:
+            m.d.comb += hbusy.eq(~hfsm.ongoing("IDLE"))
+            with m.State("IDLE"):
+                m.d.comb += h_idle.eq(1)
+                with m.If(self.cmd.valid & ~pass_cmd):
+                    m.d.sync += [h_op.eq(hc.op.as_value()), h_arg.eq(hc.arg), hsel.eq(1),
+                                 herr.eq(0), herr_code.eq(0)]
+                    with m.If(~hc.train):          # an engine command during a run
+                        m.d.sync += [herr.eq(1), herr_code.eq(ERR_UNSUP)]
+                    with m.Else():
+                        m.next = "CHECK"
+                with m.Elif(self.cmd.valid & eng.cmd.ready):
+                    m.d.sync += hsel.eq(0)
+            with m.State("CHECK"):
+                m.d.sync += [count_small.eq((h_count[:15] != 0) & (h_count[15:] == 0)),
+                             h_end.eq(h_start + (h_count[:15] << 1)), haddr.eq(h_start),
+                             beats.eq(h_count[:16])]
+                m.next = "DISPATCH"
+            with m.State("DISPATCH"):
+                with m.Switch(h_op):
+                    with m.Case(TrainOp.LOAD):
+                        with m.If(running):
+                            reject(ERR_UNSUP)
+                        with m.Elif(h_kind == LoadKind.COMMIT):
+                            m.d.sync += loaded.eq(1)
+                            m.next = "IDLE"
+                        with m.Elif(h_kind == LoadKind.INVALIDATE):
+                            m.d.sync += loaded.eq(0)
+                            m.next = "IDLE"
+                        with m.Elif(~count_small | (h_arg[16:24] != 0) | (h_arg[26:32] != 0)
+                                    | (h_end > Mux(h_kind == LoadKind.DATA,
+                                                   DATA_CAPACITY_WORDS, F << b))):
+                            reject(ERR_ARG)
+                        with m.Else():
+                            m.next = "LOAD"
+                    with m.Case(TrainOp.TRAIN):
+                        with m.If(running):
+                            reject(ERR_UNSUP)
+                        with m.Elif(h_count != tb):
+                            reject(ERR_ARG)
+                        with m.Else():
+                            m.next = "TRAIN"
+                    with m.Case(TrainOp.TSTATUS):
+                        with m.If(h_count != sb):
+                            reject(ERR_ARG)
+                        with m.Else():
+                            m.d.sync += hsh.eq(ts.as_value())
+                            m.next = "TSTATUS"
+                    with m.Case(TrainOp.READ_LOG):
+                        with m.If(~count_small | (h_arg[14:32] != 0) | h_start[0]
+                                  | (h_end > SPRAM_BANK_WORDS)):
+                            reject(ERR_ARG)
+                        with m.Else():
+                            m.next = "LOG_A"
+                    with m.Case(TrainOp.STOP):
+                        m.d.comb += stop_p.eq(1)
+                        m.next = "IDLE"
+                    with m.Default():
+                        reject(ERR_OPCODE)
+            with m.State("LOAD"):
+                m.d.comb += [h_wtake.eq(1), h_wready.eq(1)]
+                with m.If(self.wdata.valid):
+                    m.d.sync += hbeat.eq(self.wdata.payload.as_value())
+                    m.next = "LOAD1"
+            with m.State("LOAD1"):
+                m.d.comb += [ld_go.eq(1), ld_kind.eq(h_kind), ld_addr.eq(haddr),
+                             ld_data.eq(hbeat[:16])]
+                m.next = "LOAD2"
+            with m.State("LOAD2"):
+                m.d.comb += [ld_go.eq(1), ld_kind.eq(h_kind), ld_addr.eq(haddr + 1),
+                             ld_data.eq(hbeat[16:])]
+                m.d.sync += [haddr.eq(haddr + 2), beats.eq(beats - 1)]
+                with m.If(beats == 1):
+                    m.next = "IDLE"
+                with m.Else():
+                    m.next = "LOAD"
+            with m.State("TRAIN"):
+                m.d.comb += [h_wtake.eq(1), h_wready.eq(1)]
+                with m.If(self.wdata.valid):
+                    m.d.sync += [hsh.eq(Cat(hsh[32:32 * tb], self.wdata.payload.as_value())),
+                                 beats.eq(beats - 1)]
+                    with m.If(beats == 1):
+                        m.next = "START"
+            with m.State("START"):
+                m.d.comb += [st_valid.eq(1), st_payload.eq(hsh[:train_bits])]
+                with m.If(st_ready):
+                    m.next = "START_W"
+            with m.State("START_W"):             # the controller's CHECK
+                m.next = "START_V"
+            with m.State("START_V"):
+                with m.If(err != 0):
+                    m.d.sync += [herr.eq(1), herr_code.eq(ERR_ARG)]
+                m.next = "IDLE"
+            with m.State("TSTATUS"):
+                m.d.comb += [h_rsrc.eq(1), h_rvalid.eq(1), h_rdata.eq(hsh[:32])]
+                with m.If(self.rdata.ready):
+                    m.d.sync += [hsh.eq(hsh >> 32), beats.eq(beats - 1)]
+                    with m.If(beats == 1):
+                        m.next = "IDLE"
+            with m.State("LOG_A"):
+                m.d.comb += [lg_req.eq(1), lg_addr.eq(haddr)]
+                with m.If(lg_ready):
+                    m.next = "LOG_AW"
+            with m.State("LOG_AW"):
+                with m.If(lr_have):
+                    m.d.comb += lg_take.eq(1)
+                    m.d.sync += lo_word.eq(lmem.rdata)
+                    m.next = "LOG_B"
+            with m.State("LOG_B"):
+                m.d.comb += [lg_req.eq(1), lg_addr.eq(haddr + 1)]
+                with m.If(lg_ready):
+                    m.next = "LOG_BW"
+            with m.State("LOG_BW"):
+                with m.If(lr_have):
+                    m.d.comb += lg_take.eq(1)
+                    m.d.sync += hbeat.eq(Cat(lo_word, lmem.rdata))
+                    m.next = "LOG_OUT"
+            with m.State("LOG_OUT"):
+                m.d.comb += [h_rsrc.eq(1), h_rvalid.eq(1), h_rdata.eq(hbeat)]
+                with m.If(self.rdata.ready):
+                    m.d.sync += [haddr.eq(haddr + 2), beats.eq(beats - 1)]
+                    with m.If(beats == 1):
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.next = "LOG_A"
         return m

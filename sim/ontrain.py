@@ -57,7 +57,9 @@ time.
 import dataclasses
 from dataclasses import dataclass, field
 import math
+from pathlib import Path
 import time
+import tomllib
 
 import numpy as np
 
@@ -75,7 +77,8 @@ __all__ = ["DEFAULTS", "MODELS", "SCHEDULES", "LOSSES", "FEATURE_BITS", "SPRAM_B
            "loss_table", "loss_exact", "loss_bound", "coefficient", "quantise_lr",
            "mu_shift", "coef_shift", "engine_config", "init_weights", "param_count",
            "words_per_sample", "evaluate", "train_on_chip", "pack_samples", "SplitPlace",
-           "data_image", "TrainRegisters", "train_registers"]
+           "data_image", "TrainRegisters", "train_registers", "TrainerConfig",
+           "load_trainer_config"]
 
 MODELS = ("logreg", "mlp")
 SCHEDULES = ("constant", "step")
@@ -605,6 +608,111 @@ def engine_config(n_params: int, lanes: int = 2) -> EngineConfig:
     g = GeneratorConfig(lanes=m, width=16, state_bits=32, reuse="none", scale="fixed")
     return EngineConfig(generator=g, depth=-(-int(n_params) // m) * m, w_int=4, w_frac=12,
                         coef_bits=16, coef_frac=20, stochastic=True)
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """The training design's shape: what :class:`pezo.hw.ontrain.OnChipTrainer` is built for.
+    A TOML file holds it as a ``[train]`` table (:func:`load_trainer_config`;
+    boards/configs/up5k-train.toml).
+
+    Parameters
+    ----------
+    n_features, n_classes : int
+        F (1..256) and K (2..16, a multiple of the engine's lanes).
+    feature_bits : int
+        4 or 5 bits per stored code.
+    group : int
+        Samples forwarded together (1..3): 2 x ``group`` multipliers.
+    max_batch : int
+        The index buffer's depth: the largest batch (a power of two, 1..1024).
+    model : str
+        "logreg" (the MLP is not built in hardware yet).
+    lanes : int
+        The engine's lanes (2).
+    """
+
+    n_features: int = 64
+    n_classes: int = 10
+    feature_bits: int = 4
+    group: int = 2
+    max_batch: int = 256
+    model: str = "logreg"
+    lanes: int = 2
+
+    def __post_init__(self):
+        _check_int("Feature count (n_features)", self.n_features, 1, MAX_FEATURES)
+        _check_int("Class count (n_classes)", self.n_classes, 2, MAX_CLASSES)
+        if self.feature_bits not in FEATURE_BITS or isinstance(self.feature_bits, bool):
+            raise ValueError(f"Feature width (feature_bits) must be one of 4, 5, not "
+                             f"{self.feature_bits!r}")
+        _check_int("Group size (group)", self.group, 1, 3)
+        _check_int("Index buffer depth (max_batch)", self.max_batch, 1, MAX_BATCH)
+        if self.max_batch & (self.max_batch - 1):
+            raise ValueError(f"Index buffer depth (max_batch) must be a power of two, not "
+                             f"{self.max_batch!r}")
+        if self.model != "logreg":
+            raise ValueError(f"Model must be 'logreg' (the training design has no MLP "
+                             f"datapath yet), not {self.model!r}")
+        if self.lanes != 2:
+            raise ValueError(f"Engine lane count (lanes) must be 2 in the training design, "
+                             f"not {self.lanes!r}")
+        if self.n_classes % self.lanes:
+            raise ValueError(f"Class count (n_classes) must be a multiple of the engine's "
+                             f"{self.lanes} lanes (a weight word holds one row's classes), "
+                             f"not {self.n_classes!r}")
+
+    @property
+    def n_params(self) -> int:
+        return param_count(self.model, self.n_features, self.n_classes)
+
+    def engine(self) -> EngineConfig:
+        """The engine inside the training design (:func:`engine_config`)."""
+        return engine_config(self.n_params, self.lanes)
+
+    def name(self) -> str:
+        return (f"train-{self.model}-f{self.n_features}-k{self.n_classes}-b{self.feature_bits}"
+                f"-g{self.group}-B{self.max_batch}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainerConfig":
+        if not isinstance(d, dict):
+            raise TypeError(f"A trainer configuration must be a table, not {d!r}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"Unknown trainer configuration key(s) {', '.join(unknown)}; "
+                             f"accepted: {', '.join(sorted(known))}")
+        return cls(**d)
+
+    def fits(self, data: "OnChipData", batch: int = 1):
+        """Raise ValueError unless ``data`` has this shape (and ``batch`` fits the buffer)."""
+        if (data.n_features, data.feature_bits) != (self.n_features, self.feature_bits) \
+                or data.n_classes > self.n_classes:
+            raise ValueError(f"The data ({data.n_features} features at {data.feature_bits} "
+                             f"bits, {data.n_classes} classes) does not fit the training "
+                             f"design {self.name()}")
+        if batch > self.max_batch:
+            raise ValueError(f"Batch size (batch) {batch} is larger than the training "
+                             f"design's index buffer ({self.max_batch})")
+
+
+def load_trainer_config(path) -> TrainerConfig:
+    """The ``[train]`` table of a TOML file as a :class:`TrainerConfig`."""
+    path = Path(path)
+    try:
+        d = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"Trainer configuration file {str(path)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"Trainer configuration file {str(path)!r} is not valid TOML: {e}") \
+            from None
+    if "train" not in d:
+        raise ValueError(f"Trainer configuration file {str(path)!r} has no [train] table")
+    return TrainerConfig.from_dict(d["train"])
 
 
 class ModelTransport:

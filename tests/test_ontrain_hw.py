@@ -7,9 +7,11 @@ import random
 import numpy as np
 import pytest
 
-from pezo.hw.ontrain import LOG_WORDS_PER_STEP, LoadKind, OnChipTrainer, TrainErr
+from pezo.boards.protocol import decode_tstatus, rows_words, train_rows, words_rows
+from pezo.hw.ontrain import (LOG_WORDS_PER_STEP, LoadKind, OnChipTrainer, TrainErr,
+                             TrainOp as HwTrainOp, train_beats, tstatus_beats)
 from pezo.sim.engine import Op
-from pezo.sim.ontrain import (CommandPort, ModelTransport, OnChipConfig, data_image,
+from pezo.sim.ontrain import (TrainerConfig, CommandPort, ModelTransport, OnChipConfig, data_image,
                               engine_config, evaluate, init_weights, onchip_data, param_count,
                               train_on_chip, train_registers)
 from tests.simutil import run
@@ -33,23 +35,26 @@ def golden(data, cfg):
     return train_on_chip(data, cfg, port=port)
 
 
-async def engine_cmd(ctx, dut, op, arg, wdata=None, rcount=0, rng=None):
-    """One engine command through the trainer's pass-through port (random stalls)."""
+async def command(ctx, dut, op, arg, wdata=None, rcount=0, train=0, rng=None):
+    """One command through the trainer's bridge-side ports, with random stalls on the data
+    streams; returns the rows read (rcount beats) as a flat array."""
     rng = rng or random.Random(0)
-    ctx.set(dut.cmd.payload.op, op)
-    ctx.set(dut.cmd.payload.arg, arg)
+    ctx.set(dut.cmd.payload.op, int(op))
+    ctx.set(dut.cmd.payload.arg, int(arg) & ((1 << 64) - 1))
+    ctx.set(dut.cmd.payload.train, train)
     ctx.set(dut.cmd.valid, 1)
     while not ctx.get(dut.cmd.ready):
         await ctx.tick()
     await ctx.tick()
     ctx.set(dut.cmd.valid, 0)
+    await ctx.tick()
     out = []
-    words = list(wdata) if wdata is not None else []
+    words = [list(map(int, r)) for r in wdata] if wdata is not None else []
     while words or len(out) < rcount or ctx.get(dut.status.busy):
         if words:
             ctx.set(dut.wdata.valid, rng.random() < 0.7)
-            ctx.set(dut.wdata.payload, [int(v) for v in words[0]])
-        ready = rng.random() < 0.7
+            ctx.set(dut.wdata.payload, words[0])
+        ready = len(out) < rcount and rng.random() < 0.7
         ctx.set(dut.rdata.ready, ready)
         took_w = words and ctx.get(dut.wdata.valid) and ctx.get(dut.wdata.ready)
         if ready and ctx.get(dut.rdata.valid):
@@ -63,26 +68,24 @@ async def engine_cmd(ctx, dut, op, arg, wdata=None, rcount=0, rng=None):
     return np.array(out, dtype=np.int64).reshape(-1)
 
 
-async def load(ctx, dut, data, rng):
+def status(ctx, dut):
+    return {n: int(getattr(ctx.get(dut.status), n)) for n in ("error", "error_code")}
+
+
+async def load(ctx, dut, data, rng, chunk=64):
     image, _ = data_image(data)
-    beats = [(LoadKind.INVALIDATE, 0, 0)]
-    beats += [(LoadKind.DATA, i, int(v)) for i, v in enumerate(image)]
-    beats += [(LoadKind.TABLE, i, int(v) & 0xFFFF) for i, v in
-              enumerate(data.table.reshape(-1))]
-    beats.append((LoadKind.COMMIT, 0, 0))
-    for kind, addr, value in beats:
-        while rng.random() < 0.3:
-            ctx.set(dut.load.valid, 0)
-            await ctx.tick()
-        ctx.set(dut.load.payload, {"kind": kind, "addr": addr, "data": value})
-        ctx.set(dut.load.valid, 1)
-        while not ctx.get(dut.load.ready):
-            await ctx.tick()
-        await ctx.tick()
-    ctx.set(dut.load.valid, 0)
+    await command(ctx, dut, HwTrainOp.LOAD, LoadKind.INVALIDATE << 24, train=1, rng=rng)
+    for kind, words in ((LoadKind.DATA, image), (LoadKind.TABLE, data.table.reshape(-1) & 0xFFFF)):
+        rows = words_rows(words)
+        for k in range(0, len(rows), chunk):
+            part = rows[k:k + chunk]
+            await command(ctx, dut, HwTrainOp.LOAD, (2 * k) | (kind << 24) | (len(part) << 32),
+                          part, train=1, rng=rng)
+            assert status(ctx, dut)["error"] == 0
+    await command(ctx, dut, HwTrainOp.LOAD, LoadKind.COMMIT << 24, train=1, rng=rng)
 
 
-def start_payload(regs):
+def start_fields(regs):
     return {"steps": regs.steps, "batch_log2": regs.batch_log2, "lr_m": regs.lr_m,
             "shift": regs.shift, "schedule": regs.schedule, "step_shift": regs.step_shift,
             "eval_every": regs.eval_every, "seed": regs.seed, "mu_reg": regs.mu_reg,
@@ -91,15 +94,16 @@ def start_payload(regs):
             "test_base": regs.test.base, "test_n": regs.test.count}
 
 
-async def train(ctx, dut, payload, max_cycles=400_000):
-    ctx.set(dut.start.payload, payload)
-    ctx.set(dut.start.valid, 1)
-    while not ctx.get(dut.start.ready):
-        await ctx.tick()
-    await ctx.tick()
-    ctx.set(dut.start.valid, 0)
+async def tstatus(ctx, dut, rng):
+    rows = await command(ctx, dut, HwTrainOp.TSTATUS, tstatus_beats() << 32,
+                         rcount=tstatus_beats(), train=1, rng=rng)
+    return decode_tstatus(rows)
+
+
+async def train(ctx, dut, fields, rng, max_cycles=400_000):
+    await command(ctx, dut, HwTrainOp.TRAIN, train_beats() << 32, train_rows(fields), train=1,
+                  rng=rng)
     cycles = 0
-    await ctx.tick().repeat(3)
     while ctx.get(dut.tstatus.running):
         await ctx.tick()
         cycles += 1
@@ -108,25 +112,9 @@ async def train(ctx, dut, payload, max_cycles=400_000):
 
 
 async def read_log(ctx, dut, steps, rng):
-    words = []
-    for a in range(steps * LOG_WORDS_PER_STEP):
-        ctx.set(dut.log_rd.payload, a)
-        ctx.set(dut.log_rd.valid, 1)
-        while not ctx.get(dut.log_rd.ready):
-            await ctx.tick()
-        await ctx.tick()
-        ctx.set(dut.log_rd.valid, 0)
-        ctx.set(dut.log_data.ready, 0)
-        while True:
-            ready = rng.random() < 0.6
-            ctx.set(dut.log_data.ready, ready)
-            if ready and ctx.get(dut.log_data.valid):
-                words.append(int(ctx.get(dut.log_data.payload)))
-                await ctx.tick()
-                break
-            await ctx.tick()
-        ctx.set(dut.log_data.ready, 0)
-    w = np.array(words, dtype=np.int64).reshape(steps, LOG_WORDS_PER_STEP)
+    n = steps * LOG_WORDS_PER_STEP // 2
+    rows = await command(ctx, dut, HwTrainOp.READ_LOG, n << 32, rcount=n, train=1, rng=rng)
+    w = rows_words(rows).reshape(steps, LOG_WORDS_PER_STEP)
     sp = w[:, 0] | (w[:, 1] << 16)
     sm = w[:, 2] | (w[:, 3] << 16)
     c = np.where(w[:, 4] >= 1 << 15, w[:, 4] - (1 << 16), w[:, 4])
@@ -141,7 +129,7 @@ def test_trainer_matches_the_golden_model_step_by_step(schedule, group):
     res = golden(data, cfg)
     regs = train_registers(data, cfg)
     F, K = data.n_features, data.n_classes
-    dut = OnChipTrainer(F, K, group=group, max_batch=8)
+    dut = OnChipTrainer(TrainerConfig(F, K, group=group, max_batch=8))
     ecfg = dut.engine_config
     theta0 = init_weights("logreg", F, K)
     w0 = np.zeros(ecfg.depth, dtype=np.int64)
@@ -150,16 +138,13 @@ def test_trainer_matches_the_golden_model_step_by_step(schedule, group):
 
     async def tb(ctx):
         rng = random.Random(5)
-        await engine_cmd(ctx, dut, Op.WRITE, ecfg.words << 32, w0.reshape(-1, 2), rng=rng)
+        await command(ctx, dut, Op.WRITE, ecfg.words << 32, w0.reshape(-1, 2), rng=rng)
         await load(ctx, dut, data, rng)
-        got["cycles"] = await train(ctx, dut, start_payload(regs))
-        st = ctx.get(dut.tstatus)
-        got["status"] = {n: int(getattr(st, n)) for n in
-                         ("error", "step", "best_step", "best_loss", "best_correct",
-                          "test_loss", "test_correct", "done")}
+        got["cycles"] = await train(ctx, dut, start_fields(regs), rng)
+        got["status"] = await tstatus(ctx, dut, rng)
         got["log"] = await read_log(ctx, dut, cfg.steps, rng)
-        got["weights"] = await engine_cmd(ctx, dut, Op.READ, ecfg.words << 32,
-                                          rcount=ecfg.words, rng=rng)
+        got["weights"] = await command(ctx, dut, Op.READ, ecfg.words << 32,
+                                       rcount=ecfg.words, rng=rng)
 
     run(dut, tb)
     st = got["status"]
