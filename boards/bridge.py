@@ -92,6 +92,7 @@ class SerialBridge(wiring.Component):
 
     config = property(lambda self: self._cfg)
     timeout = property(lambda self: self._timeout)
+    engine = property(lambda self: self._engine)
 
     def elaborate(self, platform):
         m = Module()

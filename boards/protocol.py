@@ -294,14 +294,15 @@ def decode_weights(cfg, data) -> np.ndarray:
     return np.array(vals, dtype=np.int64).reshape(-1, cfg.lanes)
 
 
-def encode_frame(cfg, seq, op, arg=0, wdata=None) -> bytes:
-    """One host frame, delimiters included. ``wdata`` (WRITE): the words to write, (count, m)
-    integers; required exactly when the header says the frame carries a payload."""
+def encode_frame(cfg, seq, op, arg=0, wdata=None, train=False) -> bytes:
+    """One host frame, delimiters included. ``wdata`` (WRITE; with ``train``, LOAD and TRAIN
+    too): the words to write, (count, m) integers; required exactly when the header says the
+    frame carries a payload."""
     seq, op, arg = int(seq), int(op), int(arg) & ((1 << 64) - 1)
     if not 0 <= seq < 256:
         raise ValueError(f"Sequence number must be in 0..255, not {seq!r}")
     engine_opcode(op)
-    beats = payload_beats(cfg, op, arg)
+    beats = payload_beats(cfg, op, arg, train)
     body = bytes([seq, op]) + arg.to_bytes(8, "little")
     if beats:
         if wdata is None:

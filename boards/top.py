@@ -50,12 +50,17 @@ class UartBoard(wiring.Component):
     rx : In(1), tx : Out(1)
         The serial lines, idle high (``rx`` passes a two-flip-flop synchroniser, as on a board).
     error : Out(1), saturated : Out(1)
+    active : Out(1)
+        The design works without the host: a training run is in progress (the training design;
+        always low for the engine). The Verilator-built board keeps its clock running while it is
+        high (it pauses the clock while the line and the design are idle).
     """
 
     rx: In(1, init=1)
     tx: Out(1, init=1)
     error: Out(1)
     saturated: Out(1)
+    active: Out(1)
 
     def __init__(self, config, divisor):
         self.config = config
@@ -69,6 +74,9 @@ class UartBoard(wiring.Component):
         m.submodules.rx_sync = FFSynchronizer(self.rx, rx.rx, init=1)
         m.d.comb += [self.tx.eq(tx.tx), self.error.eq(bridge.error),
                      self.saturated.eq(bridge.saturated)]
+        trainer = bridge.engine if isinstance(bridge.engine, OnChipTrainer) else None
+        if trainer is not None:
+            m.d.comb += self.active.eq(trainer.tstatus.running)
         return m
 
 

@@ -64,7 +64,7 @@ def make_port(n_params, lanes=2, engine="fused") -> CommandPort:
 
 
 def train_on_chip_model(config=None, *, dataset="digits", feature_bits=4, standardise=True,
-                        engine="fused", theta0=None, log=None, **overrides):
+                        engine="fused", theta0=None, log=None, stop_after=None, **overrides):
     """Train on the integer golden model of the chip: ``config`` an
     :class:`~pezo.sim.ontrain.OnChipConfig` (or None), ``overrides`` its fields; the data set
     through the project's split at ``feature_bits`` with or without the standardisation table.
@@ -79,10 +79,12 @@ def train_on_chip_model(config=None, *, dataset="digits", feature_bits=4, standa
         # lazy import: threadpoolctl is heavy and needed only here (scikit-learn brings it)
         from threadpoolctl import threadpool_limits
     except ImportError:
-        res = train_on_chip(data, cfg, port=port, theta0=theta0, log=log)
+        res = train_on_chip(data, cfg, port=port, theta0=theta0, log=log,
+                                stop_after=stop_after)
     else:
         with threadpool_limits(limits=1, user_api="blas"):
-            res = train_on_chip(data, cfg, port=port, theta0=theta0, log=log)
+            res = train_on_chip(data, cfg, port=port, theta0=theta0, log=log,
+                                stop_after=stop_after)
     res.config.update(dataset=dataset, feature_bits=feature_bits, standardise=standardise,
                       engine=engine)
     return res

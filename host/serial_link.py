@@ -52,16 +52,21 @@ class SerialTransport:
         Times a frame is sent again before :class:`LinkError`.
     closing : object with close() or None
         Closed with the transport (the simulated board behind ``port``).
+    train : bool
+        The board is the training design: LOAD and TRAIN frames carry payloads
+        (:func:`pezo.boards.protocol.payload_beats`); see :mod:`pezo.host.board_train`.
     """
 
     name = "serial"
 
-    def __init__(self, cfg, port, baud=115200, timeout=2.0, retries=3, seed=None, closing=None):
+    def __init__(self, cfg, port, baud=115200, timeout=2.0, retries=3, seed=None, closing=None,
+                 train=False):
         if not (isinstance(timeout, (int, float)) and timeout > 0):
             raise ValueError(f"Timeout must be a positive number of seconds, not {timeout!r}")
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ValueError(f"Retries must be a non-negative integer, not {retries!r}")
         self.cfg = cfg
+        self.train = bool(train)       # the board is the training design (LOAD/TRAIN payloads)
         self._closing = closing
         self.baud = baud
         self.timeout = float(timeout)
@@ -106,7 +111,7 @@ class SerialTransport:
     def _exchange(self, op, arg, wdata=None):
         seq = self._seq
         self._seq = (seq + 1) % 256
-        frame = encode_frame(self.cfg, seq, op, arg, wdata)
+        frame = encode_frame(self.cfg, seq, op, arg, wdata, train=self.train)
         problems = []
         for attempt in range(self.retries + 1):
             if attempt:

@@ -4,8 +4,10 @@
 :class:`OnChipTrainer` wraps the training design's :class:`~pezo.hw.engine.PerturbEngine` and
 adds, beside it:
 
-* the data SPRAM (banks 0-2: the packed samples of the three splits, written by ``load``) and the
-  standardisation table T[f][x] (EBR, written by ``load``);
+* the data SPRAM (banks 0-2: the packed samples of the three splits, written by ``load``) and
+  the standardisation table T[f][x] (EBR, written by ``load``); on families without SPRAM (the
+  ECP5) the data and log memories are block RAM of the same contract
+  (:func:`pezo.hw.spram.single_port_memory`);
 * the minibatch sampler (:class:`pezo.hw.ontrain_sampler.SamplerUnit`) and an index buffer, so
   the second forward pass sees the first one's samples;
 * a *fill* unit: a sample's SPRAM words -> its codes -> T lookups -> one lane of the feature
@@ -33,7 +35,7 @@ from amaranth.lib.wiring import In, Out
 from pezo.hw.engine import EngineOp, PerturbEngine, command_layout, status_layout
 from pezo.hw.ontrain_loss import LossUnit
 from pezo.hw.ontrain_sampler import SamplerUnit
-from pezo.hw.spram import READ_LATENCY as SPRAM_LATENCY, SpramWeights
+from pezo.hw.spram import READ_LATENCY as SPRAM_LATENCY, single_port_memory
 from pezo.sim.ontrain import (DATA_CAPACITY_WORDS, SPRAM_BANK_WORDS, Arith, TrainerConfig,
                               words_per_sample)
 
@@ -69,7 +71,8 @@ class LoadKind:
 class TrainOp:
     """The 4-bit opcodes of the training commands (``cmd.payload.train`` high); the frame
     opcode bytes are 0x10 + these (:data:`pezo.boards.protocol.TrainOp`)."""
-    LOAD = 0            # arg: start word [0:16], kind [24:26], count (32-bit beats) [32:64]
+    LOAD = 0            # arg: start word [0:16], kind [24:26], count (32-bit beats) [32:64];
+                        # COMMIT: arg [0:24] is the data's tag (TSTATUS shows it)
     TRAIN = 1           # count = train_beats(); payload: train_layout() LSB first
     TSTATUS = 2         # count = tstatus_beats(); reply: tstatus_layout() LSB first
     READ_LOG = 3        # arg: start word (even) [0:14], count [32:64]; two log words per beat
@@ -99,7 +102,7 @@ def train_layout():
 
 def tstatus_layout():
     return data.StructLayout({
-        "running": 1, "done": 1, "loaded": 1, "error": 3, "step": 24,
+        "running": 1, "done": 1, "loaded": 1, "error": 3, "step": 24, "data_tag": 24,
         "sum_plus": SUM_BITS, "sum_minus": SUM_BITS, "coef": signed(16),
         "best_step": 24, "best_loss": SUM_BITS, "best_correct": 16,
         "test_loss": SUM_BITS, "test_correct": 16, "sat_passes": 16, "clipped": 16,
@@ -180,8 +183,9 @@ class OnChipTrainer(wiring.Component):
         m.submodules.engine = eng = self.engine
         m.submodules.sampler = smp = SamplerUnit(16)
         m.submodules.loss = lu = LossUnit(K, a)
-        m.submodules.dmem = dmem = SpramWeights(16, DATA_CAPACITY_WORDS)
-        m.submodules.lmem = lmem = SpramWeights(16, SPRAM_BANK_WORDS)
+        # SPRAM on the UltraPlus (and its model in simulation), block RAM elsewhere (ECP5)
+        m.submodules.dmem = dmem = single_port_memory(16, DATA_CAPACITY_WORDS, platform)
+        m.submodules.lmem = lmem = single_port_memory(16, SPRAM_BANK_WORDS, platform)
         m.submodules.table = table = memory.Memory(shape=signed(16), depth=F << b, init=[])
         t_wr, t_rd = table.write_port(), table.read_port()
         m.submodules.fbuf = fbuf = memory.Memory(shape=unsigned(16 * G), depth=2 << fb, init=[])
@@ -196,7 +200,8 @@ class OnChipTrainer(wiring.Component):
         ts = self.tstatus
         running = Signal()
         loaded = Signal()
-        m.d.comb += [ts.running.eq(running), ts.loaded.eq(loaded)]
+        data_tag = Signal(24)        # COMMIT's tag of the data (the host's fingerprint)
+        m.d.comb += [ts.running.eq(running), ts.loaded.eq(loaded), ts.data_tag.eq(data_tag)]
         stop_req = Signal()
         stop_p = Signal()
         with m.If(stop_p & running):
@@ -823,7 +828,7 @@ class OnChipTrainer(wiring.Component):
                         with m.If(running):
                             reject(ERR_UNSUP)
                         with m.Elif(h_kind == LoadKind.COMMIT):
-                            m.d.sync += loaded.eq(1)
+                            m.d.sync += [loaded.eq(1), data_tag.eq(h_arg[:24])]
                             m.next = "IDLE"
                         with m.Elif(h_kind == LoadKind.INVALIDATE):
                             m.d.sync += loaded.eq(0)

@@ -14,6 +14,10 @@ own simulation model (``share/ice40/cells_sim.v``) defines it: reads registered,
 masks, and DATAOUT undefined after a write. The model makes that undefined value a poison word
 (the written data inverted), so a design that used DATAOUT after a write would fail the
 bit-exact tests instead of passing by luck.
+
+:class:`BlockRamWeights` is the same contract (ports, one access per cycle, read latency 3) in
+block RAM, for families without SPRAM (the ECP5); :func:`single_port_memory` chooses between
+the two by the platform.
 """
 
 from amaranth.hdl import Cat, ClockSignal, Instance, Module, Mux, Signal
@@ -21,7 +25,8 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["SPRAM_WORDS", "SPRAM_BITS", "UP5K_SPRAMS", "READ_LATENCY", "SpramModel",
-           "SpramWeights", "spram_count", "is_ultraplus"]
+           "SpramWeights", "BlockRamWeights", "single_port_memory", "spram_count",
+           "is_ultraplus"]
 
 SPRAM_WORDS = 16384
 SPRAM_BITS = 16
@@ -83,6 +88,17 @@ class SpramModel(wiring.Component):
         return m
 
 
+def _check_shape(row_bits, words):
+    for what, v, hi in (("Row width", row_bits, 1 << 10), ("Row count", words, 1 << 16)):
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
+            raise ValueError(f"{what} must be an integer in 1..{hi}, not {v!r}")
+
+
+def _signature(row_bits, words):
+    return {"addr": In(range(words)), "re": In(1), "we": In(1), "wdata": In(row_bits),
+            "rdata": Out(row_bits)}
+
+
 class SpramWeights(wiring.Component):
     """A single-ported memory of ``words`` rows of ``row_bits`` bits in SB_SPRAM256KA blocks.
 
@@ -113,12 +129,13 @@ class SpramWeights(wiring.Component):
     """
 
     def __init__(self, row_bits, words):
-        for what, v, hi in (("Row width", row_bits, 1 << 10), ("Row count", words, 1 << 16)):
-            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
-                raise ValueError(f"{what} must be an integer in 1..{hi}, not {v!r}")
+        _check_shape(row_bits, words)
         self._row_bits, self._words = row_bits, words
-        super().__init__({"addr": In(range(words)), "re": In(1), "we": In(1),
-                          "wdata": In(row_bits), "rdata": Out(row_bits)})
+        super().__init__(_signature(row_bits, words))
+
+    row_bits = property(lambda self: self._row_bits)
+    words = property(lambda self: self._words)
+    latency = property(lambda self: READ_LATENCY)
 
     @property
     def sprams(self) -> int:
@@ -180,3 +197,59 @@ class SpramWeights(wiring.Component):
         with m.If(read_done):
             m.d.sync += self.rdata.eq(rsel)
         return m
+
+
+class BlockRamWeights(wiring.Component):
+    """:class:`SpramWeights`' contract in block RAM (``amaranth.lib.memory.Memory``): for
+    families without SPRAM (the ECP5's DP16KD). The same ports and the same timing: one access
+    per cycle (``re`` and ``we`` not together), the input registered, the memory's synchronous
+    read, the output registered: a read's row is on ``rdata`` :data:`READ_LATENCY` (3) cycles
+    after ``re`` and held until the next read's row replaces it; accesses keep their order.
+
+    Parameters
+    ----------
+    row_bits : int
+        Bits per row, 1..1024.
+    words : int
+        Rows, 1..65536.
+
+    Members
+    -------
+    addr : In(range(words)), re : In(1), we : In(1), wdata : In(row_bits), rdata : Out(row_bits)
+    """
+
+    def __init__(self, row_bits, words):
+        _check_shape(row_bits, words)
+        self._row_bits, self._words = row_bits, words
+        super().__init__(_signature(row_bits, words))
+
+    row_bits = property(lambda self: self._row_bits)
+    words = property(lambda self: self._words)
+    latency = property(lambda self: READ_LATENCY)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = mem = memory.Memory(shape=self._row_bits, depth=self._words, init=[])
+        wr = mem.write_port()
+        rd = mem.read_port(transparent_for=())    # a write lands before a later read is issued
+        addr = Signal.like(self.addr, name="addr_r")
+        we, re = Signal(name="we_r"), Signal(name="re_r")
+        wdata = Signal(self._row_bits, name="wdata_r")
+        m.d.sync += [addr.eq(self.addr), we.eq(self.we), re.eq(self.re & ~self.we),
+                     wdata.eq(self.wdata)]
+        m.d.comb += [wr.addr.eq(addr), wr.data.eq(wdata), wr.en.eq(we),
+                     rd.addr.eq(addr), rd.en.eq(re)]
+        read_done = Signal()
+        m.d.sync += read_done.eq(re)
+        with m.If(read_done):
+            m.d.sync += self.rdata.eq(rd.data)
+        return m
+
+
+def single_port_memory(row_bits, words, platform):
+    """The single-ported memory of ``words`` rows of ``row_bits`` for ``platform``: in SPRAM
+    (:class:`SpramWeights`) on an iCE40 UltraPlus and in simulation (``platform`` None: the
+    SPRAM model), in block RAM (:class:`BlockRamWeights`, same ports and latency) elsewhere."""
+    if platform is None or is_ultraplus(platform):
+        return SpramWeights(row_bits, words)
+    return BlockRamWeights(row_bits, words)

@@ -942,7 +942,7 @@ def evaluate(model, w, split: Split, n_classes, hidden=16, a: Arith = Arith(), l
 
 
 def train_on_chip(data: OnChipData, config: OnChipConfig = OnChipConfig(), *, port=None,
-                  theta0=None, log=None, **overrides) -> OnChipResult:
+                  theta0=None, log=None, stop_after=None, **overrides) -> OnChipResult:
     """Run the on-chip training loop on the golden model (module docstring).
 
     Parameters
@@ -957,6 +957,11 @@ def train_on_chip(data: OnChipData, config: OnChipConfig = OnChipConfig(), *, po
         Initial engine weights (integers); None: :func:`init_weights` with the run seed.
     log : callable or None
         Called with each learning-curve point (a dict).
+    stop_after : int or None
+        STOP: the run ends after this many steps, as the chip ends a run whose STOP arrives
+        during (or right after) that step: the step completes, an evaluation follows (if the
+        step had none), then the checkpoint and the test as at a last step. The schedule keeps
+        the configured step count.
 
     Raises
     ------
@@ -1019,7 +1024,12 @@ def train_on_chip(data: OnChipData, config: OnChipConfig = OnChipConfig(), *, po
     best = (None, None, 0)          # (val loss sum, weights, step)
     CHUNK = 64
     t_loop = time.perf_counter()
+    if stop_after is not None:
+        _check_int("Stop step (stop_after)", stop_after, 1, T)
+    stopped = False
     for t0 in range(0, T, CHUNK):
+        if stopped:
+            break
         n = min(CHUNK, T - t0)
         seeds, idx, _ = sampler.next(n)
         res.seeds[t0:t0 + n] = seeds
@@ -1045,7 +1055,8 @@ def train_on_chip(data: OnChipData, config: OnChipConfig = OnChipConfig(), *, po
             else:
                 stats["coef_zero"] += 1
             res.steps_run = t + 1
-            if (t + 1) % cfg.eval_every == 0 or t + 1 == T:
+            stopped = stop_after is not None and t + 1 == stop_after
+            if (t + 1) % cfg.eval_every == 0 or t + 1 == T or stopped:
                 w = port.read()[:d]
                 vl, vc = evaluate(cfg.model, w, data.val, K, H, a, cfg.loss, tables=tables)
                 res.weight_log[t + 1] = w.copy()
@@ -1061,6 +1072,8 @@ def train_on_chip(data: OnChipData, config: OnChipConfig = OnChipConfig(), *, po
                     log(point)
                 if best[0] is None or vl < best[0]:
                     best = (vl, w.copy(), t + 1)
+            if stopped:
+                break
     res.train_time = time.perf_counter() - t_loop
     res.best_step = best[2]
     if best[2] != res.steps_run:
