@@ -162,3 +162,143 @@ def test_trainer_matches_the_golden_model_step_by_step(schedule, group):
     assert (st["test_loss"], st["test_correct"]) == (tl, tc)
     # the run did something: nonzero coefficients, a checkpoint before the end (if it happened)
     assert np.count_nonzero(res.coef) >= cfg.steps - 1
+
+
+def _setup(group=2, max_batch=8):
+    data = small_data()
+    dut = OnChipTrainer(TrainerConfig(data.n_features, data.n_classes, group=group,
+                                      max_batch=max_batch))
+    return data, dut
+
+
+def test_stop_mid_run_ends_after_the_current_step_like_the_golden_model():
+    """STOP during a step: the step completes (no weight is left perturbed), then the run
+    evaluates, restores its checkpoint and tests: what the golden model does with stop_after."""
+    data, dut = _setup()
+    cfg = OnChipConfig(steps=40, batch=4, eval_every=5, seed=2, lr=2.0 ** -5)
+    regs = train_registers(data, cfg)
+    ecfg = dut.engine_config
+    got = {}
+
+    async def tb(ctx):
+        rng = random.Random(9)
+        await command(ctx, dut, Op.WRITE, ecfg.words << 32,
+                      np.zeros((ecfg.words, 2), dtype=np.int64), rng=rng)
+        await load(ctx, dut, data, rng)
+        await command(ctx, dut, HwTrainOp.TRAIN, train_beats() << 32,
+                      train_rows(start_fields(regs)), train=1, rng=rng)
+        # an engine command during the run is refused and changes nothing
+        await command(ctx, dut, Op.PERTURB, 0, rng=rng)
+        got["refused"] = status(ctx, dut)
+        while ctx.get(dut.tstatus.step) < 3:
+            await ctx.tick()
+        await ctx.tick().repeat(700)           # somewhere inside step 4
+        got["stop_seen_at"] = ctx.get(dut.tstatus.step)
+        await command(ctx, dut, HwTrainOp.STOP, 0, train=1, rng=rng)
+        while ctx.get(dut.tstatus.running):
+            await ctx.tick()
+        got["status"] = await tstatus(ctx, dut, rng)
+        got["weights"] = await command(ctx, dut, Op.READ, ecfg.words << 32,
+                                       rcount=ecfg.words, rng=rng)
+
+    run(dut, tb)
+    assert got["refused"] == {"error": 1, "error_code": 3}        # Err.UNSUPPORTED
+    st = got["status"]
+    assert st["error"] == 0 and st["done"] == 1
+    steps = st["step"]
+    assert got["stop_seen_at"] <= steps <= got["stop_seen_at"] + 1 < cfg.steps
+    res = golden_stop(data, cfg, steps)
+    assert res.steps_run == steps
+    assert (got["weights"][:len(res.weights)] == res.weights).all()
+    assert st["best_step"] == res.best_step
+    tl, tc = evaluate("logreg", res.weights, data.test, data.n_classes)
+    assert (st["test_loss"], st["test_correct"]) == (tl, tc)
+
+
+def golden_stop(data, cfg, steps):
+    d = param_count("logreg", data.n_features, data.n_classes)
+    return train_on_chip(data, cfg, port=CommandPort(ModelTransport(engine_config(d))),
+                         stop_after=steps)
+
+
+@pytest.mark.parametrize("case,err", [
+    ("not_loaded", TrainErr.NOT_LOADED), ("zero_steps", TrainErr.STEPS),
+    ("eval_above_steps", TrainErr.STEPS), ("batch_above_split", TrainErr.BATCH),
+    ("batch_above_buffer", TrainErr.BATCH), ("empty_split", TrainErr.SPLIT)])
+def test_train_refusals_change_nothing(case, err):
+    """A TRAIN the board must refuse: the reply's status says ARG, TSTATUS names the reason,
+    no run starts, the weights are untouched; a good TRAIN afterwards runs."""
+    data, dut = _setup(max_batch=4)
+    cfg = OnChipConfig(steps=2, batch=4, eval_every=1, seed=1)
+    fields = start_fields(train_registers(data, cfg))
+    bad = dict(fields)
+    if case == "zero_steps":
+        bad["steps"] = 0
+    elif case == "eval_above_steps":
+        bad["eval_every"] = 3
+    elif case == "batch_above_split":
+        bad["batch_log2"], bad["train_n"] = 3, 6
+    elif case == "batch_above_buffer":
+        bad["batch_log2"] = 3
+    elif case == "empty_split":
+        bad["val_n"] = 0
+    ecfg = dut.engine_config
+    w0 = np.arange(ecfg.depth, dtype=np.int64).reshape(ecfg.words, 2) - 20
+    got = {}
+
+    async def tb(ctx):
+        rng = random.Random(2)
+        await command(ctx, dut, Op.WRITE, ecfg.words << 32, w0, rng=rng)
+        if case != "not_loaded":
+            await load(ctx, dut, data, rng)
+        await command(ctx, dut, HwTrainOp.TRAIN, train_beats() << 32, train_rows(bad),
+                      train=1, rng=rng)
+        got["reply"] = status(ctx, dut)
+        await ctx.tick().repeat(20)
+        got["running"] = ctx.get(dut.tstatus.running)
+        got["status"] = await tstatus(ctx, dut, rng)
+        got["weights"] = await command(ctx, dut, Op.READ, ecfg.words << 32,
+                                       rcount=ecfg.words, rng=rng)
+        if case != "not_loaded":
+            got["cycles"] = await train(ctx, dut, fields, rng)
+            got["after"] = await tstatus(ctx, dut, rng)
+
+    run(dut, tb)
+    assert got["reply"] == {"error": 1, "error_code": 2}          # Err.ARG
+    assert got["running"] == 0 and got["status"]["error"] == err
+    assert (got["weights"] == w0.reshape(-1)).all()
+    if case != "not_loaded":
+        assert got["after"]["error"] == 0 and got["after"]["step"] == 2
+
+
+@pytest.mark.parametrize("arg,why", [
+    ((LoadKind.DATA << 24) | (49151 - 1) | (2 << 32), "beyond the data SPRAM"),
+    ((LoadKind.TABLE << 24) | (8 * 16 - 2) | (2 << 32), "beyond the table"),
+    ((LoadKind.DATA << 24) | (1 << 16) | (1 << 32), "stray address bits"),
+    ((LoadKind.DATA << 24) | 0, "zero beats"),
+])
+def test_load_refuses_out_of_range_blocks(arg, why):
+    data, dut = _setup()
+    got = {}
+
+    async def tb(ctx):
+        rng = random.Random(1)
+        rows = np.ones(((arg >> 32) or 1, 2), dtype=np.int64) if arg >> 32 else None
+        await command(ctx, dut, HwTrainOp.LOAD, arg, rows, train=1, rng=rng)
+        got["reply"] = status(ctx, dut)
+
+    run(dut, tb)
+    assert got["reply"] == {"error": 1, "error_code": 2}, why
+
+
+def test_trainer_configuration_errors():
+    with pytest.raises(TypeError, match=r"^Configuration must be a TrainerConfig"):
+        OnChipTrainer((64, 10))
+    with pytest.raises(ValueError, match=r"^Class count \(n_classes\) must be a multiple"):
+        TrainerConfig(64, 3)
+    with pytest.raises(ValueError, match=r"^Group size \(group\) must be an integer in 1\.\.3"):
+        TrainerConfig(group=4)
+    with pytest.raises(ValueError, match=r"^Index buffer depth \(max_batch\) must be a power"):
+        TrainerConfig(max_batch=100)
+    with pytest.raises(ValueError, match=r"^Model must be 'logreg'"):
+        TrainerConfig(model="mlp")
