@@ -9,6 +9,11 @@ over its serial link (:class:`pezo.host.serial_link.SerialTransport`).
     pezo board sim      [--tcp N]                    run the Verilator-built board, print its port
     pezo board fuzz     [--port PORT] [--cases N] [--seed S]   random and mutated frames
                                                      (sim/cosim/fuzz.py)
+    pezo board train    --port PORT [--config up5k-train.toml] [--steps N] [--seed S]
+                        [--batch B] [--lr X] [--mu X] [--schedule step] [--eval-every N]
+                        [--stop-after N] [--check] [--out run.json]
+                                                     on-chip training of digits: the chip runs
+                                                     every step (pezo.host.board_train)
 
 The engine configuration is the board's default (``--board``, as ``make synth`` builds it), with
 ``--config``/``--set`` on top; it must be the bitstream's. ``--port sim`` starts the Verilator-built
@@ -20,7 +25,9 @@ of the lane count, a weight outside the weight format or a word range outside th
 refused at once, naming the value and what is accepted.
 """
 
+import json
 import math
+from pathlib import Path
 import signal
 import sys
 import time
@@ -36,10 +43,13 @@ from pezo.host.engine import EngineClient
 from pezo.host.serial_link import SerialTransport
 from pezo.sim.cosim.board import SimBoard
 from pezo.sim.cosim.fuzz import run_fuzz
+from pezo.host.board_train import BoardTrainer, compare_with_golden
+from pezo.host.ontrain import chip_data, train_on_chip_model
+from pezo.sim.ontrain import OnChipConfig, TrainerConfig, load_trainer_config, train_registers
 
 __all__ = ["register", "selftest", "board_config"]
 
-ACTIONS = ("ping", "status", "read", "write", "selftest", "sim", "fuzz")
+ACTIONS = ("ping", "status", "read", "write", "selftest", "sim", "fuzz", "train")
 
 
 def register(subparsers):
@@ -71,6 +81,23 @@ def register(subparsers):
                    help="fuzz: cases (frames, intact or mutated; default 1000)")
     b.add_argument("--seed", type=non_negative_int, default=None,
                    help="fuzz: random seed, to replay a run (default: a fresh one, printed)")
+    b.add_argument("--batch", type=positive_int, default=None,
+                   help="train: batch size (a power of two; default 64)")
+    b.add_argument("--lr", type=float, default=None,
+                   help="train: learning rate (2^-20..2^-4; default 2^-7)")
+    b.add_argument("--mu", type=float, default=None,
+                   help="train: perturbation scale (a power of two 2^-12..2^-6; default 2^-7)")
+    b.add_argument("--schedule", choices=("constant", "step"), default=None,
+                   help="train: learning-rate schedule (default constant)")
+    b.add_argument("--eval-every", type=positive_int, default=None, dest="eval_every",
+                   help="train: steps between validation evaluations (default steps / 50)")
+    b.add_argument("--stop-after", type=positive_int, default=None, dest="stop_after",
+                   help="train: send STOP once the board has run this many steps")
+    b.add_argument("--check", action="store_true", default=None,
+                   help="train: hold the run to the integer golden model (every logged step, "
+                        "the evaluations, the weights); exit 1 on a difference")
+    b.add_argument("--out", metavar="FILE", default=None,
+                   help="train: write the run (figures, log, weights) as JSON")
     b.add_argument("--tcp", type=tcp_port, default=None, metavar="N",
                    help="sim: serve on socket://127.0.0.1:N (0..65535; 0: any free port) "
                         "instead of a pty")
@@ -133,6 +160,8 @@ def selftest(client, cfg, steps=3, seed=1, progress=print):
 
 
 def cmd_board(args):
+    if args.action == "train":
+        return _train(args)
     cfg = board_config(args.board, args.config, args.set)
     _check_args(cfg, args)      # every argument, before any board is built or port opened
     if args.action == "sim":
@@ -187,12 +216,20 @@ _OPTION_ACTIONS = {
     "start": ("--start", ("read", "write"), 0),
     "count": ("--count", ("read",), None),
     "raw": ("--raw", ("read", "write"), False),
-    "steps": ("--steps", ("selftest",), 3),
+    "steps": ("--steps", ("selftest", "train"), None),
     "cases": ("--cases", ("fuzz",), 1000),
-    "seed": ("--seed", ("fuzz",), None),
+    "seed": ("--seed", ("fuzz", "train"), None),
     "tcp": ("--tcp", ("sim",), None),
-    "baud": ("--baud", ("ping", "status", "read", "write", "selftest"), 115200),
-    "timeout": ("--timeout", ("ping", "status", "read", "write", "selftest"), 2.0),
+    "baud": ("--baud", ("ping", "status", "read", "write", "selftest", "train"), 115200),
+    "timeout": ("--timeout", ("ping", "status", "read", "write", "selftest", "train"), 2.0),
+    "batch": ("--batch", ("train",), 64),
+    "lr": ("--lr", ("train",), None),
+    "mu": ("--mu", ("train",), None),
+    "schedule": ("--schedule", ("train",), "constant"),
+    "eval_every": ("--eval-every", ("train",), None),
+    "stop_after": ("--stop-after", ("train",), None),
+    "check": ("--check", ("train",), False),
+    "out": ("--out", ("train",), None),
 }
 #: The actions that read or write the engine's weight memory.
 _MEMORY_ACTIONS = ("read", "write", "selftest", "fuzz")
@@ -203,13 +240,9 @@ def _check_args(cfg, args):
     missing port, values the engine cannot hold), and fill in the defaults of the options it
     takes. Runs before any board is built or port opened: every error comes at once."""
     act = args.action
-    for attr, (opt, actions, default) in _OPTION_ACTIONS.items():
-        if getattr(args, attr) is not None:
-            if act not in actions:
-                raise ValueError(f"pezo board {act} takes no {opt} (it is for "
-                                 f"{', '.join(actions)})")
-        elif act in actions:
-            setattr(args, attr, default)
+    _check_options(args)
+    if act == "selftest" and args.steps is None:
+        args.steps = 3
     if act == "sim" and args.port is not None:
         raise ValueError("pezo board sim serves a simulated board and takes no --port (--tcp N "
                          "serves it on a TCP port, else on a pseudo-terminal)")
@@ -297,7 +330,89 @@ def _serve(cfg, args):
     return 0
 
 
+def _train(args):
+    """pezo board train: digits trained on the training design by itself."""
+    _check_options(args)
+    if args.set:
+        raise ValueError("pezo board train takes no --set (the training design's shape is its "
+                         "--config file's [train] table)")
+    if not args.port:
+        raise ValueError("pezo board train needs --port (a serial device, a pyserial URL, or "
+                         "'sim')")
+    tcfg = load_trainer_config(args.config) if args.config else TrainerConfig()
+    steps = 8000 if args.steps is None else args.steps
+    seed = 0 if args.seed is None else args.seed
+    run_cfg = OnChipConfig(steps=steps, batch=args.batch, lr=args.lr, mu=args.mu,
+                           schedule=args.schedule, seed=seed, eval_every=args.eval_every)
+    run_cfg.resolved()                                  # every value checked before a build
+    data = chip_data("digits", tcfg.feature_bits)
+    tcfg.fits(data, args.batch)
+    train_registers(data, run_cfg)
+    if args.stop_after is not None and args.stop_after >= steps:
+        raise ValueError(f"--stop-after must be below --steps ({steps}), not {args.stop_after}")
+    say = progress_printer("board")
+    board = None
+    if args.port == "sim":
+        say(f"building the Verilator board of {tcfg.name()} (cached after the first time)")
+        board = SimBoard(tcfg)
+    try:
+        t = SerialTransport(tcfg.engine(), board.port if board else args.port, baud=args.baud,
+                            timeout=args.timeout, closing=board, train=True)
+    except BaseException:
+        if board:
+            board.close()
+        raise
+    try:
+        run = BoardTrainer(tcfg, t, progress=say).train(data, run_cfg,
+                                                        stop_after=args.stop_after)
+    finally:
+        t.close()
+    ok = None
+    if args.check:
+        say("checking against the integer golden model")
+        gold = train_on_chip_model(run_cfg, stop_after=run.steps_run if run.steps_run < steps
+                                   else None)
+        diffs = compare_with_golden(run, gold)
+        ok = not diffs
+    n_test = len(data.test)
+    rate = run.steps_run / max(run.train_seconds, 1e-9)
+    print(f"trained {run.steps_run:,} steps on {tcfg.name()} in {run.train_seconds:.1f} s "
+          f"({rate:,.0f} steps/s on this link; LOAD {run.load_seconds:.1f} s): test accuracy "
+          f"{100 * run.test_acc:.2f} % ({run.test_correct}/{n_test}), best validation "
+          f"{run.best_correct}/{len(data.val)} at step {run.best_step:,}")
+    if ok is not None:
+        print("bit-identical to the golden model: every logged step, the evaluations and every "
+              "weight" if ok else "DIFFERS from the golden model:\n  " + "\n  ".join(diffs))
+    if args.out:
+        out = {"trainer": tcfg.to_dict(), "run": run.config, "steps_run": run.steps_run,
+               "test_acc": run.test_acc, "test_correct": run.test_correct,
+               "test_loss_sum": run.test_loss_sum, "best_step": run.best_step,
+               "best_val_correct": run.best_correct, "best_val_loss_sum": run.best_loss_sum,
+               "train_seconds": run.train_seconds, "load_seconds": run.load_seconds,
+               "stats": run.stats, "golden_identical": ok,
+               "log_first": run.log_first,
+               "sum_plus": None if run.sum_plus is None else run.sum_plus.tolist(),
+               "sum_minus": None if run.sum_minus is None else run.sum_minus.tolist(),
+               "coef": None if run.coef is None else run.coef.tolist(),
+               "weights": run.weights.tolist()}
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(out))
+        say(f"wrote {args.out}")
+    return 0 if ok is not False else 1
+
+
+def _check_options(args):
+    act = args.action
+    for attr, (opt, actions, default) in _OPTION_ACTIONS.items():
+        if getattr(args, attr) is not None:
+            if act not in actions:
+                raise ValueError(f"pezo board {act} takes no {opt} (it is for "
+                                 f"{', '.join(actions)})")
+        elif act in actions:
+            setattr(args, attr, default)
+
+
 _ACTIONS = {"ping": _ping, "status": _status, "read": _read, "write": _write,
             "selftest": _selftest}
 
-assert set(_ACTIONS) | {"sim", "fuzz"} == set(ACTIONS)
+assert set(_ACTIONS) | {"sim", "fuzz", "train"} == set(ACTIONS)
