@@ -15,7 +15,7 @@ from pezo.bench import run_bench
 from pezo.boards.targets import BOARDS, get_board
 from pezo.config import (ConfigError, load_config, load_engine_config,
                          load_over_default, parse_assignments, split_assignments)
-from pezo.designs import REGISTRY, check_design, write_design
+from pezo.designs import REGISTRY, check_design, file_design, write_design
 from pezo.host.board_cli import register as register_board
 from pezo.host.engine import EngineError
 from pezo.host.serial_link import LinkError
@@ -181,11 +181,14 @@ def cmd_setup(args):
 
 def cmd_synth(args):
     board = get_board(args.board)
-    cfg = None
-    if args.config or args.set:
+    design, cfg = args.design, None
+    train = file_design(args.config, args.design, args.set)   # a [train] table: the trainer
+    if train:
+        design, cfg = train
+    elif args.config or args.set:
         gen, eng = _split_sets(args)
         cfg = load_over_default(board.default, args.config, eng, gen)
-    r = synth(board.name, cfg, seed=args.seed, design=args.design, power=not args.no_power,
+    r = synth(board.name, cfg, seed=args.seed, design=design, power=not args.no_power,
               seeds=args.seeds, all_seeds=args.all_seeds)
     if r.get("timing_met") is False and not args.allow_timing_fail:
         best = min(v["achieved_mhz"] / v["constraint_mhz"] for v in r["fmax"].values())

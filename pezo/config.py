@@ -18,7 +18,7 @@ from pezo.sim.lfsr import POLYNOMIALS
 
 __all__ = ["GeneratorConfig", "EngineConfig", "DEFAULT_DIGITS", "load_config", "load_engine_config",
            "load_over_default", "read_config_file", "parse_assignments", "split_assignments",
-           "ConfigError"]
+           "train_table", "ConfigError"]
 
 STEPS = ("leap",)
 # Stepping modes that existed and were removed, with the reason (the error names it).
@@ -312,6 +312,10 @@ def read_config_file(path):
     (and so every command taking ``--config``) goes through it."""
     data = _read_table_file(path)
     where = f"configuration file {str(path)!r}"
+    if TRAIN_TABLE in data:
+        raise ConfigError(f"Configuration file {str(path)!r} holds a [{TRAIN_TABLE}] table: it "
+                          f"describes the training design (pezo synth --config takes it), not "
+                          f"an engine or generator configuration")
     gen, eng = (_subtable(data, key, repr(str(path))) for key in ("generator", "engine"))
     flat = {k: v for k, v in data.items() if k not in ("generator", "engine")}
     gen_keys = [f.name for f in fields(GeneratorConfig)]
@@ -331,6 +335,31 @@ def read_config_file(path):
                               f"{'it' if len(both) == 1 else 'each'} once")
         table.update(keys)
     return gen, eng
+
+
+#: The table of a configuration file that describes the training design
+#: (:class:`pezo.sim.ontrain.TrainerConfig`; boards/configs/up5k-train.toml).
+TRAIN_TABLE = "train"
+
+
+def train_table(path):
+    """The ``[train]`` table of configuration file ``path`` (TOML or JSON) as a dict,
+    unvalidated (:class:`pezo.sim.ontrain.TrainerConfig` checks it), or None when the file has
+    none (it is then an engine or generator configuration: :func:`read_config_file`). A file
+    with a ``[train]`` table holds nothing else: other keys are a :class:`ConfigError`."""
+    data = _read_table_file(path)
+    if TRAIN_TABLE not in data:
+        return None
+    table = data[TRAIN_TABLE]
+    if not isinstance(table, dict):
+        raise ConfigError(f"[{TRAIN_TABLE}] in configuration file {str(path)!r} must be a table "
+                          f"of parameters, not {table!r}")
+    others = sorted(k for k in data if k != TRAIN_TABLE)
+    if others:
+        raise ConfigError(f"Configuration file {str(path)!r} holds a [{TRAIN_TABLE}] table and "
+                          f"{', '.join(others)}: the training design's file holds its "
+                          f"[{TRAIN_TABLE}] table only (its engine follows from it)")
+    return dict(table)
 
 
 def _file(path):

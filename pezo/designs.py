@@ -4,6 +4,10 @@
 board wrapper on a board: ``engine`` (the default) behind the serial command bridge, and the
 stream-producing blocks behind :class:`pezo.boards.wrapper.BlockWrapper`:
 
+* ``train`` - the training design (:class:`pezo.hw.ontrain.OnChipTrainer`: the engine with
+  on-chip MeZO training) behind the same bridge, configured by a
+  :class:`~pezo.sim.ontrain.TrainerConfig` (a configuration file's ``[train]`` table selects it:
+  :func:`file_design`);
 * ``generator`` - the PeZO generator (bank -> reuse -> scaler) of the configuration;
 * ``bank`` - the uniform RNG bank alone;
 * ``passthrough`` - ports only, no logic: the wrapper's own cost, subtracted to get a block's
@@ -25,17 +29,21 @@ from amaranth.back import rtlil, verilog
 from amaranth.hdl import Shape
 
 from pezo.boards.wrapper import PassThrough
+from pezo.config import ConfigError, train_table
 from pezo.hw.engine import PerturbEngine
 from pezo.hw.gauss import make_gauss
 from pezo.hw.generator import PerturbationGenerator
 from pezo.hw.lfsr import UniformBank
 from pezo.hw.mac import PerturbMAC
+from pezo.hw.ontrain import OnChipTrainer
 from pezo.hw.reuse import Fanout, PoolBuffer
 from pezo.hw.scaler import Scaler
 from pezo.sim.gauss import GaussConfig
+from pezo.sim.ontrain import TrainerConfig
 
 __all__ = ["Design", "REGISTRY", "DESIGNS", "BLOCK_DESIGNS", "GAUSS_DESIGNS", "design_block",
-           "build", "design_name", "check_design", "write_design", "check_module_name"]
+           "build", "design_name", "check_design", "write_design", "check_module_name",
+           "design_config", "default_config", "file_design"]
 
 GAUSS_DESIGNS = ("clt4", "clt8", "clt12", "boxmuller")
 
@@ -43,7 +51,8 @@ GAUSS_DESIGNS = ("clt4", "clt8", "clt12", "boxmuller")
 @dataclasses.dataclass(frozen=True)
 class Design:
     """One design: ``build(cfg)`` gives its Amaranth component; ``config`` says which
-    configuration it takes (``"engine"``: an EngineConfig; ``"generator"``: a GeneratorConfig);
+    configuration it takes (``"engine"``: an EngineConfig; ``"generator"``: a GeneratorConfig;
+    ``"train"``: a TrainerConfig);
     ``board`` says how it goes on a board: ``"bridge"`` (the engine behind the serial command
     bridge), ``"wrapper"`` (a stream-producing block behind the UART block wrapper) or None
     (generate only: a block with an input stream has no board wrapper)."""
@@ -64,6 +73,9 @@ def _gauss(name):
 REGISTRY = {d.name: d for d in [
     Design("engine", PerturbEngine, "engine", "bridge",
            "the perturbation engine (generator, MAC, weight memory, command decoder)"),
+    Design("train", OnChipTrainer, "train", "bridge",
+           "the training design: the engine with on-chip MeZO training (data SPRAM, forward "
+           "pass, loss unit, sampler, step controller)"),
     Design("generator", PerturbationGenerator, "generator", "wrapper",
            "the PeZO generator: bank -> reuse -> scaler"),
     Design("bank", lambda gen: UniformBank(gen, rotate=gen.reuse == "onthefly"), "generator",
@@ -94,16 +106,29 @@ def check_design(design, synthesisable=True):
 
 def build(design, cfg):
     """The Amaranth component of any registered design: ``cfg`` is an EngineConfig for the
-    engine-configured designs (engine, mac), else a GeneratorConfig (an EngineConfig's generator
-    is taken)."""
+    engine-configured designs (engine, mac), a TrainerConfig for ``train``, else a
+    GeneratorConfig (an EngineConfig's generator is taken)."""
+    return REGISTRY[design].build(design_config(design, cfg))
+
+
+def design_config(design, cfg):
+    """The configuration registered design ``design`` is built from, given ``cfg``: an
+    EngineConfig's generator for the generator-configured designs, else ``cfg`` itself once
+    checked (an EngineConfig for engine and mac, a TrainerConfig for train); a ValueError
+    naming what is needed otherwise."""
     check_design(design, synthesisable=False)
-    d = REGISTRY[design]
-    if d.config == "generator":
-        cfg = getattr(cfg, "generator", cfg)
+    kind = REGISTRY[design].config
+    if kind == "generator":
+        return getattr(cfg, "generator", cfg)
+    if kind == "train":
+        if not isinstance(cfg, TrainerConfig):
+            raise ValueError(f"Design {design} needs a trainer configuration (a [train] table, "
+                             f"as in boards/configs/up5k-train.toml), not "
+                             f"{type(cfg).__name__}")
     elif not hasattr(cfg, "generator"):
         raise ValueError(f"Design {design} needs an engine configuration (an [engine] table), "
                          f"not a generator configuration alone")
-    return d.build(cfg)
+    return cfg
 
 
 def gauss_config(design, gen):
@@ -128,8 +153,8 @@ def design_block(design, gen):
 
 def design_name(design, cfg):
     """Build folder name: the configuration's name, prefixed by the design unless it is the
-    engine (whose configuration name already says what it is)."""
-    if design == "engine":
+    engine or the training design (whose configuration names already say what they are)."""
+    if design in ("engine", "train"):
         return cfg.name()
     gen = getattr(cfg, "generator", cfg)
     if design in GAUSS_DESIGNS:
@@ -137,6 +162,35 @@ def design_name(design, cfg):
     if design == "passthrough":
         return f"passthrough-n{gen.lanes}-w{gen.width}-s{gen.seed_width}"
     return f"{design}-{gen.name()}"
+
+
+def default_config(design, board_default):
+    """The configuration ``design`` is built with when none is given: the board's engine
+    configuration ``board_default`` (or its generator's, for block designs), or the default
+    TrainerConfig (the iCEBreaker's: boards/configs/up5k-train.toml) for ``train``."""
+    check_design(design, synthesisable=False)
+    if REGISTRY[design].config == "train":
+        return TrainerConfig()
+    return board_default
+
+
+def file_design(path, design="engine", overrides=None):
+    """The design a configuration file describes, and its configuration: ``("train",
+    TrainerConfig)`` when ``path`` holds a ``[train]`` table (:func:`pezo.config.train_table`),
+    else None (the file is an engine or generator configuration: :mod:`pezo.config` reads it).
+    A ``[train]`` file takes ``design`` "engine" (the default) or "train" and no ``overrides``
+    (--set); anything else is a ConfigError naming it."""
+    table = train_table(path) if path is not None else None
+    if table is None:
+        return None
+    if design not in ("engine", "train"):
+        raise ConfigError(f"Configuration file {str(path)!r} describes the training design (a "
+                          f"[train] table); the design must be train, not {design!r}")
+    if overrides:
+        raise ConfigError(f"--set does not apply to the training design's [train] table "
+                          f"({str(path)!r}); edit the file instead of setting "
+                          f"{', '.join(sorted(overrides))}")
+    return "train", TrainerConfig.from_dict(table)
 
 
 _MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")

@@ -49,7 +49,7 @@ from pezo.boards.targets import get_board
 from pezo.cluster import dask_client
 from pezo.config import (ConfigError, EngineConfig, GeneratorConfig, load_over_default,
                          parse_assignments, split_assignments)
-from pezo.designs import check_design, design_name
+from pezo.designs import REGISTRY, check_design, design_name
 from pezo.host.data import load_dataset
 from pezo.host.models import engine_depth, make_model
 from pezo.host.perturb import EngineSource
@@ -585,6 +585,10 @@ def sweep_tasks(grid, boards, design="engine", synth=True, quality=True, train=T
     ``skip_invalid`` (else the first one is a :class:`~pezo.config.ConfigError` naming the point
     and board)."""
     check_design(design)
+    if REGISTRY[design].config == "train":
+        raise ConfigError(f"A sweep's grid is of engine and generator parameters; the training "
+                          f"design ({design}) is synthesised with `pezo synth --config FILE` "
+                          f"(a [train] table)")
     if not boards:
         raise ConfigError("A sweep needs at least one board (--boards ice40,...)")
     for b in boards:

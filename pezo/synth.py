@@ -19,7 +19,8 @@ import time
 from pezo.boards.wrapper import BlockWrapper
 from pezo.boards.targets import get_board
 from pezo.boards.top import BoardTop
-from pezo.designs import check_design, design_block, design_name
+from pezo.designs import (REGISTRY, check_design, default_config, design_block, design_config,
+                          design_name)
 from pezo.power import estimate_power
 from pezo.report import load_report
 from pezo.toolchain import PRE_SYNTH, setup_environment
@@ -81,7 +82,7 @@ def _src_line(attrs):
     are not sources), or None."""
     srcs = [x.split(":")[0].split("/")[-1] + ":" + x.split(":")[1].split(".")[0]
             for x in attrs.get("src", "").split("|")
-            if x and ":" in x and not re.search(r"(cells_map|ff_map|techmap)\.v", x)]
+            if x and ":" in x and not re.search(r"(_map\w*|techmap)\.v", x)]
     return srcs[0] if srcs else None
 
 
@@ -116,7 +117,8 @@ class _Netlist:
         return _src_line(self.cells.get(name, {}).get("attributes", {}))
 
     def own_line(self, lc):
-        """The line of a packed cell: its own src, else the register its LUT feeds."""
+        """The line of a packed cell: its own src, else the register its LUT feeds; for a block
+        RAM or DSP without a source line, its instance name and type."""
         name = self.base(lc)
         line = self.src(name)
         if line or name not in self.cells:
@@ -125,6 +127,9 @@ class _Netlist:
             for sink, _ in self.sinks.get(bit, []):
                 if self._is_ff(sink) and self.src(sink):
                     return self.src(sink)
+        kind = self.cells[name].get("type", "")
+        if kind and not kind.endswith("LUT4"):     # a block RAM or DSP: its instance name
+            return f"{name} ({kind})"
         return None
 
     def fed_by(self, lc):
@@ -183,6 +188,35 @@ def critical_path(out, top="pezo_top"):
             "through": through,
             "sources": sorted(((k, round(v, 2)) for k, v in by_src.items()),
                               key=lambda kv: -kv[1])}
+
+
+def over_capacity(log_text):
+    """The resources nextpnr's "Device utilisation" lists as used beyond what the device has:
+    [(resource, used, available)]."""
+    found = re.findall(r"Info:\s+(\w+):\s+(\d+)\s*/\s*(\d+)\s+\d+%", log_text)
+    return list(dict.fromkeys((k, int(u), int(a)) for k, u, a in found if int(u) > int(a)))
+
+
+def _no_fit(out, board, env, largest=4):
+    """Why a placement failed: the resources over capacity (from nextpnr's log) and the
+    ``largest`` modules of the hierarchy-keeping breakdown (written to ``modules.json``), or
+    None when the log names no resource over capacity."""
+    try:
+        over = over_capacity((Path(out) / "pezo_top.tim").read_text())
+    except OSError:
+        return None
+    if not over:
+        return None
+    text = "; ".join(f"{k} {u:,} used of {a:,} ({100 * u / a:.0f} %, {u - a:,} over)"
+                     for k, u, a in over)
+    try:
+        mods = module_breakdown(out, board.family, board.dsp, env=env)
+    except RuntimeError:
+        return text
+    top = sorted(mods.items(), key=lambda kv: -(kv[1]["lut4"] + kv[1]["ff"]))[:largest]
+    return (text + "; largest modules (own cells, LUT4 / FF): "
+            + ", ".join(f"{k} {v['lut4']:,} / {v['ff']:,}" for k, v in top)
+            + f" (all: {Path(out) / 'modules.json'})")
 
 
 def _pnr_seconds(out):
@@ -247,9 +281,11 @@ def synth(board_name, config=None, build_root="build", seed=1, name=None, progre
     the board's) for ``board_name``.
 
     ``config`` is an :class:`~pezo.config.EngineConfig` (its generator configuration is used by
-    block designs) or, for block designs, a :class:`~pezo.config.GeneratorConfig`. With
-    ``power``, the activity-based power estimate (:mod:`pezo.power`: calibrated on iCE40,
-    uncalibrated on ECP5, as its ``calibrated`` field says) is added.
+    block designs), for block designs a :class:`~pezo.config.GeneratorConfig`, for the training
+    design (``train``) a :class:`~pezo.sim.ontrain.TrainerConfig` (default: the iCEBreaker's).
+    With ``power``, the activity-based power estimate (:mod:`pezo.power`: calibrated on iCE40,
+    uncalibrated on ECP5, as its ``calibrated`` field says; not made for the training design,
+    whose workload is not modelled) is added.
     ``seeds`` > 1: when placement with ``seed`` misses the clock constraint, try the next
     seeds (up to ``seeds`` in all) until one meets it, else keep the best; with ``all_seeds``,
     try all of them and keep the best (``seed_sweep`` in the report lists the seeds tried with
@@ -258,10 +294,10 @@ def synth(board_name, config=None, build_root="build", seed=1, name=None, progre
     Returns the report dict (also written to ``<build_root>/<board>/<name>/report.json``)."""
     board = get_board(board_name)
     check_design(design)
-    cfg = config or board.default
-    if design == "engine" and not hasattr(cfg, "generator"):
-        raise ValueError("The engine design needs an engine configuration (an [engine] table), "
-                         "not a generator configuration alone")
+    cfg = config or default_config(design, board.default)
+    bridged = REGISTRY[design].board == "bridge"      # the engine or the training design
+    if bridged:
+        design_config(design, cfg)                    # a ValueError unless it is the right kind
     gen = getattr(cfg, "generator", cfg)
     env = setup_environment()
     name = name or design_name(design, cfg)
@@ -275,7 +311,7 @@ def synth(board_name, config=None, build_root="build", seed=1, name=None, progre
         overrides["synth_opts"] = "-dsp"
     progress(f"[synth] {board.name}: {design} {name} -> {out}")
     t0 = time.time()
-    if design == "engine":
+    if bridged:
         top, core = BoardTop(cfg, pll_mhz=board.pll_mhz), "pezo_top.bridge.engine"
     else:
         top = BoardTop(None, pll_mhz=board.pll_mhz, design=BlockWrapper(design_block(design, gen)))
@@ -286,8 +322,10 @@ def synth(board_name, config=None, build_root="build", seed=1, name=None, progre
         log = out / "pezo_top.tim"
         tail = log.read_text()[-1500:] if log.exists() else ""
         if "Unable to place" in tail or "failed to place" in tail.lower() or "available" in tail:
+            progress("[synth] does not fit: per-module breakdown (hierarchy kept)")
             raise ValueError(f"Configuration {name} does not fit {board.description}: "
-                             f"{tail.strip().splitlines()[-1] if tail.strip() else e}") from None
+                             f"{_no_fit(out, board, env) or tail.strip().splitlines()[-1]}") \
+                from None
         raise RuntimeError(f"Synthesis for {board.name} failed ({e}); see the logs in {out}") \
             from None
     sweep = spread = None
@@ -331,7 +369,7 @@ def synth(board_name, config=None, build_root="build", seed=1, name=None, progre
     progress("[synth] per-module breakdown (hierarchy kept)")
     modules = module_breakdown(out, board.family, board.dsp, env=env)
     secs = time.time() - t0
-    report = summarise(out, board, cfg if design == "engine" else gen, seed, secs, env)
+    report = summarise(out, board, cfg if bridged else gen, seed, secs, env)
     report["config_name"] = name
     report["design"] = design
     report["core_module"] = core

@@ -171,7 +171,7 @@ def test_compare_errors(tmp_path, capsys):
     assert main(["compare", str(tmp_path)]) == 2
     assert "compare needs two reports A and B (or --paper)" in capsys.readouterr().err
     assert main(["synth", "--board", "ice40", "--design", "nope"]) == 2
-    assert "Design must be one of engine, generator, bank, passthrough, clt4, clt8, clt12, " \
+    assert "Design must be one of engine, train, generator, bank, passthrough, clt4, clt8, clt12, " \
            "boxmuller, not 'nope'" in capsys.readouterr().err
 
 

@@ -50,7 +50,9 @@ async def command(ctx, dut, op, arg, wdata=None, rcount=0, train=0, rng=None):
     await ctx.tick()
     out = []
     words = [list(map(int, r)) for r in wdata] if wdata is not None else []
-    while words or len(out) < rcount or ctx.get(dut.status.busy):
+    # a refused command never takes its payload (as the bridge then never sends it)
+    while (words or len(out) < rcount or ctx.get(dut.status.busy)) \
+            and (ctx.get(dut.status.busy) or ctx.get(dut.rdata.valid)):
         if words:
             ctx.set(dut.wdata.valid, rng.random() < 0.7)
             ctx.set(dut.wdata.payload, words[0])

@@ -11,7 +11,10 @@ from amaranth_boards.icebreaker import ICEBreakerPlatform
 import numpy as np
 import pytest
 
-from pezo.hw.spram import READ_LATENCY, SPRAM_WORDS, SpramModel, SpramWeights, spram_count
+from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+from pezo.hw.spram import (READ_LATENCY, SPRAM_WORDS, BlockRamWeights, SpramModel, SpramWeights,
+                           single_port_memory, spram_count)
 
 
 def _run(dut, bench):
@@ -21,14 +24,17 @@ def _run(dut, bench):
     sim.run()
 
 
+@pytest.mark.parametrize("cls", [SpramWeights, BlockRamWeights])
 @pytest.mark.parametrize("row_bits,words", [(64, 256), (40, SPRAM_WORDS + 48)])
-def test_reads_return_the_last_write_across_slices_and_banks(row_bits, words):
+def test_reads_return_the_last_write_across_slices_and_banks(cls, row_bits, words):
     """Random reads, writes and idle cycles against a dictionary: a read's row is on rdata
     READ_LATENCY cycles after re and stays there (through writes and idle cycles) until the
     next read's row replaces it; a read asked for right after a write sees it. The second case
-    has a partial slice and a second bank (rows beyond 16,384)."""
+    has a partial slice and a second bank (rows beyond 16,384). The block-RAM version keeps
+    the same contract."""
     rng = np.random.default_rng(3)
-    dut = SpramWeights(row_bits, words)
+    dut = cls(row_bits, words)
+    assert dut.latency == READ_LATENCY
     # addresses near both ends and near the bank boundary, so banks share low address bits
     pool = [0, 1, 2, words - 1, words - 2] + \
         ([SPRAM_WORDS - 1, SPRAM_WORDS, SPRAM_WORDS + 1, 1, SPRAM_WORDS + 2] if words > SPRAM_WORDS
@@ -108,6 +114,16 @@ def test_ultraplus_gets_the_primitives():
     assert _instances(Fragment.get(SpramWeights(64, 64), None)) == []
 
 
+def test_single_port_memory_is_spram_on_an_ultraplus_and_in_simulation_else_block_ram():
+    for platform in (ICEBreakerPlatform(), None):       # None: simulation, the SPRAM model
+        mem = single_port_memory(16, 64, platform)
+        assert type(mem) is SpramWeights
+        Fragment.get(mem, platform)
+    ecp5 = single_port_memory(16, 3 * SPRAM_WORDS, ULX3S_85F_Platform())
+    assert type(ecp5) is BlockRamWeights and (ecp5.row_bits, ecp5.words) == (16, 3 * SPRAM_WORDS)
+    assert _instances(Fragment.get(ecp5, ULX3S_85F_Platform())) == []  # a Memory, no primitive
+
+
 def test_spram_count():
     assert spram_count(64, 16384) == 4
     assert spram_count(16, 65536) == 4
@@ -121,9 +137,10 @@ def test_spram_count():
     ((16, 1 << 17), "Row count must be an integer in 1..65536, not 131072"),
     ((True, 16), "Row width must be an integer in 1..1024, not True"),
 ])
-def test_parameter_errors(args, msg):
+@pytest.mark.parametrize("cls", [SpramWeights, BlockRamWeights])
+def test_parameter_errors(cls, args, msg):
     with pytest.raises(ValueError, match=f"^{re.escape(msg)}$"):
-        SpramWeights(*args)
+        cls(*args)
 
 
 def test_platform_errors():

@@ -69,7 +69,7 @@ from amaranth.lib.wiring import In
 
 from pezo.boards.targets import get_board
 from pezo.boards.top import ice40_pll_params
-from pezo.designs import build as build_design, check_design
+from pezo.designs import REGISTRY, build as build_design, check_design
 from pezo.hw.engine import status_layout
 from pezo.sim.engine import Op
 from pezo.toolchain import PRE_SYNTH, setup_environment
@@ -663,6 +663,11 @@ def estimate_power(design, cfg, board, out, report=None, env=None, progress=prin
     :class:`~pezo.boards.targets.Board` or its name."""
     if isinstance(design, str):
         check_design(design)
+        if REGISTRY[design].config == "train":
+            return {"unavailable": "no workload for the training design: the model's workloads "
+                                   "are the engine's MeZO commands and a block's stream; the "
+                                   "trainer's (a LOAD, then a TRAIN run reading its data "
+                                   "memory) is not modelled"}
     else:
         _component(design)
     if isinstance(board, str):
