@@ -239,7 +239,7 @@ def test_train_refusals_change_nothing(case, err):
     elif case == "eval_above_steps":
         bad["eval_every"] = 3
     elif case == "batch_above_split":
-        bad["batch_log2"], bad["train_n"] = 3, 6
+        bad["train_n"] = 3              # batch 4 fits the buffer, not the split
     elif case == "batch_above_buffer":
         bad["batch_log2"] = 3
     elif case == "empty_split":
