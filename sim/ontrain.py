@@ -30,7 +30,7 @@ with TANH[j] = round(2^14 tanh(j / 256)) (Q2.14), then logits from h as above (r
 
 Loss (:func:`loss_table`). Base-2 cross-entropy of the logits read as log2 units:
 m = max s_k, d_k = m - s_k, e_k = EXP[d_k & 255] >> min(d_k >> 8, 16) with
-EXP[f] = round(2^15 2^(-f/256)); S = sum e_k (19 bits); p = floor(log2 S);
+EXP[f] = round(2^15 2^(-f/256)); S = sum e_k (<= K 2^15: 20 bits for K = 16); p = floor(log2 S);
 L = ((p - 15) << 12) + LOG[(S >> (p - 8)) & 255] + (d_y << 4), saturated to 20 bits, with
 LOG[j] = round(2^12 log2(1 + (j + 1/2) / 256)). L is in Q8.12 bits; the batch sums of the two
 passes are 30-bit unsigned.
@@ -103,7 +103,7 @@ SAMPLER_TWEAK = domain_tweak("sampler", SEED_BITS)
 
 MAX_BATCH = 1024                    # batch counter: 10 bits + 1, a power of two
 MAX_STEPS = (1 << 24) - 1           # step counter: 24 bits
-MAX_CLASSES = 16                    # exp-sum S < 16 * 2^15 = 2^19; a 4-bit label
+MAX_CLASSES = 16                    # exp-sum S <= 16 * 2^15 = 2^19 (20 bits); a 4-bit label
 MAX_FEATURES = 256
 MAX_HIDDEN = 64
 LR_RANGE = (-20, -4)                # lr in [2^-20, 2^-4]
@@ -497,7 +497,7 @@ def loss_table(s, y, a: Arith = Arith(), exp=None, log=None, stats=None):
     m = s.max(axis=-1)
     d = m[..., None] - s
     e = exp[d & ((1 << lf) - 1)] >> np.minimum(d >> lf, 16)
-    S = e.sum(axis=-1)                                  # 2^15 <= S < K 2^15
+    S = e.sum(axis=-1)                                  # 2^15 <= S <= K 2^15
     p = np.frexp(S.astype(np.float64))[1] - 1           # floor(log2 S), exact
     j = (S >> (p - a.log_bits)) & ((1 << a.log_bits) - 1)
     lse = ((p - a.EXP_FRAC) << a.loss_frac) + log[j]
