@@ -196,7 +196,8 @@ class OnChipTrainer(wiring.Component):
         ck_wr, ck_rd = ckpt.write_port(), ckpt.read_port()
 
         # Run registers ---------------------------------------------------------------------------
-        p = Signal(train_layout())
+        p_raw = Signal(32 * train_beats())   # TRAIN's beats, shifted in (p: its fields)
+        p = train_layout()(p_raw[:train_layout().size])
         ts = self.tstatus
         running = Signal()
         loaded = Signal()
@@ -283,7 +284,7 @@ class OnChipTrainer(wiring.Component):
         ci = Signal(range(per + 1))
         f = Signal(range(F + per + 1))
         lat = Signal(range(SPRAM_LATENCY + 1))
-        prod_idx = Signal(32)
+        prod_idx = Signal(16)
         # the table lookup's pipeline register: the buffer write one cycle later
         wv, wf, wslot, whf = Signal(), Signal(fb), Signal(range(G)), Signal()
         m.d.sync += wv.eq(0)
@@ -412,16 +413,31 @@ class OnChipTrainer(wiring.Component):
                     m.d.sync += [ring[k].eq(ring[k + 1]) for k in range(Kw - 1)]
                     m.d.sync += ring[Kw - 1].eq(ring[0] + prods[s][l])
 
-        # The loss queue: a group's logits, labels and count, fed to the loss unit one by one.
-        lq_full = Signal()
-        lq_n = Signal(range(G + 1))
-        lq = [[Signal(signed(16), name=f"logit_s{s}_{k}") for k in range(K)] for s in range(G)]
-        lq_y = [Signal(4, name=f"lq_y{s}") for s in range(G)]
+        # The group's logits go from the rings straight into the loss unit (it registers each
+        # sample it takes), one sample at a time; the rings are cleared when all are in.
         lo16, hi16 = -(1 << 15), (1 << 15) - 1
 
         def sat16(acc):
-            v = acc >> r_shift
-            return Mux(v > hi16, hi16, Mux(v < lo16, lo16, v[:16]))
+            """sat(acc >> r, 16) by bit tests: the bits above the 16 kept must all equal the
+            sign (no comparator)."""
+            v = acc[r_shift:]
+            top = v[15:]
+            ovf = ~(top.all() | ~top.any())
+            return Mux(ovf, Mux(v[-1], lo16, hi16), v[:16].as_signed())
+
+        q = Signal(range(G + 1))
+        n_here = Signal(range(G + 1))
+        m.d.comb += n_here.eq(Mux(hw, count[1], count[0]))
+
+        def pick(vals):
+            out = vals[0]
+            for s in range(1, G):
+                out = Mux(q == s, vals[s], out)
+            return out
+        m.d.comb += lu.i.payload.y.eq(pick([Mux(hw, labels[1][s], labels[0][s])
+                                            for s in range(G)]))
+        m.d.comb += [lu.i.payload.s[k].eq(pick([sat16(rings[s][k % L][k // L])
+                                                 for s in range(G)])) for k in range(K)]
 
         with m.FSM(name="forward"):
             with m.State("IDLE"):
@@ -441,60 +457,35 @@ class OnChipTrainer(wiring.Component):
                 with m.If((left == 1) & eng.rdata.valid):
                     m.next = "DRAIN"
             with m.State("DRAIN"):
-                with m.If(~va & ~vb & ~vc & ~lq_full & ~eng.status.busy):
-                    m.next = "COPY"
-            with m.State("COPY"):
-                for s in range(G):
-                    for k in range(K):
-                        m.d.sync += lq[s][k].eq(sat16(rings[s][k % L][k // L]))
-                    for h in range(2):
-                        with m.If(hw == h):
-                            m.d.sync += lq_y[s].eq(labels[h][s])
+                with m.If(~va & ~vb & ~vc & ~eng.status.busy):
+                    m.d.sync += q.eq(0)
+                    m.next = "FEED"
+            with m.State("FEED"):
+                m.d.comb += lu.i.valid.eq(1)
+                with m.If(lu.i.ready):
+                    m.d.sync += q.eq(q + 1)
+                    with m.If(q + 1 == n_here):
+                        m.next = "CLEAR"
+            with m.State("CLEAR"):
+                m.d.comb += ring_reset.eq(1)
                 for h in range(2):
                     with m.If(hw == h):
-                        m.d.sync += [lq_n.eq(count[h]), full[h].eq(0)]
-                m.d.comb += ring_reset.eq(1)
-                m.d.sync += [lq_full.eq(1), hw.eq(~hw)]
+                        m.d.sync += full[h].eq(0)
+                m.d.sync += hw.eq(~hw)
                 m.next = "NEXT"
             with m.State("NEXT"):
-                # the fill unit clears ``full`` no more; the pass ends when every sample left
+                # the pass's last group is out when the fill is done and no half is full
                 with m.If(full.any() | (j != n_pass)):
                     m.next = "WAIT"
                 with m.Else():
                     m.next = "IDLE"
 
-        # Loss feeder -----------------------------------------------------------------------------
-        q = Signal(range(G))
-
-        def pick(vals):
-            out = vals[0]
-            for s in range(1, G):
-                out = Mux(q == s, vals[s], out)
-            return out
-        m.d.comb += lu.i.payload.y.eq(pick(lq_y))
-        m.d.comb += [lu.i.payload.s[k].eq(pick([lq[s][k] for s in range(G)])) for k in range(K)]
-        cur_y = Signal(4)
-        with m.FSM(name="feed"):
-            with m.State("IDLE"):
-                with m.If(lq_full):
-                    m.d.sync += q.eq(0)
-                    m.next = "SEND"
-            with m.State("SEND"):
-                m.d.comb += lu.i.valid.eq(1)
-                with m.If(lu.i.ready):
-                    m.d.sync += cur_y.eq(lu.i.payload.y)
-                    m.next = "TAKE"
-            with m.State("TAKE"):
-                m.d.comb += lu.o.ready.eq(1)
-                with m.If(lu.o.valid):
-                    m.d.sync += [loss_sum.eq(loss_sum + lu.o.payload.loss),
-                                 correct.eq(correct + (lu.o.payload.pred == cur_y)),
-                                 losses.eq(losses + 1), q.eq(q + 1)]
-                    with m.If(q + 1 == lq_n):
-                        m.d.sync += lq_full.eq(0)
-                        m.next = "IDLE"
-                    with m.Else():
-                        m.next = "SEND"
+        # The loss unit's results: the pass's loss sum and correct count.
+        m.d.comb += lu.o.ready.eq(1)
+        with m.If(lu.o.valid):
+            m.d.sync += [loss_sum.eq(loss_sum + lu.o.payload.loss),
+                         correct.eq(correct + (lu.o.payload.pred == lu.o.payload.y)),
+                         losses.eq(losses + 1)]
         with m.If(pass_go):
             m.d.sync += [loss_sum.eq(0), correct.eq(0), losses.eq(0)]
 
@@ -575,16 +566,14 @@ class OnChipTrainer(wiring.Component):
                     m.next = nxt
 
         st_valid, st_ready = Signal(), Signal()
-        st_payload = Signal(train_layout())
         batch = Signal(16)
         m.d.comb += batch.eq(1 << p.batch_log2)
-        vl = Signal(SUM_BITS)
         m.d.comb += [smp.seed.eq(p.seed), smp.n.eq(p.train_n)]
         with m.FSM(name="control"):
             with m.State("IDLE"):
                 m.d.comb += st_ready.eq(1)
                 with m.If(st_valid):
-                    m.d.sync += [p.eq(st_payload), done.eq(0), err.eq(0)]
+                    m.d.sync += [done.eq(0), err.eq(0)]
                     m.next = "CHECK"
             with m.State("CHECK"):
                 m.d.sync += [half.eq(p.steps >> 1), three_q.eq((p.steps + (p.steps << 1)) >> 2)]
@@ -714,7 +703,6 @@ class OnChipTrainer(wiring.Component):
                     m.next = "STEP"
             forward("EVAL", MODE_EVAL, p.val_base, p.val_n, "EVAL_D")
             with m.State("EVAL_D"):
-                m.d.sync += vl.eq(loss_sum)
                 with m.If(~best_valid | (loss_sum < rec['best_loss'])):
                     m.d.sync += [best_valid.eq(1), rec['best_loss'].eq(loss_sum),
                                  rec['best_correct'].eq(correct), rec['best_step'].eq(t)]
@@ -795,7 +783,8 @@ class OnChipTrainer(wiring.Component):
         h_end = Signal(18)           # start + 2 count (when count_small)
         beats = Signal(16)
         haddr = Signal(16)
-        hsh = Signal(32 * max(tb, sb))
+        ts_bits = Signal(32 * sb)
+        m.d.comb += ts_bits.eq(ts.as_value())
         hbeat = Signal(32)
         lo_word = Signal(16)
         ERR_ARG, ERR_UNSUP, ERR_OPCODE = 2, 3, 1      # pezo.sim.engine.Err
@@ -850,7 +839,6 @@ class OnChipTrainer(wiring.Component):
                         with m.If(h_count != sb):
                             reject(ERR_ARG)
                         with m.Else():
-                            m.d.sync += hsh.eq(ts.as_value())
                             m.next = "TSTATUS"
                     with m.Case(TrainOp.READ_LOG):
                         with m.If(~count_small | (h_arg[14:32] != 0) | h_start[0]
@@ -883,12 +871,12 @@ class OnChipTrainer(wiring.Component):
             with m.State("TRAIN"):
                 m.d.comb += [h_wtake.eq(1), h_wready.eq(1)]
                 with m.If(self.wdata.valid):
-                    m.d.sync += [hsh.eq(Cat(hsh[32:32 * tb], self.wdata.payload.as_value())),
+                    m.d.sync += [p_raw.eq(Cat(p_raw[32:], self.wdata.payload.as_value())),
                                  beats.eq(beats - 1)]
                     with m.If(beats == 1):
                         m.next = "START"
             with m.State("START"):
-                m.d.comb += [st_valid.eq(1), st_payload.eq(hsh[:train_bits])]
+                m.d.comb += st_valid.eq(1)
                 with m.If(st_ready):
                     m.next = "START_W"
             with m.State("START_W"):             # the controller's CHECK
@@ -898,9 +886,12 @@ class OnChipTrainer(wiring.Component):
                     m.d.sync += [herr.eq(1), herr_code.eq(ERR_ARG)]
                 m.next = "IDLE"
             with m.State("TSTATUS"):
-                m.d.comb += [h_rsrc.eq(1), h_rvalid.eq(1), h_rdata.eq(hsh[:32])]
+                # the live status, one beat at a time (a beat's fields are one cycle's)
+                m.d.comb += [h_rsrc.eq(1), h_rvalid.eq(1),
+                             h_rdata.eq(ts_bits.word_select((sb - beats)[:max(1, (sb - 1).bit_length())]
+                                                       .as_unsigned(), 32))]
                 with m.If(self.rdata.ready):
-                    m.d.sync += [hsh.eq(hsh >> 32), beats.eq(beats - 1)]
+                    m.d.sync += beats.eq(beats - 1)
                     with m.If(beats == 1):
                         m.next = "IDLE"
             with m.State("LOG_A"):

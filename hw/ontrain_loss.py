@@ -70,8 +70,10 @@ class LossUnit(wiring.Component):
     i : In(stream.Signature(StructLayout({"s": ArrayLayout(signed(16), K), "y": unsigned(4)})))
         One sample: its K logits (Q8.8 by default) and its label y, 0 <= y < K (for y >= K the
         loss is unspecified; pred is still exact).
-    o : Out(stream.Signature(StructLayout({"loss": unsigned(20), "pred": unsigned(4)})))
-        The loss L (Q8.12 by default, saturated at 2^20 - 1) and the argmax, in input order.
+    o : Out(stream.Signature(StructLayout({"loss": unsigned(20), "pred": unsigned(4),
+                                          "y": unsigned(4)})))
+        The loss L (Q8.12 by default, saturated at 2^20 - 1), the argmax and the sample's label
+        (so a consumer counts pred == y without a queue of labels), in input order.
 
     Raises
     ------
@@ -97,7 +99,8 @@ class LossUnit(wiring.Component):
                 "y": unsigned(LABEL_BITS)}))),
             "o": Out(stream.Signature(data.StructLayout({
                 "loss": unsigned(arith.LOSS_BITS),
-                "pred": unsigned(LABEL_BITS)}))),
+                "pred": unsigned(LABEL_BITS),
+                "y": unsigned(LABEL_BITS)}))),
         })
 
     n_classes = property(lambda self: self._k)
@@ -140,6 +143,7 @@ class LossUnit(wiring.Component):
         sb = [Signal(signed(SB), name=f"sb{k}") for k in range(K)]
         b_max = Signal(signed(SB))
         b_pred = Signal(LABEL_BITS)
+        b_y = Signal(LABEL_BITS)
         b_dy = Signal(SB)           # d_y = m - s_y, 0 .. 2^16 - 1
         b_cnt = Signal(range(K))
         b_issue = Signal()
@@ -156,6 +160,7 @@ class LossUnit(wiring.Component):
         c_pm = Signal(range(s_bits - EF))   # p - 15
         c_dy = Signal(SB)
         c_pred = Signal(LABEL_BITS)
+        c_y = Signal(LABEL_BITS)
         c_base = Signal(W + 1)
         c_sum = Signal(W + 1)
         c_ovf = Signal()
@@ -187,7 +192,7 @@ class LossUnit(wiring.Component):
         # Exp sum: hand-over, then one class per cycle into the pipeline -----------------------
         with m.If(a_to_b):
             m.d.sync += [sb[k].eq(sa[k]) for k in range(K)]
-            m.d.sync += [b_max.eq(a_max), b_pred.eq(a_arg), b_dy.eq((a_max - a_sy)[:SB]),
+            m.d.sync += [b_max.eq(a_max), b_pred.eq(a_arg), b_y.eq(a_y), b_dy.eq((a_max - a_sy)[:SB]),
                          b_cnt.eq(0), b_issue.eq(1), b_full.eq(1)]
         with m.If(b_issue):
             m.d.sync += [sb[k].eq(sb[(k + 1) % K]) for k in range(K)]
@@ -220,7 +225,7 @@ class LossUnit(wiring.Component):
         # Log: hand-over with the leading one of S, then two adds and the saturation -----------
         with m.If(b_to_c):
             m.d.sync += [s_final.eq(0), b_full.eq(0), acc.eq(0), c1.eq(1),
-                         c_dy.eq(b_dy), c_pred.eq(b_pred)]
+                         c_dy.eq(b_dy), c_pred.eq(b_pred), c_y.eq(b_y)]
             for n, p in enumerate(range(s_bits - 1, EF, -1)):
                 with (m.If if n == 0 else m.Elif)(acc[p]):
                     m.d.sync += [c_pm.eq(p - EF), c_j.eq(acc[p - lb:p])]
@@ -237,7 +242,7 @@ class LossUnit(wiring.Component):
                          c2.eq(0), c3.eq(1)]
         with m.If(c3 & ~self.o.valid):
             m.d.sync += [self.o.payload.loss.eq(Mux(c_ovf | c_sum[W], (1 << W) - 1, c_sum[:W])),
-                         self.o.payload.pred.eq(c_pred), self.o.valid.eq(1), c3.eq(0)]
+                         self.o.payload.pred.eq(c_pred), self.o.payload.y.eq(c_y), self.o.valid.eq(1), c3.eq(0)]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         return m

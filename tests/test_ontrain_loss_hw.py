@@ -69,7 +69,7 @@ async def stream(ctx, dut, s, y, rng, p_valid, p_ready, max_cycles=100_000):
         took = offering and ctx.get(dut.i.ready)
         if ctx.get(dut.o.valid):
             v = ctx.get(dut.o.payload)
-            out = (int(v.loss), int(v.pred))
+            out = (int(v.loss), int(v.pred), int(v.y))
             assert held is None or held == out, "o.payload changed while waiting for ready"
             held = None if ready else out
             if ready:
@@ -101,7 +101,8 @@ def check_stream(K, arith, s, y, seed, p_valid=0.6, p_ready=0.6):
     want_pred = s.argmax(axis=1)                  # the first index among equal maxima
     assert len(got) == len(y)
     got = np.array(got, dtype=np.int64)
-    bad = np.flatnonzero((got[:, 0] != want_loss) | (got[:, 1] != want_pred))
+    bad = np.flatnonzero((got[:, 0] != want_loss) | (got[:, 1] != want_pred)
+                         | (got[:, 2] != y))
     assert bad.size == 0, (f"{bad.size} of {len(y)} wrong, first: sample {bad[0]} "
                            f"s={s[bad[0]].tolist()} y={y[bad[0]]}: hardware {got[bad[0]].tolist()}, "
                            f"golden {[int(want_loss[bad[0]]), int(want_pred[bad[0]])]}")
