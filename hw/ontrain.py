@@ -374,7 +374,7 @@ class OnChipTrainer(wiring.Component):
 
         # Forward ---------------------------------------------------------------------------------
         acc_init = 1 << (r_shift - 1)
-        rings = [[[Signal(signed(ACC_BITS), init=acc_init, name=f"acc_s{s}_l{l}_{k}")
+        rings = [[[Signal(signed(ACC_BITS), name=f"acc_s{s}_l{l}_{k}")
                    for k in range(Kw)] for l in range(L)] for s in range(G)]
         hw = Signal()                # the half being forwarded
         fw_cmd = Signal()            # the forward unit asks the engine for READ
@@ -389,7 +389,9 @@ class OnChipTrainer(wiring.Component):
         bias_b = Signal()
         prods = [[Signal(signed(32), name=f"prod_s{s}_l{l}") for l in range(L)]
                  for s in range(G)]
-        m.d.sync += [va.eq(0), vb.eq(va), vc.eq(vb), wbr.eq(wa), bias_b.eq(fa == F)]
+        first_b, first_c = Signal(), Signal()     # the word is of row 0: its sum starts fresh
+        m.d.sync += [va.eq(0), vb.eq(va), vc.eq(vb), wbr.eq(wa), bias_b.eq(fa == F),
+                     first_b.eq(fa == 0), first_c.eq(first_b)]
         m.d.comb += fb_rd.addr.eq(Cat(fa[:fb], hw))
         with m.If(fw_take & eng.rdata.valid):
             m.d.sync += [va.eq(1), wa.eq(eng.rdata.payload.as_value()), fa.eq(fcnt),
@@ -403,15 +405,14 @@ class OnChipTrainer(wiring.Component):
             t_b = Mux(bias_b, 1 << a.t_frac, fb_rd.data[16 * s:16 * s + 16].as_signed())
             for l in range(L):
                 m.d.sync += prods[s][l].eq(t_b * wbr[wb_bits * l:wb_bits * (l + 1)].as_signed())
-        ring_reset = Signal()
+        # The ring turns once per product; no reset: a row-0 product starts its sum at the
+        # rounding constant (the head's adder takes the constant instead of the head).
         for s in range(G):
             for l in range(L):
                 ring = rings[s][l]
-                with m.If(ring_reset):
-                    m.d.sync += [acc.eq(acc_init) for acc in ring]
-                with m.Elif(vc):
+                with m.If(vc):
                     m.d.sync += [ring[k].eq(ring[k + 1]) for k in range(Kw - 1)]
-                    m.d.sync += ring[Kw - 1].eq(ring[0] + prods[s][l])
+                    m.d.sync += ring[Kw - 1].eq(Mux(first_c, acc_init, ring[0]) + prods[s][l])
 
         # The group's logits go from the rings straight into the loss unit (it registers each
         # sample it takes), one sample at a time; the rings are cleared when all are in.
@@ -467,7 +468,6 @@ class OnChipTrainer(wiring.Component):
                     with m.If(q + 1 == n_here):
                         m.next = "CLEAR"
             with m.State("CLEAR"):
-                m.d.comb += ring_reset.eq(1)
                 for h in range(2):
                     with m.If(hw == h):
                         m.d.sync += full[h].eq(0)
