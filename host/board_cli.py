@@ -377,7 +377,9 @@ def _train(args):
     n_test = len(data.test)
     rate = run.steps_run / max(run.train_seconds, 1e-9)
     print(f"trained {run.steps_run:,} steps on {tcfg.name()} in {run.train_seconds:.1f} s "
-          f"({rate:,.0f} steps/s on this link; LOAD {run.load_seconds:.1f} s): test accuracy "
+          f"({rate:,.0f} steps/s on this link; LOAD {run.load_seconds:.1f} s; {run.cycles:,} "
+          f"chip cycles, {run.cycles / max(1, run.steps_run):,.0f} per step with the "
+          f"evaluations): test accuracy "
           f"{100 * run.test_acc:.2f} % ({run.test_correct}/{n_test}), best validation "
           f"{run.best_correct}/{len(data.val)} at step {run.best_step:,}")
     if ok is not None:
@@ -389,7 +391,7 @@ def _train(args):
                "test_loss_sum": run.test_loss_sum, "best_step": run.best_step,
                "best_val_correct": run.best_correct, "best_val_loss_sum": run.best_loss_sum,
                "train_seconds": run.train_seconds, "load_seconds": run.load_seconds,
-               "stats": run.stats, "golden_identical": ok,
+               "stats": run.stats, "golden_identical": ok, "cycles": run.cycles,
                "log_first": run.log_first,
                "sum_plus": None if run.sum_plus is None else run.sum_plus.tolist(),
                "sum_minus": None if run.sum_minus is None else run.sum_minus.tolist(),

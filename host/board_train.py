@@ -74,6 +74,7 @@ class BoardRun:
     test_acc: float = float("nan")
     weights: np.ndarray | None = None
     stats: dict = field(default_factory=dict)
+    cycles: int = 0                         # the run's clock cycles, counted by the chip
     train_seconds: float = 0.0
     load_seconds: float = 0.0
     loaded: bool = False
@@ -276,6 +277,7 @@ class BoardTrainer:
         run.test_loss_sum, run.test_correct = st["test_loss"], st["test_correct"]
         run.test_acc = st["test_correct"] / len(data.test)
         run.stats = {k: st[k] for k in ("sat_passes", "clipped", "zero")}
+        run.cycles = st["cycles"]
         run.weights = self.weights(self.cfg.n_params)
         return run
 

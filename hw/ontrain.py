@@ -103,6 +103,7 @@ def train_layout():
 def tstatus_layout():
     return data.StructLayout({
         "running": 1, "done": 1, "loaded": 1, "error": 3, "step": 24, "data_tag": 24,
+        "cycles": 32,
         "sum_plus": SUM_BITS, "sum_minus": SUM_BITS, "coef": signed(16),
         "best_step": 24, "best_loss": SUM_BITS, "best_correct": 16,
         "test_loss": SUM_BITS, "test_correct": 16, "sat_passes": 16, "clipped": 16,
@@ -203,6 +204,10 @@ class OnChipTrainer(wiring.Component):
         loaded = Signal()
         data_tag = Signal(24)        # COMMIT's tag of the data (the host's fingerprint)
         m.d.comb += [ts.running.eq(running), ts.loaded.eq(loaded), ts.data_tag.eq(data_tag)]
+        run_cycles = Signal(32)      # clock cycles of the run (TRAIN to the end of its test)
+        m.d.comb += ts.cycles.eq(run_cycles)
+        with m.If(running):
+            m.d.sync += run_cycles.eq(run_cycles + 1)
         stop_req = Signal()
         stop_p = Signal()
         with m.If(stop_p & running):
@@ -593,6 +598,7 @@ class OnChipTrainer(wiring.Component):
                 with m.Else():
                     m.d.comb += smp.seed_load.eq(1)
                     m.d.sync += [running.eq(1), stop_req.eq(0), t.eq(0), r_cur.eq(p.shift),
+                                 run_cycles.eq(0),
                                  ev_left.eq(p.eval_every), best_valid.eq(0),
                                  rec['best_step'].eq(0), rec['best_loss'].eq(0), rec['best_correct'].eq(0),
                                  rec['test_loss'].eq(0), rec['test_correct'].eq(0),
