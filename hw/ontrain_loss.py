@@ -1,7 +1,7 @@
 """The on-chip trainer's loss unit: per-sample base-2 cross-entropy and argmax of K logits
 (golden model :func:`pezo.sim.ontrain.loss_table`; definition in docs/on_device.md, section 5)."""
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import C, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -13,6 +13,7 @@ MIN_CLASSES = 2
 LABEL_BITS = 4          # y and pred: 0..15
 SHIFT_CAP = 16          # e_k = EXP[..] >> min(d_k >> logit_frac, 16), as in the golden model
 _COARSE = 2             # the 0..15 shift is two 4:1 mux stages: by 4 * sh[2:4], then by sh[0:2]
+_TAIL = 4               # cycles from pass 2's last class to o.valid
 
 
 class LossUnit(wiring.Component):
@@ -27,36 +28,38 @@ class LossUnit(wiring.Component):
         S   = sum_k e_k            p    = floor(log2 S),  j = (S >> (p - lb)) mod 2^lb
         L   = min(((p - 15) << Lf) + LOG[j] + (d_y << (Lf - lf)), 2^20 - 1)
 
-    The unit holds up to three samples, one in each of three parts that hand a sample on when
-    the next part is free:
+    Built for area: the sample's logits are held once, in a K-register ring that rotates one
+    class per cycle past a single 17-bit subtractor m - s_k, twice.
 
-    * **Scan** (K cycles). The sample is registered on acceptance and its logits rotate through a
-      K-register ring, one class per cycle past a 16-bit signed comparator (strictly greater
-      replaces the running maximum, which starts at -32768 with index 0: ties keep the first
-      index). The logit of class y is caught on its way past.
-    * **Exp sum** (K + 5 cycles). On hand-over the logits are copied into a second ring, with m,
-      pred and d_y = m - s_y (a subtractor). One class per cycle enters a pipeline:
-      d_k = m - s_k (subtractor) | EXP read (block RAM, synchronous port), the shift's zero flag
-      (d_k >> lf >= 16) and amount | shift by 0, 4, 8 or 12 (4:1 mux, zero when flagged) |
-      shift by 0..3 (4:1 mux) | S += e_k (the only adder, ceil(log2(K 2^15 + 1)) bits: 19,
-      or 20 for K = 16, where S = 2^19 when all logits are equal).
-    * **Log** (4 cycles). On hand-over the leading one p of S (bits 15 .. top, a priority mux)
-      picks j, the lb bits below it, registered as the LOG read address | LOG read (block RAM),
-      ((p - 15) << Lf) + (d_y << (Lf - lf)) over 20 bits with a carry out | + LOG[j] over 20
-      bits with a carry out | saturation to 2^20 - 1 (any carry, or d_y bits shifted past
-      bit 19) into the output register.
+    * **Pass 1** (K cycles). The sample is registered on acceptance; each cycle the subtractor's
+      sign says s_k > m (strictly greater replaces the running maximum, and class 0 always
+      does: ties keep the first index).
+    * **Pass 2** (K cycles) starts when the output side is free (the previous sample's result
+      computed and taken, or being taken). The same subtractor gives d_k, whose low lf bits go
+      straight to the EXP read address; d_y is caught on its way past. After the last class the
+      ring is free: ``i.ready`` rises and the next sample's pass 1 overlaps this one's tail.
+    * **Tail** (4 cycles, a pipeline behind pass 2). EXP read (block RAM, synchronous port),
+      the shift's zero flag (d_k >> lf >= 16) and amount registered | shift by 0, 4, 8 or 12
+      (two 2:1 mux levels, zero when flagged or idle) | shift by 0..3 (two 2:1 mux levels) and
+      S += e_k (the only adder, ceil(log2(K 2^15 + 1)) bits: 19, or 20 for K = 16, where
+      S = 2^19 when all logits are equal) | the leading one p of S (bits 15 .. top, a priority
+      mux) picks j, the lb bits below it, as the LOG read address (block RAM), p - 15
+      registered | ((p - 15 + LOG[j] >> Lf) << Lf) + LOG[j] mod 2^Lf + (d_y << (Lf - lf)) over
+      20 bits, saturated to 2^20 - 1 on its carry out (or d_y bits shifted past bit 19) into the
+      output register.
 
-    Every register stage has at most one carry chain (<= 21 bits with its carry out) and a
+    Every register stage has at most one carry chain (<= 20 bits with its carry out) and a
     small mux, for 48 MHz on the iCE40 UP5K. Tables: EXP (2^lf x 16 bits) and LOG (2^lb x
     12 bits by default) are :class:`~amaranth.lib.memory.Memory` ROMs initialised from
     :func:`~pezo.sim.ontrain.exp_table` and :func:`~pezo.sim.ontrain.log_table`: one EBR each.
 
     Cycles. With ``i.valid`` and ``o.ready`` always high a sample is accepted every
-    :attr:`cycles_per_sample` = K + 6 cycles (the exp sum part's K + 5 and its hand-over), e.g.
-    16 for K = 10. Into an empty unit the result is on ``o`` :attr:`latency` = 2 K + 9 cycles
-    after the accepting edge. Backpressure works throughout: ``o.valid``, once raised, stays
-    with its payload until taken, a part holds its sample until the next part is free, and
-    ``i.ready`` (a registered flag) is high exactly when the scan part is empty.
+    :attr:`cycles_per_sample` = max(2 K + 1, K + 5) cycles (the two passes and the ring's
+    hand-back; for K < 4 the tail sets the pace), e.g. 21 for K = 10. Into an empty unit the
+    result is on ``o`` :attr:`latency` = 2 K + 4 cycles after the accepting edge. Backpressure
+    works throughout: ``o.valid``, once raised, stays with its payload until taken, pass 2
+    waits for the output side, and ``i.ready`` (a registered flag) is high exactly when the
+    ring is free.
 
     Parameters
     ----------
@@ -105,10 +108,10 @@ class LossUnit(wiring.Component):
 
     n_classes = property(lambda self: self._k)
     arith = property(lambda self: self._arith)
-    cycles_per_sample = property(lambda self: self._k + 6,
+    cycles_per_sample = property(lambda self: max(2 * self._k + 1, self._k + _TAIL + 1),
                                  doc="Cycles between samples accepted back to back "
                                      "(``i.valid`` and ``o.ready`` always high).")
-    latency = property(lambda self: 2 * self._k + 9,
+    latency = property(lambda self: 2 * self._k + _TAIL,
                        doc="Cycles from the accepting edge of a sample into an empty unit to "
                            "its ``o.valid``.")
 
@@ -121,6 +124,7 @@ class LossUnit(wiring.Component):
         exp, log = exp_table(a).tolist(), log_table(a).tolist()
         assert exp[0] == 1 << EF and max(exp) == exp[0]    # the max term makes S >= 2^15
         assert EF - lb >= 0 and lf + 4 < SB                 # j lies inside S; the cap test
+        assert max(log) <= 1 << Lf                          # LOG[j] >> Lf is one bit
 
         m.submodules.exp = exp_mem = memory.Memory(
             shape=unsigned(max(exp).bit_length()), depth=len(exp), init=exp)
@@ -128,121 +132,102 @@ class LossUnit(wiring.Component):
             shape=unsigned(max(log).bit_length()), depth=len(log), init=log)
         exp_rd, log_rd = exp_mem.read_port(), log_mem.read_port()
 
-        # Scan: the running maximum over a rotating ring --------------------------------------
-        sa = [Signal(signed(SB), name=f"sa{k}") for k in range(K)]
-        a_y = Signal(LABEL_BITS)
-        a_cnt = Signal(range(K))
-        a_max = Signal(signed(SB))
-        a_arg = Signal(LABEL_BITS)
-        a_sy = Signal(signed(SB))
-        a_scan = Signal()           # rotating: class a_cnt is in sa[0]
-        a_done = Signal()           # m, pred and s_y found, waiting for the exp sum part
-        a_empty = Signal(init=1)    # registered i.ready
+        # The ring and the passes --------------------------------------------------------------
+        ring = [Signal(signed(SB), name=f"ring{k}", reset_less=True) for k in range(K)]
+        y = Signal(LABEL_BITS, reset_less=True)
+        cnt = Signal(range(K))          # the class in ring[0]
+        mx = Signal(signed(SB), reset_less=True)
+        arg = Signal(LABEL_BITS, reset_less=True)
+        dy = Signal(SB, reset_less=True)                  # d_y = m - s_y, 0 .. 2^16 - 1
+        diff = Signal(signed(SB + 1))                     # m - s_k, the one subtractor
+        p1 = Signal()                   # pass 1: the running maximum
+        first = Signal()                # class 0 of pass 1 in ring[0]
+        wait = Signal()                 # pass 1 done, pass 2 waits for the output side
+        p2 = Signal()                   # pass 2: d_k into the tail
+        empty = Signal(init=1)          # registered i.ready: the ring is free
+        last = cnt == K - 1
 
-        # Exp sum ------------------------------------------------------------------------------
-        sb = [Signal(signed(SB), name=f"sb{k}") for k in range(K)]
-        b_max = Signal(signed(SB))
-        b_pred = Signal(LABEL_BITS)
-        b_y = Signal(LABEL_BITS)
-        b_dy = Signal(SB)           # d_y = m - s_y, 0 .. 2^16 - 1
-        b_cnt = Signal(range(K))
-        b_issue = Signal()
-        b_full = Signal()
-        d0, v0, l0 = Signal(SB), Signal(), Signal()                 # d_k
-        zero1, sh1, v1, l1 = Signal(), Signal(4), Signal(), Signal()  # EXP read under way
-        ea, sh2, v2, l2 = Signal(exp_rd.data.shape()), Signal(_COARSE), Signal(), Signal()
-        e3, v3, l3 = Signal(exp_rd.data.shape()), Signal(), Signal()  # e_k
-        acc = Signal(s_bits)
-        s_final = Signal()
+        # Tail ---------------------------------------------------------------------------------
+        sh1, zero1, l1 = Signal(4, reset_less=True), Signal(init=1), Signal()   # EXP read
+        ea, sh2, l2 = Signal(exp_rd.data.shape()), Signal(_COARSE), Signal()
+        acc, t1 = Signal(s_bits), Signal()                                      # S
+        pm, t2 = Signal(range(s_bits - EF), reset_less=True), Signal()          # LOG read
+        # o's payload, without reset: saturation is then the flip-flops' synchronous set
+        loss = Signal(W, reset_less=True)
+        pred, y_out = Signal(LABEL_BITS, reset_less=True), Signal(LABEL_BITS, reset_less=True)
 
-        # Log ----------------------------------------------------------------------------------
-        c_j = Signal(lb)
-        c_pm = Signal(range(s_bits - EF))   # p - 15
-        c_dy = Signal(SB)
-        c_pred = Signal(LABEL_BITS)
-        c_y = Signal(LABEL_BITS)
-        c_base = Signal(W + 1)
-        c_sum = Signal(W + 1)
-        c_ovf = Signal()
-        c1, c2, c3 = Signal(), Signal(), Signal()
+        # Pass 2 may start when the output side (tail and o) holds nothing, or only an output
+        # being taken this cycle.
+        free = Signal()
+        m.d.comb += [free.eq(~(p2 | l1 | l2 | t1 | t2) & (~self.o.valid | self.o.ready)),
+                     diff.eq(mx - ring[0]),
+                     self.i.ready.eq(empty),
+                     self.o.payload.loss.eq(loss), self.o.payload.pred.eq(pred),
+                     self.o.payload.y.eq(y_out)]
 
-        a_to_b = Signal()
-        b_to_c = Signal()
-        m.d.comb += [a_to_b.eq(a_done & ~b_full),
-                     b_to_c.eq(s_final & ~(c1 | c2 | c3)),
-                     self.i.ready.eq(a_empty)]
+        with m.If(empty):
+            with m.If(self.i.valid):
+                m.d.sync += [ring[k].eq(self.i.payload.s[k]) for k in range(K)]
+                m.d.sync += [y.eq(self.i.payload.y), empty.eq(0), p1.eq(1), first.eq(1)]
+        with m.Elif(p1 | p2):
+            m.d.sync += [ring[k].eq(ring[(k + 1) % K]) for k in range(K)]
+            m.d.sync += cnt.eq(Mux(last, 0, cnt + 1))
 
-        # Scan ---------------------------------------------------------------------------------
-        with m.If(self.i.valid & a_empty):
-            m.d.sync += [sa[k].eq(self.i.payload.s[k]) for k in range(K)]
-            m.d.sync += [a_y.eq(self.i.payload.y), a_cnt.eq(0), a_max.eq(-(1 << (SB - 1))),
-                         a_arg.eq(0), a_scan.eq(1), a_empty.eq(0)]
-        with m.If(a_scan):
-            m.d.sync += [sa[k].eq(sa[(k + 1) % K]) for k in range(K)]
-            with m.If(sa[0] > a_max):
-                m.d.sync += [a_max.eq(sa[0]), a_arg.eq(a_cnt)]
-            with m.If(a_cnt == a_y):
-                m.d.sync += a_sy.eq(sa[0])
-            m.d.sync += a_cnt.eq(a_cnt + 1)
-            with m.If(a_cnt == K - 1):
-                m.d.sync += [a_scan.eq(0), a_done.eq(1)]
-        with m.If(a_to_b):
-            m.d.sync += [a_done.eq(0), a_empty.eq(1)]
+        # s_k > m, or class 0, which starts the scan. Not gated by p1: outside pass 1 the ring
+        # holds the sample whose maximum mx is, so m - s_k >= 0 (this keeps the comparator's
+        # sign one LUT from the enables of mx and arg).
+        with m.If(diff[SB] | first):
+            m.d.sync += [mx.eq(ring[0]), arg.eq(cnt)]
+        with m.If(p1):
+            m.d.sync += first.eq(0)
+            with m.If(last):
+                m.d.sync += [p1.eq(0), p2.eq(free), wait.eq(~free)]
+        with m.If(wait & free):
+            m.d.sync += [wait.eq(0), p2.eq(1)]
+        with m.If(p2):
+            with m.If(cnt == y):
+                m.d.sync += dy.eq(diff[:SB])
+            with m.If(last):
+                m.d.sync += [p2.eq(0), empty.eq(1), pred.eq(arg), y_out.eq(y)]
 
-        # Exp sum: hand-over, then one class per cycle into the pipeline -----------------------
-        with m.If(a_to_b):
-            m.d.sync += [sb[k].eq(sa[k]) for k in range(K)]
-            m.d.sync += [b_max.eq(a_max), b_pred.eq(a_arg), b_y.eq(a_y), b_dy.eq((a_max - a_sy)[:SB]),
-                         b_cnt.eq(0), b_issue.eq(1), b_full.eq(1)]
-        with m.If(b_issue):
-            m.d.sync += [sb[k].eq(sb[(k + 1) % K]) for k in range(K)]
-            m.d.sync += b_cnt.eq(b_cnt + 1)
-            with m.If(b_cnt == K - 1):
-                m.d.sync += b_issue.eq(0)
-        m.d.sync += [d0.eq((b_max - sb[0])[:SB]), v0.eq(b_issue),
-                     l0.eq(b_issue & (b_cnt == K - 1))]
-        # EXP read; the shift: zero when d >> lf >= 16, else d >> lf (4 bits)
-        m.d.comb += exp_rd.addr.eq(d0[:lf])
-        m.d.sync += [zero1.eq(d0[lf + 4:] != 0), sh1.eq(d0[lf:lf + 4]), v1.eq(v0), l1.eq(l0)]
-        # coarse shift by 4 * sh[2:4], or zero
-        with m.Switch(sh1[_COARSE:]):
-            for c in range(1 << (4 - _COARSE)):
-                with m.Case(c):
-                    m.d.sync += ea.eq(Mux(zero1, 0, exp_rd.data >> (c << _COARSE)))
-        m.d.sync += [sh2.eq(sh1[:_COARSE]), v2.eq(v1), l2.eq(l1)]
-        # fine shift by sh[0:2]
-        with m.Switch(sh2):
-            for c in range(1 << _COARSE):
-                with m.Case(c):
-                    m.d.sync += e3.eq(ea >> c)
-        m.d.sync += [v3.eq(v2), l3.eq(v2 & l2)]
-        # S += e_k; S is final after the last class, cleared when the log part takes it
-        with m.If(v3):
-            m.d.sync += acc.eq(acc + e3)
-        with m.If(v3 & l3):
-            m.d.sync += s_final.eq(1)
+        # EXP read; the shift: zero when d >> lf >= 16 (or no class), else d >> lf (4 bits)
+        m.d.comb += exp_rd.addr.eq(diff[:lf])
+        m.d.sync += [sh1.eq(diff[lf:lf + 4]), zero1.eq(~p2 | diff[lf + 4:SB].any()),
+                     l1.eq(p2 & last)]
+        # shift by 4 * sh[2:4], or zero; then by sh[0:2] into the accumulator
+        e = exp_rd.data
+        for b in reversed(range(_COARSE, 4)):
+            e = Mux(sh1[b], e >> (1 << b), e)
+        m.d.sync += [ea.eq(Mux(zero1, 0, e)), sh2.eq(sh1[:_COARSE]), l2.eq(l1)]
+        e = ea
+        for b in reversed(range(_COARSE)):
+            e = Mux(sh2[b], e >> (1 << b), e)
+        m.d.sync += [acc.eq(acc + e), t1.eq(l2)]   # S += e_k (e_k = 0 between samples)
 
-        # Log: hand-over with the leading one of S, then two adds and the saturation -----------
-        with m.If(b_to_c):
-            m.d.sync += [s_final.eq(0), b_full.eq(0), acc.eq(0), c1.eq(1),
-                         c_dy.eq(b_dy), c_pred.eq(b_pred), c_y.eq(b_y)]
-            for n, p in enumerate(range(s_bits - 1, EF, -1)):
-                with (m.If if n == 0 else m.Elif)(acc[p]):
-                    m.d.sync += [c_pm.eq(p - EF), c_j.eq(acc[p - lb:p])]
-            with m.Else():
-                m.d.sync += [c_pm.eq(0), c_j.eq(acc[EF - lb:EF])]
-        m.d.comb += log_rd.addr.eq(c_j)
-        dy_shifted = c_dy << (Lf - lf)                  # d_y in loss units, up to 28 bits
+        # The leading one of S picks the LOG address; p - 15 beside it
+        p = C(0, len(pm))
+        for q in range(EF + 1, s_bits):
+            p = Mux(acc[q], q - EF, p)
+        j = acc[EF - lb:]
+        for b in range(len(pm)):
+            j = Mux(p[b], j >> (1 << b), j)
+        m.d.comb += log_rd.addr.eq(j[:lb])
+        m.d.sync += [pm.eq(p), t2.eq(t1)]
+
+        # L = ((p - 15 + LOG >> Lf) << Lf) + LOG mod 2^Lf + (d_y << (Lf - lf)), saturated
+        lg = log_rd.data
+        hi, carry = [], lg[Lf] if len(lg) > Lf else C(0, 1)
+        for bit in pm:                                    # p - 15 + LOG >> Lf, no carry chain
+            hi.append(bit ^ carry)
+            carry = carry & bit
+        base = Cat(lg[:Lf], *hi)
+        dy_shifted = dy << (Lf - lf)                      # d_y in loss units, up to 28 bits
         dy_over = dy_shifted[W:].any() if len(dy_shifted) > W else 0
-        with m.If(c1):
-            m.d.sync += [c_base.eq((c_pm << Lf) + dy_shifted[:W]), c_ovf.eq(dy_over),
-                         c1.eq(0), c2.eq(1)]
-        with m.If(c2):
-            m.d.sync += [c_sum.eq(c_base[:W] + log_rd.data), c_ovf.eq(c_ovf | c_base[W]),
-                         c2.eq(0), c3.eq(1)]
-        with m.If(c3 & ~self.o.valid):
-            m.d.sync += [self.o.payload.loss.eq(Mux(c_ovf | c_sum[W], (1 << W) - 1, c_sum[:W])),
-                         self.o.payload.pred.eq(c_pred), self.o.payload.y.eq(c_y), self.o.valid.eq(1), c3.eq(0)]
+        total = Signal(W + 1)
+        m.d.comb += total.eq(dy_shifted[:W] + base)
+        with m.If(t2):
+            m.d.sync += [loss.eq(Mux(dy_over | total[W], (1 << W) - 1, total[:W])),
+                         self.o.valid.eq(1), acc.eq(0)]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         return m

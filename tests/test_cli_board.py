@@ -106,7 +106,7 @@ BAD_ARGS = [
     (["status", "--port", "sim", "--tcp", "5555"],
      r"pezo board status takes no --tcp \(it is for sim\)"),
     (["ping", "--port", "sim", "--steps", "2"],
-     r"pezo board ping takes no --steps \(it is for selftest\)"),
+     r"pezo board ping takes no --steps \(it is for selftest, train\)"),
     (["selftest", "--port", "sim", "--cases", "5"],
      r"pezo board selftest takes no --cases \(it is for fuzz\)"),
     (["sim", "--port", "sim"],
@@ -115,9 +115,10 @@ BAD_ARGS = [
     (["sim", "--start", "2"], r"pezo board sim takes no --start \(it is for read, write\)"),
     (["fuzz", "--raw"], r"pezo board fuzz takes no --raw \(it is for read, write\)"),
     (["sim", "--baud", "9600"],
-     r"pezo board sim takes no --baud \(it is for ping, status, read, write, selftest\)"),
+     r"pezo board sim takes no --baud \(it is for ping, status, read, write, selftest, train\)"),
     (["write", "--port", "sim", "--count", "1", "--values", "1", "2"],
      r"pezo board write takes no --count \(it is for read\)"),
+    (["ping", "--port", "sim", "--batch", "4"], r"pezo board ping takes no --batch \(it is for train\)"),
     # argparse types
     (["status", "--port", "sim", "--timeout", "0"],
      r"argument --timeout: must be a positive number of seconds, not '0'"),
@@ -152,6 +153,37 @@ def test_board_arguments_are_checked_before_the_board_is_built(capsys, expensive
         err = err.splitlines(keepends=True)[-1]
     assert re.fullmatch(rf"pezo board: error: {msg}\n", err), err
     assert time.perf_counter() - t0 < 5
+
+
+#: pezo board train's refusals (its shape comes from a [train] file: no --set).
+TRAIN_BAD_ARGS = [
+    (["train", "--port", "sim", "--values", "1"], r"pezo board train takes no --values \(it is for write\)"),
+    (["train", "--batch", "8"],
+     r"pezo board train needs --port \(a serial device, a pyserial URL, or 'sim'\)"),
+    (["train", "--port", "sim", "--batch", "3"],
+     r"Batch size \(batch\) must be a power of two in 1\.\.1024 \(the coefficient divides by B "
+     r"with a shift\), not 3"),
+    (["train", "--port", "sim", "--batch", "512"],
+     r"Batch size \(batch\) 512 is larger than the training design's index buffer \(256\)"),
+    (["train", "--port", "sim", "--mu", "0.003"],
+     r"mu must be a power of two \(the coefficient is a shift, no divider\), 2\^-12\.\.2\^-6, "
+     r"not 0\.003"),
+    (["train", "--port", "sim", "--steps", "5", "--stop-after", "9"],
+     r"--stop-after must be below --steps \(5\), not 9"),
+    (["train", "--port", "sim", "--set", "depth=64"],
+     r"pezo board train takes no --set \(the training design's shape is its --config file's "
+     r"\[train\] table\)"),
+]
+
+
+@pytest.mark.parametrize("argv,msg", TRAIN_BAD_ARGS, ids=lambda x: " ".join(x)[:60]
+                         if isinstance(x, list) else "")
+def test_board_train_arguments_are_checked_before_the_board_is_built(capsys, expensive, argv,
+                                                                     msg):
+    code = main(["board"] + argv)
+    assert code == 2 and not expensive, expensive
+    err = capsys.readouterr().err
+    assert re.fullmatch(rf"pezo board: error: {msg}\n", err), err
 
 
 def test_board_read_and_write_reach_the_port_when_valid(expensive):
