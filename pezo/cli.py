@@ -28,6 +28,7 @@ from pezo.power import COEFFICIENTS
 from pezo.power.calibration import run as run_calibration
 from pezo.quality import MODES, dieharder, format_table, measure, write_results
 from pezo.report import aggregate, compare, format_compare, load_report, load_reports
+from pezo.sim.ontrain import TrainerConfig
 from pezo.stream import write_stream
 from pezo.sweep import SweepError, parse_grid, read_grid_file, run_sweep
 from pezo.tables import print_table
@@ -73,7 +74,11 @@ def _engine_config(args):
 
 
 def cmd_generate(args):
-    cfg = _engine_config(args) if args.block in ENGINE_BLOCKS else _config(args)
+    if args.block == "train":
+        found = file_design(args.config, "train", args.set) if args.config else None
+        cfg = found[1] if found else TrainerConfig()
+    else:
+        cfg = _engine_config(args) if args.block in ENGINE_BLOCKS else _config(args)
     formats = tuple(args.format.split(","))
     for path in write_design(args.block, cfg, args.out, args.name, formats):
         print(path)
@@ -450,7 +455,8 @@ def make_parser():
                          "its clock constraint (default: exit 3)")
     sy.add_argument("--design", "-d", default="engine", metavar="DESIGN",
                     help="what to put on the board: engine (default; behind the serial command "
-                         "port), or a block behind a UART wrapper: generator, bank, passthrough "
+                         "port), train (the training design, also chosen by a [train] --config "
+                         "file), or a block behind a UART wrapper: generator, bank, passthrough "
                          "(wrapper only), clt4, clt8, clt12, boxmuller (Gaussian baselines)")
     sy.add_argument("--no-power", action="store_true", help="skip the power estimate")
     sy.set_defaults(func=cmd_synth)

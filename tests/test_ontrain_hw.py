@@ -2,6 +2,7 @@
 (pezo.sim.ontrain.train_on_chip on the plain golden engine): every step's loss sums and
 coefficient, the evaluations, the checkpoint and the final weights, bit for bit."""
 
+from pathlib import Path
 import random
 
 import numpy as np
@@ -306,3 +307,12 @@ def test_trainer_configuration_errors():
         TrainerConfig(max_batch=100)
     with pytest.raises(ValueError, match=r"^Model must be 'logreg'"):
         TrainerConfig(model="mlp")
+
+
+def test_pezo_generate_writes_the_training_design(tmp_path):
+    from pezo.cli import main
+    cfg = Path(__file__).resolve().parents[1] / "boards" / "configs" / "up5k-train.toml"
+    assert main(["generate", "train", "--config", str(cfg),
+                 "--format", "v", "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "pezo_train.v").read_text()
+    assert "module pezo_train" in text and "sampler" in text and "loss" in text
