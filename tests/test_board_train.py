@@ -45,12 +45,12 @@ def test_training_on_the_board_is_bit_identical_to_the_golden_model(trainer):
     regs = train_registers(data, OnChipConfig(steps=10))
     with pytest.raises(BoardTrainError, match="TRAIN before LOAD"):
         bt.send_train(_fields(regs))
-    cfg = OnChipConfig(steps=60, eval_every=20, seed=5, schedule="step")
+    cfg = OnChipConfig(steps=30, eval_every=10, seed=5, schedule="step")
     run = bt.train(data, cfg)
     assert run.loaded and any("LOAD:" in m for m in lines)
     gold = train_on_chip_model(cfg)
     assert compare_with_golden(run, gold) == []
-    assert run.log_complete and len(run.coef) == 60 and np.count_nonzero(run.coef) > 50
+    assert run.log_complete and len(run.coef) == 30 and np.count_nonzero(run.coef) > 25
     assert bt.status()["data_tag"] == data_tag(data)
     # a second run finds its data on the board and is stopped early: still the golden model's
     lines.clear()
@@ -90,10 +90,10 @@ def test_the_whole_digits_run_on_the_board_is_bit_identical(trainer):
 
 def test_pezo_board_train_command(tmp_path, capsys):
     out = tmp_path / "run.json"
-    assert main(["board", "train", "--port", "sim", "--steps", "24", "--eval-every", "8",
+    assert main(["board", "train", "--port", "sim", "--steps", "12", "--eval-every", "6",
                  "--seed", "2", "--check", "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "trained 24 steps" in text and "bit-identical to the golden model" in text
+    assert "trained 12 steps" in text and "bit-identical to the golden model" in text
     run = json.loads(out.read_text())
-    assert run["steps_run"] == 24 and run["golden_identical"] is True
-    assert len(run["coef"]) == 24 and len(run["weights"]) == 650
+    assert run["steps_run"] == 12 and run["golden_identical"] is True
+    assert len(run["coef"]) == 12 and len(run["weights"]) == 650

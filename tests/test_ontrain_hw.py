@@ -226,27 +226,21 @@ def golden_stop(data, cfg, steps):
                          stop_after=steps)
 
 
-@pytest.mark.parametrize("case,err", [
-    ("not_loaded", TrainErr.NOT_LOADED), ("zero_steps", TrainErr.STEPS),
-    ("eval_above_steps", TrainErr.STEPS), ("batch_above_split", TrainErr.BATCH),
-    ("batch_above_buffer", TrainErr.BATCH), ("empty_split", TrainErr.SPLIT)])
-def test_train_refusals_change_nothing(case, err):
-    """A TRAIN the board must refuse: the reply's status says ARG, TSTATUS names the reason,
-    no run starts, the weights are untouched; a good TRAIN afterwards runs."""
+REFUSALS = [("not_loaded", TrainErr.NOT_LOADED), ("zero_steps", TrainErr.STEPS),
+            ("eval_above_steps", TrainErr.STEPS), ("batch_above_split", TrainErr.BATCH),
+            ("batch_above_buffer", TrainErr.BATCH), ("empty_split", TrainErr.SPLIT)]
+
+
+def test_train_refusals_change_nothing():
+    """Each TRAIN the board must refuse, in one simulation: the reply's status says ARG,
+    TSTATUS names the reason, no run starts, the weights are untouched; a good TRAIN
+    afterwards runs."""
     data, dut = _setup(max_batch=4)
     cfg = OnChipConfig(steps=2, batch=4, eval_every=1, seed=1)
     fields = start_fields(train_registers(data, cfg))
-    bad = dict(fields)
-    if case == "zero_steps":
-        bad["steps"] = 0
-    elif case == "eval_above_steps":
-        bad["eval_every"] = 3
-    elif case == "batch_above_split":
-        bad["train_n"] = 3              # batch 4 fits the buffer, not the split
-    elif case == "batch_above_buffer":
-        bad["batch_log2"] = 3
-    elif case == "empty_split":
-        bad["val_n"] = 0
+    changes = {"not_loaded": {}, "zero_steps": {"steps": 0}, "eval_above_steps": {"eval_every": 3},
+               "batch_above_split": {"train_n": 3},     # batch 4 fits the buffer, not the split
+               "batch_above_buffer": {"batch_log2": 3}, "empty_split": {"val_n": 0}}
     ecfg = dut.engine_config
     w0 = np.arange(ecfg.depth, dtype=np.int64).reshape(ecfg.words, 2) - 20
     got = {}
@@ -254,26 +248,25 @@ def test_train_refusals_change_nothing(case, err):
     async def tb(ctx):
         rng = random.Random(2)
         await command(ctx, dut, Op.WRITE, ecfg.words << 32, w0, rng=rng)
-        if case != "not_loaded":
-            await load(ctx, dut, data, rng)
-        await command(ctx, dut, HwTrainOp.TRAIN, train_beats() << 32, train_rows(bad),
-                      train=1, rng=rng)
-        got["reply"] = status(ctx, dut)
-        await ctx.tick().repeat(20)
-        got["running"] = ctx.get(dut.tstatus.running)
-        got["status"] = await tstatus(ctx, dut, rng)
+        for case, _ in REFUSALS:
+            if case == "zero_steps":                  # the first case after a LOAD
+                await load(ctx, dut, data, rng)
+            await command(ctx, dut, HwTrainOp.TRAIN, train_beats() << 32,
+                          train_rows({**fields, **changes[case]}), train=1, rng=rng)
+            reply = status(ctx, dut)
+            await ctx.tick().repeat(20)
+            running = ctx.get(dut.tstatus.running)
+            got[case] = (reply, running, (await tstatus(ctx, dut, rng))["error"])
         got["weights"] = await command(ctx, dut, Op.READ, ecfg.words << 32,
                                        rcount=ecfg.words, rng=rng)
-        if case != "not_loaded":
-            got["cycles"] = await train(ctx, dut, fields, rng)
-            got["after"] = await tstatus(ctx, dut, rng)
+        await train(ctx, dut, fields, rng)
+        got["after"] = await tstatus(ctx, dut, rng)
 
     run(dut, tb)
-    assert got["reply"] == {"error": 1, "error_code": 2}          # Err.ARG
-    assert got["running"] == 0 and got["status"]["error"] == err
+    for case, err in REFUSALS:
+        assert got[case] == ({"error": 1, "error_code": 2}, 0, err), (case, got[case])  # Err.ARG
     assert (got["weights"] == w0.reshape(-1)).all()
-    if case != "not_loaded":
-        assert got["after"]["error"] == 0 and got["after"]["step"] == 2
+    assert got["after"]["error"] == 0 and got["after"]["step"] == 2
 
 
 @pytest.mark.parametrize("arg,why", [
