@@ -168,13 +168,7 @@ class BoardTrainer:
         _, st = self._cmd(Op.WRITE, ecfg.words << 32, w.reshape(ecfg.words, ecfg.lanes))
         if st["error"]:
             raise BoardTrainError(f"WRITE of the initial weights was refused: {st}")
-        fields = {"steps": regs.steps, "batch_log2": regs.batch_log2, "lr_m": regs.lr_m,
-                  "shift": regs.shift, "schedule": regs.schedule,
-                  "step_shift": regs.step_shift, "eval_every": regs.eval_every,
-                  "seed": regs.seed, "mu_reg": regs.mu_reg,
-                  "train_base": regs.train.base, "train_n": regs.train.count,
-                  "val_base": regs.val.base, "val_n": regs.val.count,
-                  "test_base": regs.test.base, "test_n": regs.test.count}
+        fields = regs.fields()
         self.send_train(fields)
         return regs
 

@@ -1151,6 +1151,15 @@ class TrainRegisters:
     val: SplitPlace
     test: SplitPlace
 
+    def fields(self) -> dict:
+        """The TRAIN command's fields (:func:`pezo.hw.ontrain.train_layout`'s names)."""
+        return {"steps": self.steps, "batch_log2": self.batch_log2, "lr_m": self.lr_m,
+                "shift": self.shift, "schedule": self.schedule, "step_shift": self.step_shift,
+                "eval_every": self.eval_every, "seed": self.seed, "mu_reg": self.mu_reg,
+                "train_base": self.train.base, "train_n": self.train.count,
+                "val_base": self.val.base, "val_n": self.val.count,
+                "test_base": self.test.base, "test_n": self.test.count}
+
 
 def train_registers(data: OnChipData, config: OnChipConfig = OnChipConfig(), **overrides):
     """The :class:`TrainRegisters` of a run of ``config`` on ``data`` (checked as

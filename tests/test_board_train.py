@@ -27,15 +27,6 @@ def trainer():
     t.close()
 
 
-def _fields(regs):
-    return {"steps": regs.steps, "batch_log2": regs.batch_log2, "lr_m": regs.lr_m,
-            "shift": regs.shift, "schedule": regs.schedule, "step_shift": regs.step_shift,
-            "eval_every": regs.eval_every, "seed": regs.seed, "mu_reg": regs.mu_reg,
-            "train_base": regs.train.base, "train_n": regs.train.count,
-            "val_base": regs.val.base, "val_n": regs.val.count,
-            "test_base": regs.test.base, "test_n": regs.test.count}
-
-
 def test_training_on_the_board_is_bit_identical_to_the_golden_model(trainer):
     bt, lines = trainer
     data = chip_data()
@@ -44,7 +35,7 @@ def test_training_on_the_board_is_bit_identical_to_the_golden_model(trainer):
     assert not st["loaded"] and not st["running"]
     regs = train_registers(data, OnChipConfig(steps=10))
     with pytest.raises(BoardTrainError, match="TRAIN before LOAD"):
-        bt.send_train(_fields(regs))
+        bt.send_train(regs.fields())
     cfg = OnChipConfig(steps=30, eval_every=10, seed=5, schedule="step")
     run = bt.train(data, cfg)
     assert run.loaded and any("LOAD:" in m for m in lines)
@@ -66,7 +57,7 @@ def test_refusals_reach_the_host(trainer):
     bt, _ = trainer
     data = chip_data()
     bt.load(data)
-    regs = _fields(train_registers(data, OnChipConfig(steps=10)))
+    regs = train_registers(data, OnChipConfig(steps=10)).fields()
     for change, why in (({"steps": 0}, "step count"), ({"batch_log2": 9}, "batch"),
                         ({"test_n": 0}, "split")):
         with pytest.raises(BoardTrainError, match=why):

@@ -88,15 +88,6 @@ async def load(ctx, dut, data, rng, chunk=64):
     await command(ctx, dut, HwTrainOp.LOAD, LoadKind.COMMIT << 24, train=1, rng=rng)
 
 
-def start_fields(regs):
-    return {"steps": regs.steps, "batch_log2": regs.batch_log2, "lr_m": regs.lr_m,
-            "shift": regs.shift, "schedule": regs.schedule, "step_shift": regs.step_shift,
-            "eval_every": regs.eval_every, "seed": regs.seed, "mu_reg": regs.mu_reg,
-            "train_base": regs.train.base, "train_n": regs.train.count,
-            "val_base": regs.val.base, "val_n": regs.val.count,
-            "test_base": regs.test.base, "test_n": regs.test.count}
-
-
 async def tstatus(ctx, dut, rng):
     rows = await command(ctx, dut, HwTrainOp.TSTATUS, tstatus_beats() << 32,
                          rcount=tstatus_beats(), train=1, rng=rng)
@@ -143,7 +134,7 @@ def test_trainer_matches_the_golden_model_step_by_step(schedule, group):
         rng = random.Random(5)
         await command(ctx, dut, Op.WRITE, ecfg.words << 32, w0.reshape(-1, 2), rng=rng)
         await load(ctx, dut, data, rng)
-        got["cycles"] = await train(ctx, dut, start_fields(regs), rng)
+        got["cycles"] = await train(ctx, dut, regs.fields(), rng)
         got["status"] = await tstatus(ctx, dut, rng)
         got["log"] = await read_log(ctx, dut, cfg.steps, rng)
         got["weights"] = await command(ctx, dut, Op.READ, ecfg.words << 32,
@@ -191,7 +182,7 @@ def test_stop_mid_run_ends_after_the_current_step_like_the_golden_model():
                       np.zeros((ecfg.words, 2), dtype=np.int64), rng=rng)
         await load(ctx, dut, data, rng)
         await command(ctx, dut, HwTrainOp.TRAIN, train_beats() << 32,
-                      train_rows(start_fields(regs)), train=1, rng=rng)
+                      train_rows(regs.fields()), train=1, rng=rng)
         # an engine command during the run is refused and changes nothing
         await command(ctx, dut, Op.PERTURB, 0, rng=rng)
         got["refused"] = status(ctx, dut)
@@ -237,7 +228,7 @@ def test_train_refusals_change_nothing():
     afterwards runs."""
     data, dut = _setup(max_batch=4)
     cfg = OnChipConfig(steps=2, batch=4, eval_every=1, seed=1)
-    fields = start_fields(train_registers(data, cfg))
+    fields = train_registers(data, cfg).fields()
     changes = {"not_loaded": {}, "zero_steps": {"steps": 0}, "eval_above_steps": {"eval_every": 3},
                "batch_above_split": {"train_n": 3},     # batch 4 fits the buffer, not the split
                "batch_above_buffer": {"batch_log2": 3}, "empty_split": {"val_n": 0}}
