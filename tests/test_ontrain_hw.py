@@ -300,3 +300,27 @@ def test_pezo_generate_writes_the_training_design(tmp_path):
                  "--format", "v", "--out", str(tmp_path)]) == 0
     text = (tmp_path / "pezo_train.v").read_text()
     assert "module pezo_train" in text and "sampler" in text and "loss" in text
+
+
+def test_engine_commands_pass_through_after_a_training_command():
+    """A refused TRAIN, then engine WRITE and READ through the same ports: the status shows the
+    engine's verdict again and every weight arrives (the trainer's verdict does not stick)."""
+    data, dut = _setup()
+    e = dut.engine_config
+    w0 = (np.arange(e.depth, dtype=np.int64) - 10).reshape(e.words, 2)
+    fields = train_registers(data, OnChipConfig(steps=6, batch=4, eval_every=2)).fields()
+    got = {}
+
+    async def tb(ctx):
+        rng = random.Random(1)
+        await command(ctx, dut, HwTrainOp.TRAIN, train_beats() << 32, train_rows(fields),
+                      train=1, rng=rng)
+        got["train"] = status(ctx, dut)
+        await command(ctx, dut, Op.WRITE, e.words << 32, w0, rng=rng)
+        got["write"] = status(ctx, dut)
+        got["w"] = await command(ctx, dut, Op.READ, e.words << 32, rcount=e.words, rng=rng)
+
+    run(dut, tb)
+    assert got["train"] == {"error": 1, "error_code": 2}       # TRAIN before LOAD: ARG
+    assert got["write"] == {"error": 0, "error_code": 0}
+    assert (got["w"] == w0.reshape(-1)).all()
