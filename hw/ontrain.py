@@ -32,10 +32,11 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from pezo.hw.engine import EngineOp, PerturbEngine, command_layout, status_layout
+from pezo.hw.engine import EngineOp, PerturbEngine, status_layout
 from pezo.hw.ontrain_loss import LossUnit
 from pezo.hw.ontrain_sampler import SamplerUnit
 from pezo.hw.spram import READ_LATENCY as SPRAM_LATENCY, single_port_memory
+from pezo.sim.engine import Err
 from pezo.sim.ontrain import (DATA_CAPACITY_WORDS, SPRAM_BANK_WORDS, Arith, TrainerConfig,
                               words_per_sample)
 
@@ -793,7 +794,7 @@ class OnChipTrainer(wiring.Component):
         m.d.comb += ts_bits.eq(ts.as_value())
         hbeat = Signal(32)
         lo_word = Signal(16)
-        ERR_ARG, ERR_UNSUP, ERR_OPCODE = 2, 3, 1      # pezo.sim.engine.Err
+        ERR_ARG, ERR_UNSUP, ERR_OPCODE = int(Err.ARG), int(Err.UNSUPPORTED), int(Err.OPCODE)
 
         def reject(code):
             m.d.sync += [herr.eq(1), herr_code.eq(code)]

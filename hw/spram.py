@@ -88,18 +88,23 @@ class SpramModel(wiring.Component):
         return m
 
 
-def _check_shape(row_bits, words):
-    for what, v, hi in (("Row width", row_bits, 1 << 10), ("Row count", words, 1 << 16)):
-        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
-            raise ValueError(f"{what} must be an integer in 1..{hi}, not {v!r}")
+class _SinglePortMemory(wiring.Component):
+    """The shape checks, ports and read-back properties both single-ported memories share."""
+
+    def __init__(self, row_bits, words):
+        for what, v, hi in (("Row width", row_bits, 1 << 10), ("Row count", words, 1 << 16)):
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
+                raise ValueError(f"{what} must be an integer in 1..{hi}, not {v!r}")
+        self._row_bits, self._words = row_bits, words
+        super().__init__({"addr": In(range(words)), "re": In(1), "we": In(1),
+                          "wdata": In(row_bits), "rdata": Out(row_bits)})
+
+    row_bits = property(lambda self: self._row_bits)
+    words = property(lambda self: self._words)
+    latency = property(lambda self: READ_LATENCY)
 
 
-def _signature(row_bits, words):
-    return {"addr": In(range(words)), "re": In(1), "we": In(1), "wdata": In(row_bits),
-            "rdata": Out(row_bits)}
-
-
-class SpramWeights(wiring.Component):
+class SpramWeights(_SinglePortMemory):
     """A single-ported memory of ``words`` rows of ``row_bits`` bits in SB_SPRAM256KA blocks.
 
     One access per cycle: ``re`` reads row ``addr``, ``we`` writes ``wdata`` to row ``addr``;
@@ -127,15 +132,6 @@ class SpramWeights(wiring.Component):
         On elaboration for a platform that is not an iCE40 UltraPlus, or when the memory needs
         more than the UP5K's four SPRAMs there.
     """
-
-    def __init__(self, row_bits, words):
-        _check_shape(row_bits, words)
-        self._row_bits, self._words = row_bits, words
-        super().__init__(_signature(row_bits, words))
-
-    row_bits = property(lambda self: self._row_bits)
-    words = property(lambda self: self._words)
-    latency = property(lambda self: READ_LATENCY)
 
     @property
     def sprams(self) -> int:
@@ -199,7 +195,7 @@ class SpramWeights(wiring.Component):
         return m
 
 
-class BlockRamWeights(wiring.Component):
+class BlockRamWeights(_SinglePortMemory):
     """:class:`SpramWeights`' contract in block RAM (``amaranth.lib.memory.Memory``): for
     families without SPRAM (the ECP5's DP16KD). The same ports and the same timing: one access
     per cycle (``re`` and ``we`` not together), the input registered, the memory's synchronous
@@ -217,15 +213,6 @@ class BlockRamWeights(wiring.Component):
     -------
     addr : In(range(words)), re : In(1), we : In(1), wdata : In(row_bits), rdata : Out(row_bits)
     """
-
-    def __init__(self, row_bits, words):
-        _check_shape(row_bits, words)
-        self._row_bits, self._words = row_bits, words
-        super().__init__(_signature(row_bits, words))
-
-    row_bits = property(lambda self: self._row_bits)
-    words = property(lambda self: self._words)
-    latency = property(lambda self: READ_LATENCY)
 
     def elaborate(self, platform):
         m = Module()

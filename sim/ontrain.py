@@ -77,7 +77,7 @@ __all__ = ["DEFAULTS", "MODELS", "SCHEDULES", "LOSSES", "FEATURE_BITS", "SPRAM_B
            "loss_table", "loss_exact", "loss_bound", "coefficient", "quantise_lr",
            "mu_shift", "coef_shift", "engine_config", "init_weights", "param_count",
            "words_per_sample", "evaluate", "train_on_chip", "pack_samples", "SplitPlace",
-           "data_image", "TrainRegisters", "train_registers", "TrainerConfig",
+           "data_image", "split_places", "TrainRegisters", "train_registers", "TrainerConfig",
            "load_trainer_config"]
 
 MODELS = ("logreg", "mlp")
@@ -1120,17 +1120,21 @@ class SplitPlace:
     count: int
 
 
-def data_image(data: OnChipData):
-    """(words, places): the data SPRAM image of all three splits (train, val, test, in that
-    order) and each split's :class:`SplitPlace`."""
-    parts, places, at = [], {}, 0
+def split_places(data: OnChipData) -> dict:
+    """Each split's :class:`SplitPlace` in the data SPRAM: train, val, test, in that order."""
+    places, at = {}, 0
     wps = words_per_sample(data.n_features, data.feature_bits)
     for which in ("train", "val", "test"):
-        s = data.split(which)
-        parts.append(pack_samples(s.codes, s.labels, data.feature_bits))
-        places[which] = SplitPlace(at, len(s))
-        at += len(s) * wps
-    return np.concatenate(parts), places
+        places[which] = SplitPlace(at, len(data.split(which)))
+        at += len(data.split(which)) * wps
+    return places
+
+
+def data_image(data: OnChipData):
+    """(words, places): the data SPRAM image of all three splits (:func:`split_places`)."""
+    parts = [pack_samples(data.split(w).codes, data.split(w).labels, data.feature_bits)
+             for w in ("train", "val", "test")]
+    return np.concatenate(parts), split_places(data)
 
 
 @dataclass(frozen=True)
@@ -1173,7 +1177,7 @@ def train_registers(data: OnChipData, config: OnChipConfig = OnChipConfig(), **o
     lr_m, lr_e = quantise_lr(cfg.lr)
     mu_e = mu_shift(cfg.mu, ecfg.w_frac, ecfg.coef_frac, ecfg.coef_bits)
     R = coef_shift(lr_e, cfg.batch, mu_e, cfg.arith, ecfg.coef_frac)
-    _, places = data_image(data)
+    places = split_places(data)
     return TrainRegisters(cfg.steps, cfg.batch.bit_length() - 1, lr_m, R,
                           SCHEDULES.index(cfg.schedule), cfg.step_shift, cfg.eval_every,
                           cfg.seed, 1 << (ecfg.coef_frac - mu_e), places["train"],
