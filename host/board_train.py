@@ -38,6 +38,7 @@ _ERRORS = {
     TrainErr.BATCH: "the batch is larger than the training split or the index buffer",
     TrainErr.SPLIT: "a split has no samples",
     TrainErr.ENGINE: "the engine rejected a command of the step controller",
+    TrainErr.SHIFT: "the coefficient's shift (with the schedule's steps) is outside -11..63",
 }
 
 

@@ -33,6 +33,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from pezo.hw.engine import EngineOp, PerturbEngine, status_layout
+from pezo.hw.ontrain_coef import SHIFT_MAX, SHIFT_MIN, CoefUnit
 from pezo.hw.ontrain_loss import LossUnit
 from pezo.hw.ontrain_sampler import SamplerUnit
 from pezo.hw.spram import READ_LATENCY as SPRAM_LATENCY, single_port_memory
@@ -60,6 +61,8 @@ class TrainErr:
     BATCH = 3           # batch larger than the training split or the index buffer
     SPLIT = 4           # a split of zero samples
     ENGINE = 5          # the engine rejected a command (a design fault, never expected)
+    SHIFT = 6           # the coefficient's shift (with the schedule's steps) outside the
+                        # coefficient unit's exact range, SHIFT_MIN..SHIFT_MAX
 
 
 class LoadKind:
@@ -379,29 +382,37 @@ class OnChipTrainer(wiring.Component):
                     m.next = "SRC"
 
         # Forward ---------------------------------------------------------------------------------
+        # The accumulators: one block-RAM word per ring position k (K / m of them), holding the
+        # 40-bit sums of every sample and lane; a word's read (stage b) and its write (stage c)
+        # are one cycle apart, and a position comes round again K / m >= 2 words later (for
+        # K / m = 1 the read is transparent to the write).
         acc_init = 1 << (r_shift - 1)
-        rings = [[[Signal(signed(ACC_BITS), name=f"acc_s{s}_l{l}_{k}")
-                   for k in range(Kw)] for l in range(L)] for s in range(G)]
+        SL = G * L
+        m.submodules.accs = accs = memory.Memory(
+            shape=data.ArrayLayout(signed(ACC_BITS), SL), depth=max(Kw, 2), init=[])
+        ac_wr = accs.write_port()
+        ac_rd = accs.read_port(transparent_for=(ac_wr,) if Kw == 1 else ())
         hw = Signal()                # the half being forwarded
         fw_cmd = Signal()            # the forward unit asks the engine for READ
         fw_take = Signal()
         left = Signal(range(words + 1))
         kp = Signal(range(Kw))
+        ka, kb, kc = Signal(range(Kw)), Signal(range(Kw)), Signal(range(Kw))
         fcnt = Signal(range(F + 1))
         va, vb, vc = Signal(), Signal(), Signal()
         wa = Signal(L * ecfg.w_bits)
         wbr = Signal(L * ecfg.w_bits)
         fa = Signal(range(F + 1))
         bias_b = Signal()
-        prods = [[Signal(signed(32), name=f"prod_s{s}_l{l}") for l in range(L)]
+        prods = [[Signal(signed(32), name=f"prod_s{s}_l{l}", reset_less=True) for l in range(L)]
                  for s in range(G)]
         first_b, first_c = Signal(), Signal()     # the word is of row 0: its sum starts fresh
         m.d.sync += [va.eq(0), vb.eq(va), vc.eq(vb), wbr.eq(wa), bias_b.eq(fa == F),
-                     first_b.eq(fa == 0), first_c.eq(first_b)]
+                     first_b.eq(fa == 0), first_c.eq(first_b), kb.eq(ka), kc.eq(kb)]
         m.d.comb += fb_rd.addr.eq(Cat(fa[:fb], hw))
         with m.If(fw_take & eng.rdata.valid):
             m.d.sync += [va.eq(1), wa.eq(eng.rdata.payload.as_value()), fa.eq(fcnt),
-                         left.eq(left - 1)]
+                         left.eq(left - 1), ka.eq(kp)]
             with m.If(kp == Kw - 1):
                 m.d.sync += [kp.eq(0), fcnt.eq(fcnt + 1)]
             with m.Else():
@@ -411,17 +422,23 @@ class OnChipTrainer(wiring.Component):
             t_b = Mux(bias_b, 1 << a.t_frac, fb_rd.data[16 * s:16 * s + 16].as_signed())
             for l in range(L):
                 m.d.sync += prods[s][l].eq(t_b * wbr[wb_bits * l:wb_bits * (l + 1)].as_signed())
-        # The ring turns once per product; no reset: a row-0 product starts its sum at the
-        # rounding constant (the head's adder takes the constant instead of the head).
+        # No reset: a row-0 product starts its sum at the rounding constant (the adder takes
+        # the constant instead of the stored sum).
+        feeding = Signal()
+        f_issue = Signal()
+        fk_word = Signal(range(Kw))
+        m.d.comb += [ac_wr.addr.eq(kc), ac_wr.en.eq(vc),
+                     ac_rd.addr.eq(Mux(feeding, fk_word, kb)),
+                     ac_rd.en.eq(~feeding | f_issue)]
         for s in range(G):
             for l in range(L):
-                ring = rings[s][l]
-                with m.If(vc):
-                    m.d.sync += [ring[k].eq(ring[k + 1]) for k in range(Kw - 1)]
-                    m.d.sync += ring[Kw - 1].eq(Mux(first_c, acc_init, ring[0]) + prods[s][l])
+                m.d.comb += ac_wr.data[s * L + l].eq(
+                    Mux(first_c, acc_init, ac_rd.data[s * L + l]) + prods[s][l])
 
-        # The group's logits go from the rings straight into the loss unit (it registers each
-        # sample it takes), one sample at a time; the rings are cleared when all are in.
+        # The group's logits go from the accumulators into the loss unit one class per cycle,
+        # sample after sample: a read (the block RAM's output register holds it while the
+        # loss unit is busy), then sat(acc >> r, 16) into a register that is the loss unit's
+        # input beat.
         lo16, hi16 = -(1 << 15), (1 << 15) - 1
 
         def sat16(acc):
@@ -432,19 +449,33 @@ class OnChipTrainer(wiring.Component):
             ovf = ~(top.all() | ~top.any())
             return Mux(ovf, Mux(v[-1], lo16, hi16), v[:16].as_signed())
 
-        q = Signal(range(G + 1))
         n_here = Signal(range(G + 1))
         m.d.comb += n_here.eq(Mux(hw, count[1], count[0]))
-
-        def pick(vals):
-            out = vals[0]
-            for s in range(1, G):
-                out = Mux(q == s, vals[s], out)
-            return out
-        m.d.comb += lu.i.payload.y.eq(pick([Mux(hw, labels[1][s], labels[0][s])
-                                            for s in range(G)]))
-        m.d.comb += [lu.i.payload.s[k].eq(pick([sat16(rings[s][k % L][k // L])
-                                                 for s in range(G)])) for k in range(K)]
+        fq = Signal(range(G + 1))    # the sample being read
+        fk_lane = Signal(range(L))
+        rd_v = Signal()              # a read's logit is on ac_rd.data
+        rq, rl = Signal(range(G)), Signal(range(L))
+        beat_free = ~lu.i.valid | lu.i.ready
+        m.d.comb += f_issue.eq(feeding & (fq != n_here) & (~rd_v | beat_free))
+        with m.If(beat_free):
+            m.d.sync += lu.i.valid.eq(rd_v)
+            with m.If(rd_v):
+                label = labels[0][0]
+                for s in range(G):
+                    for h in range(2):
+                        label = Mux((rq == s) & (hw == h), labels[h][s], label)
+                m.d.sync += [lu.i.payload.s.eq(sat16(ac_rd.data[Cat(rl, rq) if L > 1 else rq])),
+                             lu.i.payload.y.eq(label)]
+        with m.If(f_issue):
+            m.d.sync += [rd_v.eq(1), rq.eq(fq), rl.eq(fk_lane),
+                         fk_lane.eq(Mux(fk_lane == L - 1, 0, fk_lane + 1))]
+            with m.If(fk_lane == L - 1):
+                with m.If(fk_word == Kw - 1):
+                    m.d.sync += [fk_word.eq(0), fq.eq(fq + 1)]
+                with m.Else():
+                    m.d.sync += fk_word.eq(fk_word + 1)
+        with m.Elif(beat_free):
+            m.d.sync += rd_v.eq(0)
 
         with m.FSM(name="forward"):
             with m.State("IDLE"):
@@ -465,14 +496,12 @@ class OnChipTrainer(wiring.Component):
                     m.next = "DRAIN"
             with m.State("DRAIN"):
                 with m.If(~va & ~vb & ~vc & ~eng.status.busy):
-                    m.d.sync += q.eq(0)
+                    m.d.sync += [fq.eq(0), fk_lane.eq(0), fk_word.eq(0)]
                     m.next = "FEED"
             with m.State("FEED"):
-                m.d.comb += lu.i.valid.eq(1)
-                with m.If(lu.i.ready):
-                    m.d.sync += q.eq(q + 1)
-                    with m.If(q + 1 == n_here):
-                        m.next = "CLEAR"
+                m.d.comb += feeding.eq(1)
+                with m.If((fq == n_here) & ~rd_v):
+                    m.next = "CLEAR"
             with m.State("CLEAR"):
                 for h in range(2):
                     with m.If(hw == h):
@@ -521,13 +550,9 @@ class OnChipTrainer(wiring.Component):
         m.d.comb += [ts.error.eq(err), ts.done.eq(done)]
         m.d.comb += [getattr(ts, n).eq(v) for n, v in rec.items()]
 
-        # the coefficient: serial multiply by lr_m, serial shift by r_cur, round half to even
-        cx = Signal(signed(34))
-        cacc = Signal(signed(52))
-        cbit = Signal(range(9))
-        cn = Signal(range(64))
-        g_bit, st_bit = Signal(), Signal()
-        lim = (1 << 15) - 1
+        m.submodules.coef = cu = CoefUnit()
+        m.d.comb += [cu.i.payload.sum_plus.eq(sp), cu.i.payload.sum_minus.eq(sm),
+                     cu.i.payload.lr_m.eq(p.lr_m), cu.i.payload.shift.eq(r_cur)]
 
         ctl_cmd = Signal()
         ctl_op = Signal(4)
@@ -596,6 +621,10 @@ class OnChipTrainer(wiring.Component):
                             | (p.batch_log2 > 10)):
                     m.d.sync += err.eq(TrainErr.BATCH)
                     m.next = "IDLE"
+                with m.Elif((p.shift < SHIFT_MIN)
+                            | (p.shift + Mux(p.schedule, p.step_shift << 1, 0) > SHIFT_MAX)):
+                    m.d.sync += err.eq(TrainErr.SHIFT)
+                    m.next = "IDLE"
                 with m.Else():
                     m.d.comb += smp.seed_load.eq(1)
                     m.d.sync += [running.eq(1), stop_req.eq(0), t.eq(0), r_cur.eq(p.shift),
@@ -647,39 +676,16 @@ class OnChipTrainer(wiring.Component):
             issue("SEED3", EngineOp.SEED, seed_t, "PERT3")
             issue("PERT3", EngineOp.PERTURB, 0, "COEF", sat=True)
             with m.State("COEF"):
-                m.d.sync += [cx.eq(Cat(sm, Const(0, 2)).as_signed()
-                                   - Cat(sp, Const(0, 2)).as_signed()),
-                             cacc.eq(0), cbit.eq(0)]
-                m.next = "COEF_MUL"
-            with m.State("COEF_MUL"):
-                with m.If(p.lr_m.bit_select(cbit[:3], 1)):
-                    m.d.sync += cacc.eq(cacc + (cx << cbit[:3]))
-                m.d.sync += cbit.eq(cbit + 1)
-                with m.If(cbit == 7):
-                    m.d.sync += [cn.eq(Mux(r_cur < 0, -r_cur, r_cur)), g_bit.eq(0),
-                                 st_bit.eq(0)]
-                    m.next = "COEF_SH"
-            with m.State("COEF_SH"):
-                with m.If(cn == 0):
-                    m.next = "COEF_RND"
-                with m.Else():
-                    m.d.sync += cn.eq(cn - 1)
-                    with m.If(r_cur < 0):
-                        m.d.sync += cacc.eq(cacc << 1)
-                    with m.Else():
-                        m.d.sync += [cacc.eq(cacc >> 1), g_bit.eq(cacc[0]),
-                                     st_bit.eq(st_bit | g_bit)]
-            with m.State("COEF_RND"):
-                m.d.sync += cacc.eq(cacc + (g_bit & (st_bit | cacc[0])))
-                m.next = "COEF_SAT"
-            with m.State("COEF_SAT"):
-                with m.If(cacc > lim):
-                    m.d.sync += [coef.eq(lim), clipped.eq(1), rec['clipped'].eq(rec['clipped'] + 1)]
-                with m.Elif(cacc < -lim):
-                    m.d.sync += [coef.eq(-lim), clipped.eq(1), rec['clipped'].eq(rec['clipped'] + 1)]
-                with m.Else():
-                    m.d.sync += [coef.eq(cacc[:16]), clipped.eq(0)]
-                m.next = "COEF_GO"
+                m.d.comb += cu.i.valid.eq(1)
+                with m.If(cu.i.ready):
+                    m.next = "COEF_W"
+            with m.State("COEF_W"):
+                m.d.comb += cu.o.ready.eq(1)
+                with m.If(cu.o.valid):
+                    m.d.sync += [coef.eq(cu.o.payload.coef), clipped.eq(cu.o.payload.clipped)]
+                    with m.If(cu.o.payload.clipped):
+                        m.d.sync += rec['clipped'].eq(rec['clipped'] + 1)
+                    m.next = "COEF_GO"
             with m.State("COEF_GO"):
                 with m.If(coef == 0):
                     m.d.sync += rec['zero'].eq(rec['zero'] + 1)

@@ -28,16 +28,17 @@ class LossUnit(wiring.Component):
         S   = sum_k e_k            p    = floor(log2 S),  j = (S >> (p - lb)) mod 2^lb
         L   = min(((p - 15) << Lf) + LOG[j] + (d_y << (Lf - lf)), 2^20 - 1)
 
-    Built for area: the sample's logits are held once, in a K-register ring that rotates one
-    class per cycle past a single 17-bit subtractor m - s_k, twice.
+    Built for area: the sample's logits arrive one class per beat and are held once, in a
+    K-register ring that later rotates one class per cycle past a single 17-bit subtractor.
 
-    * **Pass 1** (K cycles). The sample is registered on acceptance; each cycle the subtractor's
-      sign says s_k > m (strictly greater replaces the running maximum, and class 0 always
-      does: ties keep the first index).
+    * **Load** (K beats, class 0 first). Each logit taken shifts into the ring; the subtractor
+      compares it with the running maximum m (strictly greater replaces it, and class 0
+      always does: ties keep the first index). The label is taken with class 0.
     * **Pass 2** (K cycles) starts when the output side is free (the previous sample's result
-      computed and taken, or being taken). The same subtractor gives d_k, whose low lf bits go
-      straight to the EXP read address; d_y is caught on its way past. After the last class the
-      ring is free: ``i.ready`` rises and the next sample's pass 1 overlaps this one's tail.
+      computed and taken, or being taken). The same subtractor gives d_k = m - s_k, whose low
+      lf bits go straight to the EXP read address; d_y is caught on its way past. After the
+      last class the ring is free: ``i.ready`` rises and the next sample's load overlaps this
+      one's tail.
     * **Tail** (4 cycles, a pipeline behind pass 2). EXP read (block RAM, synchronous port),
       the shift's zero flag (d_k >> lf >= 16) and amount registered | shift by 0, 4, 8 or 12
       (two 2:1 mux levels, zero when flagged or idle) | shift by 0..3 (two 2:1 mux levels) and
@@ -53,13 +54,13 @@ class LossUnit(wiring.Component):
     12 bits by default) are :class:`~amaranth.lib.memory.Memory` ROMs initialised from
     :func:`~pezo.sim.ontrain.exp_table` and :func:`~pezo.sim.ontrain.log_table`: one EBR each.
 
-    Cycles. With ``i.valid`` and ``o.ready`` always high a sample is accepted every
-    :attr:`cycles_per_sample` = max(2 K + 1, K + 5) cycles (the two passes and the ring's
-    hand-back; for K < 4 the tail sets the pace), e.g. 21 for K = 10. Into an empty unit the
-    result is on ``o`` :attr:`latency` = 2 K + 4 cycles after the accepting edge. Backpressure
-    works throughout: ``o.valid``, once raised, stays with its payload until taken, pass 2
-    waits for the output side, and ``i.ready`` (a registered flag) is high exactly when the
-    ring is free.
+    Cycles. With ``i.valid`` and ``o.ready`` always high a sample (K beats) is taken every
+    :attr:`cycles_per_sample` = max(2 K, K + 5) cycles (load and pass 2; for K < 5 the tail
+    sets the pace), e.g. 20 for K = 10. The result is on ``o`` :attr:`latency` = K + 4 cycles
+    after the edge that takes the sample's last logit (when the output side is free).
+    Backpressure works throughout: ``o.valid``, once raised, stays with its payload until
+    taken, pass 2 waits for the output side, and ``i.ready`` (a registered flag) is high
+    exactly while the ring is loading (free, or partly loaded).
 
     Parameters
     ----------
@@ -70,9 +71,10 @@ class LossUnit(wiring.Component):
 
     Members
     -------
-    i : In(stream.Signature(StructLayout({"s": ArrayLayout(signed(16), K), "y": unsigned(4)})))
-        One sample: its K logits (Q8.8 by default) and its label y, 0 <= y < K (for y >= K the
-        loss is unspecified; pred is still exact).
+    i : In(stream.Signature(StructLayout({"s": signed(16), "y": unsigned(4)})))
+        One logit (Q8.8 by default) per beat, K beats per sample in class order; ``y`` is the
+        sample's label, read with class 0, 0 <= y < K (for y >= K the loss is unspecified;
+        pred is still exact).
     o : Out(stream.Signature(StructLayout({"loss": unsigned(20), "pred": unsigned(4),
                                           "y": unsigned(4)})))
         The loss L (Q8.12 by default, saturated at 2^20 - 1), the argmax and the sample's label
@@ -98,7 +100,7 @@ class LossUnit(wiring.Component):
         self._arith = arith
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
-                "s": data.ArrayLayout(signed(arith.LOGIT_BITS), n_classes),
+                "s": signed(arith.LOGIT_BITS),
                 "y": unsigned(LABEL_BITS)}))),
             "o": Out(stream.Signature(data.StructLayout({
                 "loss": unsigned(arith.LOSS_BITS),
@@ -108,12 +110,12 @@ class LossUnit(wiring.Component):
 
     n_classes = property(lambda self: self._k)
     arith = property(lambda self: self._arith)
-    cycles_per_sample = property(lambda self: max(2 * self._k + 1, self._k + _TAIL + 1),
+    cycles_per_sample = property(lambda self: max(2 * self._k, self._k + _TAIL + 1),
                                  doc="Cycles between samples accepted back to back "
                                      "(``i.valid`` and ``o.ready`` always high).")
-    latency = property(lambda self: 2 * self._k + _TAIL,
-                       doc="Cycles from the accepting edge of a sample into an empty unit to "
-                           "its ``o.valid``.")
+    latency = property(lambda self: self._k + _TAIL,
+                       doc="Cycles from the edge that takes a sample's last logit (the output "
+                           "side free) to its ``o.valid``.")
 
     def elaborate(self, platform):
         m = Module()
@@ -132,20 +134,19 @@ class LossUnit(wiring.Component):
             shape=unsigned(max(log).bit_length()), depth=len(log), init=log)
         exp_rd, log_rd = exp_mem.read_port(), log_mem.read_port()
 
-        # The ring and the passes --------------------------------------------------------------
+        # The ring, the load and pass 2 ------------------------------------------------------
         ring = [Signal(signed(SB), name=f"ring{k}", reset_less=True) for k in range(K)]
         y = Signal(LABEL_BITS, reset_less=True)
-        cnt = Signal(range(K))          # the class in ring[0]
+        cnt = Signal(range(K))          # the class arriving (load) or in ring[0] (pass 2)
         mx = Signal(signed(SB), reset_less=True)
         arg = Signal(LABEL_BITS, reset_less=True)
         dy = Signal(SB, reset_less=True)                  # d_y = m - s_y, 0 .. 2^16 - 1
         diff = Signal(signed(SB + 1))                     # m - s_k, the one subtractor
-        p1 = Signal()                   # pass 1: the running maximum
-        first = Signal()                # class 0 of pass 1 in ring[0]
-        wait = Signal()                 # pass 1 done, pass 2 waits for the output side
+        wait = Signal()                 # loaded, pass 2 waits for the output side
         p2 = Signal()                   # pass 2: d_k into the tail
-        empty = Signal(init=1)          # registered i.ready: the ring is free
+        taking = Signal(init=1)         # registered i.ready: the ring is loading
         last = cnt == K - 1
+        take = taking & self.i.valid
 
         # Tail ---------------------------------------------------------------------------------
         sh1, zero1, l1 = Signal(4, reset_less=True), Signal(init=1), Signal()   # EXP read
@@ -160,35 +161,32 @@ class LossUnit(wiring.Component):
         # being taken this cycle.
         free = Signal()
         m.d.comb += [free.eq(~(p2 | l1 | l2 | t1 | t2) & (~self.o.valid | self.o.ready)),
-                     diff.eq(mx - ring[0]),
-                     self.i.ready.eq(empty),
+                     diff.eq(mx - Mux(taking, self.i.payload.s, ring[0])),
+                     self.i.ready.eq(taking),
                      self.o.payload.loss.eq(loss), self.o.payload.pred.eq(pred),
                      self.o.payload.y.eq(y_out)]
 
-        with m.If(empty):
-            with m.If(self.i.valid):
-                m.d.sync += [ring[k].eq(self.i.payload.s[k]) for k in range(K)]
-                m.d.sync += [y.eq(self.i.payload.y), empty.eq(0), p1.eq(1), first.eq(1)]
-        with m.Elif(p1 | p2):
-            m.d.sync += [ring[k].eq(ring[(k + 1) % K]) for k in range(K)]
+        # the ring shifts towards ring[0]: a new logit enters at the top (load), or ring[0]
+        # comes round (pass 2)
+        with m.If(take | p2):
+            m.d.sync += [ring[k].eq(ring[k + 1]) for k in range(K - 1)]
+            m.d.sync += ring[K - 1].eq(Mux(p2, ring[0], self.i.payload.s))
             m.d.sync += cnt.eq(Mux(last, 0, cnt + 1))
-
-        # s_k > m, or class 0, which starts the scan. Not gated by p1: outside pass 1 the ring
-        # holds the sample whose maximum mx is, so m - s_k >= 0 (this keeps the comparator's
-        # sign one LUT from the enables of mx and arg).
-        with m.If(diff[SB] | first):
-            m.d.sync += [mx.eq(ring[0]), arg.eq(cnt)]
-        with m.If(p1):
-            m.d.sync += first.eq(0)
+        with m.If(take):
+            # s_k > m, or class 0, which starts the scan
+            with m.If(diff[SB] | (cnt == 0)):
+                m.d.sync += [mx.eq(self.i.payload.s), arg.eq(cnt)]
+            with m.If(cnt == 0):
+                m.d.sync += y.eq(self.i.payload.y)
             with m.If(last):
-                m.d.sync += [p1.eq(0), p2.eq(free), wait.eq(~free)]
+                m.d.sync += [taking.eq(0), p2.eq(free), wait.eq(~free)]
         with m.If(wait & free):
             m.d.sync += [wait.eq(0), p2.eq(1)]
         with m.If(p2):
             with m.If(cnt == y):
                 m.d.sync += dy.eq(diff[:SB])
             with m.If(last):
-                m.d.sync += [p2.eq(0), empty.eq(1), pred.eq(arg), y_out.eq(y)]
+                m.d.sync += [p2.eq(0), taking.eq(1), pred.eq(arg), y_out.eq(y)]
 
         # EXP read; the shift: zero when d >> lf >= 16 (or no class), else d >> lf (4 bits)
         m.d.comb += exp_rd.addr.eq(diff[:lf])

@@ -219,7 +219,8 @@ def golden_stop(data, cfg, steps):
 
 REFUSALS = [("not_loaded", TrainErr.NOT_LOADED), ("zero_steps", TrainErr.STEPS),
             ("eval_above_steps", TrainErr.STEPS), ("batch_above_split", TrainErr.BATCH),
-            ("batch_above_buffer", TrainErr.BATCH), ("empty_split", TrainErr.SPLIT)]
+            ("batch_above_buffer", TrainErr.BATCH), ("empty_split", TrainErr.SPLIT),
+            ("shift_below", TrainErr.SHIFT), ("shift_above_with_schedule", TrainErr.SHIFT)]
 
 
 def test_train_refusals_change_nothing():
@@ -231,7 +232,10 @@ def test_train_refusals_change_nothing():
     fields = train_registers(data, cfg).fields()
     changes = {"not_loaded": {}, "zero_steps": {"steps": 0}, "eval_above_steps": {"eval_every": 3},
                "batch_above_split": {"train_n": 3},     # batch 4 fits the buffer, not the split
-               "batch_above_buffer": {"batch_log2": 3}, "empty_split": {"val_n": 0}}
+               "batch_above_buffer": {"batch_log2": 3}, "empty_split": {"val_n": 0},
+               # the coefficient unit is exact for shifts -11..63 (pezo.hw.ontrain_coef)
+               "shift_below": {"shift": -12},
+               "shift_above_with_schedule": {"shift": 50, "schedule": 1, "step_shift": 7}}
     ecfg = dut.engine_config
     w0 = np.arange(ecfg.depth, dtype=np.int64).reshape(ecfg.words, 2) - 20
     got = {}

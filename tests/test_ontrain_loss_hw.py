@@ -52,17 +52,19 @@ def hard_samples(K, n, seed):
 
 
 async def stream(ctx, dut, s, y, rng, p_valid, p_ready, max_cycles=100_000):
-    """Offer the samples on ``i`` (after a random gap each, then held until taken) and take
-    ``o`` with ready high with probability ``p_ready``; returns [(loss, pred)] in arrival order.
-    Checks that an output not taken stays on ``o`` unchanged, and that nothing follows the
-    last one."""
+    """Offer the samples on ``i`` one logit per beat (after a random gap each, then held until
+    taken) and take ``o`` with ready high with probability ``p_ready``; returns
+    [(loss, pred, y)] in arrival order. Checks that an output not taken stays on ``o``
+    unchanged, and that nothing follows the last one."""
+    K = s.shape[1]
+    beats = [(int(s[r, k]), int(y[r])) for r in range(len(y)) for k in range(K)]
     outs, k, offering, held = [], 0, False, None
     for _ in range(max_cycles):
         if len(outs) == len(y):
             break
-        if not offering and k < len(y) and rng.random() < p_valid:
+        if not offering and k < len(beats) and rng.random() < p_valid:
             offering = True
-            ctx.set(dut.i.payload, {"s": s[k].tolist(), "y": int(y[k])})
+            ctx.set(dut.i.payload, {"s": beats[k][0], "y": beats[k][1]})
         ctx.set(dut.i.valid, offering)
         ready = rng.random() < p_ready
         ctx.set(dut.o.ready, ready)
@@ -146,20 +148,22 @@ def test_other_class_counts_and_formats_bit_exact(K, arith, saturates):
 
 @pytest.mark.parametrize("K", [2, 10, 16])
 def test_cycles_per_sample_and_latency(K):
-    """Back to back with ``o`` always ready: a sample every max(2 K + 1, K + 5) cycles (at most
-    3 K + 12), and the first result :attr:`latency` cycles after its accepting edge."""
+    """Back to back with ``i.valid`` and ``o.ready`` always high: a sample every
+    max(2 K, K + 5) cycles (at most 3 K + 12), its K logits on K consecutive cycles, and the
+    first result :attr:`latency` cycles after the edge that takes its last logit."""
     dut = LossUnit(K)
     s, y = hard_samples(K, 8, seed=3)
+    beats = [(int(s[r, k]), int(y[r])) for r in range(len(y)) for k in range(K)]
     accepted, shown = [], []
 
     async def tb(ctx):
         ctx.set(dut.o.ready, 1)
         k = 0
         for cycle in range(60 * K):
-            if k < len(y):
-                ctx.set(dut.i.payload, {"s": s[k].tolist(), "y": int(y[k])})
-            ctx.set(dut.i.valid, k < len(y))
-            if k < len(y) and ctx.get(dut.i.ready):
+            if k < len(beats):
+                ctx.set(dut.i.payload, {"s": beats[k][0], "y": beats[k][1]})
+            ctx.set(dut.i.valid, k < len(beats))
+            if k < len(beats) and ctx.get(dut.i.ready):
                 accepted.append(cycle)
                 k += 1
             if ctx.get(dut.o.valid):
@@ -167,14 +171,16 @@ def test_cycles_per_sample_and_latency(K):
             await ctx.tick()
 
     run(dut, tb)
-    assert len(accepted) == len(shown) == len(y)
-    # the second sample enters when the ring is free, after both passes (2 K + 1 cycles); for
-    # K < 4 the next pass 2 then waits for the tail, which sets the pace
-    gaps = set(np.diff(accepted)[1:].tolist()) | set(np.diff(shown).tolist())
-    assert gaps == {dut.cycles_per_sample} == {max(2 * K + 1, K + 5)}
+    assert len(accepted) == K * len(y) and len(shown) == len(y)
+    first, last = accepted[::K], accepted[K - 1::K]
+    assert [b - a for a, b in zip(first, last)] == [K - 1] * len(y)     # no gap in a sample
+    # after the first (into an empty unit) a sample enters when the ring is free, after its
+    # load and pass 2 (2 K cycles);
+    # for K < 5 pass 2 waits for the previous tail, which sets the pace
+    gaps = set(np.diff(first)[1:].tolist()) | set(np.diff(shown).tolist())
+    assert gaps == {dut.cycles_per_sample} == {max(2 * K, K + 5)}
     assert dut.cycles_per_sample <= 3 * K + 12
-    assert accepted[1] - accepted[0] == 2 * K + 1
-    assert shown[0] - 1 - accepted[0] == dut.latency == 2 * K + 4
+    assert shown[0] - 1 - last[0] == dut.latency == K + 4
 
 
 # Parameters -----------------------------------------------------------------------------------
@@ -183,7 +189,7 @@ def test_parameters_read_back():
     a = Arith(log_bits=6)
     dut = LossUnit(12, a)
     assert dut.n_classes == 12 and dut.arith is a
-    assert (dut.cycles_per_sample, dut.latency) == (25, 28)
+    assert (dut.cycles_per_sample, dut.latency) == (24, 16)
 
 
 @pytest.mark.parametrize("K", [1, 17, 0, -3])
