@@ -30,6 +30,7 @@ and four SEEDs (``step_cycles`` of a run is counted by the testbench).
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from pezo.hw.engine import EngineOp, PerturbEngine, status_layout
@@ -429,16 +430,17 @@ class OnChipTrainer(wiring.Component):
         fk_word = Signal(range(Kw))
         m.d.comb += [ac_wr.addr.eq(kc), ac_wr.en.eq(vc),
                      ac_rd.addr.eq(Mux(feeding, fk_word, kb)),
-                     ac_rd.en.eq(~feeding | f_issue)]
+                     ac_rd.en.eq(1)]
         for s in range(G):
             for l in range(L):
                 m.d.comb += ac_wr.data[s * L + l].eq(
                     Mux(first_c, acc_init, ac_rd.data[s * L + l]) + prods[s][l])
 
-        # The group's logits go from the accumulators into the loss unit one class per cycle,
-        # sample after sample: a read (the block RAM's output register holds it while the
-        # loss unit is busy), then sat(acc >> r, 16) into a register that is the loss unit's
-        # input beat.
+        # The group's logits leave the accumulators one class per cycle, sample after sample:
+        # a read, then sat(acc >> r, 16) by bit tests into a register, then a queue (block
+        # RAM) in front of the loss unit, which takes them at its own pace while the next group
+        # is forwarded. The labels go into a queue of registers, one per sample, at the
+        # sample's first read; the loss unit's class-0 beat carries its sample's label.
         lo16, hi16 = -(1 << 15), (1 << 15) - 1
 
         def sat16(acc):
@@ -451,31 +453,48 @@ class OnChipTrainer(wiring.Component):
 
         n_here = Signal(range(G + 1))
         m.d.comb += n_here.eq(Mux(hw, count[1], count[0]))
+        lq_depth = 2 * G * K         # two groups' logits: a FEED never waits for room
+        m.submodules.lq = lq = SyncFIFOBuffered(width=16, depth=lq_depth)
+        yq_depth = 1 << (2 * G - 1).bit_length()
+        yq = [Signal(4, name=f"yq{i}", reset_less=True) for i in range(yq_depth)]
+        yq_w, yq_r = Signal(range(yq_depth)), Signal(range(yq_depth))
         fq = Signal(range(G + 1))    # the sample being read
         fk_lane = Signal(range(L))
-        rd_v = Signal()              # a read's logit is on ac_rd.data
+        rd_v, lv_v = Signal(), Signal()
         rq, rl = Signal(range(G)), Signal(range(L))
-        beat_free = ~lu.i.valid | lu.i.ready
-        m.d.comb += f_issue.eq(feeding & (fq != n_here) & (~rd_v | beat_free))
-        with m.If(beat_free):
-            m.d.sync += lu.i.valid.eq(rd_v)
-            with m.If(rd_v):
+        lv = Signal(16)
+        m.d.comb += f_issue.eq(feeding & (fq != n_here))
+        m.d.sync += [rd_v.eq(f_issue), lv_v.eq(rd_v),
+                     lv.eq(sat16(ac_rd.data[Cat(rl, rq) if L > 1 else rq]))]
+        m.d.comb += [lq.w_en.eq(lv_v), lq.w_data.eq(lv)]
+        with m.If(f_issue):
+            m.d.sync += [rq.eq(fq), rl.eq(fk_lane),
+                         fk_lane.eq(Mux(fk_lane == L - 1, 0, fk_lane + 1))]
+            with m.If((fk_lane == 0) & (fk_word == 0)):
                 label = labels[0][0]
                 for s in range(G):
                     for h in range(2):
-                        label = Mux((rq == s) & (hw == h), labels[h][s], label)
-                m.d.sync += [lu.i.payload.s.eq(sat16(ac_rd.data[Cat(rl, rq) if L > 1 else rq])),
-                             lu.i.payload.y.eq(label)]
-        with m.If(f_issue):
-            m.d.sync += [rd_v.eq(1), rq.eq(fq), rl.eq(fk_lane),
-                         fk_lane.eq(Mux(fk_lane == L - 1, 0, fk_lane + 1))]
+                        label = Mux((fq == s) & (hw == h), labels[h][s], label)
+                with m.Switch(yq_w):
+                    for i in range(yq_depth):
+                        with m.Case(i):
+                            m.d.sync += yq[i].eq(label)
+                m.d.sync += yq_w.eq(yq_w + 1)
             with m.If(fk_lane == L - 1):
                 with m.If(fk_word == Kw - 1):
                     m.d.sync += [fk_word.eq(0), fq.eq(fq + 1)]
                 with m.Else():
                     m.d.sync += fk_word.eq(fk_word + 1)
-        with m.Elif(beat_free):
-            m.d.sync += rd_v.eq(0)
+        lu_cls = Signal(range(K))    # the class of the loss unit's next beat
+        y_head = yq[0]
+        for i in range(1, yq_depth):
+            y_head = Mux(yq_r == i, yq[i], y_head)
+        m.d.comb += [lu.i.valid.eq(lq.r_rdy), lu.i.payload.s.eq(lq.r_data.as_signed()),
+                     lu.i.payload.y.eq(y_head), lq.r_en.eq(lu.i.ready)]
+        with m.If(lu.i.valid & lu.i.ready):
+            m.d.sync += lu_cls.eq(Mux(lu_cls == K - 1, 0, lu_cls + 1))
+            with m.If(lu_cls == K - 1):
+                m.d.sync += yq_r.eq(yq_r + 1)
 
         with m.FSM(name="forward"):
             with m.State("IDLE"):
@@ -495,12 +514,13 @@ class OnChipTrainer(wiring.Component):
                 with m.If((left == 1) & eng.rdata.valid):
                     m.next = "DRAIN"
             with m.State("DRAIN"):
-                with m.If(~va & ~vb & ~vc & ~eng.status.busy):
+                with m.If(~va & ~vb & ~vc & ~eng.status.busy
+                          & (lq.w_level <= lq_depth - G * K)):
                     m.d.sync += [fq.eq(0), fk_lane.eq(0), fk_word.eq(0)]
                     m.next = "FEED"
             with m.State("FEED"):
                 m.d.comb += feeding.eq(1)
-                with m.If((fq == n_here) & ~rd_v):
+                with m.If((fq == n_here) & ~rd_v & ~lv_v):
                     m.next = "CLEAR"
             with m.State("CLEAR"):
                 for h in range(2):
