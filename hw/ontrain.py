@@ -582,39 +582,42 @@ class OnChipTrainer(wiring.Component):
                      t_arg.eq(Mux(fw_cmd, words << 32, ctl_arg))]
         m.d.comb += [t_rready.eq(fw_take)]
 
-        def issue(name, op, arg, nxt, sat=False):
-            """States ``name`` (offer the command) and ``name_W`` (wait until the engine is idle
-            again; a saturated pass is counted and cleared)."""
-            with m.State(name):
-                m.d.comb += [ctl_cmd.eq(1), ctl_op.eq(op.value), ctl_arg.eq(arg)]
-                with m.If(eng.cmd.ready):
-                    m.next = f"{name}_W"
-            with m.State(f"{name}_W"):
-                with m.If(~eng.status.busy):
-                    with m.If(eng.status.error):
-                        m.d.sync += [err.eq(TrainErr.ENGINE), running.eq(0)]
-                        m.next = "IDLE"
-                    if sat:
-                        with m.Elif(eng.status.saturated):
-                            m.d.sync += rec['sat_passes'].eq(rec['sat_passes'] + 1)
-                            m.next = f"{name}_C"
-                    with m.Else():
-                        m.next = nxt
-            if sat:
-                issue(f"{name}_C", EngineOp.CLEAR, 0, nxt)
+        # The controller's straight-line parts are a micro-program (PROG): engine commands and
+        # forward passes, run by a few states (SEQ, ENG, ENG_W, ENG_C, ENG_CW, FWD, FWD_G,
+        # FWD_W, SEQ_NEXT) instead of a pair of states per command; the branches stay states.
+        ARG_ZERO, ARG_ONE, ARG_MU, ARG_SEED, ARG_COEF = range(5)
+        P_PLUS, P_MINUS, P_VAL, P_TEST = range(4)
+        PROG = [  # (kind, op, arg or pass, saturation counted, state after the last)
+            ("eng", EngineOp.ROUNDING, ARG_ONE, 0, None),       # 0: run start
+            ("eng", EngineOp.CLEAR, ARG_ZERO, 0, None),
+            ("eng", EngineOp.MU, ARG_MU, 0, "SAMPLER"),
+            ("eng", EngineOp.SEED, ARG_SEED, 0, None),          # 3: a step
+            ("eng", EngineOp.PERTURB, ARG_ZERO, 1, None),
+            ("fwd", None, P_PLUS, 0, None),
+            ("eng", EngineOp.SEED, ARG_SEED, 0, None),
+            ("eng", EngineOp.PERTURB, ARG_ONE, 1, None),
+            ("fwd", None, P_MINUS, 0, None),
+            ("eng", EngineOp.SEED, ARG_SEED, 0, None),
+            ("eng", EngineOp.PERTURB, ARG_ZERO, 1, "COEF"),
+            ("eng", EngineOp.SEED, ARG_SEED, 0, None),          # 11: the update
+            ("eng", EngineOp.UPDATE, ARG_COEF, 1, "LOG"),
+            ("fwd", None, P_VAL, 0, "EVAL_D"),                  # 13: an evaluation
+            ("fwd", None, P_TEST, 0, "TEST_D"),                 # 14: the test
+        ]
+        U_START, U_STEP, U_UPDATE, U_EVAL, U_TEST = 0, 3, 11, 13, 14
+        upc = Signal(range(len(PROG)))
+        u_fwd, u_sat, u_last = Signal(), Signal(), Signal()
+        u_op = Signal(4)
+        u_sel = Signal(3)
+        with m.Switch(upc):
+            for i, (kind, op, sel, sat, after) in enumerate(PROG):
+                with m.Case(i):
+                    m.d.comb += [u_fwd.eq(kind == "fwd"), u_op.eq(op.value if op else 0),
+                                 u_sel.eq(sel), u_sat.eq(sat), u_last.eq(after is not None)]
 
-        def forward(name, pass_mode, pass_base, pass_n, nxt):
-            """States ``name`` (the pass's registers), ``name_G`` (start it) and ``name_W``
-            (wait until every sample's loss is in)."""
-            with m.State(name):
-                m.d.sync += [mode.eq(pass_mode), base.eq(pass_base), n_pass.eq(pass_n)]
-                m.next = f"{name}_G"
-            with m.State(f"{name}_G"):
-                m.d.comb += pass_go.eq(1)
-                m.next = f"{name}_W"
-            with m.State(f"{name}_W"):
-                with m.If(losses == n_pass):
-                    m.next = nxt
+        def go(entry):
+            m.d.sync += upc.eq(entry)
+            m.next = "SEQ"
 
         st_valid, st_ready = Signal(), Signal()
         batch = Signal(16)
@@ -654,10 +657,78 @@ class OnChipTrainer(wiring.Component):
                                  rec['test_loss'].eq(0), rec['test_correct'].eq(0),
                                  rec['sat_passes'].eq(0), rec['clipped'].eq(0), rec['zero'].eq(0),
                                  sp.eq(0), sm.eq(0), coef.eq(0)]
-                    m.next = "ROUNDING"
-            issue("ROUNDING", EngineOp.ROUNDING, 1, "CLEAR")
-            issue("CLEAR", EngineOp.CLEAR, 0, "MU")
-            issue("MU", EngineOp.MU, p.mu_reg, "SAMPLER")
+                    go(U_START)
+            with m.State("SEQ"):
+                with m.If(u_fwd):
+                    m.next = "FWD"
+                with m.Else():
+                    m.next = "ENG"
+            with m.State("ENG"):
+                m.d.comb += [ctl_cmd.eq(1), ctl_op.eq(u_op)]
+                with m.Switch(u_sel):
+                    with m.Case(ARG_ONE):
+                        m.d.comb += ctl_arg.eq(1)
+                    with m.Case(ARG_MU):
+                        m.d.comb += ctl_arg.eq(p.mu_reg)
+                    with m.Case(ARG_SEED):
+                        m.d.comb += ctl_arg.eq(seed_t)
+                    with m.Case(ARG_COEF):
+                        m.d.comb += ctl_arg.eq(coef)
+                with m.If(eng.cmd.ready):
+                    m.next = "ENG_W"
+            with m.State("ENG_W"):
+                # the engine idle again: an error ends the run; a saturated pass is counted
+                # and the flag cleared
+                with m.If(~eng.status.busy):
+                    with m.If(eng.status.error):
+                        m.d.sync += [err.eq(TrainErr.ENGINE), running.eq(0)]
+                        m.next = "IDLE"
+                    with m.Elif(u_sat & eng.status.saturated):
+                        m.d.sync += rec['sat_passes'].eq(rec['sat_passes'] + 1)
+                        m.next = "ENG_C"
+                    with m.Else():
+                        m.next = "SEQ_NEXT"
+            with m.State("ENG_C"):
+                m.d.comb += [ctl_cmd.eq(1), ctl_op.eq(EngineOp.CLEAR.value)]
+                with m.If(eng.cmd.ready):
+                    m.next = "ENG_CW"
+            with m.State("ENG_CW"):
+                with m.If(~eng.status.busy):
+                    with m.If(eng.status.error):
+                        m.d.sync += [err.eq(TrainErr.ENGINE), running.eq(0)]
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.next = "SEQ_NEXT"
+            with m.State("FWD"):
+                # the pass's registers: the training split for the two step passes
+                m.d.sync += [mode.eq(Mux(u_sel == P_PLUS, MODE_PLUS,
+                                         Mux(u_sel == P_MINUS, MODE_MINUS, MODE_EVAL))),
+                             base.eq(Mux(u_sel == P_VAL, p.val_base,
+                                         Mux(u_sel == P_TEST, p.test_base, p.train_base))),
+                             n_pass.eq(Mux(u_sel == P_VAL, p.val_n,
+                                           Mux(u_sel == P_TEST, p.test_n, batch)))]
+                m.next = "FWD_G"
+            with m.State("FWD_G"):
+                m.d.comb += pass_go.eq(1)
+                m.next = "FWD_W"
+            with m.State("FWD_W"):
+                # every sample's loss is in
+                with m.If(losses == n_pass):
+                    with m.If(u_sel == P_PLUS):
+                        m.d.sync += sp.eq(loss_sum)
+                    with m.If(u_sel == P_MINUS):
+                        m.d.sync += sm.eq(loss_sum)
+                    m.next = "SEQ_NEXT"
+            with m.State("SEQ_NEXT"):
+                with m.If(u_last):
+                    with m.Switch(upc):
+                        for i, (_, _, _, _, after) in enumerate(PROG):
+                            if after is not None:
+                                with m.Case(i):
+                                    m.next = after
+                with m.Else():
+                    m.d.sync += upc.eq(upc + 1)
+                    m.next = "SEQ"
             with m.State("SAMPLER"):
                 with m.If(~smp.busy):
                     m.next = "STEP"
@@ -680,21 +751,7 @@ class OnChipTrainer(wiring.Component):
                 m.d.comb += smp.o.ready.eq(1)
                 with m.If(smp.o.valid):
                     m.d.sync += seed_t.eq(smp.o.payload)
-                    m.next = "SEED1"
-            issue("SEED1", EngineOp.SEED, seed_t, "PERT1")
-            issue("PERT1", EngineOp.PERTURB, 0, "FWD1", sat=True)
-            forward("FWD1", MODE_PLUS, p.train_base, batch, "FWD1_D")
-            with m.State("FWD1_D"):
-                m.d.sync += sp.eq(loss_sum)
-                m.next = "SEED2"
-            issue("SEED2", EngineOp.SEED, seed_t, "PERT2")
-            issue("PERT2", EngineOp.PERTURB, 1, "FWD2", sat=True)
-            forward("FWD2", MODE_MINUS, p.train_base, batch, "FWD2_D")
-            with m.State("FWD2_D"):
-                m.d.sync += sm.eq(loss_sum)
-                m.next = "SEED3"
-            issue("SEED3", EngineOp.SEED, seed_t, "PERT3")
-            issue("PERT3", EngineOp.PERTURB, 0, "COEF", sat=True)
+                    go(U_STEP)
             with m.State("COEF"):
                 m.d.comb += cu.i.valid.eq(1)
                 with m.If(cu.i.ready):
@@ -711,9 +768,7 @@ class OnChipTrainer(wiring.Component):
                     m.d.sync += rec['zero'].eq(rec['zero'] + 1)
                     m.next = "LOG"
                 with m.Else():
-                    m.next = "SEED4"
-            issue("SEED4", EngineOp.SEED, seed_t, "UPD")
-            issue("UPD", EngineOp.UPDATE, coef, "LOG", sat=True)
+                    go(U_UPDATE)
             with m.State("LOG"):
                 m.d.sync += lw.eq(0)
                 m.next = "LOG_W"
@@ -731,10 +786,9 @@ class OnChipTrainer(wiring.Component):
             with m.State("AFTER"):
                 with m.If((ev_left == 0) | (t == p.steps) | stop_req):
                     m.d.sync += ev_left.eq(p.eval_every)
-                    m.next = "EVAL"
+                    go(U_EVAL)
                 with m.Else():
                     m.next = "STEP"
-            forward("EVAL", MODE_EVAL, p.val_base, p.val_n, "EVAL_D")
             with m.State("EVAL_D"):
                 with m.If(~best_valid | (loss_sum < rec['best_loss'])):
                     m.d.sync += [best_valid.eq(1), rec['best_loss'].eq(loss_sum),
@@ -765,7 +819,7 @@ class OnChipTrainer(wiring.Component):
                 with m.If(rec['best_step'] != t):
                     m.next = "WB"
                 with m.Else():
-                    m.next = "TEST"
+                    go(U_TEST)
             # write the checkpoint back: one word every other cycle (read, then offer)
             wv_r = Signal()
             with m.State("WB"):
@@ -780,8 +834,7 @@ class OnChipTrainer(wiring.Component):
                 with m.If(wv_r & eng.wdata.ready):
                     m.d.sync += [cpy.eq(cpy + 1), wv_r.eq(0)]
                 with m.If((cpy == words) & ~eng.status.busy):
-                    m.next = "TEST"
-            forward("TEST", MODE_EVAL, p.test_base, p.test_n, "TEST_D")
+                    go(U_TEST)
             with m.State("TEST_D"):
                 m.d.sync += [rec['test_loss'].eq(loss_sum), rec['test_correct'].eq(correct),
                              running.eq(0), done.eq(1)]
