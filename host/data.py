@@ -14,6 +14,10 @@ name               samples  features  classes  source
 issue 23, where ElasticZO-INT8 saturated its engine). It is a training data set (``pezo train
 --dataset synthetic``), not one of the real :data:`DATASETS` that the parity study runs.
 
+Your own data (``load_dataset("PATH.csv")``, ``.parquet``, ``.npz`` or ``"sklearn:NAME"``,
+:mod:`pezo.host.tabular`) goes through the same split and standardisation, or through an explicit
+split file naming each row's split; every class must be in every split.
+
 Split (fixed, documented): stratified 60 / 20 / 20 train / validation / test. The test set is cut
 first (``train_test_split(test_size=0.2, stratify=y, random_state=SPLIT_SEED)``), then a quarter
 of the rest becomes the validation set (same call, ``test_size=0.25``), so the split never depends
@@ -22,11 +26,14 @@ deviation only (a constant training column, such as the always-blank pixels of `
 a scale of 1, so it stays 0 everywhere).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["DATASETS", "TRAIN_DATASETS", "SYNTHETIC", "SPLIT_SEED", "Dataset", "load_dataset"]
+from pezo.host.tabular import DataError, is_table_spec, read_split, read_table
+
+__all__ = ["DATASETS", "TRAIN_DATASETS", "SYNTHETIC", "SPLIT_SEED", "Dataset", "load_dataset",
+           "make_dataset", "DataError", "is_table_spec"]
 
 DATASETS = ("digits", "breast_cancer", "wine")
 #: ``make_classification`` arguments of the ``synthetic`` set (fixed: the set never changes)
@@ -50,6 +57,8 @@ class Dataset:
     y_test: np.ndarray
     mean: np.ndarray        # training statistics used for the standardisation
     scale: np.ndarray
+    classes: tuple = field(default=None)    # your own data: the original label of class k
+    features: tuple = field(default=None)   # your own data: the feature columns' names
 
     @property
     def n_features(self) -> int:
@@ -84,32 +93,79 @@ def _raw(name):
 _CACHE = {}
 
 
-def load_dataset(name: str) -> Dataset:
-    """The named data set, split 60/20/20 (stratified, fixed) and standardised with training
-    statistics.
+def make_dataset(name, X, y, split=None, classes=None, features=None) -> Dataset:
+    """``X`` (n x F floats) and ``y`` (n labels 0..K-1) split and standardised: stratified
+    60/20/20 with :data:`SPLIT_SEED`, or by ``split`` (n words train/val/test); the
+    standardisation uses the training rows only.
 
     Raises
     ------
-    ValueError
-        For a name that is not one of :data:`TRAIN_DATASETS`.
+    DataError
+        When a class has too few samples for the stratified split, or a class is absent from a
+        split (naming the class and the split).
     """
-    if not isinstance(name, str) or name not in TRAIN_DATASETS:
-        raise ValueError(f"Dataset must be one of {', '.join(TRAIN_DATASETS)}, not {name!r}")
-    if name in _CACHE:
-        return _CACHE[name]
     # lazy import: scikit-learn is heavy and needed only here
     from sklearn.model_selection import train_test_split
-    X, y = _raw(name)
-    X_rest, X_test, y_rest, y_test = train_test_split(X, y, test_size=0.2, stratify=y,
-                                                      random_state=SPLIT_SEED)
-    X_train, X_val, y_train, y_val = train_test_split(X_rest, y_rest, test_size=0.25,
-                                                      stratify=y_rest, random_state=SPLIT_SEED)
+    X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.int64)
+    label = (lambda k: repr(classes[k])) if classes is not None else (lambda k: str(k))
+    K = int(y.max()) + 1
+    if split is None:
+        counts = np.bincount(y, minlength=K)
+        need = 5                 # a stratified 60/20/20 split puts one in each of val and test
+        if counts.min() < need or len(y) < 5 * K:
+            k = int(np.argmin(counts))
+            raise DataError(f"{name}: class {label(k)} has {counts[k]} sample(s); the stratified "
+                            f"60/20/20 split needs at least {need} of every class (and "
+                            f"{5 * K} samples in all; the data has {len(y)}), or give a split "
+                            f"file naming each row's split")
+        X_rest, X_test, y_rest, y_test = train_test_split(X, y, test_size=0.2, stratify=y,
+                                                          random_state=SPLIT_SEED)
+        X_train, X_val, y_train, y_val = train_test_split(X_rest, y_rest, test_size=0.25,
+                                                          stratify=y_rest,
+                                                          random_state=SPLIT_SEED)
+    else:
+        split = np.asarray(split)
+        parts = {w: (X[split == w], y[split == w]) for w in ("train", "val", "test")}
+        (X_train, y_train), (X_val, y_val), (X_test, y_test) = parts.values()
+    for w, part in (("train", y_train), ("val", y_val), ("test", y_test)):
+        absent = sorted(set(range(K)) - set(part.tolist()))
+        if absent:
+            raise DataError(f"{name}: class {label(absent[0])} is absent from the {w} split "
+                            f"({len(part)} rows); every class must be in every split")
     mean = X_train.mean(axis=0)
     scale = X_train.std(axis=0)
     scale[scale == 0] = 1.0
     ds = Dataset(name, (X_train - mean) / scale, y_train, (X_val - mean) / scale, y_val,
-                 (X_test - mean) / scale, y_test, mean, scale)
+                 (X_test - mean) / scale, y_test, mean, scale, classes, features)
     for a in (ds.X_train, ds.X_val, ds.X_test, ds.y_train, ds.y_val, ds.y_test):
         a.setflags(write=False)
+    return ds
+
+
+def load_dataset(name: str, label: str | None = None, split: str | None = None) -> Dataset:
+    """The named data set (:data:`TRAIN_DATASETS`), or your own (a ``.csv``, ``.parquet`` or
+    ``.npz`` file, or ``sklearn:NAME``; ``label``: the label column of a CSV or Parquet file,
+    default the last; ``split``: a file naming each row's split), split 60/20/20 (stratified,
+    fixed) and standardised with training statistics.
+
+    Raises
+    ------
+    ValueError
+        For a name that is neither one of :data:`TRAIN_DATASETS` nor a data file
+        (:class:`DataError`, a ValueError, for data that cannot be trained on).
+    """
+    if is_table_spec(name):
+        t = read_table(name, label)
+        rows = read_split(split, len(t.y)) if split is not None else None
+        return make_dataset(t.source, t.X, t.y, rows, t.classes, t.features)
+    if not isinstance(name, str) or name not in TRAIN_DATASETS:
+        raise ValueError(f"Dataset must be one of {', '.join(TRAIN_DATASETS)}, a .csv, .parquet "
+                         f"or .npz file, or sklearn:NAME, not {name!r}")
+    if label is not None or split is not None:
+        raise ValueError(f"A label column and a split file apply to your own data files, not "
+                         f"to the built-in set {name!r}")
+    if name in _CACHE:
+        return _CACHE[name]
+    ds = make_dataset(name, *_raw(name))
     _CACHE[name] = ds
     return ds

@@ -172,7 +172,7 @@ class Replica:
         cfg = self.cfg = TrainConfig(**config)
         self.rank, (self.P, self.D), self.chunks = rank, layout, chunks
         self.branches, self.owned = _owned(rank, self.P, self.D, chunks)
-        self.ds = load_dataset(cfg.dataset)
+        self.ds = load_dataset(cfg.dataset, cfg.label, cfg.split)
         self.model = make_model(cfg.model, self.ds.n_features, self.ds.n_classes, cfg.hidden,
                                 cfg.activation)
         self.source = _build_source(cfg, self.model.n_params, port)

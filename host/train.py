@@ -58,7 +58,7 @@ import numpy as np
 from pezo.boards.targets import BOARDS, get_board
 from pezo.config import RETIRED_STEPS, WEIGHT_MEMORIES
 from pezo.host.algorithms import ALGOS, ESTIMATORS, make_algorithm
-from pezo.host.data import TRAIN_DATASETS, load_dataset
+from pezo.host.data import TRAIN_DATASETS, is_table_spec, load_dataset
 from pezo.host.models import ACTIVATIONS, MODELS, make_model
 from pezo.host.perturb import (ENGINE_SOURCES, REUSES, ROUNDINGS, SOURCES, STEPS, EngineSource,
                                derive_seed, derive_seeds, make_source)
@@ -85,6 +85,8 @@ DEFAULTS = {
     ("synthetic", "logreg"): dict(steps=2000, lr=1e-2, mu=5e-3, batch=32),
     ("synthetic", "mlp"): dict(steps=2000, lr=1e-2, mu=5e-3, batch=32),
 }
+#: Your own data (a file or sklearn:NAME): the smaller built-in sets' values.
+OWN_DATA_DEFAULTS = dict(steps=2000, lr=5e-3, mu=5e-3, batch=32)
 
 #: A run warns when more than this fraction of the coordinate updates watched in its first
 #: ZERO_UPDATE_EARLY of the steps left the weight unchanged (docs/training.md, "Updates that round
@@ -125,7 +127,9 @@ INT8_DEFAULTS = {"activation": "relu", "weight_format": "Q2.6", "mu": 2.0 ** -6,
 class TrainConfig:
     """Everything that defines a training run (``None``: a default, see :meth:`resolve`)."""
 
-    dataset: str = "digits"
+    dataset: str = "digits"         # a built-in name, or a .csv/.parquet/.npz file, sklearn:NAME
+    label: str | None = None        # your own CSV/Parquet data: the label column (None: the last)
+    split: str | None = None        # your own data: a file naming each row's split
     model: str = "logreg"
     hidden: int = 16
     activation: str | None = None   # None: tanh (relu for elasticzo-int8)
@@ -194,6 +198,8 @@ class TrainConfig:
                                      ("Estimator", c.estimator, ESTIMATORS),
                                      ("Dataset", c.dataset, TRAIN_DATASETS),
                                      ("Model", c.model, MODELS)):
+            if name == "Dataset" and is_table_spec(value):
+                continue
             if value not in choices:
                 raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
         if c.weights not in WEIGHT_MEMORIES:
@@ -237,9 +243,17 @@ class TrainConfig:
                 raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
         if c.port is not None and c.source != "board":
             raise ValueError(f"A port applies to source 'board' only, not {c.source!r}")
-        d = DEFAULTS[(c.dataset, c.model)]
-        for k in ("steps", "lr", "mu", "batch"):
-            fill(k, d[k], f"data set {c.dataset}/{c.model}")
+        if (c.label is not None or c.split is not None) and not is_table_spec(c.dataset):
+            raise ValueError(f"A label column and a split file apply to your own data (a .csv, "
+                             f".parquet or .npz file, or sklearn:NAME), not to the built-in set "
+                             f"{c.dataset!r}")
+        if is_table_spec(c.dataset):
+            for k in ("steps", "lr", "mu", "batch"):
+                fill(k, OWN_DATA_DEFAULTS[k], "own data")
+        else:
+            d = DEFAULTS[(c.dataset, c.model)]
+            for k in ("steps", "lr", "mu", "batch"):
+                fill(k, d[k], f"data set {c.dataset}/{c.model}")
         for name, v, lo in (("Step count (steps)", c.steps, 1), ("Query count (q)", c.q, 1),
                             ("Batch size (batch)", c.batch, 0), ("Patience", c.patience, 0)):
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
@@ -328,6 +342,7 @@ class TrainResult:
     updates: dict = field(default_factory=dict)     # zero-rounded coordinate updates (measured)
     link: dict = field(default_factory=dict)        # serial link counters (source board)
     defaults: dict = field(default_factory=dict)    # TrainConfig.resolve's applied defaults
+    data: dict = field(default_factory=dict)        # your own data: classes, features, sizes
     warnings: list = field(default_factory=list)
 
     @property
@@ -452,7 +467,7 @@ def record_point(res, step, recent, train, val, eta, log=None, bar=None):
 
 def _train(cfg, applied, progress, src, log):
     t_start = time.perf_counter()
-    ds = load_dataset(cfg.dataset)
+    ds = load_dataset(cfg.dataset, cfg.label, cfg.split)
     model = make_model(cfg.model, ds.n_features, ds.n_classes, cfg.hidden, cfg.activation)
     source = src
     own = source is None
@@ -466,6 +481,9 @@ def _train(cfg, applied, progress, src, log):
         res = TrainResult(cfg.to_dict(), source.describe(), model.describe(), model.n_params,
                           getattr(getattr(source, "cfg", None), "depth", None), mu,
                           defaults=applied)
+        if ds.classes is not None:      # your own data: how its labels became 0..K-1
+            res.data = {"source": ds.name, "classes": list(ds.classes),
+                        "features": list(ds.features), "sizes": ds.sizes()}
         fwd = [0.0]
 
         def loss(theta, X, y):          # the training forward passes, timed

@@ -9,7 +9,7 @@ from pezo.argtypes import positive_int
 from pezo.config import WEIGHT_MEMORIES
 from pezo.cluster import ClusterError
 from pezo.host.curves import plot_curves, write_log
-from pezo.host.data import TRAIN_DATASETS
+from pezo.host.data import TRAIN_DATASETS, is_table_spec
 from pezo.host.models import ACTIVATIONS, MODELS
 from pezo.host.perturb import REUSES, ROUNDINGS, SOURCES, STEPS
 from pezo.host.algorithms import ALGOS, ESTIMATORS
@@ -43,8 +43,17 @@ def register(subparsers):
     t.add_argument("--bp-lr", type=float, default=None,
                    help="elasticzo: learning rate of the backpropagated last layer (default "
                         "0.05; 0.02 for elasticzo-int8)")
-    t.add_argument("--dataset", default="digits", choices=TRAIN_DATASETS, help="data set "
+    t.add_argument("--dataset", default=None, choices=TRAIN_DATASETS, help="built-in data set "
                    "(default digits; breast_cancer, wine, synthetic)")
+    t.add_argument("--data", default=None, metavar="FILE",
+                   help="your own data instead: a .csv (header row; numeric features), .parquet "
+                        "or .npz (arrays X, y) file, or sklearn:NAME (iris, wine, digits, "
+                        "breast_cancer); docs/training.md, 'Your own data'")
+    t.add_argument("--label", default=None, metavar="COLUMN",
+                   help="--data CSV/Parquet: the label column (default the last column)")
+    t.add_argument("--split", default=None, metavar="FILE",
+                   help="--data: a file naming each row's split (train, val or test, one per "
+                        "line; default: the stratified 60/20/20 split)")
     t.add_argument("--model", default="logreg", choices=MODELS,
                    help="logreg (multinomial logistic regression, default) or mlp")
     t.add_argument("--hidden", type=int, default=16, help="mlp hidden units (default 16)")
@@ -133,7 +142,17 @@ def register(subparsers):
 
 
 def config_from_args(args) -> TrainConfig:
-    return TrainConfig(dataset=args.dataset, model=args.model, hidden=args.hidden,
+    if args.data is not None and args.dataset is not None:
+        raise ValueError(f"Give --dataset (a built-in set) or --data (your own), not both: "
+                         f"--dataset {args.dataset} --data {args.data}")
+    for opt, v in (("--label", args.label), ("--split", args.split)):
+        if v is not None and args.data is None:
+            raise ValueError(f"{opt} applies to your own data (--data FILE)")
+    if args.data is not None and not is_table_spec(args.data):
+        raise ValueError(f"--data must be a .csv, .parquet or .npz file or sklearn:NAME, not "
+                         f"{args.data!r}")
+    return TrainConfig(dataset=args.data or args.dataset or "digits", label=args.label,
+                       split=args.split, model=args.model, hidden=args.hidden,
                        activation=args.activation, source=args.source, reuse=args.reuse,
                        pool_size=args.pool_size, step=args.step, lanes=args.lanes,
                        generators=args.generators, weight_format=args.weight_format,
@@ -225,6 +244,12 @@ def cmd_train(args):
             print(f"pezo train: error: {e}", file=sys.stderr)
             return 2
     print(summary(res))
+    if res.data:
+        cl = res.data["classes"]
+        print(f"  data: {res.data['source']}, {len(res.data['features'])} features, classes "
+              + ", ".join(f"{k} = {v!r}" for k, v in enumerate(cl[:12]))
+              + (f", ... ({len(cl)})" if len(cl) > 12 else "")
+              + "; rows " + ", ".join(f"{k} {v}" for k, v in res.data["sizes"].items()))
     if args.out:
         out = Path(args.out)
         write_log(res, out / "log.json")

@@ -54,7 +54,8 @@ def test_dataset_split_and_standardisation(name, sizes, total):
 
 def test_dataset_errors():
     with pytest.raises(ValueError, match=r"^Dataset must be one of digits, breast_cancer, wine, "
-                                         r"synthetic, not 'mnist'$"):
+                                         r"synthetic, a .csv, .parquet or .npz file, or "
+                                         r"sklearn:NAME, not 'mnist'$"):
         load_dataset("mnist")
     with pytest.raises(ValueError, match=r"^Split must be one of train, val, test, not 'dev'$"):
         load_dataset("wine").split("dev")
