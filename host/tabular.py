@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DataError", "Table", "SKLEARN_SETS", "read_table", "is_table_spec", "read_split"]
+__all__ = ["DataError", "Table", "SKLEARN_SETS", "read_table", "is_table_spec", "read_split",
+           "read_features"]
 
 #: scikit-learn's bundled classification sets (no download) that ``sklearn:NAME`` reads
 SKLEARN_SETS = ("iris", "wine", "digits", "breast_cancer")
@@ -223,3 +224,78 @@ def read_split(path, n: int) -> np.ndarray:
     if len(words) != n:
         raise DataError(f"Split file {path} names {len(words)} rows; the data has {n}")
     return np.asarray(words)
+
+
+def read_features(spec: str, features, label: str | None = None):
+    """Rows to predict: (X (n x F floats in the order of ``features``), labels or None).
+
+    A CSV or Parquet file must hold every column of ``features`` (by name); its labels are the
+    column ``label``, or the one column left over when ``label`` is None (none left: no labels).
+    An ``.npz`` holds ``X`` (n x F) and optionally ``y``; ``sklearn:NAME`` gives both. The same
+    checks as :func:`read_table` apply (NaN, infinity, non-numeric features).
+
+    Raises
+    ------
+    DataError
+        Naming the missing columns, the bad value's line or row, or the wrong shape.
+    """
+    features = list(features)
+    if isinstance(spec, str) and spec.startswith("sklearn:"):
+        t = read_table(spec)
+        return t.X, [t.classes[k] for k in t.y]
+    path = Path(spec)
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise DataError(f"Data file {spec}: unknown type {suffix or '(no suffix)'!r}; accepted: "
+                        f"{', '.join(SUFFIXES)} or sklearn:NAME")
+    if not path.is_file():
+        raise DataError(f"Data file {spec} does not exist")
+    if suffix == ".npz":
+        with np.load(path, allow_pickle=False) as f:
+            if "X" not in f.files:
+                raise DataError(f"Data file {spec} lacks array X; it holds {', '.join(f.files)}")
+            X = np.asarray(f["X"], dtype=np.float64)
+            y = f["y"].tolist() if "y" in f.files else None
+        if X.ndim != 2 or X.shape[1] != len(features):
+            raise DataError(f"Data file {spec}: X must be n x {len(features)} (the model's "
+                            f"features), not {X.shape}")
+        _finite(spec, X, features, None)
+        return X, y
+    import pandas as pd
+    try:
+        df = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"Data file {spec} is empty") from None
+    df.columns = [str(c) for c in df.columns]
+    missing = [c for c in features if c not in df.columns]
+    if missing:
+        raise DataError(f"Data file {spec} lacks the model's feature column(s) "
+                        f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}; it has "
+                        f"{', '.join(df.columns[:8])}{' ...' if len(df.columns) > 8 else ''}")
+    rest = [c for c in df.columns if c not in features]
+    if label is not None and label not in df.columns:
+        raise DataError(f"Label column {label!r} is not in {spec}; its columns: "
+                        f"{', '.join(df.columns)}")
+    if label is None and len(rest) == 1:
+        label = rest[0]
+    first_line = 2 if suffix == ".csv" else None
+    for c in features:
+        if not pd.api.types.is_numeric_dtype(df[c]):
+            num = pd.to_numeric(df[c], errors="coerce")
+            bad = num.isna() & df[c].notna()
+            if bad.any():
+                r = int(np.flatnonzero(bad.to_numpy())[0])
+                raise DataError(f"Feature column {c!r} of {spec} is not numeric: "
+                                f"{_where(r, first_line)} holds {df[c].iloc[r]!r}")
+            df[c] = num
+    X = df[features].to_numpy(dtype=np.float64)
+    _finite(spec, X, features, first_line)
+    return X, (df[label].tolist() if label is not None else None)
+
+
+def _finite(source, X, features, first_line):
+    bad = ~np.isfinite(X)
+    if bad.any():
+        r, c = (int(v) for v in np.argwhere(bad)[0])
+        raise DataError(f"{source}: feature {features[c]!r} is {X[r, c]} at "
+                        f"{_where(r, first_line)}; accepted: finite numbers")

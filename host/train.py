@@ -343,6 +343,7 @@ class TrainResult:
     link: dict = field(default_factory=dict)        # serial link counters (source board)
     defaults: dict = field(default_factory=dict)    # TrainConfig.resolve's applied defaults
     data: dict = field(default_factory=dict)        # your own data: classes, features, sizes
+    params: list = field(default_factory=list)      # the trained parameters (float), for export
     warnings: list = field(default_factory=list)
 
     @property
@@ -566,6 +567,7 @@ def _train(cfg, applied, progress, src, log):
             source.set_params(best[1])
         res.best_step = best[2] if cfg.restore_best and best[1] is not None else res.steps_run
         theta = source.params()
+        res.params = np.asarray(theta, dtype=np.float64).reshape(-1)[:model.n_params].tolist()
         res.train_loss, res.train_acc = algo.evaluate(theta, ds.X_train, ds.y_train)
         res.val_loss, res.val_acc = algo.evaluate(theta, ds.X_val, ds.y_val)
         res.test_loss, res.test_acc = algo.evaluate(theta, ds.X_test, ds.y_test)

@@ -135,6 +135,9 @@ def register(subparsers):
                         f"layout (default {CHUNKS})")
     t.add_argument("--out", "-o", metavar="DIR", default=None,
                    help="write log.json and curve.png into DIR")
+    t.add_argument("--export", metavar="DIR", default=None,
+                   help="write the trained model into DIR: model.npz, weights.hex ($readmemh), "
+                        "weights.py, model.onnx (pezo predict --model DIR reads it)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
     register_distbench(subparsers)      # `pezo distbench`: the distributed trainer's benchmark
@@ -255,4 +258,8 @@ def cmd_train(args):
         write_log(res, out / "log.json")
         plot_curves(res, out / "curve.png", title=f"{res.source}: {cfg.dataset} / {res.model}")
         print(f"written {out / 'log.json'}, {out / 'curve.png'}")
+    if args.export:
+        from pezo.host.export import export_run
+        from pezo.host.export_cli import print_export
+        print_export(export_run(res.to_dict(), args.export))
     return 0

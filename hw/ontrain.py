@@ -28,7 +28,7 @@ the (F + 1) K / m words plus about 10 cycles; a step is 2 B / G of them plus fou
 and four SEEDs (``step_cycles`` of a run is counted by the testbench).
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out

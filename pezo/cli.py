@@ -19,6 +19,7 @@ from pezo.designs import REGISTRY, check_design, file_design, write_design
 from pezo.host.board_cli import register as register_board
 from pezo.host.engine import EngineError
 from pezo.host.serial_link import LinkError
+from pezo.host.export_cli import register as register_export
 from pezo.host.train_cli import register as register_train
 from pezo.formal import CHECKS as FORMAL_CHECKS, run_check as run_formal_check
 from pezo.info import config_info
@@ -552,6 +553,7 @@ def make_parser():
     bo.set_defaults(func=cmd_boards)
 
     register_train(sub)
+    register_export(sub)
     register_board(sub)
     for name, (_, text) in _STUDIES.items():    # listed here; main() runs them with their options
         sub.add_parser(name, help=text + f" (`pezo {name} --help` for its options)")
