@@ -70,13 +70,7 @@ def read_table(spec: str, label: str | None = None) -> Table:
         if label is not None:
             raise DataError(f"A label column applies to CSV and Parquet files, not to {spec}")
         return _checked(spec, *_sklearn(spec[len("sklearn:"):]))
-    path = Path(spec)
-    suffix = path.suffix.lower()
-    if suffix not in SUFFIXES:
-        raise DataError(f"Data file {spec}: unknown type {suffix or '(no suffix)'!r}; accepted: "
-                        f"{', '.join(SUFFIXES)} or sklearn:NAME ({', '.join(SKLEARN_SETS)})")
-    if not path.is_file():
-        raise DataError(f"Data file {spec} does not exist")
+    path, suffix = _file(spec)
     if path.stat().st_size == 0:
         raise DataError(f"Data file {spec} is empty")
     if suffix == ".npz":
@@ -85,6 +79,18 @@ def read_table(spec: str, label: str | None = None) -> Table:
                             f"arrays X and y")
         return _checked(spec, *_npz(path))
     return _checked(spec, *_frame(path, suffix, label))
+
+
+def _file(spec):
+    """(path, suffix) of a data file that exists and has a known type."""
+    path = Path(spec)
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise DataError(f"Data file {spec}: unknown type {suffix or '(no suffix)'!r}; accepted: "
+                        f"{', '.join(SUFFIXES)} or sklearn:NAME ({', '.join(SKLEARN_SETS)})")
+    if not path.is_file():
+        raise DataError(f"Data file {spec} does not exist")
+    return path, suffix
 
 
 def _sklearn(name):
@@ -243,13 +249,7 @@ def read_features(spec: str, features, label: str | None = None):
     if isinstance(spec, str) and spec.startswith("sklearn:"):
         t = read_table(spec)
         return t.X, [t.classes[k] for k in t.y]
-    path = Path(spec)
-    suffix = path.suffix.lower()
-    if suffix not in SUFFIXES:
-        raise DataError(f"Data file {spec}: unknown type {suffix or '(no suffix)'!r}; accepted: "
-                        f"{', '.join(SUFFIXES)} or sklearn:NAME")
-    if not path.is_file():
-        raise DataError(f"Data file {spec} does not exist")
+    path, suffix = _file(spec)
     if suffix == ".npz":
         with np.load(path, allow_pickle=False) as f:
             if "X" not in f.files:

@@ -19,12 +19,11 @@ import random
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
 from pezo.config import EngineConfig
 from pezo.hw.engine import command_bits, status_layout
-from pezo.sim.cosim.streams import StreamSink, StreamSource
+from pezo.sim.cosim.streams import StreamSink, StreamSource, reset_dut
 from pezo.sim.engine import STATUS, EngineModel, Op, encode_signed
 
 def status_bits(dut, layout, name):
@@ -133,13 +132,7 @@ async def engine_matches_golden_model(dut):
     cfg = EngineConfig.from_dict(p["config"])
     g = cfg.generator
     rng = random.Random(p.get("rng_seed", 1))
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    for sig in ("cmd__valid", "wdata__valid", "rdata__ready", "cmd__payload", "wdata__payload"):
-        getattr(dut, sig).value = 0
-    dut.rst.value = 1
-    for _ in range(2):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
+    await reset_dut(dut)
     await FallingEdge(dut.clk)
     while busy(dut, status_layout(cfg)):    # the reset-time pool fill
         await FallingEdge(dut.clk)

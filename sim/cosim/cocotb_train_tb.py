@@ -24,7 +24,6 @@ import random
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
 from pezo.boards.protocol import decode_tstatus, rows_words, train_rows, words_rows
@@ -32,7 +31,7 @@ from pezo.hw.engine import command_bits, status_layout
 from pezo.hw.ontrain import (LOG_WORDS_PER_STEP, LoadKind, TrainErr, TrainOp, train_beats,
                              tstatus_beats)
 from pezo.sim.cosim.cocotb_engine_tb import busy, status_bits
-from pezo.sim.cosim.streams import StreamSink, StreamSource
+from pezo.sim.cosim.streams import StreamSink, StreamSource, reset_dut
 from pezo.sim.engine import Err, Op
 from pezo.sim.ontrain import (CommandPort, ModelTransport, OnChipConfig, TrainerConfig,
                               data_image, evaluate, init_weights, onchip_data,
@@ -105,13 +104,7 @@ async def trainer_matches_golden_model(dut):
     fields = train_registers(data, run).fields()
     rng = random.Random(p.get("rng_seed", 1))
 
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    for sig in ("cmd__valid", "wdata__valid", "rdata__ready", "cmd__payload", "wdata__payload"):
-        getattr(dut, sig).value = 0
-    dut.rst.value = 1
-    for _ in range(2):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
+    await reset_dut(dut)
     for _ in range(4):
         await RisingEdge(dut.clk)
     host = Host(dut, ecfg, rng, p.get("stall", 0.3))

@@ -49,7 +49,7 @@ import serial
 
 from pezo.boards.protocol import (MIN_FRAME, RSYNC, STATUS_OP, SYNC, Kind, ProtocolError,
                                   beat_bytes, decode_reply, decode_weights, encode_frame,
-                                  encode_weights, weight_bytes, write_beats)
+                                  weight_bytes, write_beats)
 from pezo.host.serial_link import LinkError
 from pezo.sim.cosim.board import SimBoard
 from pezo.sim.engine import EngineModel, Op, encode_signed

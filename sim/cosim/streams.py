@@ -15,7 +15,21 @@ handshake signal reads as 0 (see :func:`high`).
 
 from cocotb.triggers import FallingEdge, RisingEdge
 
-__all__ = ["StreamSink", "StreamSource", "high"]
+__all__ = ["StreamSink", "StreamSource", "high", "reset_dut"]
+
+
+async def reset_dut(dut, inputs=("cmd__valid", "wdata__valid", "rdata__ready", "cmd__payload",
+                                  "wdata__payload"), period_ns=10):
+    """Start ``dut.clk``, drive ``inputs`` low and hold ``dut.rst`` for two cycles."""
+    import cocotb
+    from cocotb.clock import Clock
+    cocotb.start_soon(Clock(dut.clk, period_ns, unit="ns").start())
+    for sig in inputs:
+        getattr(dut, sig).value = 0
+    dut.rst.value = 1
+    for _ in range(2):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0
 
 
 def high(sig):
