@@ -25,6 +25,7 @@ of the lane count, a weight outside the weight format or a word range outside th
 refused at once, naming the value and what is accepted.
 """
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -45,7 +46,9 @@ from pezo.sim.cosim.board import SimBoard
 from pezo.sim.cosim.fuzz import run_fuzz
 from pezo.host.board_train import BoardTrainer, compare_with_golden
 from pezo.host.ontrain import chip_data, train_on_chip_model
-from pezo.sim.ontrain import OnChipConfig, TrainerConfig, load_trainer_config, train_registers
+from pezo.host.data import is_table_spec
+from pezo.sim.ontrain import (DATA_CAPACITY_WORDS, OnChipConfig, TrainerConfig,
+                              load_trainer_config, train_registers, words_per_sample)
 
 __all__ = ["register", "selftest", "board_config"]
 
@@ -98,6 +101,14 @@ def register(subparsers):
                         "the evaluations, the weights); exit 1 on a difference")
     b.add_argument("--out", metavar="FILE", default=None,
                    help="train: write the run (figures, log, weights) as JSON")
+    b.add_argument("--data", metavar="FILE", default=None,
+                   help="train: your own data (.csv, .parquet, .npz, sklearn:NAME; integer "
+                        "features 0..255, stored as codes min(x, 2^b - 1)) instead of digits; "
+                        "with --port sim the design is built for its shape")
+    b.add_argument("--label", metavar="COLUMN", default=None,
+                   help="train --data CSV/Parquet: the label column (default the last)")
+    b.add_argument("--split", metavar="FILE", default=None,
+                   help="train --data: a file naming each row's split (train, val, test)")
     b.add_argument("--tcp", type=tcp_port, default=None, metavar="N",
                    help="sim: serve on socket://127.0.0.1:N (0..65535; 0: any free port) "
                         "instead of a pty")
@@ -230,6 +241,9 @@ _OPTION_ACTIONS = {
     "stop_after": ("--stop-after", ("train",), None),
     "check": ("--check", ("train",), False),
     "out": ("--out", ("train",), None),
+    "data": ("--data", ("train",), None),
+    "label": ("--label", ("train",), None),
+    "split": ("--split", ("train",), None),
 }
 #: The actions that read or write the engine's weight memory.
 _MEMORY_ACTIONS = ("read", "write", "selftest", "fuzz")
@@ -339,18 +353,38 @@ def _train(args):
     if not args.port:
         raise ValueError("pezo board train needs --port (a serial device, a pyserial URL, or "
                          "'sim')")
+    for opt, v in (("--label", args.label), ("--split", args.split)):
+        if v is not None and args.data is None:
+            raise ValueError(f"{opt} applies to your own data (--data FILE)")
+    dataset = args.data or "digits"
+    if args.data is not None and not is_table_spec(args.data):
+        raise ValueError(f"--data must be a .csv, .parquet or .npz file or sklearn:NAME, not "
+                         f"{args.data!r}")
     tcfg = load_trainer_config(args.config) if args.config else TrainerConfig()
     steps = 8000 if args.steps is None else args.steps
     seed = 0 if args.seed is None else args.seed
     run_cfg = OnChipConfig(steps=steps, batch=args.batch, lr=args.lr, mu=args.mu,
                            schedule=args.schedule, seed=seed, eval_every=args.eval_every)
     run_cfg.resolved()                                  # every value checked before a build
-    data = chip_data("digits", tcfg.feature_bits)
+    data = chip_data(dataset, tcfg.feature_bits, label=args.label, split=args.split)
+    if args.data is not None and args.config is None and args.port == "sim":
+        # the Verilator-built board is built for the data's shape (a real board's bitstream
+        # has its own: --config names it)
+        if data.n_classes % tcfg.lanes:
+            raise ValueError(f"The training design computes its classes {tcfg.lanes} at a "
+                             f"time; {dataset} has {data.n_classes} classes (an odd count is "
+                             f"not supported on the chip yet)")
+        tcfg = dataclasses.replace(tcfg, n_features=data.n_features, n_classes=data.n_classes)
     tcfg.fits(data, args.batch)
     train_registers(data, run_cfg)
     if args.stop_after is not None and args.stop_after >= steps:
         raise ValueError(f"--stop-after must be below --steps ({steps}), not {args.stop_after}")
     say = progress_printer("board")
+    n = len(data.train) + len(data.val) + len(data.test)
+    wps = words_per_sample(data.n_features, data.feature_bits)
+    say(f"data: {dataset}, {n:,} samples x {data.n_features} features at {data.feature_bits} "
+        f"bits = {n * wps:,} of {DATA_CAPACITY_WORDS:,} SPRAM words "
+        f"({100 * n * wps / DATA_CAPACITY_WORDS:.1f} %), {data.n_classes} classes")
     board = None
     if args.port == "sim":
         say(f"building the Verilator board of {tcfg.name()} (cached after the first time)")
@@ -370,8 +404,9 @@ def _train(args):
     ok = None
     if args.check:
         say("checking against the integer golden model")
-        gold = train_on_chip_model(run_cfg, stop_after=run.steps_run if run.steps_run < steps
-                                   else None)
+        gold = train_on_chip_model(run_cfg, dataset=dataset, feature_bits=tcfg.feature_bits,
+                                   label=args.label, split=args.split,
+                                   stop_after=run.steps_run if run.steps_run < steps else None)
         diffs = compare_with_golden(run, gold)
         ok = not diffs
     n_test = len(data.test)

@@ -15,7 +15,7 @@ import dataclasses
 
 import numpy as np
 
-from pezo.host.data import load_dataset
+from pezo.host.data import is_table_spec, load_dataset
 from pezo.host.fused import FusedGoldenTransport
 from pezo.sim.ontrain import (CommandPort, ModelTransport, OnChipConfig, engine_config,
                               onchip_data, param_count, train_on_chip)
@@ -25,11 +25,12 @@ __all__ = ["ENGINES", "raw_splits", "chip_data", "make_port", "train_on_chip_mod
 ENGINES = ("fused", "golden")
 
 
-def raw_splits(dataset="digits"):
-    """The project's fixed split (:func:`pezo.host.data.load_dataset`) with the raw features
-    recovered (digits: integers 0..16): X = rint(X_std * scale + mean), exact for integer
-    data. Returns (X_train, y_train, X_val, y_val, X_test, y_test)."""
-    ds = load_dataset(dataset)
+def raw_splits(dataset="digits", label=None, split=None):
+    """The project's fixed split (:func:`pezo.host.data.load_dataset`; your own data file with
+    its ``label`` column and ``split`` file too) with the raw features recovered (digits:
+    integers 0..16): X = rint(X_std * scale + mean), exact for integer data. Returns
+    (X_train, y_train, X_val, y_val, X_test, y_test)."""
+    ds = load_dataset(dataset, label, split)
     out = []
     for which in ("train", "val", "test"):
         X, y = ds.split(which)
@@ -37,7 +38,9 @@ def raw_splits(dataset="digits"):
         ints = np.rint(raw)
         if np.abs(raw - ints).max() > 1e-6:
             raise ValueError(f"Data set {dataset!r} does not have integer raw features; the "
-                             f"chip stores small integer codes (digits: 0..16)")
+                             f"chip stores small integer codes (0..2^b - 1 at b = 4 or 5 bits "
+                             f"per feature; digits: 0..16): scale and round the features to "
+                             f"such integers first")
         out += [ints.astype(np.int64), np.asarray(y, dtype=np.int64)]
     return tuple(out)
 
@@ -45,13 +48,18 @@ def raw_splits(dataset="digits"):
 _DATA = {}
 
 
-def chip_data(dataset="digits", feature_bits=4, standardise=True, t_frac=10):
-    """:func:`pezo.sim.ontrain.onchip_data` of the project's split (cached)."""
-    key = (dataset, feature_bits, standardise, t_frac)
-    if key not in _DATA:
-        _DATA[key] = onchip_data(*raw_splits(dataset), feature_bits=feature_bits,
-                                 standardise=standardise, t_frac=t_frac, name=dataset)
-    return _DATA[key]
+def chip_data(dataset="digits", feature_bits=4, standardise=True, t_frac=10, label=None,
+              split=None):
+    """:func:`pezo.sim.ontrain.onchip_data` of the project's split (cached; your own data is
+    read again each time)."""
+    key = (dataset, feature_bits, standardise, t_frac, label, split)
+    if key in _DATA:
+        return _DATA[key]
+    data = onchip_data(*raw_splits(dataset, label, split), feature_bits=feature_bits,
+                       standardise=standardise, t_frac=t_frac, name=dataset)
+    if not is_table_spec(dataset):
+        _DATA[key] = data
+    return data
 
 
 def make_port(n_params, lanes=2, engine="fused") -> CommandPort:
@@ -64,7 +72,8 @@ def make_port(n_params, lanes=2, engine="fused") -> CommandPort:
 
 
 def train_on_chip_model(config=None, *, dataset="digits", feature_bits=4, standardise=True,
-                        engine="fused", theta0=None, log=None, stop_after=None, **overrides):
+                        engine="fused", theta0=None, log=None, stop_after=None, label=None,
+                        split=None, **overrides):
     """Train on the integer golden model of the chip: ``config`` an
     :class:`~pezo.sim.ontrain.OnChipConfig` (or None), ``overrides`` its fields; the data set
     through the project's split at ``feature_bits`` with or without the standardisation table.
@@ -72,7 +81,7 @@ def train_on_chip_model(config=None, *, dataset="digits", feature_bits=4, standa
     (as the host trainer does: the products are small; the result is the same either way, the
     float64 products of integers being exact)."""
     cfg = dataclasses.replace(config or OnChipConfig(), **overrides).resolved()
-    data = chip_data(dataset, feature_bits, standardise, cfg.arith.t_frac)
+    data = chip_data(dataset, feature_bits, standardise, cfg.arith.t_frac, label, split)
     d = param_count(cfg.model, data.n_features, data.n_classes, cfg.hidden)
     port = make_port(d, cfg.lanes, engine)
     try:

@@ -690,11 +690,13 @@ class TrainerConfig:
 
     def fits(self, data: "OnChipData", batch: int = 1):
         """Raise ValueError unless ``data`` has this shape (and ``batch`` fits the buffer)."""
-        if (data.n_features, data.feature_bits) != (self.n_features, self.feature_bits) \
-                or data.n_classes > self.n_classes:
+        if (data.n_features, data.feature_bits, data.n_classes) \
+                != (self.n_features, self.feature_bits, self.n_classes):
             raise ValueError(f"The data ({data.n_features} features at {data.feature_bits} "
                              f"bits, {data.n_classes} classes) does not fit the training "
-                             f"design {self.name()}")
+                             f"design {self.name()} ({self.n_features} features at "
+                             f"{self.feature_bits} bits, {self.n_classes} classes: the golden "
+                             f"model and the design must compute the same logits)")
         if batch > self.max_batch:
             raise ValueError(f"Batch size (batch) {batch} is larger than the training "
                              f"design's index buffer ({self.max_batch})")

@@ -88,3 +88,22 @@ def test_pezo_board_train_command(tmp_path, capsys):
     run = json.loads(out.read_text())
     assert run["steps_run"] == 12 and run["golden_identical"] is True
     assert len(run["coef"]) == 12 and len(run["weights"]) == 650
+
+
+def test_pezo_board_train_with_own_data(tmp_path, capsys):
+    """issue 26: your own data through the same loader onto the chip: digits written as a CSV
+    (string labels, the label column first) trains bit-identically to the golden model of the
+    same file, and the run says how much of the data SPRAM it fills."""
+    import pandas as pd
+    from sklearn.datasets import load_digits
+    X, y = load_digits(return_X_y=True)
+    df = pd.DataFrame(X.astype(int), columns=[f"px{i}" for i in range(64)])
+    df.insert(0, "digit", [f"d{v}" for v in y])
+    path = tmp_path / "digits.csv"
+    df.to_csv(path, index=False)
+    assert main(["board", "train", "--port", "sim", "--data", str(path), "--label", "digit",
+                 "--steps", "8", "--eval-every", "4", "--check"]) == 0
+    cap = capsys.readouterr()
+    assert "bit-identical to the golden model" in cap.out
+    assert f"data: {path}, 1,797 samples x 64 features at 4 bits = 30,549 of 49,152 SPRAM " \
+           f"words (62.2 %), 10 classes" in cap.err

@@ -170,6 +170,15 @@ TRAIN_BAD_ARGS = [
      r"not 0\.003"),
     (["train", "--port", "sim", "--steps", "5", "--stop-after", "9"],
      r"--stop-after must be below --steps \(5\), not 9"),
+    (["train", "--port", "sim", "--label", "y"], r"--label applies to your own data \(--data FILE\)"),
+    (["train", "--port", "sim", "--data", "x.txt"],
+     r"--data must be a \.csv, \.parquet or \.npz file or sklearn:NAME, not 'x\.txt'"),
+    (["train", "--port", "sim", "--data", "sklearn:breast_cancer"],
+     r"Data set 'sklearn:breast_cancer' does not have integer raw features; the chip stores "
+     r"small integer codes \(0\.\.2\^b - 1 at b = 4 or 5 bits per feature; digits: 0\.\.16\): "
+     r"scale and round the features to such integers first"),
+    (["train", "--port", "sim", "--data", "sklearn:wine"],
+     r"Data set 'sklearn:wine' does not have integer raw features.*"),
     (["train", "--port", "sim", "--set", "depth=64"],
      r"pezo board train takes no --set \(the training design's shape is its --config file's "
      r"\[train\] table\)"),
