@@ -416,3 +416,22 @@ def test_bad_data_and_run_errors():
         train_on_chip(_small_data(), OnChipConfig(batch=2, steps=1), port=make_port(12, 2))
     with pytest.raises(TypeError, match=r"^Data must be an OnChipData "):
         train_on_chip("digits")
+
+
+def test_trainer_config_fits_only_data_of_its_own_shape():
+    """The design computes K logits, the golden model the data's K: they must be equal (a data
+    set with fewer classes than the design used to pass, and the two then disagreed)."""
+    from pezo.sim.ontrain import TrainerConfig, onchip_data
+    rng = np.random.default_rng(0)
+    parts = []
+    for n in (30, 10, 10):
+        parts += [rng.integers(0, 16, size=(n, 8)), np.arange(n) % 2]
+    data = onchip_data(*parts, feature_bits=4)
+    TrainerConfig(8, 2).fits(data, 4)
+    for cfg in (TrainerConfig(8, 4), TrainerConfig(6, 2), TrainerConfig(8, 2, feature_bits=5)):
+        with pytest.raises(ValueError, match=r"^The data \(8 features at 4 bits, 2 classes\) "
+                                             r"does not fit the training design "):
+            cfg.fits(data)
+    with pytest.raises(ValueError, match=r"Batch size \(batch\) 512 is larger than the "
+                                         r"training design's index buffer \(256\)"):
+        TrainerConfig(8, 2).fits(data, 512)
