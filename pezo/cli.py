@@ -139,6 +139,40 @@ def cmd_calibrate(args):
     return 0 if all(abs(r["error_pct"]) <= 10 for r in held) else 1
 
 
+def cmd_energy(args):
+    # lazy imports: the power flow and the training design are needed only here
+    from pezo.power.model import estimate_power
+    from pezo.sim.ontrain import load_trainer_config
+    tcfg = load_trainer_config(args.config)
+    run_cycles = None
+    if args.run is not None:
+        try:
+            run_cycles = int(json.loads(Path(args.run).read_text())["cycles"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"--run {args.run}: not a `pezo board train --out` file with a "
+                             f"cycle count ({e})") from None
+    p = estimate_power("train", tcfg, args.board, args.build, engine_steps=args.steps,
+                       progress=progress_printer())
+    if "unavailable" in p:
+        raise ValueError(f"no estimate: {p['unavailable']}")
+    f = p["clock_mhz"] * 1e6
+    lo, hi = p["total_mw_range"]
+    print(f"{tcfg.name()} on {args.board} at {p['clock_mhz']:g} MHz ({p['workload']}): "
+          f"{p['total_mw']:.1f} mW [{lo:.1f}, {hi:.1f}] (core: static {p['static_mw']:.2f}, "
+          f"clock {p['clock_mw']:.2f}, dynamic {p['dynamic_mw']:.2f}, PLL {p['pll_mw']:.2f})")
+    per_step = p["total_mw"] * p["cycles"] / args.steps / f
+    print(f"per step: {per_step * 1e3:.1f} uJ [{lo * per_step / p['total_mw'] * 1e3:.1f}, "
+          f"{hi * per_step / p['total_mw'] * 1e3:.1f}] ({p['cycles'] // args.steps:,} cycles)")
+    if run_cycles is not None:
+        s = run_cycles / f
+        print(f"the run of {args.run}: {run_cycles:,} cycles = {s:.2f} s: "
+              f"{p['total_mw'] * s:.0f} mJ [{lo * s:.0f}, {hi * s:.0f}]")
+    if p.get("unmodelled_cells"):
+        print("not in the model (no energy counted): " + ", ".join(
+            f"{n} {t}" for t, n in p["unmodelled_cells"].items()))
+    return 0
+
+
 def cmd_info(args):
     cfg = _config(args)
     info = config_info(cfg)
@@ -428,6 +462,21 @@ def make_parser():
     ca.add_argument("--build", default="build", metavar="DIR",
                     help="build folder for the netlists (default build)")
     ca.set_defaults(func=cmd_calibrate)
+
+    en = sub.add_parser("energy", help="the training design's power and energy from the "
+                        "calibrated model on its simulated gate-level activity (a LOAD of "
+                        "digits, then training)")
+    en.add_argument("--config", "-c", default="boards/configs/up5k-train.toml", metavar="FILE",
+                    help="the training design's [train] file (default "
+                         "boards/configs/up5k-train.toml)")
+    en.add_argument("--board", "-b", default="ice40", help="board (default ice40: calibrated)")
+    en.add_argument("--steps", type=positive_int, default=1,
+                    help="MeZO steps in the measured window (default 1: about 25,000 cycles)")
+    en.add_argument("--run", metavar="JSON", default=None,
+                    help="a `pezo board train --out` file: its cycle count gives the run's energy")
+    en.add_argument("--build", default="build/energy", metavar="DIR",
+                    help="work folder (default build/energy)")
+    en.set_defaults(func=cmd_energy)
 
     i = sub.add_parser("info", help="print a configuration's derived figures (alpha, latency)")
     _add_config_args(i)

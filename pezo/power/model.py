@@ -584,7 +584,8 @@ def netlist_activity(dut, board, out, tb_for, env=None, progress=print, dsp=None
     # A core with vendor primitives in its elaboration (the SPRAM weight memory) is elaborated
     # for the board's platform, as the board build is; every other core without one.
     platform = None
-    if getattr(getattr(dut, "config", None), "weights", None) == "spram":
+    if getattr(getattr(dut, "config", None), "weights", None) == "spram" \
+            or getattr(dut, "training_commands", False):
         platform = board.platform_class()()
     (work / "core.il").write_text(rtlil.convert(dut, name="core", platform=platform))
     if board.family == "ice40":
@@ -663,15 +664,15 @@ def estimate_power(design, cfg, board, out, report=None, env=None, progress=prin
     :class:`~pezo.boards.targets.Board` or its name."""
     if isinstance(design, str):
         check_design(design)
-        if REGISTRY[design].config == "train":
-            return {"unavailable": "no workload for the training design: the model's workloads "
-                                   "are the engine's MeZO commands and a block's stream; the "
-                                   "trainer's (a LOAD, then a TRAIN run reading its data "
-                                   "memory) is not modelled"}
     else:
         _component(design)
     if isinstance(board, str):
         board = get_board(board)
+    if isinstance(design, str) and REGISTRY[design].config == "train" \
+            and board.family != "ice40":
+        return {"unavailable": "the training design's workload is simulated for the iCE40 "
+                               "UP5K (the calibrated model, SPRAM data memory) only: "
+                               "`pezo energy`"}
     fam = FAMILIES.get(board.family)
     if fam is None:
         return {"unavailable": f"no power model for {board.family}; the model covers "
@@ -694,7 +695,11 @@ def estimate_power(design, cfg, board, out, report=None, env=None, progress=prin
         dut, label = _core(design, proxy or cfg), design
     else:
         dut, label = _component(design), type(design).__name__
-    if isinstance(design, str) and design == "engine":
+    if isinstance(design, str) and REGISTRY[design].config == "train":
+        # lazy import: the training workload loads the digits data set
+        from pezo.power.train_workload import train_workload
+        tb_for, workload = train_workload(cfg, Path(out) / "power", engine_steps)
+    elif isinstance(design, str) and design == "engine":
         wcfg = proxy or cfg
 
         def tb_for(ports, extra):
