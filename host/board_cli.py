@@ -109,6 +109,9 @@ def register(subparsers):
                    help="train --data CSV/Parquet: the label column (default the last)")
     b.add_argument("--split", metavar="FILE", default=None,
                    help="train --data: a file naming each row's split (train, val, test)")
+    b.add_argument("--quantise", action="store_true", default=None,
+                   help="train --data: any numeric features as 2^b equal bins over each "
+                        "feature's training range (default: integer features 0..255 only)")
     b.add_argument("--tcp", type=tcp_port, default=None, metavar="N",
                    help="sim: serve on socket://127.0.0.1:N (0..65535; 0: any free port) "
                         "instead of a pty")
@@ -244,6 +247,7 @@ _OPTION_ACTIONS = {
     "data": ("--data", ("train",), None),
     "label": ("--label", ("train",), None),
     "split": ("--split", ("train",), None),
+    "quantise": ("--quantise", ("train",), False),
 }
 #: The actions that read or write the engine's weight memory.
 _MEMORY_ACTIONS = ("read", "write", "selftest", "fuzz")
@@ -353,7 +357,8 @@ def _train(args):
     if not args.port:
         raise ValueError("pezo board train needs --port (a serial device, a pyserial URL, or "
                          "'sim')")
-    for opt, v in (("--label", args.label), ("--split", args.split)):
+    for opt, v in (("--label", args.label), ("--split", args.split),
+                   ("--quantise", args.quantise or None)):
         if v is not None and args.data is None:
             raise ValueError(f"{opt} applies to your own data (--data FILE)")
     dataset = args.data or "digits"
@@ -366,7 +371,8 @@ def _train(args):
     run_cfg = OnChipConfig(steps=steps, batch=args.batch, lr=args.lr, mu=args.mu,
                            schedule=args.schedule, seed=seed, eval_every=args.eval_every)
     run_cfg.resolved()                                  # every value checked before a build
-    data = chip_data(dataset, tcfg.feature_bits, label=args.label, split=args.split)
+    data = chip_data(dataset, tcfg.feature_bits, label=args.label, split=args.split,
+                     quantise=args.quantise)
     if args.data is not None and args.config is None and args.port == "sim":
         # the Verilator-built board is built for the data's shape (a real board's bitstream
         # has its own: --config names it)
@@ -406,6 +412,7 @@ def _train(args):
         say("checking against the integer golden model")
         gold = train_on_chip_model(run_cfg, dataset=dataset, feature_bits=tcfg.feature_bits,
                                    label=args.label, split=args.split,
+                                   quantise=args.quantise,
                                    stop_after=run.steps_run if run.steps_run < steps else None)
         diffs = compare_with_golden(run, gold)
         ok = not diffs

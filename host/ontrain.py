@@ -20,42 +20,61 @@ from pezo.host.fused import FusedGoldenTransport
 from pezo.sim.ontrain import (CommandPort, ModelTransport, OnChipConfig, engine_config,
                               onchip_data, param_count, train_on_chip)
 
-__all__ = ["ENGINES", "raw_splits", "chip_data", "make_port", "train_on_chip_model"]
+__all__ = ["ENGINES", "raw_splits", "quantise_features", "chip_data", "make_port", "train_on_chip_model"]
 
 ENGINES = ("fused", "golden")
 
 
-def raw_splits(dataset="digits", label=None, split=None):
+def raw_splits(dataset="digits", label=None, split=None, quantise=False, feature_bits=4):
     """The project's fixed split (:func:`pezo.host.data.load_dataset`; your own data file with
     its ``label`` column and ``split`` file too) with the raw features recovered (digits:
-    integers 0..16): X = rint(X_std * scale + mean), exact for integer data. Returns
+    integers 0..16): X = rint(X_std * scale + mean), exact for integer data. With ``quantise``,
+    any numeric features instead become codes 0..2^b - 1 (:func:`quantise_features`). Returns
     (X_train, y_train, X_val, y_val, X_test, y_test)."""
     ds = load_dataset(dataset, label, split)
-    out = []
-    for which in ("train", "val", "test"):
-        X, y = ds.split(which)
-        raw = X * ds.scale + ds.mean
-        ints = np.rint(raw)
-        if np.abs(raw - ints).max() > 1e-6:
-            raise ValueError(f"Data set {dataset!r} does not have integer raw features; the "
-                             f"chip stores small integer codes (0..2^b - 1 at b = 4 or 5 bits "
-                             f"per feature; digits: 0..16): scale and round the features to "
-                             f"such integers first")
-        out += [ints.astype(np.int64), np.asarray(y, dtype=np.int64)]
-    return tuple(out)
+    raw = [ds.split(w)[0] * ds.scale + ds.mean for w in ("train", "val", "test")]
+    ys = [np.asarray(ds.split(w)[1], dtype=np.int64) for w in ("train", "val", "test")]
+    if quantise:
+        xs = quantise_features(*raw, feature_bits=feature_bits)
+    else:
+        xs = []
+        for X in raw:
+            ints = np.rint(X)
+            if np.abs(X - ints).max() > 1e-6 or ints.min() < 0 or ints.max() > 255:
+                raise ValueError(f"Data set {dataset!r} does not have integer raw features in "
+                                 f"0..255; the chip stores small integer codes (0..2^b - 1 at "
+                                 f"b = 4 or 5 bits per feature; digits: 0..16): quantise them "
+                                 f"(--quantise: {1 << feature_bits} equal bins over each "
+                                 f"feature's training range) or scale and round them first")
+            xs.append(ints.astype(np.int64))
+    return xs[0], ys[0], xs[1], ys[1], xs[2], ys[2]
+
+
+def quantise_features(X_train, X_val, X_test, feature_bits=4):
+    """Codes 0..2^b - 1 of any numeric features: 2^b equal bins over each feature's training
+    range [lo, hi], code = min(floor((x - lo) / ((hi - lo) / 2^b)), 2^b - 1), values outside
+    the training range clamped to the end bins (a constant training column gives code 0)."""
+    n = 1 << feature_bits
+    X_train = np.asarray(X_train, dtype=np.float64)
+    lo, hi = X_train.min(axis=0), X_train.max(axis=0)
+    width = (hi - lo) / n
+    width[width == 0] = 1.0
+    return [np.clip(np.floor((np.asarray(X, dtype=np.float64) - lo) / width), 0, n - 1)
+            .astype(np.int64) for X in (X_train, X_val, X_test)]
 
 
 _DATA = {}
 
 
 def chip_data(dataset="digits", feature_bits=4, standardise=True, t_frac=10, label=None,
-              split=None):
+              split=None, quantise=False):
     """:func:`pezo.sim.ontrain.onchip_data` of the project's split (cached; your own data is
-    read again each time)."""
-    key = (dataset, feature_bits, standardise, t_frac, label, split)
+    read again each time); ``quantise``: :func:`quantise_features` first."""
+    key = (dataset, feature_bits, standardise, t_frac, label, split, quantise)
     if key in _DATA:
         return _DATA[key]
-    data = onchip_data(*raw_splits(dataset, label, split), feature_bits=feature_bits,
+    data = onchip_data(*raw_splits(dataset, label, split, quantise, feature_bits),
+                       feature_bits=feature_bits,
                        standardise=standardise, t_frac=t_frac, name=dataset)
     if not is_table_spec(dataset):
         _DATA[key] = data
@@ -73,7 +92,7 @@ def make_port(n_params, lanes=2, engine="fused") -> CommandPort:
 
 def train_on_chip_model(config=None, *, dataset="digits", feature_bits=4, standardise=True,
                         engine="fused", theta0=None, log=None, stop_after=None, label=None,
-                        split=None, **overrides):
+                        split=None, quantise=False, **overrides):
     """Train on the integer golden model of the chip: ``config`` an
     :class:`~pezo.sim.ontrain.OnChipConfig` (or None), ``overrides`` its fields; the data set
     through the project's split at ``feature_bits`` with or without the standardisation table.
@@ -81,7 +100,8 @@ def train_on_chip_model(config=None, *, dataset="digits", feature_bits=4, standa
     (as the host trainer does: the products are small; the result is the same either way, the
     float64 products of integers being exact)."""
     cfg = dataclasses.replace(config or OnChipConfig(), **overrides).resolved()
-    data = chip_data(dataset, feature_bits, standardise, cfg.arith.t_frac, label, split)
+    data = chip_data(dataset, feature_bits, standardise, cfg.arith.t_frac, label, split,
+                     quantise)
     d = param_count(cfg.model, data.n_features, data.n_classes, cfg.hidden)
     port = make_port(d, cfg.lanes, engine)
     try:

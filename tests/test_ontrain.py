@@ -435,3 +435,25 @@ def test_trainer_config_fits_only_data_of_its_own_shape():
     with pytest.raises(ValueError, match=r"Batch size \(batch\) 512 is larger than the "
                                          r"training design's index buffer \(256\)"):
         TrainerConfig(8, 2).fits(data, 512)
+
+
+def test_quantise_features_bins_by_the_training_range():
+    """Any numeric features become codes 0..2^b - 1: 2^b equal bins over each feature's
+    training range, clamped outside it; a constant training column gives code 0 (checked
+    against the bin edges written out by hand)."""
+    from pezo.host.ontrain import quantise_features
+    X_train = np.array([[0.0, 5.0, -1.0], [16.0, 5.0, 1.0], [8.0, 5.0, 0.0]])
+    X_val = np.array([[-3.0, 7.0, 0.49], [17.0, 5.0, -0.51]])
+    tr, va, te = quantise_features(X_train, X_val, X_train[:1], feature_bits=4)
+    # feature 0: bins of width 1 on [0, 16]; 16 is the top bin's right edge -> 15
+    assert tr[:, 0].tolist() == [0, 15, 8] and va[:, 0].tolist() == [0, 15]
+    assert (tr[:, 1] == 0).all() and va[:, 1].tolist() == [2, 0]        # width 1 for a constant
+    # feature 2: width 2/16 = 0.125 on [-1, 1]: 0.49 -> floor(1.49 / 0.125) = 11
+    assert tr[:, 2].tolist() == [0, 15, 8] and va[:, 2].tolist() == [11, 3]
+    assert te.tolist() == [[0, 0, 0]]
+    tr5, _, _ = quantise_features(X_train, X_val, X_val, feature_bits=5)
+    assert tr5[:, 0].tolist() == [0, 31, 16]
+    # the on-chip golden model trains on quantised float data
+    res = train_on_chip_model(dataset="sklearn:breast_cancer", quantise=True, steps=300,
+                              batch=32, eval_every=100, seed=1)
+    assert res.test_acc > 0.85
