@@ -142,7 +142,11 @@ class SerialBridge(wiring.Component):
                      overrun_r & ~cleared, est.offset)
         status_reg = Signal(32)
 
-        left = Signal(range(cfg.words + 1))    # beats still to transfer in WDATA / RDATA
+        # beats still to transfer in WDATA / RDATA: an engine command moves at most its words
+        # (the engine refuses more); a training command up to a frame's beats (LOAD, TRAIN) or
+        # 2^15 - 1 (READ LOG; TSTATUS is 11), whatever the engine's size
+        most = max(cfg.words, max_beats, (1 << 15) - 1) if self._train else cfg.words
+        left = Signal(range(most + 1))
         done = Signal()                        # left == 0, registered
         wbeat = Signal(8 * bb)                 # WRITE: the beat being assembled
         wn = Signal(range(bb + 1))             # WRITE: bytes of the beat so far

@@ -110,10 +110,6 @@ def test_pezo_board_train_with_own_data(tmp_path, capsys):
 
 
 @pytest.mark.regress            # a Verilator build of the design for 30 features, 2 classes
-@pytest.mark.xfail(strict=True, reason=(
-    "known bug (2026-12-07): the Verilator-built board of the 30-feature design gets no reply "
-    "to its first data LOAD frame (64 beats), while 32 features work and the same 30-feature "
-    "trainer passes LOAD and TRAIN under cocotb on Verilator; not yet found"))
 def test_pezo_board_train_quantised_float_data(capsys):
     """Float features (breast_cancer) quantised to 4-bit codes train on a board built for their
     shape, bit-identically to the golden model of the same quantised data."""

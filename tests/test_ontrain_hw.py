@@ -328,3 +328,55 @@ def test_engine_commands_pass_through_after_a_training_command():
     assert got["train"] == {"error": 1, "error_code": 2}       # TRAIN before LOAD: ARG
     assert got["write"] == {"error": 0, "error_code": 0}
     assert (got["w"] == w0.reshape(-1)).all()
+
+
+def test_bridge_carries_whole_training_frames_for_any_engine_size():
+    """The bridge in front of a small training design (30 features: an engine of 31 words)
+    carries a 64-beat LOAD frame and a 256-beat READ LOG reply whole. Its beat counter was sized
+    by the engine's words: 64 beats counted modulo 32 ended the LOAD after 32 and the board hung
+    (found by `pezo board train --data` on breast_cancer)."""
+    from amaranth.sim import Simulator
+    from pezo.boards.bridge import SerialBridge
+    from pezo.boards.protocol import TrainOp as FrameOp, decode_reply, encode_frame
+    tcfg = TrainerConfig(30, 2)
+    ecfg = tcfg.engine()
+    assert ecfg.words == 31
+    dut = SerialBridge(ecfg, timeout=4096, engine=OnChipTrainer(tcfg))
+    rows = words_rows(np.arange(128) * 257 & 0xFFFF)
+    frames = [(encode_frame(ecfg, 1, FrameOp.LOAD, LoadKind.DATA << 24 | 64 << 32, rows,
+                            train=True), 8),
+              (encode_frame(ecfg, 2, FrameOp.READ_LOG, 256 << 32, train=True), 8 + 256 * 4)]
+    got = []
+
+    async def tb(ctx):
+        for frame, expect in frames:
+            out = bytearray()
+            for b in frame:
+                ctx.set(dut.i.valid, 1)
+                ctx.set(dut.i.payload, b)
+                for _ in range(3000):           # a bridge that stops taking bytes fails
+                    took = ctx.get(dut.i.ready)
+                    ctx.set(dut.o.ready, 1)
+                    if ctx.get(dut.o.valid):
+                        out.append(ctx.get(dut.o.payload))
+                    await ctx.tick()
+                    if took:
+                        break
+                else:
+                    raise AssertionError(f"the bridge stopped taking bytes ({len(got)} frames)")
+            ctx.set(dut.i.valid, 0)
+            for _ in range(6000):
+                if len(out) >= expect:
+                    break
+                if ctx.get(dut.o.valid):
+                    out.append(ctx.get(dut.o.payload))
+                await ctx.tick()
+            got.append(bytes(out))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    assert len(got[0]) == 8 and decode_reply(ecfg, got[0], seq=1)[2]["error"] == 0
+    kind, data, st = decode_reply(ecfg, got[1], seq=2)
+    assert len(data) == 256 * 4 and st["error"] == 0
