@@ -372,14 +372,10 @@ def _train(args):
                            schedule=args.schedule, seed=seed, eval_every=args.eval_every)
     run_cfg.resolved()                                  # every value checked before a build
     data = chip_data(dataset, tcfg.feature_bits, label=args.label, split=args.split,
-                     quantise=args.quantise)
+                     quantise=args.quantise, class_multiple=tcfg.lanes)
     if args.data is not None and args.config is None and args.port == "sim":
         # the Verilator-built board is built for the data's shape (a real board's bitstream
         # has its own: --config names it)
-        if data.n_classes % tcfg.lanes:
-            raise ValueError(f"The training design computes its classes {tcfg.lanes} at a "
-                             f"time; {dataset} has {data.n_classes} classes (an odd count is "
-                             f"not supported on the chip yet)")
         tcfg = dataclasses.replace(tcfg, n_features=data.n_features, n_classes=data.n_classes)
     tcfg.fits(data, args.batch)
     train_registers(data, run_cfg)
@@ -412,7 +408,7 @@ def _train(args):
         say("checking against the integer golden model")
         gold = train_on_chip_model(run_cfg, dataset=dataset, feature_bits=tcfg.feature_bits,
                                    label=args.label, split=args.split,
-                                   quantise=args.quantise,
+                                   quantise=args.quantise, class_multiple=tcfg.lanes,
                                    stop_after=run.steps_run if run.steps_run < steps else None)
         diffs = compare_with_golden(run, gold)
         ok = not diffs

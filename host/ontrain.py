@@ -67,13 +67,17 @@ _DATA = {}
 
 
 def chip_data(dataset="digits", feature_bits=4, standardise=True, t_frac=10, label=None,
-              split=None, quantise=False):
+              split=None, quantise=False, class_multiple=1):
     """:func:`pezo.sim.ontrain.onchip_data` of the project's split (cached; your own data is
-    read again each time); ``quantise``: :func:`quantise_features` first."""
-    key = (dataset, feature_bits, standardise, t_frac, label, split, quantise)
+    read again each time); ``quantise``: :func:`quantise_features` first; ``class_multiple``:
+    the class count rounded up to a multiple of it (a design computes classes ``lanes`` at a
+    time; the added classes have no sample)."""
+    key = (dataset, feature_bits, standardise, t_frac, label, split, quantise, class_multiple)
     if key in _DATA:
         return _DATA[key]
-    data = onchip_data(*raw_splits(dataset, label, split, quantise, feature_bits),
+    splits = raw_splits(dataset, label, split, quantise, feature_bits)
+    seen = int(max(y.max() for y in splits[1::2])) + 1
+    data = onchip_data(*splits, n_classes=-(-seen // class_multiple) * class_multiple,
                        feature_bits=feature_bits,
                        standardise=standardise, t_frac=t_frac, name=dataset)
     if not is_table_spec(dataset):
@@ -92,7 +96,7 @@ def make_port(n_params, lanes=2, engine="fused") -> CommandPort:
 
 def train_on_chip_model(config=None, *, dataset="digits", feature_bits=4, standardise=True,
                         engine="fused", theta0=None, log=None, stop_after=None, label=None,
-                        split=None, quantise=False, **overrides):
+                        split=None, quantise=False, class_multiple=1, **overrides):
     """Train on the integer golden model of the chip: ``config`` an
     :class:`~pezo.sim.ontrain.OnChipConfig` (or None), ``overrides`` its fields; the data set
     through the project's split at ``feature_bits`` with or without the standardisation table.
@@ -101,7 +105,7 @@ def train_on_chip_model(config=None, *, dataset="digits", feature_bits=4, standa
     float64 products of integers being exact)."""
     cfg = dataclasses.replace(config or OnChipConfig(), **overrides).resolved()
     data = chip_data(dataset, feature_bits, standardise, cfg.arith.t_frac, label, split,
-                     quantise)
+                     quantise, class_multiple)
     d = param_count(cfg.model, data.n_features, data.n_classes, cfg.hidden)
     port = make_port(d, cfg.lanes, engine)
     try:

@@ -313,7 +313,7 @@ def _codes(X, feature_bits, what):
 
 
 def onchip_data(X_train, y_train, X_val, y_val, X_test, y_test, *, feature_bits=4,
-                standardise=True, t_frac=10, name="data") -> OnChipData:
+                standardise=True, t_frac=10, name="data", n_classes=None) -> OnChipData:
     """The data set as the chip stores it: codes, labels and the standardisation table.
 
     Parameters
@@ -328,6 +328,9 @@ def onchip_data(X_train, y_train, X_val, y_val, X_test, y_test, *, feature_bits=
         Standardisation table (default) or x / 2^b.
     t_frac : int
         Fraction bits of the table (Q6.10 by default).
+    n_classes : int or None
+        K, the model's class count: the largest label + 1 (None), or more (a design computes
+        classes two at a time: an odd count takes one class no sample has).
 
     Raises
     ------
@@ -358,7 +361,13 @@ def onchip_data(X_train, y_train, X_val, y_val, X_test, y_test, *, feature_bits=
         parts[which] = (c, y.astype(np.int64))
     if not 1 <= F <= MAX_FEATURES:
         raise ValueError(f"Feature count must be 1..{MAX_FEATURES}, not {F}")
-    n_classes = int(max(p[1].max() for p in parts.values())) + 1
+    seen = int(max(p[1].max() for p in parts.values())) + 1
+    if n_classes is None:
+        n_classes = seen
+    elif isinstance(n_classes, bool) or not isinstance(n_classes, int) \
+            or not seen <= n_classes <= MAX_CLASSES:
+        raise ValueError(f"Class count (n_classes) must be an integer in {seen}..{MAX_CLASSES} "
+                         f"(the labels reach {seen - 1}), not {n_classes!r}")
     if n_classes < 2:
         raise ValueError(f"A classifier needs at least 2 classes, not {n_classes}")
     n = sum(len(p[1]) for p in parts.values())

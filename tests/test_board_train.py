@@ -119,3 +119,14 @@ def test_pezo_board_train_quantised_float_data(capsys):
     cap = capsys.readouterr()
     assert "bit-identical to the golden model" in cap.out
     assert "569 samples x 30 features at 4 bits" in cap.err and "2 classes" in cap.err
+
+
+@pytest.mark.regress            # a Verilator build of the design for 13 features, 4 classes
+def test_pezo_board_train_odd_class_count(capsys):
+    """wine's 3 classes on a design that computes classes two at a time: the data takes a
+    fourth class no sample has, in the design and in the golden model alike."""
+    assert main(["board", "train", "--port", "sim", "--data", "sklearn:wine", "--quantise",
+                 "--steps", "40", "--batch", "16", "--eval-every", "20", "--check"]) == 0
+    cap = capsys.readouterr()
+    assert "bit-identical to the golden model" in cap.out
+    assert "178 samples x 13 features at 4 bits" in cap.err and "4 classes" in cap.err

@@ -178,9 +178,6 @@ TRAIN_BAD_ARGS = [
      r"chip stores small integer codes \(0\.\.2\^b - 1 at b = 4 or 5 bits per feature; digits: "
      r"0\.\.16\): quantise them \(--quantise: 16 equal bins over each feature's training "
      r"range\) or scale and round them first"),
-    (["train", "--port", "sim", "--data", "sklearn:wine", "--quantise"],
-     r"The training design computes its classes 2 at a time; sklearn:wine has 3 classes \(an "
-     r"odd count is not supported on the chip yet\)"),
     (["train", "--port", "sim", "--quantise"], r"--quantise applies to your own data \(--data FILE\)"),
     (["train", "--port", "sim", "--set", "depth=64"],
      r"pezo board train takes no --set \(the training design's shape is its --config file's "

@@ -457,3 +457,21 @@ def test_quantise_features_bins_by_the_training_range():
     res = train_on_chip_model(dataset="sklearn:breast_cancer", quantise=True, steps=300,
                               batch=32, eval_every=100, seed=1)
     assert res.test_acc > 0.85
+
+
+def test_onchip_data_takes_a_larger_class_count():
+    """n_classes above the labels' count adds classes no sample has (a design computes classes
+    two at a time); below it, or above 16, is refused."""
+    from pezo.sim.ontrain import onchip_data
+    parts = []
+    for n in (12, 6, 6):
+        parts += [np.arange(n * 4).reshape(n, 4) % 16, np.arange(n) % 3]
+    assert onchip_data(*parts).n_classes == 3
+    assert onchip_data(*parts, n_classes=4).n_classes == 4
+    for bad in (2, 17, 3.0):
+        with pytest.raises(ValueError, match=r"^Class count \(n_classes\) must be an integer in "
+                                             r"3\.\.16 \(the labels reach 2\), not "):
+            onchip_data(*parts, n_classes=bad)
+    res = train_on_chip_model(dataset="sklearn:wine", quantise=True, class_multiple=2,
+                              steps=300, batch=16, eval_every=100, seed=1)
+    assert res.test_acc > 0.8 and len(res.weights) == (13 + 1) * 4
