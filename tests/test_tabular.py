@@ -41,6 +41,7 @@ def test_csv_of_a_known_set_gives_the_built_in_split_and_the_same_run(digits_csv
                   progress=False) for d in ("digits", str(digits_csv))]
     assert [p["val_loss"] for p in runs[0].curve] == [p["val_loss"] for p in runs[1].curve]
     assert runs[0].test_acc == runs[1].test_acc
+    assert len(runs[0].params) == 650 and runs[0].params == runs[1].params   # the same weights
     assert runs[1].data["classes"] == list(range(10)) and runs[1].data["sizes"]["train"] == 1077
     assert not runs[0].data
 
@@ -162,6 +163,22 @@ def test_pezo_train_with_own_data_writes_the_class_mapping(tmp_path, capsys):
                       (["--label", "answer"], r"--label applies to your own data"),
                       (["--data", str(tmp_path / "x.txt")], r"must be a .csv, .parquet or .npz"),
                       (["--data", path, "--label", "nope"], r"Label column 'nope' is not in")):
-        assert main(["train", "--steps", "5", "--no-progress"] + argv) == 2
+        out = tmp_path / "never"
+        assert main(["train", "--steps", "5", "--no-progress", "--out", str(out), "--export",
+                     str(out / "model")] + argv) == 2
         err = capsys.readouterr().err
         assert re.search(r"^pezo train: error: .*" + msg, err), err
+        assert not out.exists()                          # nothing written
+
+
+@pytest.mark.parametrize("text", ["", "a,b,y\n" + FIRST_10 + "1,nan,0\n" + GOOD_ROWS,
+                                  "a,b,y\n" + GOOD_ROWS + "x7,1,0\n"],
+                         ids=["empty", "nan", "non-numeric"])
+def test_bad_data_through_the_cli_writes_nothing(tmp_path, capsys, text):
+    from pezo.cli import main
+    path = _csv(tmp_path, text)
+    out = tmp_path / "run"
+    assert main(["train", "--data", path, "--steps", "5", "--no-progress", "--out", str(out),
+                 "--export", str(out / "model")]) == 2
+    assert capsys.readouterr().err.startswith(f"pezo train: error: ")
+    assert not out.exists()
