@@ -180,5 +180,5 @@ def test_bad_data_through_the_cli_writes_nothing(tmp_path, capsys, text):
     out = tmp_path / "run"
     assert main(["train", "--data", path, "--steps", "5", "--no-progress", "--out", str(out),
                  "--export", str(out / "model")]) == 2
-    assert capsys.readouterr().err.startswith(f"pezo train: error: ")
+    assert capsys.readouterr().err.startswith("pezo train: error: ")
     assert not out.exists()
