@@ -46,7 +46,7 @@ from pezo.sim.cosim.board import SimBoard
 from pezo.sim.cosim.fuzz import run_fuzz
 from pezo.host.board_train import BoardTrainer, compare_with_golden
 from pezo.host.ontrain import chip_data, train_on_chip_model
-from pezo.host.data import is_table_spec
+from pezo.host.tabular import check_data_options
 from pezo.sim.ontrain import (DATA_CAPACITY_WORDS, OnChipConfig, TrainerConfig,
                               load_trainer_config, train_registers, words_per_sample)
 
@@ -357,14 +357,8 @@ def _train(args):
     if not args.port:
         raise ValueError("pezo board train needs --port (a serial device, a pyserial URL, or "
                          "'sim')")
-    for opt, v in (("--label", args.label), ("--split", args.split),
-                   ("--quantise", args.quantise or None)):
-        if v is not None and args.data is None:
-            raise ValueError(f"{opt} applies to your own data (--data FILE)")
+    check_data_options(args.data, label=args.label, split=args.split, quantise=args.quantise)
     dataset = args.data or "digits"
-    if args.data is not None and not is_table_spec(args.data):
-        raise ValueError(f"--data must be a .csv, .parquet or .npz file or sklearn:NAME, not "
-                         f"{args.data!r}")
     tcfg = load_trainer_config(args.config) if args.config else TrainerConfig()
     steps = 8000 if args.steps is None else args.steps
     seed = 0 if args.seed is None else args.seed

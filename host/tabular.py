@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["DataError", "Table", "SKLEARN_SETS", "read_table", "is_table_spec", "read_split",
-           "read_features"]
+           "read_features", "check_data_options"]
 
 #: scikit-learn's bundled classification sets (no download) that ``sklearn:NAME`` reads
 SKLEARN_SETS = ("iris", "wine", "digits", "breast_cancer")
@@ -54,6 +54,17 @@ def is_table_spec(spec) -> bool:
     """``spec`` names a file or a scikit-learn set (not one of the built-in data set names)."""
     return isinstance(spec, str) and (spec.startswith("sklearn:")
                                       or Path(spec).suffix.lower() in SUFFIXES)
+
+
+def check_data_options(data, **options):
+    """The command line's own-data options: ``data`` (``--data``) a table spec or None, and
+    ``options`` (name -> value, e.g. ``label=...``) given only with it; ValueError otherwise."""
+    for name, value in options.items():
+        if value not in (None, False) and data is None:
+            raise ValueError(f"--{name} applies to your own data (--data FILE)")
+    if data is not None and not is_table_spec(data):
+        raise ValueError(f"--data must be a .csv, .parquet or .npz file or sklearn:NAME, not "
+                         f"{data!r}")
 
 
 def read_table(spec: str, label: str | None = None) -> Table:

@@ -9,7 +9,8 @@ from pezo.argtypes import positive_int
 from pezo.config import WEIGHT_MEMORIES
 from pezo.cluster import ClusterError
 from pezo.host.curves import plot_curves, write_log
-from pezo.host.data import TRAIN_DATASETS, is_table_spec
+from pezo.host.data import TRAIN_DATASETS
+from pezo.host.tabular import check_data_options
 from pezo.host.models import ACTIVATIONS, MODELS
 from pezo.host.perturb import REUSES, ROUNDINGS, SOURCES, STEPS
 from pezo.host.algorithms import ALGOS, ESTIMATORS
@@ -148,12 +149,7 @@ def config_from_args(args) -> TrainConfig:
     if args.data is not None and args.dataset is not None:
         raise ValueError(f"Give --dataset (a built-in set) or --data (your own), not both: "
                          f"--dataset {args.dataset} --data {args.data}")
-    for opt, v in (("--label", args.label), ("--split", args.split)):
-        if v is not None and args.data is None:
-            raise ValueError(f"{opt} applies to your own data (--data FILE)")
-    if args.data is not None and not is_table_spec(args.data):
-        raise ValueError(f"--data must be a .csv, .parquet or .npz file or sklearn:NAME, not "
-                         f"{args.data!r}")
+    check_data_options(args.data, label=args.label, split=args.split)
     return TrainConfig(dataset=args.data or args.dataset or "digits", label=args.label,
                        split=args.split, model=args.model, hidden=args.hidden,
                        activation=args.activation, source=args.source, reuse=args.reuse,
