@@ -7,6 +7,7 @@ against :class:`pezo.sim.generator.GeneratorModel` chunk by chunk. That is what 
 runs of ``make regress`` practical.
 """
 
+import fcntl
 import hashlib
 import os
 from pathlib import Path
@@ -49,16 +50,20 @@ def verilator_build(top, verilog_text, source, out, cflags="", jobs=2) -> Path:
            "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include", f"{top}.v", source.name]
     digest = hashlib.sha256("\0".join([verilog_text, source.read_text()] + cmd).encode()
                             ).hexdigest()[:16]
-    if exe.exists() and stamp.exists() and stamp.read_text() == digest:
-        return exe
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{top}.v").write_text(verilog_text)
-    shutil.copy(source, out / source.name)
-    r = subprocess.run(cmd, cwd=out, env=env, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise RuntimeError(f"Verilator build failed in {out}:\n{r.stdout[-3000:]}\n"
-                           f"{r.stderr[-3000:]}")
-    stamp.write_text(digest)
+    # one build at a time per folder (pytest -n 2 workers may ask for the same board at once):
+    # the second waits, then finds the first one's build
+    with open(out / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if exe.exists() and stamp.exists() and stamp.read_text() == digest:
+            return exe
+        (out / f"{top}.v").write_text(verilog_text)
+        shutil.copy(source, out / source.name)
+        r = subprocess.run(cmd, cwd=out, env=env, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"Verilator build failed in {out}:\n{r.stdout[-3000:]}\n"
+                               f"{r.stderr[-3000:]}")
+        stamp.write_text(digest)
     return exe
 
 
