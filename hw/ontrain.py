@@ -583,8 +583,8 @@ class OnChipTrainer(wiring.Component):
         m.d.comb += [t_rready.eq(fw_take)]
 
         # The controller's straight-line parts are a micro-program (PROG): engine commands and
-        # forward passes, run by a few states (SEQ, ENG, ENG_W, ENG_C, ENG_CW, FWD, FWD_G,
-        # FWD_W, SEQ_NEXT) instead of a pair of states per command; the branches stay states.
+        # forward passes, run by a few states (SEQ, ENG, ENG_W, ENG_C, FWD, FWD_G, FWD_W,
+        # SEQ_NEXT) instead of a pair of states per command; the branches stay states.
         ARG_ZERO, ARG_ONE, ARG_MU, ARG_SEED, ARG_COEF = range(5)
         P_PLUS, P_MINUS, P_VAL, P_TEST = range(4)
         PROG = [  # (kind, op, arg or pass, saturation counted, state after the last)
@@ -689,16 +689,10 @@ class OnChipTrainer(wiring.Component):
                     with m.Else():
                         m.next = "SEQ_NEXT"
             with m.State("ENG_C"):
+                # CLEAR 0 clears the saturation flag, so ENG_W then goes on
                 m.d.comb += [ctl_cmd.eq(1), ctl_op.eq(EngineOp.CLEAR.value)]
                 with m.If(eng.cmd.ready):
-                    m.next = "ENG_CW"
-            with m.State("ENG_CW"):
-                with m.If(~eng.status.busy):
-                    with m.If(eng.status.error):
-                        m.d.sync += [err.eq(TrainErr.ENGINE), running.eq(0)]
-                        m.next = "IDLE"
-                    with m.Else():
-                        m.next = "SEQ_NEXT"
+                    m.next = "ENG_W"
             with m.State("FWD"):
                 # the pass's registers: the training split for the two step passes
                 m.d.sync += [mode.eq(Mux(u_sel == P_PLUS, MODE_PLUS,
