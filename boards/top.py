@@ -76,7 +76,7 @@ class UartBoard(wiring.Component):
                      self.saturated.eq(bridge.saturated)]
         trainer = bridge.engine if isinstance(bridge.engine, OnChipTrainer) else None
         if trainer is not None:
-            m.d.comb += self.active.eq(trainer.tstatus.running)
+            m.d.comb += self.active.eq(trainer.flags.running)
         return m
 
 

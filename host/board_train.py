@@ -39,6 +39,8 @@ _ERRORS = {
     TrainErr.SPLIT: "a split has no samples",
     TrainErr.ENGINE: "the engine rejected a command of the step controller",
     TrainErr.SHIFT: "the coefficient's shift (with the schedule's steps) is outside -11..63",
+    TrainErr.FIELD: "a TRAIN field is beyond its width (lr_m, schedule, step_shift, mu, a "
+                    "split's base or size)",
 }
 
 

@@ -28,22 +28,28 @@ the (F + 1) K / m words plus about 10 cycles; a step is 2 B / G of them plus fou
 and four SEEDs (``step_cycles`` of a run is counted by the testbench).
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from pezo.hw.engine import EngineOp, PerturbEngine, status_layout
-from pezo.hw.ontrain_coef import SHIFT_MAX, SHIFT_MIN, CoefUnit
+from pezo.hw.ontrain_coef import CoefUnit
 from pezo.hw.ontrain_loss import LossUnit
+from pezo.hw.ontrain_prog import (P_BASE, S, S_BASE, TSTATUS_FIELDS, InPort, Mode, OutPort, TrainErr,
+                                  Unit, register_init, step_program, train_beats, train_layout,
+                                  tstatus_beats, tstatus_layout)
 from pezo.hw.ontrain_sampler import SamplerUnit
+from pezo.hw.ontrain_seq import Sequencer
 from pezo.hw.spram import READ_LATENCY as SPRAM_LATENCY, single_port_memory
 from pezo.sim.engine import Err
+from pezo.sim.ontrain_seq import N_REGS
 from pezo.sim.ontrain import (DATA_CAPACITY_WORDS, SPRAM_BANK_WORDS, Arith, TrainerConfig,
                               words_per_sample)
 
 __all__ = ["OnChipTrainer", "TrainErr", "TrainOp", "train_layout", "tstatus_layout",
-           "trainer_command_layout", "train_beats", "tstatus_beats", "LoadKind", "LOG_WORDS_PER_STEP", "LOG_STEPS", "ACC_BITS"]
+           "flags_layout", "trainer_command_layout", "train_beats", "tstatus_beats", "LoadKind",
+           "LOG_WORDS_PER_STEP", "LOG_STEPS", "ACC_BITS"]
 
 #: Words the log keeps per step (sum_plus lo/hi, sum_minus lo/hi, c, flags, 2 spare) and the
 #: steps its ring holds (SPRAM bank 3: 16,384 words).
@@ -52,18 +58,6 @@ LOG_STEPS = SPRAM_BANK_WORDS // LOG_WORDS_PER_STEP
 #: The forward accumulators: exact for every operand (65 products of 16 x 16 bits < 2^37).
 ACC_BITS = 40
 SUM_BITS = 32
-
-
-class TrainErr:
-    """Codes of ``tstatus.error`` (0: none). A TRAIN that fails its checks changes nothing."""
-    NONE = 0
-    NOT_LOADED = 1      # no committed LOAD since power-up
-    STEPS = 2           # zero steps, or eval_every zero or above steps
-    BATCH = 3           # batch larger than the training split or the index buffer
-    SPLIT = 4           # a split of zero samples
-    ENGINE = 5          # the engine rejected a command (a design fault, never expected)
-    SHIFT = 6           # the coefficient's shift (with the schedule's steps) outside the
-                        # coefficient unit's exact range, SHIFT_MIN..SHIFT_MAX
 
 
 class LoadKind:
@@ -89,30 +83,9 @@ def trainer_command_layout():
     return data.StructLayout({"op": EngineOp, "arg": 64, "train": 1})
 
 
-def train_beats():
-    return -(-train_layout().size // 32)
-
-
-def tstatus_beats():
-    return -(-tstatus_layout().size // 32)
-
-
-def train_layout():
-    return data.StructLayout({
-        "steps": 24, "batch_log2": 4, "lr_m": 8, "shift": signed(8), "schedule": 1,
-        "step_shift": 3, "eval_every": 24, "seed": 32, "mu_reg": 16,
-        "train_base": 16, "train_n": 16, "val_base": 16, "val_n": 16,
-        "test_base": 16, "test_n": 16})
-
-
-def tstatus_layout():
-    return data.StructLayout({
-        "running": 1, "done": 1, "loaded": 1, "error": 3, "step": 24, "data_tag": 24,
-        "cycles": 32,
-        "sum_plus": SUM_BITS, "sum_minus": SUM_BITS, "coef": signed(16),
-        "best_step": 24, "best_loss": SUM_BITS, "best_correct": 16,
-        "test_loss": SUM_BITS, "test_correct": 16, "sat_passes": 16, "clipped": 16,
-        "zero": 16})
+def flags_layout():
+    """The trainer's status flags (TSTATUS word 0)."""
+    return data.StructLayout({"running": 1, "done": 1, "loaded": 1, "error": 3})
 
 
 class OnChipTrainer(wiring.Component):
@@ -155,7 +128,8 @@ class OnChipTrainer(wiring.Component):
             "wdata": In(stream.Signature(row)),
             "rdata": Out(stream.Signature(row)),
             "status": Out(status_layout(ecfg)),
-            "tstatus": Out(tstatus_layout()),
+            "flags": Out(flags_layout()),
+            "log_words": Out(14),
         })
 
     #: The serial bridge passes the training commands to this component (``cmd.payload.train``).
@@ -198,19 +172,20 @@ class OnChipTrainer(wiring.Component):
         fb_wr, fb_rd = fbuf.write_port(granularity=16), fbuf.read_port()
         m.submodules.ibuf = ibuf = memory.Memory(shape=16, depth=self._max_batch, init=[])
         ib_wr, ib_rd = ibuf.write_port(), ibuf.read_port()
-        m.submodules.ckpt = ckpt = memory.Memory(shape=L * ecfg.w_bits, depth=words, init=[])
+        # the checkpoint (words 0..words-1) and the sequencer's registers (REG0..REG0+63)
+        REG0 = -(-words // N_REGS) * N_REGS
+        m.submodules.ckpt = ckpt = memory.Memory(
+            shape=max(32, L * ecfg.w_bits), depth=REG0 + N_REGS,
+            init=[0] * REG0 + register_init())
         ck_wr, ck_rd = ckpt.write_port(), ckpt.read_port()
 
-        # Run registers ---------------------------------------------------------------------------
-        p_raw = Signal(32 * train_beats())   # TRAIN's beats, shifted in (p: its fields)
-        p = train_layout()(p_raw[:train_layout().size])
-        ts = self.tstatus
-        running = Signal()
-        loaded = Signal()
-        data_tag = Signal(24)        # COMMIT's tag of the data (the host's fingerprint)
-        m.d.comb += [ts.running.eq(running), ts.loaded.eq(loaded), ts.data_tag.eq(data_tag)]
+        # Run state: the flags in flip-flops, the rest in the sequencer's registers -------------
+        ts = self.flags
+        running, done, loaded = Signal(), Signal(), Signal()
+        err = Signal(3)
+        m.d.comb += [ts.running.eq(running), ts.done.eq(done), ts.loaded.eq(loaded),
+                     ts.error.eq(err)]
         run_cycles = Signal(32)      # clock cycles of the run (TRAIN to the end of its test)
-        m.d.comb += ts.cycles.eq(run_cycles)
         with m.If(running):
             m.d.sync += run_cycles.eq(run_cycles + 1)
         stop_req = Signal()
@@ -271,7 +246,7 @@ class OnChipTrainer(wiring.Component):
                      dmem.we.eq(ld_go & (ld_kind == LoadKind.DATA)), dmem.re.eq(fill_re)]
 
         # Pass context (the controller starts a pass; fill, forward and loss run it) -------------
-        MODE_PLUS, MODE_MINUS, MODE_EVAL = 0, 1, 2
+        MODE_PLUS, MODE_MINUS = Mode.PLUS, Mode.MINUS
         mode = Signal(2)
         n_pass = Signal(16)
         base = Signal(16)
@@ -544,295 +519,167 @@ class OnChipTrainer(wiring.Component):
         with m.If(pass_go):
             m.d.sync += [loss_sum.eq(0), correct.eq(0), losses.eq(0)]
 
-        # Step controller -------------------------------------------------------------------------
-        t = Signal(24)
-        half, three_q = Signal(24), Signal(26)
-        r_cur = Signal(signed(8))
-        ev_left = Signal(24)
-        seed_t = Signal(32)
-        sp, sm = Signal(SUM_BITS), Signal(SUM_BITS)
-        coef = Signal(signed(16))
-        clipped = Signal()
-        best_valid = Signal()
-        lmem_addr = Signal(14)
+        # Step controller: the sequencer and its IO units ------------------------------------------
+        # The register file shares the checkpoint's block RAM: the checkpoint at 0..words-1, the
+        # registers from REG0. The checkpoint loops (COPY, WB) run while the sequencer waits
+        # for them; the host's TSTATUS reads wait for WB; the sequencer's reads wait for both.
+        m.submodules.seq = seq = Sequencer(step_program(self._max_batch))
+        lmem_addr = Signal(14)               # the log's write (LOGW)
         lmem_we = Signal()
         lmem_wd = Signal(16)
-        lw = Signal(range(LOG_WORDS_PER_STEP))
+        sa = seq.a
+        rf_w = Signal(range(N_REGS))         # the host's register write / read
+        rf_wd = Signal(32)
+        rf_hwe, rf_hre = Signal(), Signal()
+        cp_we, wb_re = Signal(), Signal()    # the checkpoint loops' accesses
         cpy = Signal(range(words + 1))
-        m.d.comb += [ts.step.eq(t), ts.sum_plus.eq(sp), ts.sum_minus.eq(sm), ts.coef.eq(coef)]
-        err = Signal(3)
-        done = Signal()
-        # the run's record (registers; tstatus shows them)
-        rec = {n: Signal(ts.shape().members[n] if not isinstance(ts.shape().members[n], int)
-                         else ts.shape().members[n], name=f"rec_{n}")
-               for n in ("best_step", "best_loss", "best_correct", "test_loss", "test_correct",
-                         "sat_passes", "clipped", "zero")}
-        m.d.comb += [ts.error.eq(err), ts.done.eq(done)]
-        m.d.comb += [getattr(ts, n).eq(v) for n, v in rec.items()]
-
+        m.d.comb += [
+            ck_wr.addr.eq(Mux(cp_we, cpy, REG0 + Mux(rf_hwe, rf_w, seq.rf_addr))),
+            ck_wr.data.eq(Mux(cp_we, eng.rdata.payload.as_value(), Mux(rf_hwe, rf_wd, sa))),
+            ck_wr.en.eq(cp_we | rf_hwe | seq.rf_we),
+            ck_rd.addr.eq(Mux(wb_re, cpy, REG0 + Mux(rf_hre, rf_w, seq.rf_addr))),
+            ck_rd.en.eq(wb_re | rf_hre | seq.rf_re),
+            seq.rf_rdata.eq(ck_rd.data[:32]),
+            seq.rf_wait.eq(wb_re | rf_hre),
+        ]
+        # the OUT registers
+        lr_m, r_cur = Signal(8), Signal(signed(8))
+        smp_n = Signal(16)
         m.submodules.coef = cu = CoefUnit()
-        m.d.comb += [cu.i.payload.sum_plus.eq(sp), cu.i.payload.sum_minus.eq(sm),
-                     cu.i.payload.lr_m.eq(p.lr_m), cu.i.payload.shift.eq(r_cur)]
-
+        m.d.comb += [cu.i.payload.diff.eq(sa.as_signed()), cu.i.payload.lr_m.eq(lr_m),
+                     cu.i.payload.shift.eq(r_cur), smp.n.eq(smp_n), smp.seed.eq(sa)]
         ctl_cmd = Signal()
         ctl_op = Signal(4)
         ctl_arg = Signal(64)
         m.d.comb += [t_cmd_valid.eq(ctl_cmd | fw_cmd),
                      t_op.eq(Mux(fw_cmd, EngineOp.READ.value, ctl_op)),
                      t_arg.eq(Mux(fw_cmd, words << 32, ctl_arg))]
-        m.d.comb += [t_rready.eq(fw_take)]
-
-        # The controller's straight-line parts are a micro-program (PROG): engine commands and
-        # forward passes, run by a few states (SEQ, ENG, ENG_W, ENG_C, FWD, FWD_G, FWD_W,
-        # SEQ_NEXT) instead of a pair of states per command; the branches stay states.
-        ARG_ZERO, ARG_ONE, ARG_MU, ARG_SEED, ARG_COEF = range(5)
-        P_PLUS, P_MINUS, P_VAL, P_TEST = range(4)
-        PROG = [  # (kind, op, arg or pass, saturation counted, state after the last)
-            ("eng", EngineOp.ROUNDING, ARG_ONE, 0, None),       # 0: run start
-            ("eng", EngineOp.CLEAR, ARG_ZERO, 0, None),
-            ("eng", EngineOp.MU, ARG_MU, 0, "SAMPLER"),
-            ("eng", EngineOp.SEED, ARG_SEED, 0, None),          # 3: a step
-            ("eng", EngineOp.PERTURB, ARG_ZERO, 1, None),
-            ("fwd", None, P_PLUS, 0, None),
-            ("eng", EngineOp.SEED, ARG_SEED, 0, None),
-            ("eng", EngineOp.PERTURB, ARG_ONE, 1, None),
-            ("fwd", None, P_MINUS, 0, None),
-            ("eng", EngineOp.SEED, ARG_SEED, 0, None),
-            ("eng", EngineOp.PERTURB, ARG_ZERO, 1, "COEF"),
-            ("eng", EngineOp.SEED, ARG_SEED, 0, None),          # 11: the update
-            ("eng", EngineOp.UPDATE, ARG_COEF, 1, "LOG"),
-            ("fwd", None, P_VAL, 0, "EVAL_D"),                  # 13: an evaluation
-            ("fwd", None, P_TEST, 0, "TEST_D"),                 # 14: the test
-        ]
-        U_START, U_STEP, U_UPDATE, U_EVAL, U_TEST = 0, 3, 11, 13, 14
-        upc = Signal(range(len(PROG)))
-        u_fwd, u_sat, u_last = Signal(), Signal(), Signal()
-        u_op = Signal(4)
-        u_sel = Signal(3)
-        with m.Switch(upc):
-            for i, (kind, op, sel, sat, after) in enumerate(PROG):
-                with m.Case(i):
-                    m.d.comb += [u_fwd.eq(kind == "fwd"), u_op.eq(op.value if op else 0),
-                                 u_sel.eq(sel), u_sat.eq(sat), u_last.eq(after is not None)]
-
-        def go(entry):
-            m.d.sync += upc.eq(entry)
-            m.next = "SEQ"
-
-        st_valid, st_ready = Signal(), Signal()
-        batch = Signal(16)
-        m.d.comb += batch.eq(1 << p.batch_log2)
-        m.d.comb += [smp.seed.eq(p.seed), smp.n.eq(p.train_n)]
-        with m.FSM(name="control"):
-            with m.State("IDLE"):
-                m.d.comb += st_ready.eq(1)
-                with m.If(st_valid):
-                    m.d.sync += [done.eq(0), err.eq(0)]
-                    m.next = "CHECK"
-            with m.State("CHECK"):
-                m.d.sync += [half.eq(p.steps >> 1), three_q.eq((p.steps + (p.steps << 1)) >> 2)]
-                with m.If(~loaded):
-                    m.d.sync += err.eq(TrainErr.NOT_LOADED)
-                    m.next = "IDLE"
-                with m.Elif((p.steps == 0) | (p.eval_every == 0) | (p.eval_every > p.steps)):
-                    m.d.sync += err.eq(TrainErr.STEPS)
-                    m.next = "IDLE"
-                with m.Elif((p.train_n == 0) | (p.val_n == 0) | (p.test_n == 0)):
-                    m.d.sync += err.eq(TrainErr.SPLIT)
-                    m.next = "IDLE"
-                with m.Elif((batch > p.train_n) | (batch > self._max_batch)
-                            | (p.batch_log2 > 10)):
-                    m.d.sync += err.eq(TrainErr.BATCH)
-                    m.next = "IDLE"
-                with m.Elif((p.shift < SHIFT_MIN)
-                            | (p.shift + Mux(p.schedule, p.step_shift << 1, 0) > SHIFT_MAX)):
-                    m.d.sync += err.eq(TrainErr.SHIFT)
-                    m.next = "IDLE"
-                with m.Else():
-                    m.d.comb += smp.seed_load.eq(1)
-                    m.d.sync += [running.eq(1), stop_req.eq(0), t.eq(0), r_cur.eq(p.shift),
-                                 run_cycles.eq(0),
-                                 ev_left.eq(p.eval_every), best_valid.eq(0),
-                                 rec['best_step'].eq(0), rec['best_loss'].eq(0), rec['best_correct'].eq(0),
-                                 rec['test_loss'].eq(0), rec['test_correct'].eq(0),
-                                 rec['sat_passes'].eq(0), rec['clipped'].eq(0), rec['zero'].eq(0),
-                                 sp.eq(0), sm.eq(0), coef.eq(0)]
-                    go(U_START)
-            with m.State("SEQ"):
-                with m.If(u_fwd):
-                    m.next = "FWD"
-                with m.Else():
-                    m.next = "ENG"
-            with m.State("ENG"):
-                m.d.comb += [ctl_cmd.eq(1), ctl_op.eq(u_op)]
-                with m.Switch(u_sel):
-                    with m.Case(ARG_ONE):
-                        m.d.comb += ctl_arg.eq(1)
-                    with m.Case(ARG_MU):
-                        m.d.comb += ctl_arg.eq(p.mu_reg)
-                    with m.Case(ARG_SEED):
-                        m.d.comb += ctl_arg.eq(seed_t)
-                    with m.Case(ARG_COEF):
-                        m.d.comb += ctl_arg.eq(coef)
-                with m.If(eng.cmd.ready):
-                    m.next = "ENG_W"
-            with m.State("ENG_W"):
-                # the engine idle again: an error ends the run; a saturated pass is counted
-                # and the flag cleared
-                with m.If(~eng.status.busy):
-                    with m.If(eng.status.error):
-                        m.d.sync += [err.eq(TrainErr.ENGINE), running.eq(0)]
-                        m.next = "IDLE"
-                    with m.Elif(u_sat & eng.status.saturated):
-                        m.d.sync += rec['sat_passes'].eq(rec['sat_passes'] + 1)
-                        m.next = "ENG_C"
+        io_t = Signal()                      # the rdata handshake: the forward unit's, or COPY's
+        m.d.comb += [t_rready.eq(fw_take | io_t)]
+        log_ptr = Signal(14)
+        m.d.comb += self.log_words.eq(log_ptr)
+        ph = Signal()                        # the IO instruction's second phase
+        wv_r = Signal()
+        io, unit, sub = seq.io_req, seq.io_unit, seq.io_sub
+        ack = Signal()
+        m.d.comb += seq.io_ack.eq(ack)
+        with m.If(ack):
+            m.d.sync += ph.eq(0)
+        with m.If(io):
+            with m.Switch(unit):
+                with m.Case(Unit.IN):
+                    m.d.comb += [ack.eq(1), seq.io_load.eq(1)]
+                    with m.Switch(sub[:3]):
+                        with m.Case(InPort.LOSS):
+                            m.d.comb += seq.io_data.eq(loss_sum)
+                        with m.Case(InPort.CORRECT):
+                            m.d.comb += seq.io_data.eq(correct)
+                        with m.Case(InPort.LOADED):
+                            m.d.comb += seq.io_data.eq(loaded)
+                        with m.Case(InPort.STOP):
+                            m.d.comb += seq.io_data.eq(stop_req)
+                        with m.Case(InPort.POW2):
+                            m.d.comb += seq.io_data.eq(Const(1, 32) << sa[:4])
+                with m.Case(Unit.OUT):
+                    m.d.comb += ack.eq(1)
+                    with m.Switch(sub[:3]):
+                        with m.Case(OutPort.FLAGS):
+                            m.d.sync += [running.eq(sa[0]), done.eq(sa[1]), err.eq(sa[3:6])]
+                            with m.If(sa[0] & ~running):
+                                m.d.sync += [run_cycles.eq(0), log_ptr.eq(0), stop_req.eq(0)]
+                        with m.Case(OutPort.PASS_BASE):
+                            m.d.sync += base.eq(sa)
+                        with m.Case(OutPort.PASS_N):
+                            m.d.sync += n_pass.eq(sa)
+                        with m.Case(OutPort.SMP_N):
+                            m.d.sync += smp_n.eq(sa)
+                        with m.Case(OutPort.LR_M):
+                            m.d.sync += lr_m.eq(sa)
+                        with m.Case(OutPort.SHIFT):
+                            m.d.sync += r_cur.eq(sa)
+                with m.Case(Unit.ENG):
+                    # the command, then (from the cycle after it is taken) the engine's verdict
+                    m.d.comb += [ctl_op.eq(sub[:4]),
+                                 ctl_arg.eq(Mux(sub[4], sa[:16].as_signed(), sa))]
+                    with m.If(~ph):
+                        m.d.comb += ctl_cmd.eq(1)
+                        with m.If(eng.cmd.ready):
+                            m.d.sync += ph.eq(1)
+                    with m.Elif(~eng.status.busy):
+                        with m.If(eng.status.error):
+                            m.d.comb += seq.stop.eq(1)
+                            m.d.sync += [err.eq(TrainErr.ENGINE), running.eq(0), ph.eq(0)]
+                        with m.Else():
+                            m.d.comb += [ack.eq(1), seq.io_load.eq(1),
+                                         seq.io_data.eq(eng.status.saturated)]
+                with m.Case(Unit.FWD):
+                    with m.If(~ph):
+                        m.d.comb += pass_go.eq(1)
+                        m.d.sync += [mode.eq(sub[:2]), ph.eq(1)]
+                    with m.Elif(losses == n_pass):      # every sample's loss is in
+                        m.d.comb += ack.eq(1)
+                with m.Case(Unit.SMP):
+                    with m.If(~sub[0]):
+                        m.d.comb += [smp.seed_load.eq(1), ack.eq(1)]
+                    with m.Elif(~ph):
+                        m.d.comb += [smp.req.valid.eq(1), smp.req.payload.eq(1)]
+                        with m.If(smp.req.ready):
+                            m.d.sync += ph.eq(1)
                     with m.Else():
-                        m.next = "SEQ_NEXT"
-            with m.State("ENG_C"):
-                # CLEAR 0 clears the saturation flag, so ENG_W then goes on
-                m.d.comb += [ctl_cmd.eq(1), ctl_op.eq(EngineOp.CLEAR.value)]
-                with m.If(eng.cmd.ready):
-                    m.next = "ENG_W"
-            with m.State("FWD"):
-                # the pass's registers: the training split for the two step passes
-                m.d.sync += [mode.eq(Mux(u_sel == P_PLUS, MODE_PLUS,
-                                         Mux(u_sel == P_MINUS, MODE_MINUS, MODE_EVAL))),
-                             base.eq(Mux(u_sel == P_VAL, p.val_base,
-                                         Mux(u_sel == P_TEST, p.test_base, p.train_base))),
-                             n_pass.eq(Mux(u_sel == P_VAL, p.val_n,
-                                           Mux(u_sel == P_TEST, p.test_n, batch)))]
-                m.next = "FWD_G"
-            with m.State("FWD_G"):
-                m.d.comb += pass_go.eq(1)
-                m.next = "FWD_W"
-            with m.State("FWD_W"):
-                # every sample's loss is in
-                with m.If(losses == n_pass):
-                    with m.If(u_sel == P_PLUS):
-                        m.d.sync += sp.eq(loss_sum)
-                    with m.If(u_sel == P_MINUS):
-                        m.d.sync += sm.eq(loss_sum)
-                    m.next = "SEQ_NEXT"
-            with m.State("SEQ_NEXT"):
-                with m.If(u_last):
-                    with m.Switch(upc):
-                        for i, (_, _, _, _, after) in enumerate(PROG):
-                            if after is not None:
-                                with m.Case(i):
-                                    m.next = after
-                with m.Else():
-                    m.d.sync += upc.eq(upc + 1)
-                    m.next = "SEQ"
-            with m.State("SAMPLER"):
-                with m.If(~smp.busy):
-                    m.next = "STEP"
-            with m.State("STEP"):
-                with m.If(stop_req):
-                    m.next = "FINISH"
-                with m.Else():
-                    with m.If(p.schedule & (t == half)):
-                        m.d.sync += r_cur.eq(r_cur + p.step_shift)
-                    m.next = "STEP2"
-            with m.State("STEP2"):
-                with m.If(p.schedule & (t == three_q)):
-                    m.d.sync += r_cur.eq(r_cur + p.step_shift)
-                m.next = "SREQ"
-            with m.State("SREQ"):
-                m.d.comb += [smp.req.valid.eq(1), smp.req.payload.eq(1)]
-                with m.If(smp.req.ready):
-                    m.next = "SREQ_W"
-            with m.State("SREQ_W"):
-                m.d.comb += smp.o.ready.eq(1)
-                with m.If(smp.o.valid):
-                    m.d.sync += seed_t.eq(smp.o.payload)
-                    go(U_STEP)
-            with m.State("COEF"):
-                m.d.comb += cu.i.valid.eq(1)
-                with m.If(cu.i.ready):
-                    m.next = "COEF_W"
-            with m.State("COEF_W"):
-                m.d.comb += cu.o.ready.eq(1)
-                with m.If(cu.o.valid):
-                    m.d.sync += [coef.eq(cu.o.payload.coef), clipped.eq(cu.o.payload.clipped)]
-                    with m.If(cu.o.payload.clipped):
-                        m.d.sync += rec['clipped'].eq(rec['clipped'] + 1)
-                    m.next = "COEF_GO"
-            with m.State("COEF_GO"):
-                with m.If(coef == 0):
-                    m.d.sync += rec['zero'].eq(rec['zero'] + 1)
-                    m.next = "LOG"
-                with m.Else():
-                    go(U_UPDATE)
-            with m.State("LOG"):
-                m.d.sync += lw.eq(0)
-                m.next = "LOG_W"
-            with m.State("LOG_W"):
-                m.d.comb += [lmem_we.eq(1), lmem_addr.eq(Cat(lw, t[:14 - 3]))]
-                with m.Switch(lw):
-                    for i, v in enumerate((sp[:16], sp[16:], sm[:16], sm[16:], coef,
-                                           Cat(clipped, coef == 0), 0, 0)):
-                        with m.Case(i):
-                            m.d.comb += lmem_wd.eq(v)
-                m.d.sync += lw.eq(lw + 1)
-                with m.If(lw == LOG_WORDS_PER_STEP - 1):
-                    m.d.sync += [t.eq(t + 1), ev_left.eq(ev_left - 1)]
-                    m.next = "AFTER"
-            with m.State("AFTER"):
-                with m.If((ev_left == 0) | (t == p.steps) | stop_req):
-                    m.d.sync += ev_left.eq(p.eval_every)
-                    go(U_EVAL)
-                with m.Else():
-                    m.next = "STEP"
-            with m.State("EVAL_D"):
-                with m.If(~best_valid | (loss_sum < rec['best_loss'])):
-                    m.d.sync += [best_valid.eq(1), rec['best_loss'].eq(loss_sum),
-                                 rec['best_correct'].eq(correct), rec['best_step'].eq(t)]
-                    m.next = "COPY"
-                with m.Else():
-                    m.next = "NEXT"
-            with m.State("COPY"):
-                m.d.comb += [ctl_cmd.eq(1), ctl_op.eq(EngineOp.READ.value),
-                             ctl_arg.eq(words << 32)]
-                with m.If(eng.cmd.ready):
-                    m.d.sync += cpy.eq(0)
-                    m.next = "COPY_W"
-            with m.State("COPY_W"):
-                m.d.comb += [t_rready.eq(1), ck_wr.addr.eq(cpy),
-                             ck_wr.data.eq(eng.rdata.payload.as_value()),
-                             ck_wr.en.eq(eng.rdata.valid)]
-                with m.If(eng.rdata.valid):
-                    m.d.sync += cpy.eq(cpy + 1)
-                with m.If((cpy == words) & ~eng.status.busy):
-                    m.next = "NEXT"
-            with m.State("NEXT"):
-                with m.If((t == p.steps) | stop_req):
-                    m.next = "FINISH"
-                with m.Else():
-                    m.next = "STEP"
-            with m.State("FINISH"):
-                with m.If(rec['best_step'] != t):
-                    m.next = "WB"
-                with m.Else():
-                    go(U_TEST)
-            # write the checkpoint back: one word every other cycle (read, then offer)
-            wv_r = Signal()
-            with m.State("WB"):
-                m.d.comb += [ctl_cmd.eq(1), ctl_op.eq(EngineOp.WRITE.value),
-                             ctl_arg.eq(words << 32)]
-                with m.If(eng.cmd.ready):
-                    m.d.sync += [cpy.eq(0), wv_r.eq(0)]
-                    m.next = "WB_W"
-            with m.State("WB_W"):
-                m.d.comb += [ck_rd.addr.eq(cpy), t_wdata.eq(ck_rd.data), t_wvalid.eq(wv_r)]
-                m.d.sync += wv_r.eq(cpy != words)
-                with m.If(wv_r & eng.wdata.ready):
-                    m.d.sync += [cpy.eq(cpy + 1), wv_r.eq(0)]
-                with m.If((cpy == words) & ~eng.status.busy):
-                    go(U_TEST)
-            with m.State("TEST_D"):
-                m.d.sync += [rec['test_loss'].eq(loss_sum), rec['test_correct'].eq(correct),
-                             running.eq(0), done.eq(1)]
-                m.next = "IDLE"
+                        m.d.comb += smp.o.ready.eq(1)
+                        with m.If(smp.o.valid):
+                            m.d.comb += [ack.eq(1), seq.io_load.eq(1),
+                                         seq.io_data.eq(smp.o.payload)]
+                with m.Case(Unit.COEF):
+                    with m.If(~ph):
+                        m.d.comb += cu.i.valid.eq(1)
+                        with m.If(cu.i.ready):
+                            m.d.sync += ph.eq(1)
+                    with m.Else():
+                        m.d.comb += cu.o.ready.eq(1)
+                        with m.If(cu.o.valid):
+                            c = cu.o.payload.coef
+                            m.d.comb += [ack.eq(1), seq.io_load.eq(1),
+                                         seq.io_data.eq(Cat(c, cu.o.payload.clipped, c == 0))]
+                with m.Case(Unit.LOGW):
+                    # two log words: A's low half, then its high half
+                    m.d.comb += [lmem_we.eq(1), lmem_addr.eq(Cat(ph, log_ptr[1:])),
+                                 lmem_wd.eq(Mux(ph, sa[16:], sa[:16]))]
+                    with m.If(~ph):
+                        m.d.sync += ph.eq(1)
+                    with m.Else():
+                        m.d.comb += ack.eq(1)
+                        m.d.sync += log_ptr.eq(log_ptr + 2)
+                with m.Case(Unit.COPY):
+                    # the weights -> the checkpoint: one word per rdata beat
+                    with m.If(~ph):
+                        m.d.comb += [ctl_cmd.eq(1), ctl_op.eq(EngineOp.READ.value),
+                                     ctl_arg.eq(words << 32)]
+                        with m.If(eng.cmd.ready):
+                            m.d.sync += [cpy.eq(0), ph.eq(1)]
+                    with m.Else():
+                        m.d.comb += [io_t.eq(1), cp_we.eq(eng.rdata.valid)]
+                        with m.If(eng.rdata.valid):
+                            m.d.sync += cpy.eq(cpy + 1)
+                        with m.If((cpy == words) & ~eng.status.busy):
+                            m.d.comb += ack.eq(1)
+                with m.Case(Unit.WB):
+                    # the checkpoint -> the weights: one word every other cycle (read, offer)
+                    with m.If(~ph):
+                        m.d.comb += [ctl_cmd.eq(1), ctl_op.eq(EngineOp.WRITE.value),
+                                     ctl_arg.eq(words << 32)]
+                        with m.If(eng.cmd.ready):
+                            m.d.sync += [cpy.eq(0), wv_r.eq(0), ph.eq(1)]
+                    with m.Else():
+                        m.d.comb += [wb_re.eq(1), t_wdata.eq(ck_rd.data), t_wvalid.eq(wv_r)]
+                        m.d.sync += wv_r.eq(cpy != words)
+                        with m.If(wv_r & eng.wdata.ready):
+                            m.d.sync += [cpy.eq(cpy + 1), wv_r.eq(0)]
+                        with m.If((cpy == words) & ~eng.status.busy):
+                            m.d.comb += ack.eq(1)
+                with m.Case(Unit.FAIL):
+                    m.d.comb += seq.stop.eq(1)
+                    m.d.sync += [err.eq(sub[:3]), running.eq(0), done.eq(0), ph.eq(0)]
 
         # Log SPRAM: the controller's writes, or the host's reads (one in flight) -------------
         lr_wait = Signal(range(SPRAM_LATENCY + 1))
@@ -853,9 +700,7 @@ class OnChipTrainer(wiring.Component):
             m.d.sync += lr_have.eq(0)
 
         # Host FSM: the training commands ---------------------------------------------------------
-        train_bits = train_layout().size
-        status_bits = tstatus_layout().size
-        tb, sb = -(-train_bits // 32), -(-status_bits // 32)
+        tb, sb = train_beats(), tstatus_beats()
         h_op = Signal(4)
         h_arg = Signal(64)
         h_start, h_count, h_kind = h_arg[:16], h_arg[32:], h_arg[24:26]
@@ -863,11 +708,11 @@ class OnChipTrainer(wiring.Component):
         h_end = Signal(18)           # start + 2 count (when count_small)
         beats = Signal(16)
         haddr = Signal(16)
-        ts_bits = Signal(32 * sb)
-        m.d.comb += ts_bits.eq(ts.as_value())
         hbeat = Signal(32)
         lo_word = Signal(16)
+        ts_i = Signal(range(sb + 1))    # the TSTATUS word
         ERR_ARG, ERR_UNSUP, ERR_OPCODE = int(Err.ARG), int(Err.UNSUPPORTED), int(Err.OPCODE)
+        cycles_word = list(TSTATUS_FIELDS).index("cycles")
 
         def reject(code):
             m.d.sync += [herr.eq(1), herr_code.eq(code)]
@@ -889,7 +734,7 @@ class OnChipTrainer(wiring.Component):
             with m.State("CHECK"):
                 m.d.sync += [count_small.eq((h_count[:15] != 0) & (h_count[15:] == 0)),
                              h_end.eq(h_start + (h_count[:15] << 1)), haddr.eq(h_start),
-                             beats.eq(h_count[:16])]
+                             beats.eq(h_count[:16]), ts_i.eq(0)]
                 m.next = "DISPATCH"
             with m.State("DISPATCH"):
                 with m.Switch(h_op):
@@ -897,7 +742,10 @@ class OnChipTrainer(wiring.Component):
                         with m.If(running):
                             reject(ERR_UNSUP)
                         with m.Elif(h_kind == LoadKind.COMMIT):
-                            m.d.sync += [loaded.eq(1), data_tag.eq(h_arg[:24])]
+                            # the data's tag: a TSTATUS word (the sequencer is idle)
+                            m.d.comb += [rf_hwe.eq(1), rf_w.eq(S["data_tag"]),
+                                         rf_wd.eq(h_arg[:24])]
+                            m.d.sync += loaded.eq(1)
                             m.next = "IDLE"
                         with m.Elif(h_kind == LoadKind.INVALIDATE):
                             m.d.sync += loaded.eq(0)
@@ -919,7 +767,7 @@ class OnChipTrainer(wiring.Component):
                         with m.If(h_count != sb):
                             reject(ERR_ARG)
                         with m.Else():
-                            m.next = "TSTATUS"
+                            m.next = "TS_RD"
                     with m.Case(TrainOp.READ_LOG):
                         with m.If(~count_small | (h_arg[14:32] != 0) | h_start[0]
                                   | (h_end > SPRAM_BANK_WORDS)):
@@ -949,31 +797,42 @@ class OnChipTrainer(wiring.Component):
                 with m.Else():
                     m.next = "LOAD"
             with m.State("TRAIN"):
-                m.d.comb += [h_wtake.eq(1), h_wready.eq(1)]
+                # each beat is a parameter register (the sequencer is idle: no run)
+                m.d.comb += [h_wtake.eq(1), h_wready.eq(1), rf_w.eq(P_BASE + ts_i),
+                             rf_wd.eq(self.wdata.payload.as_value()),
+                             rf_hwe.eq(self.wdata.valid)]
                 with m.If(self.wdata.valid):
-                    m.d.sync += [p_raw.eq(Cat(p_raw[32:], self.wdata.payload.as_value())),
-                                 beats.eq(beats - 1)]
+                    m.d.sync += [ts_i.eq(ts_i + 1), beats.eq(beats - 1)]
                     with m.If(beats == 1):
                         m.next = "START"
             with m.State("START"):
-                m.d.comb += st_valid.eq(1)
-                with m.If(st_ready):
-                    m.next = "START_W"
-            with m.State("START_W"):             # the controller's CHECK
-                m.next = "START_V"
-            with m.State("START_V"):
-                with m.If(err != 0):
-                    m.d.sync += [herr.eq(1), herr_code.eq(ERR_ARG)]
-                m.next = "IDLE"
-            with m.State("TSTATUS"):
-                # the live status, one beat at a time (a beat's fields are one cycle's)
-                m.d.comb += [h_rsrc.eq(1), h_rvalid.eq(1),
-                             h_rdata.eq(ts_bits.word_select((sb - beats)[:max(1, (sb - 1).bit_length())]
-                                                       .as_unsigned(), 32))]
+                m.d.comb += seq.start.eq(1)
+                m.d.sync += [done.eq(0), err.eq(0)]
+                m.next = "START_W"
+            with m.State("START_W"):
+                # the program's checks: it either starts the run or stops with an error
+                with m.If(running | ~seq.busy):
+                    with m.If(err != 0):
+                        m.d.sync += [herr.eq(1), herr_code.eq(ERR_ARG)]
+                    m.next = "IDLE"
+            # TSTATUS: word i is the flags, the cycle counter or register S_BASE + i (read when
+            # the checkpoint's write-back does not hold the port; the sequencer waits)
+            with m.State("TS_RD"):
+                m.d.comb += [rf_w.eq(S_BASE + ts_i), rf_hre.eq(~wb_re)]
+                with m.If(~wb_re):
+                    m.next = "TS_LATCH"
+            with m.State("TS_LATCH"):
+                m.d.sync += hbeat.eq(Mux(ts_i == 0, ts.as_value(),
+                                         Mux(ts_i == cycles_word, run_cycles, ck_rd.data[:32])))
+                m.next = "TS_OUT"
+            with m.State("TS_OUT"):
+                m.d.comb += [h_rsrc.eq(1), h_rvalid.eq(1), h_rdata.eq(hbeat)]
                 with m.If(self.rdata.ready):
-                    m.d.sync += beats.eq(beats - 1)
+                    m.d.sync += [ts_i.eq(ts_i + 1), beats.eq(beats - 1)]
                     with m.If(beats == 1):
                         m.next = "IDLE"
+                    with m.Else():
+                        m.next = "TS_RD"
             with m.State("LOG_A"):
                 m.d.comb += [lg_req.eq(1), lg_addr.eq(haddr)]
                 with m.If(lg_ready):

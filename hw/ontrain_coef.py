@@ -2,7 +2,7 @@
 multiplier or divider (golden model :func:`pezo.sim.ontrain.coefficient`; definition in
 docs/on_device.md, section 6)."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -11,7 +11,7 @@ __all__ = ["CoefUnit", "SHIFT_MIN", "SHIFT_MAX"]
 SUM_BITS = 32
 LR_BITS = 8
 COEF_BITS = 16
-#: The shifts the unit is exact for: x = (sum_minus - sum_plus) lr_m is below 2^40 in
+#: The shifts the unit is exact for: x = diff lr_m is below 2^40 in
 #: magnitude, so a left shift of up to 11 still fits the 52-bit accumulator; the right shift's
 #: counter has 6 bits.
 SHIFT_MIN, SHIFT_MAX = -11, 63
@@ -19,13 +19,13 @@ _ACC_BITS = 52
 
 
 class CoefUnit(wiring.Component):
-    """c = sat(round_half_even(-(sum_plus - sum_minus) lr_m / 2^shift), +-(2^15 - 1)) and
-    whether it saturated, bit-exact with :func:`pezo.sim.ontrain.coefficient` for every
-    sum_plus, sum_minus (32-bit unsigned), lr_m (8-bit unsigned) and
-    :data:`SHIFT_MIN` <= shift <= :data:`SHIFT_MAX` (a left shift when shift < 0).
+    """c = sat(round_half_even(diff lr_m / 2^shift), +-(2^15 - 1)) and whether it saturated,
+    with diff = sum_minus - sum_plus: bit-exact with :func:`pezo.sim.ontrain.coefficient` for
+    every sum_plus, sum_minus (32-bit unsigned, so diff is any 33-bit signed value), lr_m
+    (8-bit unsigned) and :data:`SHIFT_MIN` <= shift <= :data:`SHIFT_MAX` (a left shift when
+    shift < 0).
 
-    Built for area, one adder: x = sum_minus - sum_plus (34 bits) is registered on
-    acceptance; 8 cycles multiply it by lr_m, adding x 2^i when bit i of lr_m is set (x
+    Built for area, one adder: x = diff is registered on acceptance; 8 cycles multiply it by lr_m, adding x 2^i when bit i of lr_m is set (x
     doubles and lr_m halves each cycle); |shift| cycles shift the product one bit each (right:
     the last bit shifted out is the guard bit g, the ones before it are or-ed into the sticky
     bit s); a cycle adds g & (s | lsb) (round half to even); a cycle saturates by bit tests
@@ -35,8 +35,7 @@ class CoefUnit(wiring.Component):
 
     Members
     -------
-    i : In(stream.Signature(StructLayout({"sum_plus": 32, "sum_minus": 32, "lr_m": 8,
-                                           "shift": signed(8)})))
+    i : In(stream.Signature(StructLayout({"diff": signed(33), "lr_m": 8, "shift": signed(8)})))
         The operands (for a shift outside SHIFT_MIN..SHIFT_MAX the result is unspecified: the
         trainer refuses such a TRAIN).
     o : Out(stream.Signature(StructLayout({"coef": signed(16), "clipped": 1})))
@@ -45,7 +44,7 @@ class CoefUnit(wiring.Component):
     def __init__(self):
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
-                "sum_plus": unsigned(SUM_BITS), "sum_minus": unsigned(SUM_BITS),
+                "diff": signed(SUM_BITS + 1),
                 "lr_m": unsigned(LR_BITS), "shift": signed(8)}))),
             "o": Out(stream.Signature(data.StructLayout({
                 "coef": signed(COEF_BITS), "clipped": unsigned(1)}))),
@@ -58,7 +57,7 @@ class CoefUnit(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         lim = (1 << (COEF_BITS - 1)) - 1
-        cx = Signal(signed(SUM_BITS + 2 + LR_BITS))    # x 2^i
+        cx = Signal(signed(SUM_BITS + 1 + LR_BITS))    # x 2^i
         acc = Signal(signed(_ACC_BITS))
         cm = Signal(LR_BITS)                           # lr_m >> i
         cbit = Signal(range(LR_BITS))
@@ -76,8 +75,7 @@ class CoefUnit(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.valid):
-                    m.d.sync += [cx.eq(Cat(ip.sum_minus, Const(0, 2)).as_signed()
-                                       - Cat(ip.sum_plus, Const(0, 2)).as_signed()),
+                    m.d.sync += [cx.eq(ip.diff),
                                  acc.eq(0), cbit.eq(0), cm.eq(ip.lr_m),
                                  left.eq(ip.shift < 0),
                                  cn.eq(Mux(ip.shift < 0, -ip.shift, ip.shift)),

@@ -78,7 +78,7 @@ def test_bit_exact_with_exact_arithmetic_and_the_golden_model_under_stalls():
                 break
             if not offering and k < len(ops) and rng.random() < 0.5:
                 sp, sm, lr_m, shift = ops[k]
-                ctx.set(dut.i.payload, {"sum_plus": sp, "sum_minus": sm, "lr_m": lr_m,
+                ctx.set(dut.i.payload, {"diff": sm - sp, "lr_m": lr_m,
                                         "shift": shift})
                 offering = True
             ctx.set(dut.i.valid, offering)
@@ -104,7 +104,7 @@ def test_latency(shift):
     seen = {}
 
     async def tb(ctx):
-        ctx.set(dut.i.payload, {"sum_plus": 5, "sum_minus": 1000, "lr_m": 200, "shift": shift})
+        ctx.set(dut.i.payload, {"diff": 1000 - 5, "lr_m": 200, "shift": shift})
         ctx.set(dut.i.valid, 1)
         ctx.set(dut.o.ready, 1)
         for cycle in range(120):

@@ -11,6 +11,7 @@ import pytest
 from pezo.boards.protocol import decode_tstatus, rows_words, train_rows, words_rows
 from pezo.hw.ontrain import (LOG_WORDS_PER_STEP, LoadKind, OnChipTrainer, TrainErr,
                              TrainOp as HwTrainOp, train_beats, tstatus_beats)
+from pezo.hw.ontrain_prog import TRAIN_FIELDS
 from pezo.sim.engine import Op
 from pezo.sim.ontrain import (TrainerConfig, CommandPort, ModelTransport, OnChipConfig, data_image,
                               engine_config, evaluate, init_weights, onchip_data, param_count,
@@ -98,7 +99,7 @@ async def train(ctx, dut, fields, rng, max_cycles=400_000):
     await command(ctx, dut, HwTrainOp.TRAIN, train_beats() << 32, train_rows(fields), train=1,
                   rng=rng)
     cycles = 0
-    while ctx.get(dut.tstatus.running):
+    while ctx.get(dut.flags.running):
         await ctx.tick()
         cycles += 1
         assert cycles < max_cycles, "the run did not finish"
@@ -186,12 +187,12 @@ def test_stop_mid_run_ends_after_the_current_step_like_the_golden_model():
         # an engine command during the run is refused and changes nothing
         await command(ctx, dut, Op.PERTURB, 0, rng=rng)
         got["refused"] = status(ctx, dut)
-        while ctx.get(dut.tstatus.step) < 3:
-            await ctx.tick()
+        while (await tstatus(ctx, dut, rng))["step"] < 3:      # the host's view
+            await ctx.tick().repeat(200)
         await ctx.tick().repeat(700)           # somewhere inside step 4
-        got["stop_seen_at"] = ctx.get(dut.tstatus.step)
+        got["stop_seen_at"] = (await tstatus(ctx, dut, rng))["step"]
         await command(ctx, dut, HwTrainOp.STOP, 0, train=1, rng=rng)
-        while ctx.get(dut.tstatus.running):
+        while ctx.get(dut.flags.running):
             await ctx.tick()
         got["status"] = await tstatus(ctx, dut, rng)
         got["weights"] = await command(ctx, dut, Op.READ, ecfg.words << 32,
@@ -220,7 +221,23 @@ def golden_stop(data, cfg, steps):
 REFUSALS = [("not_loaded", TrainErr.NOT_LOADED), ("zero_steps", TrainErr.STEPS),
             ("eval_above_steps", TrainErr.STEPS), ("batch_above_split", TrainErr.BATCH),
             ("batch_above_buffer", TrainErr.BATCH), ("empty_split", TrainErr.SPLIT),
-            ("shift_below", TrainErr.SHIFT), ("shift_above_with_schedule", TrainErr.SHIFT)]
+            ("shift_below", TrainErr.SHIFT), ("shift_above_with_schedule", TrainErr.SHIFT),
+            # hand-made frames: a 32-bit word beyond its field (train_rows refuses these)
+            ("steps_2_24", TrainErr.STEPS), ("lr_m_256", TrainErr.FIELD),
+            ("schedule_2", TrainErr.FIELD), ("val_base_2_16", TrainErr.FIELD),
+            ("mu_2_16", TrainErr.FIELD), ("shift_wraps", TrainErr.SHIFT)]
+#: word overrides of the hand-made frames: (field, 32-bit value)
+RAW = {"steps_2_24": ("steps", 1 << 24), "lr_m_256": ("lr_m", 256),
+       "schedule_2": ("schedule", 2), "val_base_2_16": ("val_base", 1 << 16),
+       "mu_2_16": ("mu_reg", 1 << 16), "shift_wraps": ("shift", (1 << 32) - 20)}
+
+
+def raw_rows(fields, word, value):
+    """TRAIN's payload with one 32-bit word replaced (a frame no host encoder would build)."""
+    words = rows_words(train_rows(fields)).copy()
+    i = list(TRAIN_FIELDS).index(word)
+    words[2 * i], words[2 * i + 1] = value & 0xFFFF, value >> 16
+    return words_rows(words)
 
 
 def test_train_refusals_change_nothing():
@@ -246,11 +263,13 @@ def test_train_refusals_change_nothing():
         for case, _ in REFUSALS:
             if case == "zero_steps":                  # the first case after a LOAD
                 await load(ctx, dut, data, rng)
-            await command(ctx, dut, HwTrainOp.TRAIN, train_beats() << 32,
-                          train_rows({**fields, **changes[case]}), train=1, rng=rng)
+            rows = (raw_rows(fields, *RAW[case]) if case in RAW
+                    else train_rows({**fields, **changes[case]}))
+            await command(ctx, dut, HwTrainOp.TRAIN, train_beats() << 32, rows, train=1,
+                          rng=rng)
             reply = status(ctx, dut)
             await ctx.tick().repeat(20)
-            running = ctx.get(dut.tstatus.running)
+            running = ctx.get(dut.flags.running)
             got[case] = (reply, running, (await tstatus(ctx, dut, rng))["error"])
         got["weights"] = await command(ctx, dut, Op.READ, ecfg.words << 32,
                                        rcount=ecfg.words, rng=rng)

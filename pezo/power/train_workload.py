@@ -11,7 +11,7 @@ import numpy as np
 
 from pezo.boards.protocol import train_rows, words_rows
 from pezo.hw.engine import status_layout
-from pezo.hw.ontrain import LoadKind, TrainOp, train_beats, tstatus_layout
+from pezo.hw.ontrain import LOG_WORDS_PER_STEP, LoadKind, TrainOp, flags_layout, train_beats
 
 __all__ = ["train_workload"]
 
@@ -44,8 +44,8 @@ def train_workload(tcfg, work, steps=1):
     n_trn = _hex(work / "train.hex", train_rows(fields))
     assert n_trn == train_beats() and n_img < 1 << 15 and n_tab < 1 << 15
     ecfg = tcfg.engine()
-    sl, tl = status_layout(ecfg), tstatus_layout()
-    busy, step, err = sl["busy"].offset, tl["step"], tl["error"]
+    sl, fl = status_layout(ecfg), flags_layout()
+    busy, err = sl["busy"].offset, fl["error"]
     cap = 200_000 * steps                # cycles: a step is about 25,000
     wb = ecfg.lanes * ecfg.w_bits
 
@@ -58,7 +58,8 @@ module tb;
   wire cmd__ready, wdata__ready, rdata__valid;
   wire [{wb - 1}:0] rdata__payload;
   wire [{sl.size - 1}:0] status;
-  wire [{tl.size - 1}:0] tstatus;
+  wire [{fl.size - 1}:0] flags;
+  wire [13:0] log_words;
   wire busy = status[{busy}];
   reg [31:0] image [0:{n_img - 1}];
   reg [31:0] table_w [0:{n_tab - 1}];
@@ -69,7 +70,8 @@ module tb;
             .cmd__ready(cmd__ready), .wdata__valid(wdata__valid),
             .wdata__payload(wdata__payload), .wdata__ready(wdata__ready),
             .rdata__valid(rdata__valid), .rdata__payload(rdata__payload),
-            .rdata__ready(rdata__ready), .status(status), .tstatus(tstatus));
+            .rdata__ready(rdata__ready), .status(status), .flags(flags),
+            .log_words(log_words));
   task cmd(input [3:0] op, input [63:0] arg);
     begin
       @(negedge clk); cmd__valid = 1; cmd__payload = {{1'b1, arg, op}};
@@ -112,13 +114,13 @@ module tb;
     $dumpvars(1, dut);{extra}
     $display("WINDOW_START %0t", $time);
     i = 0;
-    while (tstatus[{step.offset} +: {step.width}] < {steps} && i < {cap}) begin
+    while (log_words < {LOG_WORDS_PER_STEP * steps} && i < {cap}) begin
       @(negedge clk); i = i + 1;
     end
-    if (i < {cap} && tstatus[{err.offset} +: {err.width}] == 0)
+    if (i < {cap} && flags[{err.offset} +: {err.width}] == 0)
       $display("WINDOW_END %0t", $time);
     else
-      $display("TRAIN_FAILED error %0d after %0d cycles", tstatus[{err.offset} +: {err.width}], i);
+      $display("TRAIN_FAILED error %0d after %0d cycles", flags[{err.offset} +: {err.width}], i);
     $finish;
   end
 endmodule

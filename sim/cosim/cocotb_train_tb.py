@@ -86,7 +86,7 @@ class Host:
 
 
 def running(dut):
-    return str(dut.tstatus.value)[-1] == "1"        # tstatus_layout(): running is bit 0
+    return str(dut.flags.value)[-1] == "1"          # flags_layout(): running is bit 0
 
 
 @cocotb.test()
