@@ -33,6 +33,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
+from pezo.hw.common import NO_RW_CHECK, collision_read
 from pezo.hw.engine import EngineOp, PerturbEngine, status_layout
 from pezo.hw.ontrain_coef import CoefUnit
 from pezo.hw.ontrain_loss import LossUnit
@@ -166,18 +167,27 @@ class OnChipTrainer(wiring.Component):
         # SPRAM on the UltraPlus (and its model in simulation), block RAM elsewhere (ECP5)
         m.submodules.dmem = dmem = single_port_memory(16, DATA_CAPACITY_WORDS, platform)
         m.submodules.lmem = lmem = single_port_memory(16, SPRAM_BANK_WORDS, platform)
-        m.submodules.table = table = memory.Memory(shape=signed(16), depth=F << b, init=[])
+        # No read of these memories uses the data of an address written in the same cycle
+        # (NO_RW_CHECK; the simulation inverts such data: pezo.hw.common.collision_read).
+        m.submodules.table = table = memory.Memory(shape=signed(16), depth=F << b, init=[],
+                                                   attrs=NO_RW_CHECK)
         t_wr, t_rd = table.write_port(), table.read_port()
-        m.submodules.fbuf = fbuf = memory.Memory(shape=unsigned(16 * G), depth=2 << fb, init=[])
+        t_data = collision_read(m, t_rd, t_wr, platform)
+        m.submodules.fbuf = fbuf = memory.Memory(shape=unsigned(16 * G), depth=2 << fb, init=[],
+                                                 attrs=NO_RW_CHECK)
         fb_wr, fb_rd = fbuf.write_port(granularity=16), fbuf.read_port()
-        m.submodules.ibuf = ibuf = memory.Memory(shape=16, depth=self._max_batch, init=[])
+        fb_data = collision_read(m, fb_rd, fb_wr, platform)
+        m.submodules.ibuf = ibuf = memory.Memory(shape=16, depth=self._max_batch, init=[],
+                                                 attrs=NO_RW_CHECK)
         ib_wr, ib_rd = ibuf.write_port(), ibuf.read_port()
+        ib_data = collision_read(m, ib_rd, ib_wr, platform)
         # the checkpoint (words 0..words-1) and the sequencer's registers (REG0..REG0+63)
         REG0 = -(-words // N_REGS) * N_REGS
         m.submodules.ckpt = ckpt = memory.Memory(
             shape=max(32, L * ecfg.w_bits), depth=REG0 + N_REGS,
-            init=[0] * REG0 + register_init())
+            init=[0] * REG0 + register_init(), attrs=NO_RW_CHECK)
         ck_wr, ck_rd = ckpt.write_port(), ckpt.read_port()
+        ck_data = collision_read(m, ck_rd, ck_wr, platform)
 
         # Run state: the flags in flip-flops, the rest in the sequencer's registers -------------
         ts = self.flags
@@ -276,7 +286,7 @@ class OnChipTrainer(wiring.Component):
         m.d.comb += [t_rd.addr.eq(Cat(cw[:b], f[:max(1, (F - 1).bit_length())])
                                   if F > 1 else cw[:b]),
                      fb_wr.addr.eq(Cat(wf, whf)),
-                     fb_wr.data.eq(Cat(*([t_rd.data] * G))),
+                     fb_wr.data.eq(Cat(*([t_data] * G))),
                      fb_wr.en.eq(Mux(wv, 1 << wslot, 0)),
                      ib_wr.data.eq(saddr), fill_addr.eq(saddr)]
         last_word = wleft == 1
@@ -308,7 +318,7 @@ class OnChipTrainer(wiring.Component):
                 m.d.comb += [ib_wr.addr.eq(j), ib_wr.en.eq(1)]
                 m.next = "HALF"
             with m.State("IBUF"):
-                m.d.sync += saddr.eq(ib_rd.data)
+                m.d.sync += saddr.eq(ib_data)
                 m.next = "HALF"
             with m.State("HALF"):
                 with m.If(~full.bit_select(hf, 1)):
@@ -365,9 +375,13 @@ class OnChipTrainer(wiring.Component):
         acc_init = 1 << (r_shift - 1)
         SL = G * L
         m.submodules.accs = accs = memory.Memory(
-            shape=data.ArrayLayout(signed(ACC_BITS), SL), depth=max(Kw, 2), init=[])
+            shape=data.ArrayLayout(signed(ACC_BITS), SL), depth=max(Kw, 2), init=[],
+            attrs=NO_RW_CHECK if Kw > 1 else None)
         ac_wr = accs.write_port()
         ac_rd = accs.read_port(transparent_for=(ac_wr,) if Kw == 1 else ())
+        # K / m > 1: a read meets the write of its address only in a stall, when the read is
+        # not used (a word's position differs from the one before it)
+        ac_data = collision_read(m, ac_rd, ac_wr, platform) if Kw > 1 else ac_rd.data
         hw = Signal()                # the half being forwarded
         fw_cmd = Signal()            # the forward unit asks the engine for READ
         fw_take = Signal()
@@ -395,7 +409,7 @@ class OnChipTrainer(wiring.Component):
                 m.d.sync += kp.eq(kp + 1)
         wb_bits = ecfg.w_bits
         for s in range(G):
-            t_b = Mux(bias_b, 1 << a.t_frac, fb_rd.data[16 * s:16 * s + 16].as_signed())
+            t_b = Mux(bias_b, 1 << a.t_frac, fb_data[16 * s:16 * s + 16].as_signed())
             for l in range(L):
                 m.d.sync += prods[s][l].eq(t_b * wbr[wb_bits * l:wb_bits * (l + 1)].as_signed())
         # No reset: a row-0 product starts its sum at the rounding constant (the adder takes
@@ -409,7 +423,7 @@ class OnChipTrainer(wiring.Component):
         for s in range(G):
             for l in range(L):
                 m.d.comb += ac_wr.data[s * L + l].eq(
-                    Mux(first_c, acc_init, ac_rd.data[s * L + l]) + prods[s][l])
+                    Mux(first_c, acc_init, ac_data[s * L + l]) + prods[s][l])
 
         # The group's logits leave the accumulators one class per cycle, sample after sample:
         # a read, then sat(acc >> r, 16) by bit tests into a register, then a queue (block
@@ -440,7 +454,7 @@ class OnChipTrainer(wiring.Component):
         lv = Signal(16)
         m.d.comb += f_issue.eq(feeding & (fq != n_here))
         m.d.sync += [rd_v.eq(f_issue), lv_v.eq(rd_v),
-                     lv.eq(sat16(ac_rd.data[Cat(rl, rq) if L > 1 else rq]))]
+                     lv.eq(sat16(ac_data[Cat(rl, rq) if L > 1 else rq]))]
         m.d.comb += [lq.w_en.eq(lv_v), lq.w_data.eq(lv)]
         with m.If(f_issue):
             m.d.sync += [rq.eq(fq), rl.eq(fk_lane),
@@ -539,7 +553,7 @@ class OnChipTrainer(wiring.Component):
             ck_wr.en.eq(cp_we | rf_hwe | seq.rf_we),
             ck_rd.addr.eq(Mux(wb_re, cpy, REG0 + Mux(rf_hre, rf_w, seq.rf_addr))),
             ck_rd.en.eq(wb_re | rf_hre | seq.rf_re),
-            seq.rf_rdata.eq(ck_rd.data[:32]),
+            seq.rf_rdata.eq(ck_data[:32]),
             seq.rf_wait.eq(wb_re | rf_hre),
         ]
         # the OUT registers
@@ -671,7 +685,7 @@ class OnChipTrainer(wiring.Component):
                         with m.If(eng.cmd.ready):
                             m.d.sync += [cpy.eq(0), wv_r.eq(0), ph.eq(1)]
                     with m.Else():
-                        m.d.comb += [wb_re.eq(1), t_wdata.eq(ck_rd.data), t_wvalid.eq(wv_r)]
+                        m.d.comb += [wb_re.eq(1), t_wdata.eq(ck_data), t_wvalid.eq(wv_r)]
                         m.d.sync += wv_r.eq(cpy != words)
                         with m.If(wv_r & eng.wdata.ready):
                             m.d.sync += [cpy.eq(cpy + 1), wv_r.eq(0)]
@@ -818,12 +832,13 @@ class OnChipTrainer(wiring.Component):
             # TSTATUS: word i is the flags, the cycle counter or register S_BASE + i (read when
             # the checkpoint's write-back does not hold the port; the sequencer waits)
             with m.State("TS_RD"):
-                m.d.comb += [rf_w.eq(S_BASE + ts_i), rf_hre.eq(~wb_re)]
-                with m.If(~wb_re):
+                # not while the sequencer writes (its ST of the register would collide)
+                m.d.comb += [rf_w.eq(S_BASE + ts_i), rf_hre.eq(~wb_re & ~seq.rf_we)]
+                with m.If(~wb_re & ~seq.rf_we):
                     m.next = "TS_LATCH"
             with m.State("TS_LATCH"):
                 m.d.sync += hbeat.eq(Mux(ts_i == 0, ts.as_value(),
-                                         Mux(ts_i == cycles_word, run_cycles, ck_rd.data[:32])))
+                                         Mux(ts_i == cycles_word, run_cycles, ck_data[:32])))
                 m.next = "TS_OUT"
             with m.State("TS_OUT"):
                 m.d.comb += [h_rsrc.eq(1), h_rvalid.eq(1), h_rdata.eq(hbeat)]

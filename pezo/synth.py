@@ -23,7 +23,7 @@ from pezo.designs import (REGISTRY, check_design, default_config, design_block, 
                           design_name)
 from pezo.power import estimate_power
 from pezo.report import load_report
-from pezo.toolchain import PRE_SYNTH, setup_environment
+from pezo.toolchain import PRE_SYNTH, setup_environment, undefined_collisions
 
 __all__ = ["synth", "summarise", "sweep_seeds", "seed_spread", "worst_slack_met", "critical_path"]
 
@@ -317,7 +317,9 @@ def synth(board_name, config=None, build_root="build", seed=1, name=None, progre
         top = BoardTop(None, pll_mhz=board.pll_mhz, design=BlockWrapper(design_block(design, gen)))
         core = "pezo_top.bridge.dut"
     try:
-        platform.build(top, name="pezo_top", build_dir=str(out), do_program=False, **overrides)
+        plan = platform.build(top, name="pezo_top", do_build=False, **overrides)
+        plan.files["pezo_top.il"] = undefined_collisions(plan.files["pezo_top.il"])
+        plan.execute_local(str(out))
     except Exception as e:
         log = out / "pezo_top.tim"
         tail = log.read_text()[-1500:] if log.exists() else ""

@@ -12,7 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
-__all__ = ["PRE_SYNTH", "bin_dir", "verilator_root", "setup_environment", "have_verilator", "have_icarus",
+__all__ = ["PRE_SYNTH", "undefined_collisions", "bin_dir", "verilator_root", "setup_environment", "have_verilator", "have_icarus",
            "ToolMissing"]
 
 
@@ -89,3 +89,31 @@ def have_icarus() -> bool:
 # netlist unless unused wires are purged first; this is harmless for every design. Every synthesis
 # flow of the project (board builds, the power netlist, the per-module breakdown) runs it first.
 PRE_SYNTH = "proc; opt_clean -purge"
+
+
+def undefined_collisions(rtlil: str) -> str:
+    """The RTLIL text with the read ports of every memory that carries the ``no_rw_check``
+    attribute (:data:`pezo.hw.common.NO_RW_CHECK`) marked as undefined on a read-write collision
+    (``COLLISION_X_MASK`` all ones). Amaranth emits such ports with defined (old-data) collisions,
+    which yosys keeps on the iCE40 with bypass logic: two flip-flops and a multiplexer per data
+    bit. Every synthesis flow of the project writes its RTLIL through this."""
+    out, marked, pending, memid = [], set(), False, None
+    for line in rtlil.splitlines():
+        s = line.strip()
+        if s.startswith("module "):
+            marked, pending = set(), False
+        elif s == "attribute \\no_rw_check 1":
+            pending = True
+        elif s.startswith("memory "):
+            if pending:
+                marked.add(s.split()[-1])
+            pending = False
+        elif s.startswith("cell "):
+            pending, memid = False, None
+        elif s.startswith("parameter \\MEMID "):
+            memid = s.split(None, 2)[2].strip('"').replace("\\\\", "\\")
+        elif s.startswith("parameter \\COLLISION_X_MASK ") and memid in marked:
+            width = int(s.split()[2].split("'")[0])
+            line = line[:line.index("parameter")] + f"parameter \\COLLISION_X_MASK {width}'{'1' * width}"
+        out.append(line)
+    return "\n".join(out) + ("\n" if rtlil.endswith("\n") else "")

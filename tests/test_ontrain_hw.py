@@ -212,6 +212,44 @@ def test_stop_mid_run_ends_after_the_current_step_like_the_golden_model():
     assert (st["test_loss"], st["test_correct"]) == (tl, tc)
 
 
+def test_tstatus_read_back_to_back_during_a_run_is_consistent():
+    """TSTATUS as fast as the host can ask, through a whole run: its register reads share the
+    sequencer's port (a read of a register the sequencer writes in the same cycle would be
+    undefined on the FPGA, and is inverted in simulation), so every reply must be plausible
+    and the last one must equal the golden model's."""
+    data, dut = _setup()
+    cfg = OnChipConfig(steps=6, batch=4, eval_every=2, seed=5, lr=2.0 ** -5)
+    regs = train_registers(data, cfg)
+    ecfg = dut.engine_config
+    res = golden(data, cfg)
+    replies = []
+
+    async def tb(ctx):
+        rng = random.Random(4)
+        await command(ctx, dut, Op.WRITE, ecfg.words << 32,
+                      np.zeros((ecfg.words, 2), dtype=np.int64), rng=rng)
+        await load(ctx, dut, data, rng)
+        await command(ctx, dut, HwTrainOp.TRAIN, train_beats() << 32,
+                      train_rows(regs.fields()), train=1, rng=rng)
+        while True:
+            replies.append(await tstatus(ctx, dut, rng))
+            if replies[-1]["done"]:
+                break
+
+    run(dut, tb)
+    assert len(replies) > 100
+    steps = [r["step"] for r in replies]
+    assert steps == sorted(steps) and steps[-1] == cfg.steps
+    for r in replies:
+        assert r["error"] == 0 and r["data_tag"] == 0 and r["best_step"] <= r["step"], r
+        assert max(r["sat_passes"], r["clipped"], r["zero"]) <= r["step"], r
+        assert max(r["sum_plus"], r["sum_minus"]) < 1 << 24, r
+    last = replies[-1]
+    assert (last["sum_plus"], last["sum_minus"], last["coef"]) == \
+        (res.sum_plus[-1], res.sum_minus[-1], res.coef[-1])
+    assert last["best_step"] == res.best_step
+
+
 def golden_stop(data, cfg, steps):
     d = param_count("logreg", data.n_features, data.n_classes)
     return train_on_chip(data, cfg, port=CommandPort(ModelTransport(engine_config(d))),

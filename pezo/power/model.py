@@ -72,7 +72,7 @@ from pezo.boards.top import ice40_pll_params
 from pezo.designs import REGISTRY, build as build_design, check_design
 from pezo.hw.engine import status_layout
 from pezo.sim.engine import Op
-from pezo.toolchain import PRE_SYNTH, setup_environment
+from pezo.toolchain import PRE_SYNTH, setup_environment, undefined_collisions
 from pezo.power.vcd import parse_vcd_toggles
 
 __all__ = ["COEFFICIENTS", "ECP5_COEFFICIENTS", "UNCERTAIN", "FAMILIES", "CLOCK_SOURCES",
@@ -587,7 +587,8 @@ def netlist_activity(dut, board, out, tb_for, env=None, progress=print, dsp=None
     if getattr(getattr(dut, "config", None), "weights", None) == "spram" \
             or getattr(dut, "training_commands", False):
         platform = board.platform_class()()
-    (work / "core.il").write_text(rtlil.convert(dut, name="core", platform=platform))
+    (work / "core.il").write_text(undefined_collisions(rtlil.convert(dut, name="core",
+                                                                     platform=platform)))
     if board.family == "ice40":
         opts = " -dsp" if (board.dsp if dsp is None else dsp) else ""
         synth_cmd = f"synth_ice40{opts} -top core"
