@@ -17,7 +17,7 @@ from pezo.boards.protocol import (CRC16, CRC_INIT, HEADER_BYTES, MIN_FRAME, RSYN
                                   SYNC, UNKNOWN_OPCODE, Kind, TrainOp, beat_bytes, weight_bytes,
                                   write_beats)
 from pezo.config import EngineConfig
-from pezo.hw.common import one_hot_states
+from pezo.hw.common import NO_RW_CHECK, collision_read, one_hot_states
 from pezo.hw.engine import PerturbEngine
 from pezo.sim.engine import Op
 
@@ -106,8 +106,11 @@ class SerialBridge(wiring.Component):
         # (a power-of-two depth: yosys guards the write port of any other depth with an address
         # compare, which put a carry chain in front of the block RAM's write enable)
         buf_depth = 1 << (buf_bytes + 1).bit_length()
-        m.submodules.buf = buf = memory.Memory(shape=8, depth=buf_depth, init=[])
+        # It is written while a frame arrives and read after it, in WDATA (NO_RW_CHECK)
+        m.submodules.buf = buf = memory.Memory(shape=8, depth=buf_depth, init=[],
+                                               attrs=NO_RW_CHECK)
         bw, br = buf.write_port(), buf.read_port(transparent_for=())
+        br_data = collision_read(m, br, bw, platform)
         m.submodules.fcrc = fcrc = CRC16.create()        # the frames' CRC-16 (amaranth.lib.crc)
 
         # Frame fields ---------------------------------------------------------------------------
@@ -403,7 +406,7 @@ class SerialBridge(wiring.Component):
                 with m.If(eng.wdata.ready):
                     m.d.sync += [wn.eq(0), wfull.eq(0), left.eq(left - 1), done.eq(left == 1)]
             with m.Elif(rd_pending):
-                m.d.sync += [wbeat.eq(Cat(wbeat[8:], br.data)), wn.eq(wn + 1),
+                m.d.sync += [wbeat.eq(Cat(wbeat[8:], br_data)), wn.eq(wn + 1),
                              wfull.eq(wn == bb - 1), rd_pending.eq(0)]
             with m.Else():
                 m.d.sync += [ra.eq(ra + 1), rd_pending.eq(1)]

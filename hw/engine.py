@@ -5,7 +5,7 @@ from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from pezo.config import EngineConfig
-from pezo.hw.common import one_hot_states
+from pezo.hw.common import NO_RW_CHECK, collision_read, one_hot_states
 from pezo.hw.generator import PerturbationGenerator
 from pezo.hw.lfsr import UniformBank, bank_latency
 from pezo.hw.mac import MAC_LATENCY, MacOp, PerturbMAC, mac_input_layout
@@ -200,10 +200,15 @@ class PerturbEngine(wiring.Component):
                          wmem.re.eq(rd.en & ~wr.en), wmem.wdata.eq(wr.data),
                          rd.data.eq(wmem.rdata)]
         else:
-            m.submodules.weights = wmem = memory.Memory(shape=row, depth=words, init=[])
+            # A pass reads each word before its write-back and never again, COORD reads, then
+            # writes: no read uses the data of a word written in the same cycle (NO_RW_CHECK)
+            m.submodules.weights = wmem = memory.Memory(shape=row, depth=words, init=[],
+                                                        attrs=NO_RW_CHECK)
             wr = wmem.write_port()
             rd = wmem.read_port()
 
+        if not streamed:
+            rd_data = collision_read(m, rd, wr, platform) if not spram else rd.data
         # Commands are registered when accepted (IDLE), checked in CHECK and DECODE and executed in
         # EXEC: no path from the command port, or through the checks, into the actions (timing).
         arg = Signal(ARG_BITS)
@@ -387,7 +392,7 @@ class PerturbEngine(wiring.Component):
             addr_pipe = [Signal(range(words), name=f"addr_s{i}") for i in range(mac.latency)]
             # Read pipeline register.
             rvalid = Signal()           # high only in READ: cleared with the last word
-            m.d.comb += [self.rdata.valid.eq(rvalid), self.rdata.payload.eq(rd.data)]
+            m.d.comb += [self.rdata.valid.eq(rvalid), self.rdata.payload.eq(rd_data)]
 
             # The MAC takes a word when the memory returns it: 1 cycle after its read (block RAM)
             # or SPRAM_READ_LATENCY; what was registered at issue waits as long beside it.
@@ -400,7 +405,7 @@ class PerturbEngine(wiring.Component):
                     sig = nxt
                 return sig
             va_m, za_m = delayed(va, "va"), delayed(za, "za")
-            m.d.comb += [mac.i.valid.eq(va_m), mac.i.payload.w.eq(rd.data)]
+            m.d.comb += [mac.i.valid.eq(va_m), mac.i.payload.w.eq(rd_data)]
             # The perturbation mask: a word outside [rng_lo, rng_hi) is issued with z = 0; the
             # bitmap, read beside the weights, zeroes single lanes at the MAC input.
             rng_lo = Signal(range(words + 1))
@@ -710,8 +715,8 @@ class PerturbEngine(wiring.Component):
                 # selects nothing; such a COORD is rejected before it gets here)
                 pick = 0
                 for l in range(cfg.lanes):
-                    pick = pick | (rd.data[l].as_unsigned() & c_hit[l].replicate(b))
-                m.d.sync += [c_word.eq(rd.data), c_sel.eq(pick)]
+                    pick = pick | (rd_data[l].as_unsigned() & c_hit[l].replicate(b))
+                m.d.sync += [c_word.eq(rd_data), c_sel.eq(pick)]
                 goto("COORD_SEL", "COORD_ADD")
             with m.If(st["COORD_ADD"]):
                 m.d.sync += c_sum.eq(c_sel + arg[32:32 + b].as_signed())
