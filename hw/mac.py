@@ -124,7 +124,8 @@ class PerturbMAC(wiring.Component):
 
         # Stage 1: products.
         v1 = Signal()
-        prods = [Signal(signed(pw), name=f"prod{l}") for l in range(cfg.lanes)]
+        # no reset: the valid flag v1 qualifies them, and yosys takes them into the SB_MAC16
+        prods = [Signal(signed(pw), name=f"prod{l}", reset_less=True) for l in range(cfg.lanes)]
         w1 = Signal(data.ArrayLayout(signed(cfg.w_bits), cfg.lanes))
         r1 = Signal(data.ArrayLayout(unsigned(S), cfg.lanes)) if has_r else None
         with m.If(advance):

@@ -323,7 +323,8 @@ def synth(board_name, config=None, build_root="build", seed=1, name=None, progre
     except Exception as e:
         log = out / "pezo_top.tim"
         tail = log.read_text()[-1500:] if log.exists() else ""
-        if "Unable to place" in tail or "failed to place" in tail.lower() or "available" in tail:
+        if ("Unable to place" in tail or "failed to place" in tail.lower() or "available" in tail
+                or "Failed to expand region" in tail):    # the packer's and placer's messages
             progress("[synth] does not fit: per-module breakdown (hierarchy kept)")
             raise ValueError(f"Configuration {name} does not fit {board.description}: "
                              f"{_no_fit(out, board, env) or tail.strip().splitlines()[-1]}") \
