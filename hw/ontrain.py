@@ -30,7 +30,6 @@ and four SEEDs (``step_cycles`` of a run is counted by the testbench).
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from pezo.hw.common import NO_RW_CHECK, collision_read
@@ -428,8 +427,10 @@ class OnChipTrainer(wiring.Component):
         # The group's logits leave the accumulators one class per cycle, sample after sample:
         # a read, then sat(acc >> r, 16) by bit tests into a register, then a queue (block
         # RAM) in front of the loss unit, which takes them at its own pace while the next group
-        # is forwarded. The labels go into a queue of registers, one per sample, at the
-        # sample's first read; the loss unit's class-0 beat carries its sample's label.
+        # is forwarded. The queue gives the loss unit each sample's K logits twice (its load
+        # and pass 2: it holds no logit itself) and frees them after the second. The labels
+        # go into a queue of registers, one per sample, at the sample's first read; the loss
+        # unit's class-0 beat carries its sample's label.
         lo16, hi16 = -(1 << 15), (1 << 15) - 1
 
         def sat16(acc):
@@ -443,7 +444,13 @@ class OnChipTrainer(wiring.Component):
         n_here = Signal(range(G + 1))
         m.d.comb += n_here.eq(Mux(hw, count[1], count[0]))
         lq_depth = 2 * G * K         # two groups' logits: a FEED never waits for room
-        m.submodules.lq = lq = SyncFIFOBuffered(width=16, depth=lq_depth)
+        QD = 1 << lq_depth.bit_length()      # > lq_depth: wp - q_base is the level
+        m.submodules.lq = lq = memory.Memory(shape=16, depth=QD, init=[], attrs=NO_RW_CHECK)
+        q_wr, q_rd = lq.write_port(), lq.read_port()
+        q_data = collision_read(m, q_rd, q_wr, platform)
+        q_wp, q_base, q_rp = Signal(range(QD)), Signal(range(QD)), Signal(range(QD))
+        q_level = Signal(range(QD))
+        m.d.comb += q_level.eq(q_wp - q_base)
         yq_depth = 1 << (2 * G - 1).bit_length()
         yq = [Signal(4, name=f"yq{i}", reset_less=True) for i in range(yq_depth)]
         yq_w, yq_r = Signal(range(yq_depth)), Signal(range(yq_depth))
@@ -455,7 +462,9 @@ class OnChipTrainer(wiring.Component):
         m.d.comb += f_issue.eq(feeding & (fq != n_here))
         m.d.sync += [rd_v.eq(f_issue), lv_v.eq(rd_v),
                      lv.eq(sat16(ac_data[Cat(rl, rq) if L > 1 else rq]))]
-        m.d.comb += [lq.w_en.eq(lv_v), lq.w_data.eq(lv)]
+        m.d.comb += [q_wr.en.eq(lv_v), q_wr.addr.eq(q_wp), q_wr.data.eq(lv)]
+        with m.If(lv_v):
+            m.d.sync += q_wp.eq(q_wp + 1)
         with m.If(f_issue):
             m.d.sync += [rq.eq(fq), rl.eq(fk_lane),
                          fk_lane.eq(Mux(fk_lane == L - 1, 0, fk_lane + 1))]
@@ -475,15 +484,28 @@ class OnChipTrainer(wiring.Component):
                 with m.Else():
                     m.d.sync += fk_word.eq(fk_word + 1)
         lu_cls = Signal(range(K))    # the class of the loss unit's next beat
+        q_second = Signal()          # the sample's second round (pass 2)
         y_head = yq[0]
         for i in range(1, yq_depth):
             y_head = Mux(yq_r == i, yq[i], y_head)
-        m.d.comb += [lu.i.valid.eq(lq.r_rdy), lu.i.payload.s.eq(lq.r_data.as_signed()),
-                     lu.i.payload.y.eq(y_head), lq.r_en.eq(lu.i.ready)]
-        with m.If(lu.i.valid & lu.i.ready):
+        # q_rp is the entry on the read port; the port reads the next one each cycle, which is
+        # valid when written before this cycle (so never the entry written in it)
+        q_valid = Signal()
+        q_next = Signal(range(QD))
+        q_take = lu.i.valid & lu.i.ready
+        m.d.comb += [lu.i.valid.eq(q_valid), lu.i.payload.s.eq(q_data.as_signed()),
+                     lu.i.payload.y.eq(y_head), q_rd.addr.eq(q_next), q_next.eq(q_rp)]
+        with m.If(q_take):
             m.d.sync += lu_cls.eq(Mux(lu_cls == K - 1, 0, lu_cls + 1))
-            with m.If(lu_cls == K - 1):
-                m.d.sync += yq_r.eq(yq_r + 1)
+            with m.If(lu_cls != K - 1):
+                m.d.comb += q_next.eq(q_rp + 1)
+            with m.Elif(~q_second):          # the load is done: pass 2 from the first logit
+                m.d.comb += q_next.eq(q_base)
+                m.d.sync += q_second.eq(1)
+            with m.Else():                   # pass 2 is done: the sample's logits are free
+                m.d.comb += q_next.eq(q_base + K)
+                m.d.sync += [q_base.eq(q_base + K), q_second.eq(0), yq_r.eq(yq_r + 1)]
+        m.d.sync += [q_rp.eq(q_next), q_valid.eq(q_next != q_wp)]
 
         with m.FSM(name="forward"):
             with m.State("IDLE"):
@@ -504,7 +526,7 @@ class OnChipTrainer(wiring.Component):
                     m.next = "DRAIN"
             with m.State("DRAIN"):
                 with m.If(~va & ~vb & ~vc & ~eng.status.busy
-                          & (lq.w_level <= lq_depth - G * K)):
+                          & (q_level <= lq_depth - G * K)):
                     m.d.sync += [fq.eq(0), fk_lane.eq(0), fk_word.eq(0)]
                     m.next = "FEED"
             with m.State("FEED"):

@@ -28,17 +28,17 @@ class LossUnit(wiring.Component):
         S   = sum_k e_k            p    = floor(log2 S),  j = (S >> (p - lb)) mod 2^lb
         L   = min(((p - 15) << Lf) + LOG[j] + (d_y << (Lf - lf)), 2^20 - 1)
 
-    Built for area: the sample's logits arrive one class per beat and are held once, in a
-    K-register ring that later rotates one class per cycle past a single 17-bit subtractor.
+    Built for area: the sample's logits arrive one class per beat, twice (the producer replays
+    them from its block-RAM queue, so the unit holds no logit), past a single 17-bit subtractor.
 
-    * **Load** (K beats, class 0 first). Each logit taken shifts into the ring; the subtractor
-      compares it with the running maximum m (strictly greater replaces it, and class 0
-      always does: ties keep the first index). The label is taken with class 0.
-    * **Pass 2** (K cycles) starts when the output side is free (the previous sample's result
-      computed and taken, or being taken). The same subtractor gives d_k = m - s_k, whose low
-      lf bits go straight to the EXP read address; d_y is caught on its way past. After the
-      last class the ring is free: ``i.ready`` rises and the next sample's load overlaps this
-      one's tail.
+    * **Load** (K beats, class 0 first). The subtractor compares each logit with the running
+      maximum m (strictly greater replaces it, and class 0 always does: ties keep the first
+      index). The label is taken with class 0.
+    * **Pass 2** (the same K logits again, in the same order) starts when the output side is
+      free (the previous sample's result computed and taken, or being taken). The same
+      subtractor gives d_k = m - s_k, whose low lf bits go straight to the EXP read address;
+      d_y is caught on its way past. After the last class ``i.ready`` stays high and the next
+      sample's load overlaps this one's tail.
     * **Tail** (4 cycles, a pipeline behind pass 2). EXP read (block RAM, synchronous port),
       the shift's zero flag (d_k >> lf >= 16) and amount registered | shift by 0, 4, 8 or 12
       (two 2:1 mux levels, zero when flagged or idle) | shift by 0..3 (two 2:1 mux levels) and
@@ -54,13 +54,13 @@ class LossUnit(wiring.Component):
     12 bits by default) are :class:`~amaranth.lib.memory.Memory` ROMs initialised from
     :func:`~pezo.sim.ontrain.exp_table` and :func:`~pezo.sim.ontrain.log_table`: one EBR each.
 
-    Cycles. With ``i.valid`` and ``o.ready`` always high a sample (K beats) is taken every
+    Cycles. With ``i.valid`` and ``o.ready`` always high a sample (2 K beats) is taken every
     :attr:`cycles_per_sample` = max(2 K, K + 5) cycles (load and pass 2; for K < 5 the tail
-    sets the pace), e.g. 20 for K = 10. The result is on ``o`` :attr:`latency` = K + 4 cycles
-    after the edge that takes the sample's last logit (when the output side is free).
+    sets the pace), e.g. 20 for K = 10. The result is on ``o`` :attr:`latency` = 4 cycles
+    after the edge that takes the sample's last pass-2 logit.
     Backpressure works throughout: ``o.valid``, once raised, stays with its payload until
     taken, pass 2 waits for the output side, and ``i.ready`` (a registered flag) is high
-    exactly while the ring is loading (free, or partly loaded).
+    while a load or a pass 2 takes logits.
 
     Parameters
     ----------
@@ -72,9 +72,10 @@ class LossUnit(wiring.Component):
     Members
     -------
     i : In(stream.Signature(StructLayout({"s": signed(16), "y": unsigned(4)})))
-        One logit (Q8.8 by default) per beat, K beats per sample in class order; ``y`` is the
-        sample's label, read with class 0, 0 <= y < K (for y >= K the loss is unspecified;
-        pred is still exact).
+        One logit (Q8.8 by default) per beat, 2 K beats per sample: its K logits in class
+        order, then the same K again (pass 2; a different second round gives an unspecified
+        loss). ``y`` is the sample's label, read with the first beat, 0 <= y < K (for y >= K
+        the loss is unspecified; pred is still exact).
     o : Out(stream.Signature(StructLayout({"loss": unsigned(20), "pred": unsigned(4),
                                           "y": unsigned(4)})))
         The loss L (Q8.12 by default, saturated at 2^20 - 1), the argmax and the sample's label
@@ -113,9 +114,9 @@ class LossUnit(wiring.Component):
     cycles_per_sample = property(lambda self: max(2 * self._k, self._k + _TAIL + 1),
                                  doc="Cycles between samples accepted back to back "
                                      "(``i.valid`` and ``o.ready`` always high).")
-    latency = property(lambda self: self._k + _TAIL,
-                       doc="Cycles from the edge that takes a sample's last logit (the output "
-                           "side free) to its ``o.valid``.")
+    latency = property(lambda self: _TAIL,
+                       doc="Cycles from the edge that takes a sample's last pass-2 logit to "
+                           "its ``o.valid``.")
 
     def elaborate(self, platform):
         m = Module()
@@ -134,19 +135,19 @@ class LossUnit(wiring.Component):
             shape=unsigned(max(log).bit_length()), depth=len(log), init=log)
         exp_rd, log_rd = exp_mem.read_port(), log_mem.read_port()
 
-        # The ring, the load and pass 2 ------------------------------------------------------
-        ring = [Signal(signed(SB), name=f"ring{k}", reset_less=True) for k in range(K)]
+        # The load and pass 2 ----------------------------------------------------------------
         y = Signal(LABEL_BITS, reset_less=True)
-        cnt = Signal(range(K))          # the class arriving (load) or in ring[0] (pass 2)
+        cnt = Signal(range(K))          # the class arriving (load or pass 2)
         mx = Signal(signed(SB), reset_less=True)
         arg = Signal(LABEL_BITS, reset_less=True)
         dy = Signal(SB, reset_less=True)                  # d_y = m - s_y, 0 .. 2^16 - 1
         diff = Signal(signed(SB + 1))                     # m - s_k, the one subtractor
         wait = Signal()                 # loaded, pass 2 waits for the output side
         p2 = Signal()                   # pass 2: d_k into the tail
-        taking = Signal(init=1)         # registered i.ready: the ring is loading
+        taking = Signal(init=1)         # the load: i.ready
         last = cnt == K - 1
         take = taking & self.i.valid
+        take2 = p2 & self.i.valid       # a pass-2 beat
 
         # Tail ---------------------------------------------------------------------------------
         sh1, zero1, l1 = Signal(4, reset_less=True), Signal(init=1), Signal()   # EXP read
@@ -161,16 +162,12 @@ class LossUnit(wiring.Component):
         # being taken this cycle.
         free = Signal()
         m.d.comb += [free.eq(~(p2 | l1 | l2 | t1 | t2) & (~self.o.valid | self.o.ready)),
-                     diff.eq(mx - Mux(taking, self.i.payload.s, ring[0])),
-                     self.i.ready.eq(taking),
+                     diff.eq(mx - self.i.payload.s),
+                     self.i.ready.eq(taking | p2),
                      self.o.payload.loss.eq(loss), self.o.payload.pred.eq(pred),
                      self.o.payload.y.eq(y_out)]
 
-        # the ring shifts towards ring[0]: a new logit enters at the top (load), or ring[0]
-        # comes round (pass 2)
-        with m.If(take | p2):
-            m.d.sync += [ring[k].eq(ring[k + 1]) for k in range(K - 1)]
-            m.d.sync += ring[K - 1].eq(Mux(p2, ring[0], self.i.payload.s))
+        with m.If(take | take2):
             m.d.sync += cnt.eq(Mux(last, 0, cnt + 1))
         with m.If(take):
             # s_k > m, or class 0, which starts the scan
@@ -182,7 +179,7 @@ class LossUnit(wiring.Component):
                 m.d.sync += [taking.eq(0), p2.eq(free), wait.eq(~free)]
         with m.If(wait & free):
             m.d.sync += [wait.eq(0), p2.eq(1)]
-        with m.If(p2):
+        with m.If(take2):
             with m.If(cnt == y):
                 m.d.sync += dy.eq(diff[:SB])
             with m.If(last):
@@ -190,8 +187,8 @@ class LossUnit(wiring.Component):
 
         # EXP read; the shift: zero when d >> lf >= 16 (or no class), else d >> lf (4 bits)
         m.d.comb += exp_rd.addr.eq(diff[:lf])
-        m.d.sync += [sh1.eq(diff[lf:lf + 4]), zero1.eq(~p2 | diff[lf + 4:SB].any()),
-                     l1.eq(p2 & last)]
+        m.d.sync += [sh1.eq(diff[lf:lf + 4]), zero1.eq(~take2 | diff[lf + 4:SB].any()),
+                     l1.eq(take2 & last)]
         # shift by 4 * sh[2:4], or zero; then by sh[0:2] into the accumulator
         e = exp_rd.data
         for b in reversed(range(_COARSE, 4)):

@@ -52,12 +52,12 @@ def hard_samples(K, n, seed):
 
 
 async def stream(ctx, dut, s, y, rng, p_valid, p_ready, max_cycles=100_000):
-    """Offer the samples on ``i`` one logit per beat (after a random gap each, then held until
-    taken) and take ``o`` with ready high with probability ``p_ready``; returns
+    """Offer the samples on ``i`` one logit per beat, each sample's K logits twice (the load,
+    then pass 2), after a random gap each, then held until taken, and take ``o`` with ready high with probability ``p_ready``; returns
     [(loss, pred, y)] in arrival order. Checks that an output not taken stays on ``o``
     unchanged, and that nothing follows the last one."""
     K = s.shape[1]
-    beats = [(int(s[r, k]), int(y[r])) for r in range(len(y)) for k in range(K)]
+    beats = [(int(s[r, k]), int(y[r])) for r in range(len(y)) for _ in range(2) for k in range(K)]
     outs, k, offering, held = [], 0, False, None
     for _ in range(max_cycles):
         if len(outs) == len(y):
@@ -149,11 +149,12 @@ def test_other_class_counts_and_formats_bit_exact(K, arith, saturates):
 @pytest.mark.parametrize("K", [2, 10, 16])
 def test_cycles_per_sample_and_latency(K):
     """Back to back with ``i.valid`` and ``o.ready`` always high: a sample every
-    max(2 K, K + 5) cycles (at most 3 K + 12), its K logits on K consecutive cycles, and the
-    first result :attr:`latency` cycles after the edge that takes its last logit."""
+    max(2 K, K + 5) cycles (at most 3 K + 12), its K logits on K consecutive cycles in each
+    round, and the first result :attr:`latency` cycles after the edge that takes its last
+    pass-2 logit."""
     dut = LossUnit(K)
     s, y = hard_samples(K, 8, seed=3)
-    beats = [(int(s[r, k]), int(y[r])) for r in range(len(y)) for k in range(K)]
+    beats = [(int(s[r, k]), int(y[r])) for r in range(len(y)) for _ in range(2) for k in range(K)]
     accepted, shown = [], []
 
     async def tb(ctx):
@@ -171,16 +172,15 @@ def test_cycles_per_sample_and_latency(K):
             await ctx.tick()
 
     run(dut, tb)
-    assert len(accepted) == K * len(y) and len(shown) == len(y)
-    first, last = accepted[::K], accepted[K - 1::K]
-    assert [b - a for a, b in zip(first, last)] == [K - 1] * len(y)     # no gap in a sample
-    # after the first (into an empty unit) a sample enters when the ring is free, after its
-    # load and pass 2 (2 K cycles);
-    # for K < 5 pass 2 waits for the previous tail, which sets the pace
-    gaps = set(np.diff(first)[1:].tolist()) | set(np.diff(shown).tolist())
+    assert len(accepted) == 2 * K * len(y) and len(shown) == len(y)
+    first, last = accepted[::K], accepted[K - 1::K]                 # of each round
+    assert [b - a for a, b in zip(first, last)] == [K - 1] * 2 * len(y)     # no gap in a round
+    # a sample's load follows the previous pass 2 at once; its pass 2 follows its load, or
+    # for K < 5 waits for the previous tail, which sets the pace
+    gaps = set(np.diff(first[::2])[1:].tolist()) | set(np.diff(shown).tolist())
     assert gaps == {dut.cycles_per_sample} == {max(2 * K, K + 5)}
     assert dut.cycles_per_sample <= 3 * K + 12
-    assert shown[0] - 1 - last[0] == dut.latency == K + 4
+    assert shown[0] - 1 - last[1] == dut.latency == 4
 
 
 # Parameters -----------------------------------------------------------------------------------
@@ -189,7 +189,7 @@ def test_parameters_read_back():
     a = Arith(log_bits=6)
     dut = LossUnit(12, a)
     assert dut.n_classes == 12 and dut.arith is a
-    assert (dut.cycles_per_sample, dut.latency) == (24, 16)
+    assert (dut.cycles_per_sample, dut.latency) == (24, 4)
 
 
 @pytest.mark.parametrize("K", [1, 17, 0, -3])
