@@ -368,7 +368,7 @@ class OnChipTrainer(wiring.Component):
 
         # Forward ---------------------------------------------------------------------------------
         # The accumulators: one block-RAM word per ring position k (K / m of them), holding the
-        # 40-bit sums of every sample and lane; a word's read (stage b) and its write (stage c)
+        # 40-bit sums of every sample and lane; a word's read (stage a) and its write (stage b)
         # are one cycle apart, and a position comes round again K / m >= 2 words later (for
         # K / m = 1 the read is transparent to the write).
         acc_init = 1 << (r_shift - 1)
@@ -386,43 +386,44 @@ class OnChipTrainer(wiring.Component):
         fw_take = Signal()
         left = Signal(range(words + 1))
         kp = Signal(range(Kw))
-        ka, kb, kc = Signal(range(Kw)), Signal(range(Kw)), Signal(range(Kw))
+        ka, kb = Signal(range(Kw)), Signal(range(Kw))
         fcnt = Signal(range(F + 1))
-        va, vb, vc = Signal(), Signal(), Signal()
+        va, vb = Signal(), Signal()
         wa = Signal(L * ecfg.w_bits)
-        wbr = Signal(L * ecfg.w_bits)
         fa = Signal(range(F + 1))
-        bias_b = Signal()
         prods = [[Signal(signed(32), name=f"prod_s{s}_l{l}", reset_less=True) for l in range(L)]
                  for s in range(G)]
-        first_b, first_c = Signal(), Signal()     # the word is of row 0: its sum starts fresh
-        m.d.sync += [va.eq(0), vb.eq(va), vc.eq(vb), wbr.eq(wa), bias_b.eq(fa == F),
-                     first_b.eq(fa == 0), first_c.eq(first_b), kb.eq(ka), kc.eq(kb)]
-        m.d.comb += fb_rd.addr.eq(Cat(fa[:fb], hw))
-        with m.If(fw_take & eng.rdata.valid):
+        first_b = Signal()           # the word is of row 0: its sum starts fresh
+        m.d.sync += [va.eq(0), vb.eq(va), first_b.eq(fa == 0), kb.eq(ka)]
+        # stage a: the word, and its feature row from the buffer, read as the word is taken
+        take_w = fw_take & eng.rdata.valid
+        m.d.comb += [fb_rd.addr.eq(Cat(fcnt[:fb], hw)), fb_rd.en.eq(take_w)]
+        with m.If(take_w):
             m.d.sync += [va.eq(1), wa.eq(eng.rdata.payload.as_value()), fa.eq(fcnt),
                          left.eq(left - 1), ka.eq(kp)]
             with m.If(kp == Kw - 1):
                 m.d.sync += [kp.eq(0), fcnt.eq(fcnt + 1)]
             with m.Else():
                 m.d.sync += kp.eq(kp + 1)
+        # stage b: the products (in the SB_MAC16's output registers) and the sums' write
         wb_bits = ecfg.w_bits
+        bias_a = fa == F
         for s in range(G):
-            t_b = Mux(bias_b, 1 << a.t_frac, fb_data[16 * s:16 * s + 16].as_signed())
+            t_a = Mux(bias_a, 1 << a.t_frac, fb_data[16 * s:16 * s + 16].as_signed())
             for l in range(L):
-                m.d.sync += prods[s][l].eq(t_b * wbr[wb_bits * l:wb_bits * (l + 1)].as_signed())
+                m.d.sync += prods[s][l].eq(t_a * wa[wb_bits * l:wb_bits * (l + 1)].as_signed())
         # No reset: a row-0 product starts its sum at the rounding constant (the adder takes
         # the constant instead of the stored sum).
         feeding = Signal()
         f_issue = Signal()
         fk_word = Signal(range(Kw))
-        m.d.comb += [ac_wr.addr.eq(kc), ac_wr.en.eq(vc),
-                     ac_rd.addr.eq(Mux(feeding, fk_word, kb)),
+        m.d.comb += [ac_wr.addr.eq(kb), ac_wr.en.eq(vb),
+                     ac_rd.addr.eq(Mux(feeding, fk_word, ka)),
                      ac_rd.en.eq(1)]
         for s in range(G):
             for l in range(L):
                 m.d.comb += ac_wr.data[s * L + l].eq(
-                    Mux(first_c, acc_init, ac_data[s * L + l]) + prods[s][l])
+                    Mux(first_b, acc_init, ac_data[s * L + l]) + prods[s][l])
 
         # The group's logits leave the accumulators one class per cycle, sample after sample:
         # a read, then sat(acc >> r, 16) by bit tests into a register, then a queue (block
@@ -525,7 +526,7 @@ class OnChipTrainer(wiring.Component):
                 with m.If((left == 1) & eng.rdata.valid):
                     m.next = "DRAIN"
             with m.State("DRAIN"):
-                with m.If(~va & ~vb & ~vc & ~eng.status.busy
+                with m.If(~va & ~vb & ~eng.status.busy
                           & (q_level <= lq_depth - G * K)):
                     m.d.sync += [fq.eq(0), fk_lane.eq(0), fk_word.eq(0)]
                     m.next = "FEED"
@@ -737,11 +738,16 @@ class OnChipTrainer(wiring.Component):
 
         # Host FSM: the training commands ---------------------------------------------------------
         tb, sb = train_beats(), tstatus_beats()
+        # The command's fields and checks are registered on acceptance, from the payload (no
+        # copy of the 64-bit argument): start, count and kind, and the checks' flags.
         h_op = Signal(4)
-        h_arg = Signal(64)
-        h_start, h_count, h_kind = h_arg[:16], h_arg[32:], h_arg[24:26]
+        a_start, a_count, a_kind = hc.arg[:16], hc.arg[32:], hc.arg[24:26]
+        h_kind = Signal(2)
         count_small = Signal()       # 1 <= count < 2^15
         h_end = Signal(18)           # start + 2 count (when count_small)
+        stray_load, stray_log = Signal(), Signal()   # address bits LOAD / READ LOG must not set
+        h_odd = Signal()             # READ LOG: an odd start
+        count_tb, count_sb = Signal(), Signal()
         beats = Signal(16)
         haddr = Signal(16)
         hbeat = Signal(32)
@@ -759,34 +765,37 @@ class OnChipTrainer(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += h_idle.eq(1)
                 with m.If(self.cmd.valid & ~pass_cmd):
-                    m.d.sync += [h_op.eq(hc.op.as_value()), h_arg.eq(hc.arg), hsel.eq(1),
-                                 herr.eq(0), herr_code.eq(0)]
+                    m.d.sync += [h_op.eq(hc.op.as_value()), hsel.eq(1),
+                                 herr.eq(0), herr_code.eq(0), h_kind.eq(a_kind),
+                                 count_small.eq((a_count[:15] != 0) & (a_count[15:] == 0)),
+                                 h_end.eq(a_start + (a_count[:15] << 1)), haddr.eq(a_start),
+                                 beats.eq(a_count[:16]), ts_i.eq(0),
+                                 stray_load.eq((hc.arg[16:24] != 0) | (hc.arg[26:32] != 0)),
+                                 stray_log.eq(hc.arg[14:32] != 0), h_odd.eq(a_start[0]),
+                                 count_tb.eq(a_count == tb), count_sb.eq(a_count == sb)]
                     with m.If(~hc.train):          # an engine command during a run
                         m.d.sync += [herr.eq(1), herr_code.eq(ERR_UNSUP)]
                     with m.Else():
-                        m.next = "CHECK"
+                        m.next = "DISPATCH"
+                        with m.If((hc.op.as_value() == TrainOp.LOAD) & (a_kind == LoadKind.COMMIT)
+                                  & ~running):
+                            # the data's tag: a TSTATUS word (no run: the sequencer is idle)
+                            m.d.comb += [rf_hwe.eq(1), rf_w.eq(S["data_tag"]),
+                                         rf_wd.eq(hc.arg[:24])]
                 with m.Elif(self.cmd.valid & eng.cmd.ready):
                     m.d.sync += hsel.eq(0)
-            with m.State("CHECK"):
-                m.d.sync += [count_small.eq((h_count[:15] != 0) & (h_count[15:] == 0)),
-                             h_end.eq(h_start + (h_count[:15] << 1)), haddr.eq(h_start),
-                             beats.eq(h_count[:16]), ts_i.eq(0)]
-                m.next = "DISPATCH"
             with m.State("DISPATCH"):
                 with m.Switch(h_op):
                     with m.Case(TrainOp.LOAD):
                         with m.If(running):
                             reject(ERR_UNSUP)
-                        with m.Elif(h_kind == LoadKind.COMMIT):
-                            # the data's tag: a TSTATUS word (the sequencer is idle)
-                            m.d.comb += [rf_hwe.eq(1), rf_w.eq(S["data_tag"]),
-                                         rf_wd.eq(h_arg[:24])]
+                        with m.Elif(h_kind == LoadKind.COMMIT):     # its tag is written
                             m.d.sync += loaded.eq(1)
                             m.next = "IDLE"
                         with m.Elif(h_kind == LoadKind.INVALIDATE):
                             m.d.sync += loaded.eq(0)
                             m.next = "IDLE"
-                        with m.Elif(~count_small | (h_arg[16:24] != 0) | (h_arg[26:32] != 0)
+                        with m.Elif(~count_small | stray_load
                                     | (h_end > Mux(h_kind == LoadKind.DATA,
                                                    DATA_CAPACITY_WORDS, F << b))):
                             reject(ERR_ARG)
@@ -795,17 +804,17 @@ class OnChipTrainer(wiring.Component):
                     with m.Case(TrainOp.TRAIN):
                         with m.If(running):
                             reject(ERR_UNSUP)
-                        with m.Elif(h_count != tb):
+                        with m.Elif(~count_tb):
                             reject(ERR_ARG)
                         with m.Else():
                             m.next = "TRAIN"
                     with m.Case(TrainOp.TSTATUS):
-                        with m.If(h_count != sb):
+                        with m.If(~count_sb):
                             reject(ERR_ARG)
                         with m.Else():
                             m.next = "TS_RD"
                     with m.Case(TrainOp.READ_LOG):
-                        with m.If(~count_small | (h_arg[14:32] != 0) | h_start[0]
+                        with m.If(~count_small | stray_log | h_odd
                                   | (h_end > SPRAM_BANK_WORDS)):
                             reject(ERR_ARG)
                         with m.Else():
