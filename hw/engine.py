@@ -103,6 +103,11 @@ class PerturbEngine(wiring.Component):
     Parameters
     ----------
     config : EngineConfig
+    held_arg : bool
+        The command source holds ``cmd.payload.arg`` from the command's acceptance until
+        ``busy`` falls (the training design's sources do: its sequencer's A, and the serial
+        bridge's frame register), so the engine keeps no copy of it: 64 flip-flops fewer.
+        Default False: the argument is registered on acceptance.
 
     Members
     -------
@@ -120,10 +125,11 @@ class PerturbEngine(wiring.Component):
         host transports and the testbenches.
     """
 
-    def __init__(self, config):
+    def __init__(self, config, held_arg=False):
         if not isinstance(config, EngineConfig):
             raise TypeError(f"Configuration must be an EngineConfig, not {config!r}")
         self._cfg = cfg = config
+        self._held_arg = bool(held_arg)
         self._has_r = "r" in dict(mac_input_layout(cfg).members)
         row = data.ArrayLayout(signed(cfg.w_bits), cfg.lanes)
         super().__init__({
@@ -211,7 +217,7 @@ class PerturbEngine(wiring.Component):
             rd_data = collision_read(m, rd, wr, platform) if not spram else rd.data
         # Commands are registered when accepted (IDLE), checked in CHECK and DECODE and executed in
         # EXEC: no path from the command port, or through the checks, into the actions (timing).
-        arg = Signal(ARG_BITS)
+        arg = self.cmd.payload.arg if self._held_arg else Signal(ARG_BITS)
         mu = Signal(signed(cfg.coef_bits))
         coef_c = Signal(signed(cfg.coef_bits))
         mac_op = Signal(MacOp)
@@ -485,7 +491,8 @@ class PerturbEngine(wiring.Component):
         with m.If(st["IDLE"]):
             m.d.comb += self.cmd.ready.eq(1)
             with m.If(self.cmd.valid):
-                m.d.sync += arg.eq(in_arg)
+                if not self._held_arg:
+                    m.d.sync += arg.eq(in_arg)
                 m.d.sync += accept_regs
                 m.d.sync += [is_op[o].eq(self.cmd.payload.op == EngineOp[o.name]) for o in Op]
                 m.d.sync += [in_group[key].eq(Cat(self.cmd.payload.op == EngineOp[o.name]

@@ -121,7 +121,8 @@ class OnChipTrainer(wiring.Component):
         self._F, self._K, self._b = config.n_features, config.n_classes, config.feature_bits
         self._G, self._max_batch, self._arith = config.group, config.max_batch, arith
         self._ecfg = ecfg = config.engine()
-        self.engine = PerturbEngine(ecfg)
+        # its command sources hold the argument (the sequencer's A, the bridge's frame)
+        self.engine = PerturbEngine(ecfg, held_arg=True)
         row = data.ArrayLayout(signed(ecfg.w_bits), ecfg.lanes)
         super().__init__({
             "cmd": In(stream.Signature(trainer_command_layout())),
@@ -587,10 +588,13 @@ class OnChipTrainer(wiring.Component):
                      cu.i.payload.shift.eq(r_cur), smp.n.eq(smp_n), smp.seed.eq(sa)]
         ctl_cmd = Signal()
         ctl_op = Signal(4)
-        ctl_arg = Signal(64)
+        # the argument, held through each command (the engine keeps no copy): an ENG
+        # instruction's from A, the forward pass's, COPY's and WB's the word count
+        ctl_eng = Signal()
         m.d.comb += [t_cmd_valid.eq(ctl_cmd | fw_cmd),
                      t_op.eq(Mux(fw_cmd, EngineOp.READ.value, ctl_op)),
-                     t_arg.eq(Mux(fw_cmd, words << 32, ctl_arg))]
+                     t_arg.eq(Mux(ctl_eng, Mux(seq.io_sub[4], sa[:16].as_signed(), sa),
+                                  words << 32))]
         io_t = Signal()                      # the rdata handshake: the forward unit's, or COPY's
         m.d.comb += [t_rready.eq(fw_take | io_t)]
         log_ptr = Signal(14)
@@ -636,8 +640,7 @@ class OnChipTrainer(wiring.Component):
                             m.d.sync += r_cur.eq(sa)
                 with m.Case(Unit.ENG):
                     # the command, then (from the cycle after it is taken) the engine's verdict
-                    m.d.comb += [ctl_op.eq(sub[:4]),
-                                 ctl_arg.eq(Mux(sub[4], sa[:16].as_signed(), sa))]
+                    m.d.comb += [ctl_op.eq(sub[:4]), ctl_eng.eq(1)]
                     with m.If(~ph):
                         m.d.comb += ctl_cmd.eq(1)
                         with m.If(eng.cmd.ready):
@@ -690,8 +693,7 @@ class OnChipTrainer(wiring.Component):
                 with m.Case(Unit.COPY):
                     # the weights -> the checkpoint: one word per rdata beat
                     with m.If(~ph):
-                        m.d.comb += [ctl_cmd.eq(1), ctl_op.eq(EngineOp.READ.value),
-                                     ctl_arg.eq(words << 32)]
+                        m.d.comb += [ctl_cmd.eq(1), ctl_op.eq(EngineOp.READ.value)]
                         with m.If(eng.cmd.ready):
                             m.d.sync += [cpy.eq(0), ph.eq(1)]
                     with m.Else():
@@ -703,8 +705,7 @@ class OnChipTrainer(wiring.Component):
                 with m.Case(Unit.WB):
                     # the checkpoint -> the weights: one word every other cycle (read, offer)
                     with m.If(~ph):
-                        m.d.comb += [ctl_cmd.eq(1), ctl_op.eq(EngineOp.WRITE.value),
-                                     ctl_arg.eq(words << 32)]
+                        m.d.comb += [ctl_cmd.eq(1), ctl_op.eq(EngineOp.WRITE.value)]
                         with m.If(eng.cmd.ready):
                             m.d.sync += [cpy.eq(0), wv_r.eq(0), ph.eq(1)]
                     with m.Else():
