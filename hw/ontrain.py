@@ -583,7 +583,7 @@ class OnChipTrainer(wiring.Component):
         # the OUT registers
         lr_m, r_cur = Signal(8), Signal(signed(8))
         smp_n = Signal(16)
-        m.submodules.coef = cu = CoefUnit()
+        m.submodules.coef = cu = CoefUnit(held=True)     # A and the OUT registers hold them
         m.d.comb += [cu.i.payload.diff.eq(sa.as_signed()), cu.i.payload.lr_m.eq(lr_m),
                      cu.i.payload.shift.eq(r_cur), smp.n.eq(smp_n), smp.seed.eq(sa)]
         ctl_cmd = Signal()

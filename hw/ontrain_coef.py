@@ -2,7 +2,7 @@
 multiplier or divider (golden model :func:`pezo.sim.ontrain.coefficient`; definition in
 docs/on_device.md, section 6)."""
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -25,13 +25,20 @@ class CoefUnit(wiring.Component):
     (8-bit unsigned) and :data:`SHIFT_MIN` <= shift <= :data:`SHIFT_MAX` (a left shift when
     shift < 0).
 
-    Built for area, one adder: x = diff is registered on acceptance; 8 cycles multiply it by lr_m, adding x 2^i when bit i of lr_m is set (x
-    doubles and lr_m halves each cycle); |shift| cycles shift the product one bit each (right:
-    the last bit shifted out is the guard bit g, the ones before it are or-ed into the sticky
-    bit s); a cycle adds g & (s | lsb) (round half to even); a cycle saturates by bit tests
-    (|v| <= 2^15 - 1 exactly when the bits from 15 up equal the sign and v is not -2^15).
-    The result is on ``o`` 11 + |shift| cycles after the accepting edge and stays until taken;
-    ``i.ready`` is high while the unit is idle.
+    Built for area, one adder and one shift register: 8 cycles multiply diff by lr_m, MSB
+    first (acc = 2 acc + diff when the bit is set); |shift| cycles shift the product one bit
+    each (left: the same doubling with nothing added; right: the last bit shifted out is the
+    guard bit g, the ones before it are or-ed into the sticky bit s); a cycle rounds and
+    saturates: v = the shifted value, r = v + (g & (s | lsb)) on 17 bits when v fits 16, and
+    |r| <= 2^15 - 1 by bit tests. The result is on ``o`` :meth:`latency` = 10 + |shift| cycles
+    after the accepting edge and stays until taken; ``i.ready`` is high while the unit is idle.
+
+    Parameters
+    ----------
+    held : bool
+        The source holds ``i.payload`` from its acceptance until ``o`` is taken (the trainer's
+        sequencer and OUT registers do), so the unit keeps no copy of the operands. Default
+        False: they are registered on acceptance.
 
     Members
     -------
@@ -41,7 +48,8 @@ class CoefUnit(wiring.Component):
     o : Out(stream.Signature(StructLayout({"coef": signed(16), "clipped": 1})))
     """
 
-    def __init__(self):
+    def __init__(self, held=False):
+        self._held = bool(held)
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
                 "diff": signed(SUM_BITS + 1),
@@ -50,60 +58,65 @@ class CoefUnit(wiring.Component):
                 "coef": signed(COEF_BITS), "clipped": unsigned(1)}))),
         })
 
+    held = property(lambda self: self._held)
+
     def latency(self, shift):
         """Cycles from the accepting edge to ``o.valid`` for this shift."""
-        return 11 + abs(int(shift))
+        return 10 + abs(int(shift))
 
     def elaborate(self, platform):
         m = Module()
         lim = (1 << (COEF_BITS - 1)) - 1
-        cx = Signal(signed(SUM_BITS + 1 + LR_BITS))    # x 2^i
+        ip = self.i.payload
+        if self._held:
+            diff, lr_m, shift = ip.diff, ip.lr_m, ip.shift
+        else:
+            diff, lr_m = Signal(signed(SUM_BITS + 1)), Signal(LR_BITS)
+            shift = Signal(signed(8))
+            with m.If(self.i.valid & self.i.ready):
+                m.d.sync += [diff.eq(ip.diff), lr_m.eq(ip.lr_m), shift.eq(ip.shift)]
         acc = Signal(signed(_ACC_BITS))
-        cm = Signal(LR_BITS)                           # lr_m >> i
-        cbit = Signal(range(LR_BITS))
-        left = Signal()                                # shift < 0
+        cbit = Signal(range(LR_BITS))                  # multiply step: bit LR_BITS - 1 - cbit
         cn = Signal(6)                                 # shifts still to do
         g_bit, st_bit = Signal(), Signal()
-        ip = self.i.payload
-
-        # the one adder: x 2^i (multiply) or the rounding bit (round)
-        rounding = Signal()
-        addend = Signal(signed(len(cx)))
-        m.d.comb += addend.eq(Mux(rounding, g_bit & (st_bit | acc[0]), Mux(cm[0], cx, 0)))
-        total = acc + addend
+        mul, right = Signal(), Signal()
+        # the one adder: 2 acc + (diff or 0); or the right shift
+        msb_first = Cat(*(lr_m[LR_BITS - 1 - i] for i in range(LR_BITS)))
+        addend = Mux(mul & msb_first.bit_select(cbit, 1), diff, 0)
+        doubled = Signal(signed(_ACC_BITS))
+        m.d.comb += doubled.eq((acc << 1) + addend)
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.valid):
-                    m.d.sync += [cx.eq(ip.diff),
-                                 acc.eq(0), cbit.eq(0), cm.eq(ip.lr_m),
-                                 left.eq(ip.shift < 0),
-                                 cn.eq(Mux(ip.shift < 0, -ip.shift, ip.shift)),
-                                 g_bit.eq(0), st_bit.eq(0)]
+                    m.d.sync += [acc.eq(0), cbit.eq(0), g_bit.eq(0), st_bit.eq(0),
+                                 cn.eq(Mux(ip.shift < 0, -ip.shift, ip.shift))]
                     m.next = "MUL"
             with m.State("MUL"):
-                m.d.sync += [acc.eq(total), cbit.eq(cbit + 1), cx.eq(cx << 1), cm.eq(cm >> 1)]
+                m.d.comb += mul.eq(1)
+                m.d.sync += [acc.eq(doubled), cbit.eq(cbit + 1)]
                 with m.If(cbit == LR_BITS - 1):
                     m.next = "SHIFT"
             with m.State("SHIFT"):
                 with m.If(cn == 0):
-                    m.next = "ROUND"
+                    m.next = "SAT"
                 with m.Else():
                     m.d.sync += cn.eq(cn - 1)
-                    with m.If(left):
-                        m.d.sync += acc.eq(acc << 1)
+                    with m.If(shift < 0):
+                        m.d.sync += acc.eq(doubled)
                     with m.Else():
                         m.d.sync += [acc.eq(acc >> 1), g_bit.eq(acc[0]),
                                      st_bit.eq(st_bit | g_bit)]
-            with m.State("ROUND"):
-                m.d.comb += rounding.eq(1)
-                m.d.sync += acc.eq(total)
-                m.next = "SAT"
             with m.State("SAT"):
+                # v fits 16 bits exactly when the bits from 15 up all equal the sign; then
+                # r = v + inc on 17 bits, and |r| <= 2^15 - 1 unless r = +-2^15
                 hi_bits = acc[COEF_BITS - 1:]
-                in_range = Mux(acc[-1], hi_bits.all() & acc[:COEF_BITS - 1].any(),
-                               ~hi_bits.any())
-                m.d.sync += [self.o.payload.coef.eq(Mux(in_range, acc[:COEF_BITS],
+                fits = hi_bits.all() | ~hi_bits.any()
+                inc = g_bit & (st_bit | acc[0])
+                r = Signal(signed(COEF_BITS + 1))
+                m.d.comb += r.eq(acc[:COEF_BITS].as_signed() + inc)
+                in_range = fits & (r[COEF_BITS] == r[COEF_BITS - 1]) & (r != -(1 << 15))
+                m.d.sync += [self.o.payload.coef.eq(Mux(in_range, r[:COEF_BITS],
                                                         Mux(acc[-1], -lim, lim))),
                              self.o.payload.clipped.eq(~in_range), self.o.valid.eq(1)]
                 m.next = "OUT"
