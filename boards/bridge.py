@@ -106,11 +106,12 @@ class SerialBridge(wiring.Component):
         # (a power-of-two depth: yosys guards the write port of any other depth with an address
         # compare, which put a carry chain in front of the block RAM's write enable)
         buf_depth = 1 << (buf_bytes + 1).bit_length()
-        # It is written while a frame arrives and read after it, in WDATA (NO_RW_CHECK)
+        # It is written while a frame arrives and read after it, in WDATA: in the training
+        # design (built for area) its collisions are undefined (NO_RW_CHECK)
         m.submodules.buf = buf = memory.Memory(shape=8, depth=buf_depth, init=[],
-                                               attrs=NO_RW_CHECK)
+                                               attrs=NO_RW_CHECK if self._train else None)
         bw, br = buf.write_port(), buf.read_port(transparent_for=())
-        br_data = collision_read(m, br, bw, platform)
+        br_data = collision_read(m, br, bw, platform) if self._train else br.data
         m.submodules.fcrc = fcrc = CRC16.create()        # the frames' CRC-16 (amaranth.lib.crc)
 
         # Frame fields ---------------------------------------------------------------------------

@@ -87,10 +87,11 @@ class AmaranthTransport:
 
     name = "amaranth"
 
-    def __init__(self, cfg):
-
+    def __init__(self, cfg, **engine_options):
+        """``engine_options``: :class:`~pezo.hw.engine.PerturbEngine`'s (``held_arg``,
+        ``lean``); the transport holds each command's payload until the engine is idle."""
         self.cfg = cfg
-        self.dut = dut = PerturbEngine(cfg)
+        self.dut = dut = PerturbEngine(cfg, **engine_options)
         self._queue = collections.deque()
         self._result = None
         self.cycles = 0

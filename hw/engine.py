@@ -108,6 +108,11 @@ class PerturbEngine(wiring.Component):
         ``busy`` falls (the training design's sources do: its sequencer's A, and the serial
         bridge's frame register), so the engine keeps no copy of it: 64 flip-flops fewer.
         Default False: the argument is registered on acceptance.
+    lean : bool
+        Build for area (the training design): the weight memory's read-write collisions are
+        undefined (:data:`pezo.hw.common.NO_RW_CHECK`; no read uses one) and the MAC's products
+        live in the SB_MAC16 output registers. Default False keeps the registers the default
+        engine's timing was closed with.
 
     Members
     -------
@@ -125,11 +130,12 @@ class PerturbEngine(wiring.Component):
         host transports and the testbenches.
     """
 
-    def __init__(self, config, held_arg=False):
+    def __init__(self, config, held_arg=False, lean=False):
         if not isinstance(config, EngineConfig):
             raise TypeError(f"Configuration must be an EngineConfig, not {config!r}")
         self._cfg = cfg = config
         self._held_arg = bool(held_arg)
+        self._lean = bool(lean)
         self._has_r = "r" in dict(mac_input_layout(cfg).members)
         row = data.ArrayLayout(signed(cfg.w_bits), cfg.lanes)
         super().__init__({
@@ -187,7 +193,7 @@ class PerturbEngine(wiring.Component):
             m.submodules.smac = smac = StreamMAC(cfg)
             mac = rd = wr = None
         else:
-            m.submodules.mac = mac = PerturbMAC(cfg)
+            m.submodules.mac = mac = PerturbMAC(cfg, products_in_dsp=self._lean)
         if has_r:
             m.submodules.rbank = rbank = UniformBank(rounding_config(cfg), domain="rounding")
         row = data.ArrayLayout(signed(cfg.w_bits), cfg.lanes)
@@ -209,12 +215,12 @@ class PerturbEngine(wiring.Component):
             # A pass reads each word before its write-back and never again, COORD reads, then
             # writes: no read uses the data of a word written in the same cycle (NO_RW_CHECK)
             m.submodules.weights = wmem = memory.Memory(shape=row, depth=words, init=[],
-                                                        attrs=NO_RW_CHECK)
+                                                        attrs=NO_RW_CHECK if self._lean else None)
             wr = wmem.write_port()
             rd = wmem.read_port()
 
         if not streamed:
-            rd_data = collision_read(m, rd, wr, platform) if not spram else rd.data
+            rd_data = collision_read(m, rd, wr, platform) if self._lean and not spram else rd.data
         # Commands are registered when accepted (IDLE), checked in CHECK and DECODE and executed in
         # EXEC: no path from the command port, or through the checks, into the actions (timing).
         arg = self.cmd.payload.arg if self._held_arg else Signal(ARG_BITS)

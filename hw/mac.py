@@ -95,10 +95,11 @@ class PerturbMAC(wiring.Component):
         Sticky saturation flag.
     """
 
-    def __init__(self, config):
+    def __init__(self, config, products_in_dsp=False):
         if not isinstance(config, EngineConfig):
             raise TypeError(f"Configuration must be an EngineConfig, not {config!r}")
         self._cfg = cfg = config
+        self._products_in_dsp = bool(products_in_dsp)
         super().__init__({
             "i": In(stream.Signature(mac_input_layout(cfg))),
             "o": Out(stream.Signature(data.ArrayLayout(signed(cfg.w_bits), cfg.lanes))),
@@ -124,8 +125,10 @@ class PerturbMAC(wiring.Component):
 
         # Stage 1: products.
         v1 = Signal()
-        # no reset: the valid flag v1 qualifies them, and yosys takes them into the SB_MAC16
-        prods = [Signal(signed(pw), name=f"prod{l}", reset_less=True) for l in range(cfg.lanes)]
+        # products_in_dsp: no reset (the valid flag v1 qualifies them), so yosys takes them into
+        # the SB_MAC16's output registers: fewer cells, a slower register (the training design)
+        prods = [Signal(signed(pw), name=f"prod{l}", reset_less=self._products_in_dsp)
+                 for l in range(cfg.lanes)]
         w1 = Signal(data.ArrayLayout(signed(cfg.w_bits), cfg.lanes))
         r1 = Signal(data.ArrayLayout(unsigned(S), cfg.lanes)) if has_r else None
         with m.If(advance):

@@ -122,7 +122,7 @@ class OnChipTrainer(wiring.Component):
         self._G, self._max_batch, self._arith = config.group, config.max_batch, arith
         self._ecfg = ecfg = config.engine()
         # its command sources hold the argument (the sequencer's A, the bridge's frame)
-        self.engine = PerturbEngine(ecfg, held_arg=True)
+        self.engine = PerturbEngine(ecfg, held_arg=True, lean=True)
         row = data.ArrayLayout(signed(ecfg.w_bits), ecfg.lanes)
         super().__init__({
             "cmd": In(stream.Signature(trainer_command_layout())),
