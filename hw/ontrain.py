@@ -36,9 +36,9 @@ from pezo.hw.common import NO_RW_CHECK, collision_read
 from pezo.hw.engine import EngineOp, PerturbEngine, status_layout
 from pezo.hw.ontrain_coef import CoefUnit
 from pezo.hw.ontrain_loss import LossUnit
-from pezo.hw.ontrain_prog import (P_BASE, S, S_BASE, TSTATUS_FIELDS, InPort, Mode, OutPort, TrainErr,
-                                  Unit, register_init, step_program, train_beats, train_layout,
-                                  tstatus_beats, tstatus_layout)
+from pezo.hw.ontrain_prog import (P_BASE, S, S_BASE, TSTATUS_FIELDS, InPort, Mode, OutPort,
+                                  TrainErr, Unit, register_init, step_program, train_beats,
+                                  train_layout, tstatus_beats, tstatus_layout)
 from pezo.hw.ontrain_sampler import SamplerUnit
 from pezo.hw.ontrain_seq import Sequencer
 from pezo.hw.spram import READ_LATENCY as SPRAM_LATENCY, single_port_memory

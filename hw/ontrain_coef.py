@@ -79,7 +79,7 @@ class CoefUnit(wiring.Component):
         cbit = Signal(range(LR_BITS))                  # multiply step: bit LR_BITS - 1 - cbit
         cn = Signal(6)                                 # shifts still to do
         g_bit, st_bit = Signal(), Signal()
-        mul, right = Signal(), Signal()
+        mul = Signal()
         # the one adder: 2 acc + (diff or 0); or the right shift
         msb_first = Cat(*(lr_m[LR_BITS - 1 - i] for i in range(LR_BITS)))
         addend = Mux(mul & msb_first.bit_select(cbit, 1), diff, 0)

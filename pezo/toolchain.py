@@ -114,6 +114,7 @@ def undefined_collisions(rtlil: str) -> str:
             memid = s.split(None, 2)[2].strip('"').replace("\\\\", "\\")
         elif s.startswith("parameter \\COLLISION_X_MASK ") and memid in marked:
             width = int(s.split()[2].split("'")[0])
-            line = line[:line.index("parameter")] + f"parameter \\COLLISION_X_MASK {width}'{'1' * width}"
+            line = (line[:line.index("parameter")]
+                    + f"parameter \\COLLISION_X_MASK {width}'{'1' * width}")
         out.append(line)
     return "\n".join(out) + ("\n" if rtlil.endswith("\n") else "")

@@ -100,8 +100,8 @@ def test_yosys_builds_no_bypass_for_a_marked_memory(tmp_path):
         dut = Mem(attrs, guarded=False)
         il = rtlil.convert(dut, ports=[dut.waddr, dut.raddr, dut.wdata, dut.we, dut.rdata])
         (tmp_path / f"{name}.il").write_text(undefined_collisions(il))
-        r = subprocess.run([env["YOSYS"], "-q", "-p", f"read_rtlil {name}.il; synth_ice40 -top top; "
-                            f"tee -q -o {name}.txt stat"], cwd=tmp_path, env=env,
+        script = f"read_rtlil {name}.il; synth_ice40 -top top; tee -q -o {name}.txt stat"
+        r = subprocess.run([env["YOSYS"], "-q", "-p", script], cwd=tmp_path, env=env,
                            capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         text = (tmp_path / f"{name}.txt").read_text()
