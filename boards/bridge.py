@@ -148,7 +148,7 @@ class SerialBridge(wiring.Component):
 
         # beats still to transfer in WDATA / RDATA: an engine command moves at most its words
         # (the engine refuses more); a training command up to a frame's beats (LOAD, TRAIN) or
-        # 2^15 - 1 (READ LOG; TSTATUS is 11), whatever the engine's size
+        # 2^15 - 1 (READ LOG; TSTATUS is 15), whatever the engine's size
         most = max(cfg.words, max_beats, (1 << 15) - 1) if self._train else cfg.words
         left = Signal(range(most + 1))
         done = Signal()                        # left == 0, registered
