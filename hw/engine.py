@@ -186,6 +186,8 @@ class PerturbEngine(wiring.Component):
         # generator's stage enables (timing).
         m.submodules.gen = gen = PerturbationGenerator(g, sumsq=False, out_skid=True)
         streamed = cfg.weights == "stream"
+        spram = cfg.weights == "spram"
+        late_w = False
         if streamed:
             # STREAM: no weight memory; a second generator replays the previous step's z for
             # its deferred update (the rounding bank belongs to it).
@@ -193,11 +195,12 @@ class PerturbEngine(wiring.Component):
             m.submodules.smac = smac = StreamMAC(cfg)
             mac = rd = wr = None
         else:
-            m.submodules.mac = mac = PerturbMAC(cfg, products_in_dsp=self._lean)
+            # lean (block-RAM weights): the weight is read for the MAC's last stage, not carried
+            late_w = self._lean and not spram
+            m.submodules.mac = mac = PerturbMAC(cfg, products_in_dsp=self._lean, late_w=late_w)
         if has_r:
             m.submodules.rbank = rbank = UniformBank(rounding_config(cfg), domain="rounding")
         row = data.ArrayLayout(signed(cfg.w_bits), cfg.lanes)
-        spram = cfg.weights == "spram"
         if streamed:
             pass
         elif spram:
@@ -418,6 +421,8 @@ class PerturbEngine(wiring.Component):
                 return sig
             va_m, za_m = delayed(va, "va"), delayed(za, "za")
             m.d.comb += [mac.i.valid.eq(va_m), mac.i.payload.w.eq(rd_data)]
+            if late_w:
+                m.d.comb += mac.w_late.eq(rd_data)
             # The perturbation mask: a word outside [rng_lo, rng_hi) is issued with z = 0; the
             # bitmap, read beside the weights, zeroes single lanes at the MAC input.
             rng_lo = Signal(range(words + 1))
@@ -643,8 +648,14 @@ class PerturbEngine(wiring.Component):
                     with m.If(out_left == 1):
                         goto("STREAM", "IDLE")
         else:
+            if late_w:
+                # the word in MAC stage 2: its weight is there with it in stage 3 (the address
+                # pipeline shifts every cycle; the MAC never stalls in a pass), through the drain
+                with m.If(st["PASS"] | st["DRAIN"]):
+                    m.d.comb += [rd.addr.eq(addr_pipe[1]), rd.en.eq(1)]
             with m.If(st["PASS"]):
-                m.d.comb += [rd.addr.eq(counter), rd.en.eq(rphase)]
+                if not late_w:
+                    m.d.comb += [rd.addr.eq(counter), rd.en.eq(rphase)]
                 with m.If(issue):
                     m.d.sync += [va.eq(1), za.eq(z_issue), addr_a.eq(counter),
                                  counter.eq(counter + 1), more.eq(counter != words - 1),

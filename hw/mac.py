@@ -81,11 +81,20 @@ class PerturbMAC(wiring.Component):
     Parameters
     ----------
     config : EngineConfig
+    products_in_dsp : bool
+        The products' registers without reset, so yosys puts them in the SB_MAC16.
+    late_w : bool
+        The weight comes at stage 4, on ``w_late``, instead of with ``i`` (``i.payload.w`` is
+        then unused): no copies of it through stages 1-3. The source must give the weight of
+        the word in stage 3 while it is there (the engine reads its memory at the address of
+        the word in stage 2, two cycles after the products).
 
     Members
     -------
     i : In(stream.Signature(StructLayout({"w", "z"[, "r"]})))
         Weights, perturbations and (stochastic configurations) rounding bits.
+    w_late : In(ArrayLayout(signed(b), m))
+        With ``late_w``: the weight of the word in stage 3.
     o : Out(stream.Signature(ArrayLayout(signed(b), m)))
         New weights.
     op : In(MacOp), coef : In(signed(coef_bits)), stochastic : In(1)
@@ -95,12 +104,15 @@ class PerturbMAC(wiring.Component):
         Sticky saturation flag.
     """
 
-    def __init__(self, config, products_in_dsp=False):
+    def __init__(self, config, products_in_dsp=False, late_w=False):
         if not isinstance(config, EngineConfig):
             raise TypeError(f"Configuration must be an EngineConfig, not {config!r}")
         self._cfg = cfg = config
         self._products_in_dsp = bool(products_in_dsp)
+        self._late_w = bool(late_w)
+        members = {"w_late": In(data.ArrayLayout(signed(cfg.w_bits), cfg.lanes))} if late_w else {}
         super().__init__({
+            **members,
             "i": In(stream.Signature(mac_input_layout(cfg))),
             "o": Out(stream.Signature(data.ArrayLayout(signed(cfg.w_bits), cfg.lanes))),
             "op": In(MacOp),
@@ -129,10 +141,15 @@ class PerturbMAC(wiring.Component):
         # the SB_MAC16's output registers: fewer cells, a slower register (the training design)
         prods = [Signal(signed(pw), name=f"prod{l}", reset_less=self._products_in_dsp)
                  for l in range(cfg.lanes)]
+        # late_w: the weight is not carried through stages 1-3 but given at stage 4 on
+        # ``w_late`` (the engine reads it from its memory then, two cycles after the products)
+        late = self._late_w
         w1 = Signal(data.ArrayLayout(signed(cfg.w_bits), cfg.lanes))
         r1 = Signal(data.ArrayLayout(unsigned(S), cfg.lanes)) if has_r else None
         with m.If(advance):
-            m.d.sync += [v1.eq(self.i.valid), w1.eq(self.i.payload.w)]
+            m.d.sync += v1.eq(self.i.valid)
+            if not late:
+                m.d.sync += w1.eq(self.i.payload.w)
             if has_r:
                 m.d.sync += r1.eq(self.i.payload.r)
             for l in range(cfg.lanes):
@@ -148,7 +165,9 @@ class PerturbMAC(wiring.Component):
         qf2 = [Signal(signed(aw), name=f"qfloor{l}") for l in range(cfg.lanes)]
         inc2 = [Signal(name=f"inc{l}") for l in range(cfg.lanes)]
         with m.If(advance):
-            m.d.sync += [v2.eq(v1), w2.eq(w1)]
+            m.d.sync += v2.eq(v1)
+            if not late:
+                m.d.sync += w2.eq(w1)
             for l in range(cfg.lanes):
                 floor, inc = rounding_parts(m, prods[l], S, pw, f"{l}",
                                             r1[l] if has_r else None, use_stoch)
@@ -161,7 +180,9 @@ class PerturbMAC(wiring.Component):
         a3 = [Signal(signed(aw), name=f"addend{l}") for l in range(cfg.lanes)]
         cin3 = Signal()
         with m.If(advance):
-            m.d.sync += [v3.eq(v2), w3.eq(w2), cin3.eq(minus)]
+            m.d.sync += [v3.eq(v2), cin3.eq(minus)]
+            if not late:
+                m.d.sync += w3.eq(w2)
             for l in range(cfg.lanes):
                 q = Signal(signed(aw), name=f"q{l}")
                 m.d.comb += q.eq(qf2[l] + inc2[l])
@@ -172,7 +193,8 @@ class PerturbMAC(wiring.Component):
         over = []
         results = []
         for l in range(cfg.lanes):
-            z, o = saturating_add(m, w3[l], a3[l], cin3, cfg.w_bits, f"sum_x{l}")
+            w = self.w_late[l] if late else w3[l]
+            z, o = saturating_add(m, w, a3[l], cin3, cfg.w_bits, f"sum_x{l}")
             results.append(z)
             over.append(o)
         # Per-lane saturation bits are registered with the results (the OR over the lanes comes
