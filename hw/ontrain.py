@@ -621,6 +621,10 @@ class OnChipTrainer(wiring.Component):
                             m.d.comb += seq.io_data.eq(stop_req)
                         with m.Case(InPort.POW2):
                             m.d.comb += seq.io_data.eq(Const(1, 32) << sa[:4])
+                        with m.Case(InPort.CLIPPED):       # the unit's result register
+                            m.d.comb += seq.io_data.eq(cu.o.payload.clipped)
+                        with m.Case(InPort.COEF):
+                            m.d.comb += seq.io_data.eq(cu.o.payload.coef.as_unsigned())
                 with m.Case(Unit.OUT):
                     m.d.comb += ack.eq(1)
                     with m.Switch(sub[:3]):

@@ -60,7 +60,7 @@ S = {n: S_BASE + i for i, n in enumerate(TSTATUS_FIELDS)}
 _T = ["half", "three_q", "ev_left", "seed", "step_shift", "batch", "best_valid", "r_cur",
       "coef_word", "loss", "tmp"]
 T = {n: T_BASE + i for i, n in enumerate(_T)}
-CONSTANTS = {"two_24": 1 << 24, "two_16": 1 << 16, "low_16": (1 << 16) - 1}
+CONSTANTS = {"two_24": 1 << 24, "two_16": 1 << 16}
 K = {n: K_BASE + i for i, n in enumerate(CONSTANTS)}
 
 
@@ -115,6 +115,8 @@ class Unit:
 class InPort:
     LOSS, CORRECT, LOADED, STOP = range(4)
     POW2 = 4        # 1 << A[3:0]
+    CLIPPED = 5     # the last coefficient saturated
+    COEF = 6        # the last coefficient's 16 bits, zero-extended
 
 
 class OutPort:
@@ -198,10 +200,10 @@ def step_program(max_batch):
     a.io(Unit.FWD, Mode.MINUS); inp(InPort.LOSS); a.st(S["sum_minus"])
     a.ldi(0); a.call("perturb")                 # +mu z: the weights restored
     a.ld(S["sum_minus"]); a.sub(S["sum_plus"]); a.io(Unit.COEF); a.st(T["coef_word"])
-    a.and_(K["two_16"]); a.jz("not_clipped")
+    inp(InPort.CLIPPED); a.jz("not_clipped")
     a.ld(S["clipped"]); a.addi(1); a.st(S["clipped"])
     a.label("not_clipped")
-    a.ld(T["coef_word"]); a.and_(K["low_16"]); a.st(S["coef"]); a.jz("coef_zero")
+    inp(InPort.COEF); a.st(S["coef"]); a.jz("coef_zero")
     a.call("update"); a.jmp("log")
     a.label("coef_zero")
     a.ld(S["zero"]); a.addi(1); a.st(S["zero"])

@@ -22,7 +22,8 @@ HALT_UNIT = 15
 
 class Sequencer(wiring.Component):
     """Runs ``program`` (16-bit words, :class:`pezo.sim.ontrain_seq.Assembler`) from address 0
-    on ``start``, bit-exact with :class:`pezo.sim.ontrain_seq.SequencerModel`: each instruction
+    on ``start``, bit-exact with :class:`pezo.sim.ontrain_seq.SequencerModel` (AND and SHR are
+    built only when the program uses them): each instruction
     is fetched (1 cycle), its register read (1 cycle, repeated while ``rf_wait``) and executed
     (1 cycle); an IO instruction then waits for its unit's ``io_ack``.
 
@@ -56,6 +57,8 @@ class Sequencer(wiring.Component):
         if any(not 0 <= w < 1 << 16 for w in words):
             raise ValueError("Program words must be 16-bit values")
         self._program = words
+        # only the ALU operations the program uses are built (any other is a no-op)
+        self._ops = {w >> 12 for w in words}
         super().__init__({
             "start": In(1), "stop": In(1), "busy": Out(1), "a": Out(32),
             "rf_addr": Out(range(N_REGS)), "rf_re": Out(1), "rf_rdata": In(32), "rf_wait": In(1),
@@ -122,10 +125,12 @@ class Sequencer(wiring.Component):
                     m.d.sync += a.eq(total[:32])
                     with m.If((op != Op.LD) & (op != Op.LDI)):
                         m.d.sync += c.eq(total[32])
-                with m.Case(Op.AND):
-                    m.d.sync += a.eq(a & self.rf_rdata)
-                with m.Case(Op.SHR):
-                    m.d.sync += a.eq(a >> 1)
+                if Op.AND in self._ops:
+                    with m.Case(Op.AND):
+                        m.d.sync += a.eq(a & self.rf_rdata)
+                if Op.SHR in self._ops:
+                    with m.Case(Op.SHR):
+                        m.d.sync += a.eq(a >> 1)
                 with m.Case(Op.ST):
                     m.d.comb += self.rf_we.eq(1)
                 with m.Case(Op.JMP):

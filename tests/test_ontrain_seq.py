@@ -88,12 +88,13 @@ def model(program, regs, in_values):
     return events, mdl.a, mdl.r
 
 
-def random_program(rng, n=80):
+def random_program(rng, n=80, kinds=range(14)):
     """Straight-line code with forward jumps (it always halts), one subroutine."""
     asm = Assembler()
+    kinds = list(kinds)
     for i in range(n):
         asm.label(f"L{i}")
-        kind = rng.randrange(14)
+        kind = rng.choice(kinds)
         r = rng.randrange(N_REGS)
         if kind == 0:
             asm.ld(r)
@@ -131,8 +132,9 @@ def random_program(rng, n=80):
 
 @pytest.mark.parametrize("seed", range(6))
 def test_random_programs_match_the_model(seed):
+    """Seeds 4 and 5 leave out AND and SHR, so the sequencer is built without them."""
     rng = random.Random(seed)
-    program = random_program(rng)
+    program = random_program(rng, kinds=[k for k in range(14) if seed < 4 or k not in (4, 7)])
     regs = [rng.choice([0, 1, MASK32, 1 << 31, rng.getrandbits(32)]) for _ in range(N_REGS)]
     ins = [rng.choice([0, MASK32, rng.getrandbits(32)]) for _ in range(100)]
     want = model(program, regs, ins)
