@@ -419,8 +419,12 @@ class PerturbEngine(wiring.Component):
                     m.d.sync += nxt.eq(sig)
                     sig = nxt
                 return sig
+            # lean, no mask: the word goes into the MAC as it is issued (the weight comes late,
+            # so nothing waits for a read): no issue-stage registers of z, r and the address
+            early = late_w and cfg.mask == "none"
             va_m, za_m = delayed(va, "va"), delayed(za, "za")
-            m.d.comb += [mac.i.valid.eq(va_m), mac.i.payload.w.eq(rd_data)]
+            if not early:
+                m.d.comb += [mac.i.valid.eq(va_m), mac.i.payload.w.eq(rd_data)]
             if late_w:
                 m.d.comb += mac.w_late.eq(rd_data)
             # The perturbation mask: a word outside [rng_lo, rng_hi) is issued with z = 0; the
@@ -443,12 +447,13 @@ class PerturbEngine(wiring.Component):
                              for l in range(cfg.lanes)]
             elif keep is not None:
                 m.d.comb += mac.i.payload.z.eq(Mux(keep, za_m, 0))
-            else:
+            elif not early:
                 m.d.comb += mac.i.payload.z.eq(za_m)
-            if has_r:
+            if has_r and not early:
                 m.d.comb += mac.i.payload.r.eq(delayed(ra, "ra"))
             m.d.sync += va.eq(0)
-            for prev, nxt in zip([delayed(addr_a, "addr_a")] + addr_pipe[:-1], addr_pipe):
+            first = counter if early else delayed(addr_a, "addr_a")
+            for prev, nxt in zip([first] + addr_pipe[:-1], addr_pipe):
                 m.d.sync += nxt.eq(prev)
             addr_c = addr_pipe[-1]
 
@@ -493,6 +498,11 @@ class PerturbEngine(wiring.Component):
         else:
             issue = more & gen.o.valid & r_ok & rphase
             m.d.comb += gen.o.ready.eq(issue)
+            if early:       # (the MAC never stalls in the engine: its ready is always high)
+                m.d.comb += [mac.i.valid.eq(issue), mac.i.payload.z.eq(gen.o.payload)]
+                if has_r:
+                    m.d.comb += mac.i.payload.r.eq(Cat(rbank.o.payload[l].as_unsigned()[:S]
+                                                       for l in range(cfg.lanes)))
             if has_r:                                   # issue & use_r
                 m.d.comb += rbank.o.ready.eq(more_r & rbank.o.valid & gen.o.valid & rphase)
 
