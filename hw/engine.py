@@ -184,7 +184,8 @@ class PerturbEngine(wiring.Component):
 
         # sumsq is not in the command map; the output skid keeps the pass's issue signal off the
         # generator's stage enables (timing).
-        m.submodules.gen = gen = PerturbationGenerator(g, sumsq=False, out_skid=True)
+        # (lean: no skid; the training design's timing is still to be closed)
+        m.submodules.gen = gen = PerturbationGenerator(g, sumsq=False, out_skid=not self._lean)
         streamed = cfg.weights == "stream"
         spram = cfg.weights == "spram"
         late_w = False
