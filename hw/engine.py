@@ -188,7 +188,7 @@ class PerturbEngine(wiring.Component):
         m.submodules.gen = gen = PerturbationGenerator(g, sumsq=False, out_skid=not self._lean)
         streamed = cfg.weights == "stream"
         spram = cfg.weights == "spram"
-        late_w = False
+        late_w = early = False
         if streamed:
             # STREAM: no weight memory; a second generator replays the previous step's z for
             # its deferred update (the rounding bank belongs to it).
@@ -198,7 +198,9 @@ class PerturbEngine(wiring.Component):
         else:
             # lean (block-RAM weights): the weight is read for the MAC's last stage, not carried
             late_w = self._lean and not spram
-            m.submodules.mac = mac = PerturbMAC(cfg, products_in_dsp=self._lean, late_w=late_w)
+            early = late_w and cfg.mask == "none"       # see the pass pipeline below
+            m.submodules.mac = mac = PerturbMAC(cfg, products_in_dsp=self._lean, late_w=late_w,
+                                                late_r=early)
         if has_r:
             m.submodules.rbank = rbank = UniformBank(rounding_config(cfg), domain="rounding")
         row = data.ArrayLayout(signed(cfg.w_bits), cfg.lanes)
@@ -422,7 +424,6 @@ class PerturbEngine(wiring.Component):
                 return sig
             # lean, no mask: the word goes into the MAC as it is issued (the weight comes late,
             # so nothing waits for a read): no issue-stage registers of z, r and the address
-            early = late_w and cfg.mask == "none"
             va_m, za_m = delayed(va, "va"), delayed(za, "za")
             if not early:
                 m.d.comb += [mac.i.valid.eq(va_m), mac.i.payload.w.eq(rd_data)]
@@ -501,10 +502,15 @@ class PerturbEngine(wiring.Component):
             m.d.comb += gen.o.ready.eq(issue)
             if early:       # (the MAC never stalls in the engine: its ready is always high)
                 m.d.comb += [mac.i.valid.eq(issue), mac.i.payload.z.eq(gen.o.payload)]
-                if has_r:
-                    m.d.comb += mac.i.payload.r.eq(Cat(rbank.o.payload[l].as_unsigned()[:S]
-                                                       for l in range(cfg.lanes)))
-            if has_r:                                   # issue & use_r
+            if has_r and early:
+                # the rounding bits are taken a cycle after the issue, with the word in MAC
+                # stage 1 (the bank is free-running in a pass: valid then as at the issue)
+                issued = Signal()
+                m.d.sync += issued.eq(issue & use_r)
+                m.d.comb += [mac.r_late.eq(Cat(rbank.o.payload[l].as_unsigned()[:S]
+                                               for l in range(cfg.lanes))),
+                             rbank.o.ready.eq(issued)]
+            elif has_r:                                 # issue & use_r
                 m.d.comb += rbank.o.ready.eq(more_r & rbank.o.valid & gen.o.valid & rphase)
 
 

@@ -88,6 +88,8 @@ class PerturbMAC(wiring.Component):
         then unused): no copies of it through stages 1-3. The source must give the weight of
         the word in stage 3 while it is there (the engine reads its memory at the address of
         the word in stage 2, two cycles after the products).
+    late_r : bool
+        The rounding bits come at stage 1, on ``r_late``, instead of with ``i``.
 
     Members
     -------
@@ -95,6 +97,9 @@ class PerturbMAC(wiring.Component):
         Weights, perturbations and (stochastic configurations) rounding bits.
     w_late : In(ArrayLayout(signed(b), m))
         With ``late_w``: the weight of the word in stage 3.
+    r_late : In(ArrayLayout(unsigned(S), m))
+        With ``late_r`` (stochastic configurations): the rounding bits of the word in stage 1,
+        where they are used (``i.payload.r`` is then unused).
     o : Out(stream.Signature(ArrayLayout(signed(b), m)))
         New weights.
     op : In(MacOp), coef : In(signed(coef_bits)), stochastic : In(1)
@@ -104,13 +109,17 @@ class PerturbMAC(wiring.Component):
         Sticky saturation flag.
     """
 
-    def __init__(self, config, products_in_dsp=False, late_w=False):
+    def __init__(self, config, products_in_dsp=False, late_w=False, late_r=False):
         if not isinstance(config, EngineConfig):
             raise TypeError(f"Configuration must be an EngineConfig, not {config!r}")
         self._cfg = cfg = config
         self._products_in_dsp = bool(products_in_dsp)
         self._late_w = bool(late_w)
+        has_r = "r" in dict(mac_input_layout(cfg).members)
+        self._late_r = bool(late_r) and has_r
         members = {"w_late": In(data.ArrayLayout(signed(cfg.w_bits), cfg.lanes))} if late_w else {}
+        if self._late_r:
+            members["r_late"] = In(data.ArrayLayout(unsigned(cfg.product_shift), cfg.lanes))
         super().__init__({
             **members,
             "i": In(stream.Signature(mac_input_layout(cfg))),
@@ -150,7 +159,7 @@ class PerturbMAC(wiring.Component):
             m.d.sync += v1.eq(self.i.valid)
             if not late:
                 m.d.sync += w1.eq(self.i.payload.w)
-            if has_r:
+            if has_r and not self._late_r:
                 m.d.sync += r1.eq(self.i.payload.r)
             for l in range(cfg.lanes):
                 m.d.sync += prods[l].eq(self.coef * self.i.payload.z[l])
@@ -170,7 +179,8 @@ class PerturbMAC(wiring.Component):
                 m.d.sync += w2.eq(w1)
             for l in range(cfg.lanes):
                 floor, inc = rounding_parts(m, prods[l], S, pw, f"{l}",
-                                            r1[l] if has_r else None, use_stoch)
+                                            (self.r_late[l] if self._late_r else r1[l]) if has_r
+                                            else None, use_stoch)
                 m.d.sync += [qf2[l].eq(floor), inc2[l].eq(inc)]
 
         # Stage 3: q = floor + increment; register the addend of stage 4: q, or ~(q << 1) with a
