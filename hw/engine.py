@@ -109,9 +109,12 @@ class PerturbEngine(wiring.Component):
         bridge's frame register), so the engine keeps no copy of it: 64 flip-flops fewer.
         Default False: the argument is registered on acceptance.
     lean : bool
-        Build for area (the training design): the weight memory's read-write collisions are
-        undefined (:data:`pezo.hw.common.NO_RW_CHECK`; no read uses one) and the MAC's products
-        live in the SB_MAC16 output registers. Default False keeps the registers the default
+        Build for area (the training design), with the same results: the weight memory's
+        read-write collisions are undefined (:data:`pezo.hw.common.NO_RW_CHECK`; no read uses
+        one); the MAC's products live in the SB_MAC16 output registers; block-RAM weights are
+        read for the MAC's last stage instead of carried through it; without a mask, a word
+        enters the MAC as it is issued and its rounding bits at the stage that uses them; the
+        generator has no output skid slot. Default False keeps the registers the default
         engine's timing was closed with.
 
     Members
