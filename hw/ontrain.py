@@ -256,7 +256,6 @@ class OnChipTrainer(wiring.Component):
                      dmem.we.eq(ld_go & (ld_kind == LoadKind.DATA)), dmem.re.eq(fill_re)]
 
         # Pass context (the controller starts a pass; fill, forward and loss run it) -------------
-        MODE_PLUS, MODE_MINUS = Mode.PLUS, Mode.MINUS
         mode = Signal(2)
         n_pass = Signal(16)
         base = Signal(16)
@@ -296,11 +295,11 @@ class OnChipTrainer(wiring.Component):
                     m.d.sync += [j.eq(0), slot.eq(0), hf.eq(0), eaddr.eq(base)]
                     m.next = "SRC"
             with m.State("SRC"):
-                with m.If(mode == MODE_PLUS):
+                with m.If(mode == Mode.PLUS):
                     m.d.comb += [smp.req.valid.eq(1), smp.req.payload.eq(0)]
                     with m.If(smp.req.ready):
                         m.next = "IDX"
-                with m.Elif(mode == MODE_MINUS):
+                with m.Elif(mode == Mode.MINUS):
                     m.d.comb += ib_rd.addr.eq(j)
                     m.next = "IBUF"
                 with m.Else():

@@ -168,6 +168,15 @@ def _setup(group=2, max_batch=8):
     return data, dut
 
 
+async def start_from_zero(ctx, dut, data, regs, rng):
+    """Zero weights, the data loaded, TRAIN with ``regs``' fields (the run starts)."""
+    words = dut.engine_config.words
+    await command(ctx, dut, Op.WRITE, words << 32, np.zeros((words, 2), dtype=np.int64), rng=rng)
+    await load(ctx, dut, data, rng)
+    await command(ctx, dut, HwTrainOp.TRAIN, train_beats() << 32, train_rows(regs.fields()),
+                  train=1, rng=rng)
+
+
 def test_stop_mid_run_ends_after_the_current_step_like_the_golden_model():
     """STOP during a step: the step completes (no weight is left perturbed), then the run
     evaluates, restores its checkpoint and tests: what the golden model does with stop_after."""
@@ -179,11 +188,7 @@ def test_stop_mid_run_ends_after_the_current_step_like_the_golden_model():
 
     async def tb(ctx):
         rng = random.Random(9)
-        await command(ctx, dut, Op.WRITE, ecfg.words << 32,
-                      np.zeros((ecfg.words, 2), dtype=np.int64), rng=rng)
-        await load(ctx, dut, data, rng)
-        await command(ctx, dut, HwTrainOp.TRAIN, train_beats() << 32,
-                      train_rows(regs.fields()), train=1, rng=rng)
+        await start_from_zero(ctx, dut, data, regs, rng)
         # an engine command during the run is refused and changes nothing
         await command(ctx, dut, Op.PERTURB, 0, rng=rng)
         got["refused"] = status(ctx, dut)
@@ -220,17 +225,12 @@ def test_tstatus_read_back_to_back_during_a_run_is_consistent():
     data, dut = _setup()
     cfg = OnChipConfig(steps=6, batch=4, eval_every=2, seed=5, lr=2.0 ** -5)
     regs = train_registers(data, cfg)
-    ecfg = dut.engine_config
     res = golden(data, cfg)
     replies = []
 
     async def tb(ctx):
         rng = random.Random(4)
-        await command(ctx, dut, Op.WRITE, ecfg.words << 32,
-                      np.zeros((ecfg.words, 2), dtype=np.int64), rng=rng)
-        await load(ctx, dut, data, rng)
-        await command(ctx, dut, HwTrainOp.TRAIN, train_beats() << 32,
-                      train_rows(regs.fields()), train=1, rng=rng)
+        await start_from_zero(ctx, dut, data, regs, rng)
         while True:
             replies.append(await tstatus(ctx, dut, rng))
             if replies[-1]["done"]:
