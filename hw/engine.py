@@ -114,7 +114,7 @@ class PerturbEngine(wiring.Component):
         one); the MAC's products live in the SB_MAC16 output registers; block-RAM weights are
         read for the MAC's last stage instead of carried through it; without a mask, a word
         enters the MAC as it is issued and its rounding bits at the stage that uses them; the
-        generator has no output skid slot. Default False keeps the registers the default
+        generator's scaler has no skid slots (input or output). Default False keeps the registers the default
         engine's timing was closed with.
 
     Members
@@ -187,8 +187,10 @@ class PerturbEngine(wiring.Component):
 
         # sumsq is not in the command map; the output skid keeps the pass's issue signal off the
         # generator's stage enables (timing).
-        # (lean: no skid; the training design's timing is still to be closed)
-        m.submodules.gen = gen = PerturbationGenerator(g, sumsq=False, out_skid=not self._lean)
+        # (lean: no skid slots in the scaler; the training design's timing is still to be
+        # closed)
+        m.submodules.gen = gen = PerturbationGenerator(g, sumsq=False, out_skid=not self._lean,
+                                                       in_skid=not self._lean)
         streamed = cfg.weights == "stream"
         spram = cfg.weights == "spram"
         late_w = early = False

@@ -47,12 +47,13 @@ class PerturbationGenerator(wiring.Component):
         (``pregen``) Pool read position (word of the beat on ``o``), rewind to a word with the
         query key of the sign stream (only while not filling), fill status, second moment of the
         pool (``pool_sumsq`` only with ``sumsq=True``, the default; the engine builds its
-        generator without it, and with ``out_skid=True``: see :class:`Scaler`).
+        generator without it, and with ``out_skid=True``: see :class:`Scaler`; ``in_skid``
+        is the scaler's too).
     loading : Out(1)
         The bank is mixing a seed (after ``seed_load``, or a pregen rewind): no beats meanwhile.
     """
 
-    def __init__(self, config, *, sumsq=True, out_skid=False):
+    def __init__(self, config, *, sumsq=True, out_skid=False, in_skid=True):
         self._cfg = cfg = check_config(config)
         if not isinstance(sumsq, bool):
             raise TypeError(f"sumsq must be a bool, not {sumsq!r}")
@@ -60,6 +61,9 @@ class PerturbationGenerator(wiring.Component):
             raise TypeError(f"out_skid must be a bool, not {out_skid!r}")
         self._sumsq = sumsq
         self._out_skid = out_skid
+        if not isinstance(in_skid, bool):
+            raise TypeError(f"in_skid must be a bool, not {in_skid!r}")
+        self._in_skid = in_skid
         ports = {
             "o": Out(stream.Signature(data.ArrayLayout(signed(cfg.z_bits), cfg.out_lanes))),
             "seed": In(cfg.seed_width),
@@ -100,7 +104,8 @@ class PerturbationGenerator(wiring.Component):
         m = Module()
         cfg = self._cfg
         m.submodules.bank = bank = UniformBank(cfg, rotate=cfg.reuse == "onthefly")
-        m.submodules.scaler = scaler = Scaler(cfg, out_skid=self._out_skid)
+        m.submodules.scaler = scaler = Scaler(cfg, out_skid=self._out_skid,
+                                                   in_skid=self._in_skid)
         m.d.comb += self.loading.eq(bank.loading)
         if cfg.reuse != "pregen":       # pregen drives the bank's seed itself (sign reloads)
             m.d.comb += [bank.seed.eq(self.seed), bank.seed_load.eq(self.seed_load)]

@@ -159,7 +159,7 @@ class OnChipTrainer(wiring.Component):
         per = 16 // b
         assert per >= SPRAM_LATENCY         # a word's codes take longer than the next read
         r_shift = a.t_frac + ecfg.w_frac - a.logit_frac
-        fb = max(1, (F - 1).bit_length())   # feature-buffer address bits per half
+        fb = F.bit_length()                 # feature-buffer address bits per half (rows 0..F)
 
         m.submodules.engine = eng = self.engine
         m.submodules.sampler = smp = SamplerUnit(16)
@@ -173,7 +173,12 @@ class OnChipTrainer(wiring.Component):
                                                    attrs=NO_RW_CHECK)
         t_wr, t_rd = table.write_port(), table.read_port()
         t_data = collision_read(m, t_rd, t_wr, platform)
-        m.submodules.fbuf = fbuf = memory.Memory(shape=unsigned(16 * G), depth=2 << fb, init=[],
+        # row F of each half is the bias row's operand 2^t_frac for every sample, set by the
+        # memory's initial contents and never written (the fill writes rows 0..F-1)
+        one_row = sum((1 << a.t_frac) << (16 * s) for s in range(G))
+        fb_init = [one_row if (i & ((1 << fb) - 1)) == F else 0 for i in range(2 << fb)]
+        m.submodules.fbuf = fbuf = memory.Memory(shape=unsigned(16 * G), depth=2 << fb,
+                                                 init=fb_init,
                                                  attrs=NO_RW_CHECK)
         fb_wr, fb_rd = fbuf.write_port(granularity=16), fbuf.read_port()
         fb_data = collision_read(m, fb_rd, fb_wr, platform)
@@ -368,14 +373,14 @@ class OnChipTrainer(wiring.Component):
 
         # Forward ---------------------------------------------------------------------------------
         # The accumulators: one block-RAM word per ring position k (K / m of them), holding the
-        # 40-bit sums of every sample and lane; a word's read (stage a) and its write (stage b)
-        # are one cycle apart, and a position comes round again K / m >= 2 words later (for
-        # K / m = 1 the read is transparent to the write).
+        # 40-bit sums of every sample and lane (and a constant row: see stage b); a word's read
+        # (stage a) and its write (stage b) are one cycle apart, and a position comes round
+        # again K / m >= 2 words later (for K / m = 1 the read is transparent to the write).
         acc_init = 1 << (r_shift - 1)
         SL = G * L
         m.submodules.accs = accs = memory.Memory(
-            shape=data.ArrayLayout(signed(ACC_BITS), SL), depth=max(Kw, 2), init=[],
-            attrs=NO_RW_CHECK if Kw > 1 else None)
+            shape=data.ArrayLayout(signed(ACC_BITS), SL), depth=Kw + 1,
+            init=[[0] * SL] * Kw + [[acc_init] * SL], attrs=NO_RW_CHECK if Kw > 1 else None)
         ac_wr = accs.write_port()
         ac_rd = accs.read_port(transparent_for=(ac_wr,) if Kw == 1 else ())
         # K / m > 1: a read meets the write of its address only in a stall, when the read is
@@ -390,16 +395,15 @@ class OnChipTrainer(wiring.Component):
         fcnt = Signal(range(F + 1))
         va, vb = Signal(), Signal()
         wa = Signal(L * ecfg.w_bits)
-        fa = Signal(range(F + 1))
+        fa0 = Signal()               # the word is of row 0
         prods = [[Signal(signed(32), name=f"prod_s{s}_l{l}", reset_less=True) for l in range(L)]
                  for s in range(G)]
-        first_b = Signal()           # the word is of row 0: its sum starts fresh
-        m.d.sync += [va.eq(0), vb.eq(va), first_b.eq(fa == 0), kb.eq(ka)]
+        m.d.sync += [va.eq(0), vb.eq(va), kb.eq(ka)]
         # stage a: the word, and its feature row from the buffer, read as the word is taken
         take_w = fw_take & eng.rdata.valid
         m.d.comb += [fb_rd.addr.eq(Cat(fcnt[:fb], hw)), fb_rd.en.eq(take_w)]
         with m.If(take_w):
-            m.d.sync += [va.eq(1), wa.eq(eng.rdata.payload.as_value()), fa.eq(fcnt),
+            m.d.sync += [va.eq(1), wa.eq(eng.rdata.payload.as_value()), fa0.eq(fcnt == 0),
                          left.eq(left - 1), ka.eq(kp)]
             with m.If(kp == Kw - 1):
                 m.d.sync += [kp.eq(0), fcnt.eq(fcnt + 1)]
@@ -407,23 +411,23 @@ class OnChipTrainer(wiring.Component):
                 m.d.sync += kp.eq(kp + 1)
         # stage b: the products (in the SB_MAC16's output registers) and the sums' write
         wb_bits = ecfg.w_bits
-        bias_a = fa == F
         for s in range(G):
-            t_a = Mux(bias_a, 1 << a.t_frac, fb_data[16 * s:16 * s + 16].as_signed())
+            t_a = fb_data[16 * s:16 * s + 16].as_signed()
             for l in range(L):
                 m.d.sync += prods[s][l].eq(t_a * wa[wb_bits * l:wb_bits * (l + 1)].as_signed())
-        # No reset: a row-0 product starts its sum at the rounding constant (the adder takes
-        # the constant instead of the stored sum).
+        # No reset and no multiplexer: a row-0 word reads row K / m of the accumulator memory
+        # instead of its position, which holds the rounding constant 2^(r-1) in every sum (set
+        # by the memory's initial contents, never written), so its sum starts fresh.
         feeding = Signal()
         f_issue = Signal()
         fk_word = Signal(range(Kw))
         m.d.comb += [ac_wr.addr.eq(kb), ac_wr.en.eq(vb),
-                     ac_rd.addr.eq(Mux(feeding, fk_word, ka)),
+                     ac_rd.addr.eq(Mux(feeding, fk_word, Mux(fa0, Kw, ka))),
                      ac_rd.en.eq(1)]
         for s in range(G):
             for l in range(L):
                 m.d.comb += ac_wr.data[s * L + l].eq(
-                    Mux(first_b, acc_init, ac_data[s * L + l]) + prods[s][l])
+                    ac_data[s * L + l] + prods[s][l])
 
         # The group's logits leave the accumulators one class per cycle, sample after sample:
         # a read, then sat(acc >> r, 16) by bit tests into a register, then a queue (block

@@ -37,6 +37,11 @@ class Scaler(wiring.Component):
         enables (for timing inside the engine; same latency and values, one more held
         number). Ignored for a ``runtime`` scale, whose output stage is recomputed on a scale
         change.
+    in_skid : bool
+        Stage A's skid slot (default): ``i.ready`` is a register, so the ready chain from the
+        consumer ends here. Without it (the training design's lean engine, built for area)
+        ``i.ready`` is the stages' advance, combinational from ``o.ready``; same values and
+        latency, one number fewer held.
 
     Members
     -------
@@ -57,10 +62,13 @@ class Scaler(wiring.Component):
     sat_clear : In(1)
     """
 
-    def __init__(self, config, *, digits=None, out_skid=False):
+    def __init__(self, config, *, digits=None, out_skid=False, in_skid=True):
         self._cfg = cfg = check_config(config)
         if not isinstance(out_skid, bool):
             raise TypeError(f"out_skid must be a bool, not {out_skid!r}")
+        if not isinstance(in_skid, bool):
+            raise TypeError(f"in_skid must be a bool, not {in_skid!r}")
+        self._in_skid = in_skid
         self._out_skid = out_skid and cfg.scale == "fixed"
         if digits is not None and cfg.scale != "fixed":
             raise ValueError("Constant digits apply only to a 'fixed' scale")
@@ -125,7 +133,8 @@ class Scaler(wiring.Component):
         take_c = take_b = load_a = advance
         # A is a skid buffer: ``i.ready`` is a register (the skid slot is empty), so the ready
         # chain from the consumer ends here instead of running on into the pool or bank.
-        m.d.comb += self.i.ready.eq(~vs)
+        # Without the slot A loads whenever the stages advance, which is ``i.ready``.
+        m.d.comb += self.i.ready.eq(~vs if self._in_skid else load_a)
         m.d.sync += stale.eq(self.scale_changed)
         with m.If(self.flush):
             m.d.sync += [va.eq(0), vb.eq(0), vs.eq(0)]
@@ -135,12 +144,13 @@ class Scaler(wiring.Component):
                     m.d.sync += [va.eq(1), ua.eq(us), vs.eq(0)]
                 with m.Else():
                     m.d.sync += [va.eq(self.i.valid), ua.eq(self.i.payload)]
-            with m.Elif(self.i.valid & ~vs):
+            with m.Elif(self.i.valid & ~vs & self._in_skid):
                 m.d.sync += vs.eq(1)
             with m.If(take_b):
                 m.d.sync += [vb.eq(va), ub.eq(ua)]
-        with m.If(~vs):         # the skid slot's data follows the input while it is empty
-            m.d.sync += us.eq(self.i.payload)
+        if self._in_skid:
+            with m.If(~vs):     # the skid slot's data follows the input while it is empty
+                m.d.sync += us.eq(self.i.payload)
         # The digit sum is of A's u when B reloads, of B's own u in the cycle after a scale
         # change (B does not reload then); the select is a register, off the adders' path.
         src = Signal(data.ArrayLayout(signed(cfg.width), cfg.out_lanes))

@@ -247,15 +247,15 @@ def test_scaler_hardware_runtime_register_and_saturation():
     assert got[1][2] == 1 and got[0][2] == 0
 
 
-@pytest.mark.parametrize("out_skid", [False, True])
-def test_scaler_hardware_fixed_scale_saturation(out_skid):
-    """Fixed scale, with and without the engine's output skid slot: values and the sticky flag
-    match the model under random stalls on both sides, for a scale that saturates and one that
-    does not."""
+@pytest.mark.parametrize("out_skid,in_skid", [(False, True), (True, True), (False, False)])
+def test_scaler_hardware_fixed_scale_saturation(out_skid, in_skid):
+    """Fixed scale, with and without the engine's output skid slot, and without the input one
+    (the lean engine): values and the sticky flag match the model under random stalls on both
+    sides, for a scale that saturates and one that does not."""
     cfg = G(lanes=2, width=8, z_int=2, z_frac=6, scale="fixed")
     big = [(1, smodel.t_min(cfg)), (1, smodel.t_min(cfg))]   # alpha ~ 4 * alpha0: saturates
     for digits in (smodel.default_digits(cfg), big):
-        dut = Scaler(cfg, digits=digits, out_skid=out_skid)
+        dut = Scaler(cfg, digits=digits, out_skid=out_skid, in_skid=in_skid)
         rng = random.Random(5)
         ins = [[rng.randrange(-128, 128) for _ in range(2)] for _ in range(300)]
         got = {}

@@ -43,11 +43,16 @@ SKID_CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize("cfg,out_skid", [(c, False) for c in CONFIGS] +
-                         [(c, True) for c in SKID_CONFIGS],
-                         ids=lambda v: v.name() if isinstance(v, G) else ("skid" if v else ""))
-def test_generator_matches_model(cfg, out_skid):
-    dut = PerturbationGenerator(cfg, out_skid=out_skid)
+SKIDS = {"": dict(), "skid": dict(out_skid=True), "lean": dict(in_skid=False)}
+
+
+@pytest.mark.parametrize("cfg,skids", [(c, "") for c in CONFIGS] +
+                         [(c, k) for c in SKID_CONFIGS for k in ("skid", "lean")],
+                         ids=lambda v: v.name() if isinstance(v, G) else v)
+def test_generator_matches_model(cfg, skids):
+    """Bit-exact under random stalls; ``skid``: the scaler's output skid slot, ``lean``: no
+    input skid slot (the training design's engine)."""
+    dut = PerturbationGenerator(cfg, **SKIDS[skids])
     seed = 0xC0FFEE
     got = {}
 
@@ -187,14 +192,15 @@ def test_generate_rejects_bad_arguments():
         GeneratorModel(G(reuse="pregen"), 1).set_offset(256)
 
 
-@pytest.mark.parametrize("cfg,out_skid", [
-    (G(), False), (G(reuse="onthefly", lanes=2, out_lanes=4), False),
-    (G(reuse="pregen", pool_size=64), False), (G(reuse="pregen", pool_size=64, scale="fixed"), True),
-], ids=lambda v: v.name() if isinstance(v, G) else ("skid" if v else ""))
-def test_latency_property_matches_simulation(cfg, out_skid):
+@pytest.mark.parametrize("cfg,skids", [
+    (G(), ""), (G(reuse="onthefly", lanes=2, out_lanes=4), ""),
+    (G(reuse="pregen", pool_size=64), ""), (G(reuse="pregen", pool_size=64, scale="fixed"), "skid"),
+    (G(lanes=2, scale="fixed"), "lean"),
+], ids=lambda v: v.name() if isinstance(v, G) else v)
+def test_latency_property_matches_simulation(cfg, skids):
     """Cycles from a seed load to the first valid beat are ``latency`` (+ ``fill_cycles`` for
-    pregen), with ``o.ready`` low all the time; the output skid slot adds none."""
-    dut = PerturbationGenerator(cfg, out_skid=out_skid)
+    pregen), with ``o.ready`` low all the time; the skid slots add none."""
+    dut = PerturbationGenerator(cfg, **SKIDS[skids])
     seen = []
 
     async def tb(ctx):
@@ -221,3 +227,5 @@ def test_sumsq_option():
         PerturbationGenerator(cfg, sumsq=1)
     with pytest.raises(TypeError, match=r"^out_skid must be a bool, not 'yes'$"):
         PerturbationGenerator(cfg, out_skid="yes")
+    with pytest.raises(TypeError, match=r"^in_skid must be a bool, not 0$"):
+        PerturbationGenerator(cfg, in_skid=0)
