@@ -7,13 +7,14 @@ from amaranth.lib.wiring import In, Out
 from pezo.config import EngineConfig
 from pezo.hw.common import NO_RW_CHECK, collision_read, one_hot_states
 from pezo.hw.generator import PerturbationGenerator
-from pezo.hw.lfsr import UniformBank, bank_latency
+from pezo.hw.lfsr import SeedMixer, UniformBank, bank_blocks, bank_latency
 from pezo.hw.mac import MAC_LATENCY, MacOp, PerturbMAC, mac_input_layout
 from pezo.hw.scaler import scale_register_bits
 from pezo.hw.spram import READ_LATENCY as SPRAM_READ_LATENCY, SpramWeights
 from pezo.hw.streamed import StreamMAC
 from pezo.sim.engine import STATUS, Err, Op
 from pezo.sim.mac import rounding_config
+from pezo.sim.seeding import ROUNDS
 
 __all__ = ["EngineOp", "PerturbEngine", "command_layout", "status_layout"]
 
@@ -140,6 +141,12 @@ class PerturbEngine(wiring.Component):
         self._held_arg = bool(held_arg)
         self._lean = bool(lean)
         self._has_r = "r" in dict(mac_input_layout(cfg).members)
+        g = cfg.generator
+        # lean: the generator's bank and the rounding bank share one seed mixer (they mix one
+        # after the other on SEED) when they take the same number of blocks
+        self._shared_mixer = (
+            self._lean and self._has_r and cfg.weights != "stream" and g.reuse != "pregen"
+            and bank_blocks(g) == bank_blocks(rounding_config(cfg)))
         row = data.ArrayLayout(signed(cfg.w_bits), cfg.lanes)
         super().__init__({
             "cmd": In(stream.Signature(command_layout())),
@@ -164,10 +171,13 @@ class PerturbEngine(wiring.Component):
     def seed_cycles(self):
         """Cycles from accepting SEED to accepting the next command: check, execute and the
         registered load pulse (5), the banks' seed mixing (:attr:`pezo.hw.lfsr.UniformBank.latency`), and for pregen the pool
-        fill (the rounding bank mixes in parallel; it is never slower than the generator's)."""
+        fill (the rounding bank mixes in parallel; it is never slower than the generator's;
+        ``lean``: after the generator's, with the same mixer)."""
         g = self._cfg.generator
         bank = bank_latency(g)
-        if self._has_r:
+        if self._shared_mixer:          # the rounding bank's blocks follow the generator's
+            bank += 1 + bank_blocks(g) * ROUNDS
+        elif self._has_r:
             bank = max(bank, bank_latency(rounding_config(self._cfg)))
         fill = g.pool_size // g.lanes + 2 if g.reuse == "pregen" else 0
         return 5 + bank + fill
@@ -189,9 +199,12 @@ class PerturbEngine(wiring.Component):
         # generator's stage enables (timing).
         # (lean: no skid slots in the scaler; the training design's timing is still to be
         # closed)
-        m.submodules.gen = gen = PerturbationGenerator(g, sumsq=False, out_skid=not self._lean,
-                                                       in_skid=not self._lean)
         streamed = cfg.weights == "stream"
+        r_cfg = rounding_config(cfg) if has_r else None
+        shared = self._shared_mixer
+        m.submodules.gen = gen = PerturbationGenerator(g, sumsq=False, out_skid=not self._lean,
+                                                       in_skid=not self._lean,
+                                                       bank_mixer=not shared)
         spram = cfg.weights == "spram"
         late_w = early = False
         if streamed:
@@ -207,7 +220,8 @@ class PerturbEngine(wiring.Component):
             m.submodules.mac = mac = PerturbMAC(cfg, products_in_dsp=self._lean, late_w=late_w,
                                                 late_r=early)
         if has_r:
-            m.submodules.rbank = rbank = UniformBank(rounding_config(cfg), domain="rounding")
+            m.submodules.rbank = rbank = UniformBank(r_cfg, domain="rounding",
+                                                     mixer=not shared)
         row = data.ArrayLayout(signed(cfg.w_bits), cfg.lanes)
         if streamed:
             pass
@@ -483,6 +497,26 @@ class PerturbEngine(wiring.Component):
                 m.d.comb += [rbank.seed.eq(seed_b), rbank.seed_load.eq(seedu_p)]
         elif has_r:
             m.d.comb += [rbank.seed.eq(arg[:g.seed_width]), rbank.seed_load.eq(seed_p)]
+        if shared:
+            # One mixer: the generator's bank's blocks, then (restarted in the cycle after its
+            # last one) the rounding bank's. The seed is the argument, held until SEED is done
+            # (FILL waits for both banks).
+            gbank = gen.bank
+            m.submodules.mixer = mixer = SeedMixer(g.seed_width, gbank.blocks)
+            phase = Signal()            # 0: the generator's bank, 1: the rounding bank's
+            second = Signal()
+            m.d.sync += second.eq(mixer.done & ~phase & ~seed_p)
+            with m.If(seed_p):
+                m.d.sync += phase.eq(0)
+            with m.Elif(second):
+                m.d.sync += phase.eq(1)
+            seed = arg[:g.seed_width]
+            m.d.comb += [mixer.start.eq(seed_p | second),
+                         mixer.iv.eq(seed ^ Mux(second & ~seed_p, rbank.tweak, gbank.tweak))]
+            for bank, mine in ((gbank, ~phase), (rbank, phase)):
+                m.d.comb += [bank.mix_block.eq(mixer.block),
+                             bank.mix_valid.eq(mixer.block_valid & mine),
+                             bank.mix_done.eq(mixer.done & mine)]
         if g.scale == "runtime":
             m.d.comb += [gen.scale_value.eq(arg), gen.scale_load.eq(scale_p)]
             if streamed:

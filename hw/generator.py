@@ -30,6 +30,8 @@ class PerturbationGenerator(wiring.Component):
 
     Bit-exact with :class:`pezo.sim.generator.GeneratorModel`: the values transferred on ``o``
     after a seed load are ``generate(config, seed, ...)``, whatever the stalls on ``o.ready``.
+    With ``bank_mixer=False`` (not for ``pregen``) the bank has no seed mixer of its own: the
+    owner feeds :attr:`bank`'s ``mix_*`` ports (:class:`pezo.hw.lfsr.UniformBank`).
 
     Members
     -------
@@ -53,7 +55,7 @@ class PerturbationGenerator(wiring.Component):
         The bank is mixing a seed (after ``seed_load``, or a pregen rewind): no beats meanwhile.
     """
 
-    def __init__(self, config, *, sumsq=True, out_skid=False, in_skid=True):
+    def __init__(self, config, *, sumsq=True, out_skid=False, in_skid=True, bank_mixer=True):
         self._cfg = cfg = check_config(config)
         if not isinstance(sumsq, bool):
             raise TypeError(f"sumsq must be a bool, not {sumsq!r}")
@@ -64,6 +66,14 @@ class PerturbationGenerator(wiring.Component):
         if not isinstance(in_skid, bool):
             raise TypeError(f"in_skid must be a bool, not {in_skid!r}")
         self._in_skid = in_skid
+        if not isinstance(bank_mixer, bool):
+            raise TypeError(f"bank_mixer must be a bool, not {bank_mixer!r}")
+        if not bank_mixer and cfg.reuse == "pregen":
+            raise ValueError("A pregen generator reloads its bank itself (sign rewinds): its "
+                             "bank needs its own seed mixer (bank_mixer=True)")
+        #: The uniform bank (:class:`pezo.hw.lfsr.UniformBank`); with ``bank_mixer=False`` its
+        #: mixer blocks come from the owner (the lean engine's shared mixer).
+        self.bank = UniformBank(cfg, rotate=cfg.reuse == "onthefly", mixer=bank_mixer)
         ports = {
             "o": Out(stream.Signature(data.ArrayLayout(signed(cfg.z_bits), cfg.out_lanes))),
             "seed": In(cfg.seed_width),
@@ -103,7 +113,7 @@ class PerturbationGenerator(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self._cfg
-        m.submodules.bank = bank = UniformBank(cfg, rotate=cfg.reuse == "onthefly")
+        m.submodules.bank = bank = self.bank
         m.submodules.scaler = scaler = Scaler(cfg, out_skid=self._out_skid,
                                                    in_skid=self._in_skid)
         m.d.comb += self.loading.eq(bank.loading)

@@ -13,7 +13,7 @@ from pezo.sim.lfsr import POLYNOMIALS, bit_masks, polynomial
 from pezo.sim.seeding import (ROUNDS, block_count, domain_tweak, half_bits, lane_states,
                               load_cycles, round_constants)
 
-__all__ = ["UniformBank", "SeedMixer", "bank_latency"]
+__all__ = ["UniformBank", "SeedMixer", "bank_latency", "bank_blocks"]
 
 
 class SeedMixer(wiring.Component):
@@ -77,6 +77,12 @@ class SeedMixer(wiring.Component):
         return m
 
 
+def bank_blocks(cfg) -> int:
+    """:attr:`UniformBank.blocks` of a bank configuration (no component needed): the mixer
+    blocks a seed load takes."""
+    return block_count(cfg.state_bits, bank_geometry(cfg)[0], cfg.seed_width)
+
+
 def bank_latency(cfg) -> int:
     """:attr:`UniformBank.latency` of a bank configuration (no component needed): cycles from a
     seed load to the first number of the new stream."""
@@ -103,6 +109,11 @@ class UniformBank(wiring.Component):
         the ``onthefly`` rotation, at no cost in logic.
     domain : str
         The seed domain (:data:`pezo.sim.seeding.DOMAINS`): its tweak is XORed into the seed.
+    mixer : bool
+        Build the bank's own :class:`SeedMixer` (default). False: the blocks come from a mixer
+        shared with other banks (the lean engine's), on ``mix_block`` / ``mix_valid`` /
+        ``mix_done``, started by its owner with IV ``seed ^`` :attr:`tweak`; ``seed`` is then
+        unused, ``seed_load`` still starts the load (``loading`` rises).
 
     Members
     -------
@@ -125,10 +136,13 @@ class UniformBank(wiring.Component):
         If ``rotate`` is asked for a shared bank, or ``domain`` is unknown.
     """
 
-    def __init__(self, config, *, rotate=False, domain="bank"):
+    def __init__(self, config, *, rotate=False, domain="bank", mixer=True):
         self._cfg = check_config(config)
         if not isinstance(rotate, bool):
             raise TypeError(f"rotate must be a bool, not {rotate!r}")
+        if not isinstance(mixer, bool):
+            raise TypeError(f"mixer must be a bool, not {mixer!r}")
+        self._own_mixer = mixer
         if rotate and config.shared:
             raise ValueError("A shared bank cannot rotate its lanes (they share one state)")
         self._rotate = rotate
@@ -142,16 +156,21 @@ class UniformBank(wiring.Component):
         #: Internal flags the formal checks state invariants over: the zero-fix cycle and the
         #: seed mixer's busy flag.
         self.formal = {"fix": Signal(name="fix"), "mixer_busy": Signal(name="mixer_busy")}
-        super().__init__({
+        ports = {
             "o": Out(stream.Signature(data.ArrayLayout(signed(config.width), config.lanes))),
             "seed": In(config.seed_width),
             "seed_load": In(1),
             "loading": Out(1),
-        })
+        }
+        if not mixer:
+            ports.update(mix_block=In(config.seed_width), mix_valid=In(1), mix_done=In(1))
+        super().__init__(ports)
 
     config = property(lambda self: self._cfg)
     rotate = property(lambda self: self._rotate)
     domain = property(lambda self: self._domain)
+    tweak = property(lambda self: self._tweak, doc="The domain's tweak (XORed into the seed).")
+    blocks = property(lambda self: bank_blocks(self._cfg), doc="Mixer blocks a seed load takes.")
     lanes = property(lambda self: self._cfg.lanes)
     width = property(lambda self: self._cfg.width)
     state_bits = property(lambda self: self._cfg.state_bits)
@@ -194,12 +213,16 @@ class UniformBank(wiring.Component):
 
         # Seeding: SIMON OFB blocks shift into the chain of lane states, then one cycle fixes
         # all-zero states.
-        m.submodules.mixer = mixer = SeedMixer(sw, block_count(k, gens, sw))
         fix = self.formal["fix"]
         loading = Signal()
-        m.d.comb += self.formal["mixer_busy"].eq(mixer.busy)
-        m.d.comb += [mixer.iv.eq(self.seed ^ self._tweak), mixer.start.eq(self.seed_load),
-                     self.loading.eq(loading), self.o.valid.eq(~loading)]
+        if self._own_mixer:
+            m.submodules.mixer = mixer = SeedMixer(sw, block_count(k, gens, sw))
+            m.d.comb += self.formal["mixer_busy"].eq(mixer.busy)
+            m.d.comb += [mixer.iv.eq(self.seed ^ self._tweak), mixer.start.eq(self.seed_load)]
+            block, block_valid, block_done = mixer.block, mixer.block_valid, mixer.done
+        else:
+            block, block_valid, block_done = self.mix_block, self.mix_valid, self.mix_done
+        m.d.comb += [self.loading.eq(loading), self.o.valid.eq(~loading)]
         chain = Cat(*states)
 
         def advance(st):
@@ -214,8 +237,8 @@ class UniformBank(wiring.Component):
             for g in range(gens):
                 src = states[(g + 1) % gens] if self._rotate else states[g]
                 m.d.sync += states[g].eq(advance(src))
-        with m.If(mixer.block_valid):
-            m.d.sync += chain.eq(Cat(mixer.block, chain)[:len(chain)])
+        with m.If(block_valid):
+            m.d.sync += chain.eq(Cat(block, chain)[:len(chain)])
         with m.If(fix):
             # An all-zero state becomes 1: only bit 0 is written, so the other bits' next-state
             # logic does not see the check.
@@ -223,7 +246,7 @@ class UniformBank(wiring.Component):
                 with m.If(states[g] == 0):
                     m.d.sync += states[g][0].eq(1)
         # A seed load restarts the mixer: a block finishing in that cycle sets no fix.
-        m.d.sync += fix.eq(mixer.block_valid & mixer.done & ~self.seed_load)
+        m.d.sync += fix.eq(block_valid & block_done & ~self.seed_load)
         with m.If(self.seed_load):
             m.d.sync += loading.eq(1)
         with m.Elif(fix):

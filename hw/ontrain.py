@@ -837,14 +837,16 @@ class OnChipTrainer(wiring.Component):
                 with m.If(self.wdata.valid):
                     m.d.sync += hbeat.eq(self.wdata.payload.as_value())
                     m.next = "LOAD1"
+            # (the memories' addresses come from haddr itself, no adder: timing)
             with m.State("LOAD1"):
                 m.d.comb += [ld_go.eq(1), ld_kind.eq(h_kind), ld_addr.eq(haddr),
                              ld_data.eq(hbeat[:16])]
+                m.d.sync += haddr.eq(haddr + 1)
                 m.next = "LOAD2"
             with m.State("LOAD2"):
-                m.d.comb += [ld_go.eq(1), ld_kind.eq(h_kind), ld_addr.eq(haddr + 1),
+                m.d.comb += [ld_go.eq(1), ld_kind.eq(h_kind), ld_addr.eq(haddr),
                              ld_data.eq(hbeat[16:])]
-                m.d.sync += [haddr.eq(haddr + 2), beats.eq(beats - 1)]
+                m.d.sync += [haddr.eq(haddr + 1), beats.eq(beats - 1)]
                 with m.If(beats == 1):
                     m.next = "IDLE"
                 with m.Else():
@@ -890,6 +892,7 @@ class OnChipTrainer(wiring.Component):
             with m.State("LOG_A"):
                 m.d.comb += [lg_req.eq(1), lg_addr.eq(haddr)]
                 with m.If(lg_ready):
+                    m.d.sync += haddr.eq(haddr + 1)
                     m.next = "LOG_AW"
             with m.State("LOG_AW"):
                 with m.If(lr_have):
@@ -897,8 +900,9 @@ class OnChipTrainer(wiring.Component):
                     m.d.sync += lo_word.eq(lmem.rdata)
                     m.next = "LOG_B"
             with m.State("LOG_B"):
-                m.d.comb += [lg_req.eq(1), lg_addr.eq(haddr + 1)]
+                m.d.comb += [lg_req.eq(1), lg_addr.eq(haddr)]
                 with m.If(lg_ready):
+                    m.d.sync += haddr.eq(haddr + 1)
                     m.next = "LOG_BW"
             with m.State("LOG_BW"):
                 with m.If(lr_have):
@@ -908,7 +912,7 @@ class OnChipTrainer(wiring.Component):
             with m.State("LOG_OUT"):
                 m.d.comb += [h_rsrc.eq(1), h_rvalid.eq(1), h_rdata.eq(hbeat)]
                 with m.If(self.rdata.ready):
-                    m.d.sync += [haddr.eq(haddr + 2), beats.eq(beats - 1)]
+                    m.d.sync += beats.eq(beats - 1)
                     with m.If(beats == 1):
                         m.next = "IDLE"
                     with m.Else():

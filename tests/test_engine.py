@@ -183,6 +183,8 @@ def test_the_lean_engine_with_a_held_argument_matches_golden(cfg):
     show; products in the DSP registers) and ``held_arg`` (no argument register: the
     transport holds the payload) change no result."""
     rng = np.random.default_rng(11)
+    # the training design's kind shares one seed mixer between its two banks
+    assert PerturbEngine(cfg, lean=True)._shared_mixer == (cfg.generator.reuse == "none")
     hw, gold = AmaranthTransport(cfg, lean=True, held_arg=True), GoldenTransport(cfg)
     for op, arg, wdata in _script(cfg, rng):
         rcount = (arg >> 32) if op == Op.READ else 0
@@ -261,17 +263,22 @@ def test_error_codes():
         assert m.status()["error"] == 1 and m.status()["error_code"] == code
 
 
-@pytest.mark.parametrize("cfg", [E(generator=G(lanes=4), depth=256),
-                                 E(generator=G(lanes=2, reuse="pregen", pool_size=64), depth=64),
-                                 E(generator=G(lanes=4, state_bits=71, shared=True), depth=64,
-                                   stochastic=False)],
-                         ids=lambda c: c.name())
-def test_seed_takes_documented_cycles(cfg):
-    t = AmaranthTransport(cfg)
+@pytest.mark.parametrize("cfg,lean", [
+    (E(generator=G(lanes=4), depth=256), False),
+    (E(generator=G(lanes=2, reuse="pregen", pool_size=64), depth=64), False),
+    (E(generator=G(lanes=4, state_bits=71, shared=True), depth=64, stochastic=False), False),
+    # lean: one seed mixer for the generator's bank and the rounding bank, one after the other
+    (E(generator=G(lanes=2, scale="fixed"), depth=64, coef_frac=20), True),
+], ids=lambda v: v.name() if isinstance(v, E) else ("lean" if v else ""))
+def test_seed_takes_documented_cycles(cfg, lean):
+    t = AmaranthTransport(cfg, lean=lean)
     t.command(Op.NOP)
     before = t.cycles
     t.command(Op.SEED, 5)
-    assert t.cycles - before == PerturbEngine(cfg).seed_cycles
+    assert t.cycles - before == PerturbEngine(cfg, lean=lean).seed_cycles
+    if lean:    # the mixer is shared, and the rounding bank's mixing adds its blocks' rounds
+        assert PerturbEngine(cfg, lean=True)._shared_mixer
+        assert t.cycles - before > PerturbEngine(cfg).seed_cycles
 
 
 def test_pass_takes_documented_cycles():
