@@ -373,9 +373,10 @@ class OnChipTrainer(wiring.Component):
 
         # Forward ---------------------------------------------------------------------------------
         # The accumulators: one block-RAM word per ring position k (K / m of them), holding the
-        # 40-bit sums of every sample and lane (and a constant row: see stage b); a word's read
-        # (stage a) and its write (stage b) are one cycle apart, and a position comes round
-        # again K / m >= 2 words later (for K / m = 1 the read is transparent to the write).
+        # 40-bit sums of every sample and lane (and a constant row: see below); a word's read
+        # (as it is taken) and its write (the next cycle) are one cycle apart, and a position
+        # comes round again K / m >= 2 words later (for K / m = 1 the read is transparent to
+        # the write).
         acc_init = 1 << (r_shift - 1)
         SL = G * L
         m.submodules.accs = accs = memory.Memory(
@@ -390,39 +391,41 @@ class OnChipTrainer(wiring.Component):
         fw_cmd = Signal()            # the forward unit asks the engine for READ
         fw_take = Signal()
         left = Signal(range(words + 1))
-        kp = Signal(range(Kw))
-        ka, kb = Signal(range(Kw)), Signal(range(Kw))
-        fcnt = Signal(range(F + 1))
-        va, vb = Signal(), Signal()
-        wa = Signal(L * ecfg.w_bits)
-        fa0 = Signal()               # the word is of row 0
+        kp = Signal(range(Kw))       # the offered word's ring position
+        ka = Signal(range(Kw))       # the position of the word taken last cycle
+        fcnt = Signal(range(F + 1))  # the offered word's row
+        row0 = Signal()              # fcnt == 0, a register
+        va = Signal()                # a word was taken last cycle: its sums are written now
         prods = [[Signal(signed(32), name=f"prod_s{s}_l{l}", reset_less=True) for l in range(L)]
                  for s in range(G)]
-        m.d.sync += [va.eq(0), vb.eq(va), kb.eq(ka)]
-        # stage a: the word, and its feature row from the buffer, read as the word is taken
+        m.d.sync += va.eq(0)
+        # The feature buffer is read a cycle ahead, at the row of the word offered next (the
+        # row after this one when this cycle takes a row's last word), so the row is on its
+        # port as the word is taken: the word goes into the multipliers (SB_MAC16 on the UP5K,
+        # products in their output registers) as it is taken, with no register of its own.
         take_w = fw_take & eng.rdata.valid
-        m.d.comb += [fb_rd.addr.eq(Cat(fcnt[:fb], hw)), fb_rd.en.eq(take_w)]
+        row_end = take_w & (kp == Kw - 1)
+        m.d.comb += [fb_rd.addr.eq(Cat(Mux(row_end, fcnt + 1, fcnt)[:fb], hw)), fb_rd.en.eq(1)]
         with m.If(take_w):
-            m.d.sync += [va.eq(1), wa.eq(eng.rdata.payload.as_value()), fa0.eq(fcnt == 0),
-                         left.eq(left - 1), ka.eq(kp)]
-            with m.If(kp == Kw - 1):
-                m.d.sync += [kp.eq(0), fcnt.eq(fcnt + 1)]
+            m.d.sync += [va.eq(1), left.eq(left - 1), ka.eq(kp)]
+            with m.If(row_end):
+                m.d.sync += [kp.eq(0), fcnt.eq(fcnt + 1), row0.eq(0)]
             with m.Else():
                 m.d.sync += kp.eq(kp + 1)
-        # stage b: the products (in the SB_MAC16's output registers) and the sums' write
         wb_bits = ecfg.w_bits
+        word = eng.rdata.payload.as_value()
         for s in range(G):
             t_a = fb_data[16 * s:16 * s + 16].as_signed()
             for l in range(L):
-                m.d.sync += prods[s][l].eq(t_a * wa[wb_bits * l:wb_bits * (l + 1)].as_signed())
+                m.d.sync += prods[s][l].eq(t_a * word[wb_bits * l:wb_bits * (l + 1)].as_signed())
         # No reset and no multiplexer: a row-0 word reads row K / m of the accumulator memory
         # instead of its position, which holds the rounding constant 2^(r-1) in every sum (set
         # by the memory's initial contents, never written), so its sum starts fresh.
         feeding = Signal()
         f_issue = Signal()
         fk_word = Signal(range(Kw))
-        m.d.comb += [ac_wr.addr.eq(kb), ac_wr.en.eq(vb),
-                     ac_rd.addr.eq(Mux(feeding, fk_word, Mux(fa0, Kw, ka))),
+        m.d.comb += [ac_wr.addr.eq(ka), ac_wr.en.eq(va),
+                     ac_rd.addr.eq(Mux(feeding, fk_word, Mux(row0, Kw, kp))),
                      ac_rd.en.eq(1)]
         for s in range(G):
             for l in range(L):
@@ -519,7 +522,7 @@ class OnChipTrainer(wiring.Component):
                     m.next = "WAIT"
             with m.State("WAIT"):
                 with m.If(full.bit_select(hw, 1)):
-                    m.d.sync += [left.eq(words), kp.eq(0), fcnt.eq(0)]
+                    m.d.sync += [left.eq(words), kp.eq(0), fcnt.eq(0), row0.eq(1)]
                     m.next = "CMD"
             with m.State("CMD"):
                 m.d.comb += fw_cmd.eq(1)
@@ -530,7 +533,7 @@ class OnChipTrainer(wiring.Component):
                 with m.If((left == 1) & eng.rdata.valid):
                     m.next = "DRAIN"
             with m.State("DRAIN"):
-                with m.If(~va & ~vb & ~eng.status.busy
+                with m.If(~va & ~eng.status.busy
                           & (q_level <= lq_depth - G * K)):
                     m.d.sync += [fq.eq(0), fk_lane.eq(0), fk_word.eq(0)]
                     m.next = "FEED"
