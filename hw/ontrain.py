@@ -762,7 +762,6 @@ class OnChipTrainer(wiring.Component):
         beats = Signal(16)
         haddr = Signal(16)
         hbeat = Signal(32)
-        lo_word = Signal(16)
         ts_i = Signal(range(sb + 1))    # the TSTATUS word
         ERR_ARG, ERR_UNSUP, ERR_OPCODE = int(Err.ARG), int(Err.UNSUPPORTED), int(Err.OPCODE)
         cycles_word = list(TSTATUS_FIELDS).index("cycles")
@@ -900,7 +899,7 @@ class OnChipTrainer(wiring.Component):
             with m.State("LOG_AW"):
                 with m.If(lr_have):
                     m.d.comb += lg_take.eq(1)
-                    m.d.sync += lo_word.eq(lmem.rdata)
+                    m.d.sync += hbeat[:16].eq(lmem.rdata)
                     m.next = "LOG_B"
             with m.State("LOG_B"):
                 m.d.comb += [lg_req.eq(1), lg_addr.eq(haddr)]
@@ -910,7 +909,7 @@ class OnChipTrainer(wiring.Component):
             with m.State("LOG_BW"):
                 with m.If(lr_have):
                     m.d.comb += lg_take.eq(1)
-                    m.d.sync += hbeat.eq(Cat(lo_word, lmem.rdata))
+                    m.d.sync += hbeat[16:].eq(lmem.rdata)
                     m.next = "LOG_OUT"
             with m.State("LOG_OUT"):
                 m.d.comb += [h_rsrc.eq(1), h_rvalid.eq(1), h_rdata.eq(hbeat)]
