@@ -267,13 +267,15 @@ class OnChipTrainer(wiring.Component):
         pass_go = Signal()
         loss_sum = Signal(SUM_BITS)
         correct = Signal(16)
-        losses = Signal(16)          # samples whose loss has been added this pass
+        losses_left = Signal(16)     # samples whose loss is still to be added this pass
 
         # Fill --------------------------------------------------------------------------------------
         full = Signal(2)             # feature-buffer halves holding a group not yet forwarded
         count = [Signal(range(G + 1), name=f"count{h}") for h in range(2)]
         labels = [[Signal(4, name=f"label{h}_{s}") for s in range(G)] for h in range(2)]
         j = Signal(16)               # samples filled this pass
+        j_left = Signal(16)          # n_pass - j (compares with constants only: timing)
+        j_last, fill_done = j_left == 1, j_left == 0
         slot = Signal(range(G))
         hf = Signal()
         saddr = Signal(16)           # the sample's next SPRAM word
@@ -297,7 +299,8 @@ class OnChipTrainer(wiring.Component):
         with m.FSM(name="fill"):
             with m.State("IDLE"):
                 with m.If(pass_go):
-                    m.d.sync += [j.eq(0), slot.eq(0), hf.eq(0), eaddr.eq(base)]
+                    m.d.sync += [j.eq(0), j_left.eq(n_pass), slot.eq(0), hf.eq(0),
+                                 eaddr.eq(base)]
                     m.next = "SRC"
             with m.State("SRC"):
                 with m.If(mode == Mode.PLUS):
@@ -358,15 +361,15 @@ class OnChipTrainer(wiring.Component):
                     with m.Else():
                         m.next = "WORD"
             with m.State("NEXT"):
-                m.d.sync += j.eq(j + 1)
-                with m.If((slot == G - 1) | (j + 1 == n_pass)):
+                m.d.sync += [j.eq(j + 1), j_left.eq(j_left - 1)]
+                with m.If((slot == G - 1) | j_last):
                     for h in range(2):
                         with m.If(hf == h):
                             m.d.sync += [full[h].eq(1), count[h].eq(slot + 1)]
                     m.d.sync += [slot.eq(0), hf.eq(~hf)]
                 with m.Else():
                     m.d.sync += slot.eq(slot + 1)
-                with m.If(j + 1 == n_pass):
+                with m.If(j_last):
                     m.next = "IDLE"
                 with m.Else():
                     m.next = "SRC"
@@ -459,6 +462,10 @@ class OnChipTrainer(wiring.Component):
         q_wp, q_base, q_rp = Signal(range(QD)), Signal(range(QD)), Signal(range(QD))
         q_level = Signal(range(QD))
         m.d.comb += q_level.eq(q_wp - q_base)
+        # room for a group's logits, registered (DRAIN waits for it; nothing is written to the
+        # queue then, so the level only falls and the flag is at most one cycle late)
+        q_room = Signal()
+        m.d.sync += q_room.eq(q_level <= lq_depth - G * K)
         yq_depth = 1 << (2 * G - 1).bit_length()
         yq = [Signal(4, name=f"yq{i}", reset_less=True) for i in range(yq_depth)]
         yq_w, yq_r = Signal(range(yq_depth)), Signal(range(yq_depth))
@@ -533,8 +540,7 @@ class OnChipTrainer(wiring.Component):
                 with m.If((left == 1) & eng.rdata.valid):
                     m.next = "DRAIN"
             with m.State("DRAIN"):
-                with m.If(~va & ~eng.status.busy
-                          & (q_level <= lq_depth - G * K)):
+                with m.If(~va & ~eng.status.busy & q_room):
                     m.d.sync += [fq.eq(0), fk_lane.eq(0), fk_word.eq(0)]
                     m.next = "FEED"
             with m.State("FEED"):
@@ -549,7 +555,7 @@ class OnChipTrainer(wiring.Component):
                 m.next = "NEXT"
             with m.State("NEXT"):
                 # the pass's last group is out when the fill is done and no half is full
-                with m.If(full.any() | (j != n_pass)):
+                with m.If(full.any() | ~fill_done):
                     m.next = "WAIT"
                 with m.Else():
                     m.next = "IDLE"
@@ -559,9 +565,9 @@ class OnChipTrainer(wiring.Component):
         with m.If(lu.o.valid):
             m.d.sync += [loss_sum.eq(loss_sum + lu.o.payload.loss),
                          correct.eq(correct + (lu.o.payload.pred == lu.o.payload.y)),
-                         losses.eq(losses + 1)]
+                         losses_left.eq(losses_left - 1)]
         with m.If(pass_go):
-            m.d.sync += [loss_sum.eq(0), correct.eq(0), losses.eq(0)]
+            m.d.sync += [loss_sum.eq(0), correct.eq(0), losses_left.eq(n_pass)]
 
         # Step controller: the sequencer and its IO units ------------------------------------------
         # The register file shares the checkpoint's block RAM: the checkpoint at 0..words-1, the
@@ -666,7 +672,7 @@ class OnChipTrainer(wiring.Component):
                     with m.If(~ph):
                         m.d.comb += pass_go.eq(1)
                         m.d.sync += [mode.eq(sub[:2]), ph.eq(1)]
-                    with m.Elif(losses == n_pass):      # every sample's loss is in
+                    with m.Elif(losses_left == 0):      # every sample's loss is in
                         m.d.comb += ack.eq(1)
                 with m.Case(Unit.SMP):
                     with m.If(~sub[0]):
