@@ -1,11 +1,11 @@
 """Board targets: which amaranth-boards platform, and an engine configuration that fits it."""
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pezo.config import EngineConfig, GeneratorConfig
 
-__all__ = ["Board", "BOARDS", "get_board"]
+__all__ = ["Board", "BOARDS", "get_board", "clocked_board"]
 
 
 @dataclass(frozen=True)
@@ -56,3 +56,14 @@ def get_board(name) -> Board:
     if name not in BOARDS:
         raise ValueError(f"Unknown board {name!r}; available: {', '.join(BOARDS)}")
     return BOARDS[name]
+
+
+def clocked_board(board, config) -> Board:
+    """``board`` as a design of ``config`` is built for it: a configuration with a
+    ``pll_mhz`` (the training design's, :class:`pezo.sim.ontrain.TrainerConfig`) sets the
+    clock of an iCE40 board with a PLL; on a board without one (the ULX3S runs from its
+    oscillator) and for any other configuration the board is as it is."""
+    mhz = getattr(config, "pll_mhz", None)
+    if mhz is None or not board.pll_mhz:
+        return board
+    return replace(board, pll_mhz=float(mhz))

@@ -17,7 +17,7 @@ import subprocess
 import time
 
 from pezo.boards.wrapper import BlockWrapper
-from pezo.boards.targets import get_board
+from pezo.boards.targets import clocked_board, get_board
 from pezo.boards.top import BoardTop
 from pezo.designs import (REGISTRY, check_design, default_config, design_block, design_config,
                           design_name)
@@ -295,6 +295,7 @@ def synth(board_name, config=None, build_root="build", seed=1, name=None, progre
     board = get_board(board_name)
     check_design(design)
     cfg = config or default_config(design, board.default)
+    board = clocked_board(board, cfg)                 # the training design's own clock, if set
     bridged = REGISTRY[design].board == "bridge"      # the engine or the training design
     if bridged:
         design_config(design, cfg)                    # a ValueError unless it is the right kind

@@ -639,6 +639,11 @@ class TrainerConfig:
         "logreg" (the MLP is not built in hardware yet).
     lanes : int
         The engine's lanes (2).
+    pll_mhz : float or None
+        The design clock on an iCE40 board with a PLL (16..275 MHz; None: the board's own,
+        48 MHz on the iCEBreaker): where the training design does not close timing at the
+        board's clock, its configuration says the clock it does close at
+        (:func:`pezo.boards.targets.clocked_board`).
     """
 
     n_features: int = 64
@@ -648,6 +653,7 @@ class TrainerConfig:
     max_batch: int = 256
     model: str = "logreg"
     lanes: int = 2
+    pll_mhz: float | None = None
 
     def __post_init__(self):
         _check_int("Feature count (n_features)", self.n_features, 1, MAX_FEATURES)
@@ -666,6 +672,11 @@ class TrainerConfig:
         if self.lanes != 2:
             raise ValueError(f"Engine lane count (lanes) must be 2 in the training design, "
                              f"not {self.lanes!r}")
+        if self.pll_mhz is not None and (isinstance(self.pll_mhz, bool)
+                                         or not isinstance(self.pll_mhz, (int, float))
+                                         or not 16 <= self.pll_mhz <= 275):
+            raise ValueError(f"PLL clock (pll_mhz) must be a number of MHz in 16..275, not "
+                             f"{self.pll_mhz!r}")
         if self.n_classes % self.lanes:
             raise ValueError(f"Class count (n_classes) must be a multiple of the engine's "
                              f"{self.lanes} lanes (a weight word holds one row's classes), "

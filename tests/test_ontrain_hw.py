@@ -352,6 +352,22 @@ def test_trainer_configuration_errors():
         TrainerConfig(max_batch=100)
     with pytest.raises(ValueError, match=r"^Model must be 'logreg'"):
         TrainerConfig(model="mlp")
+    for bad in (12, 300, True, "24"):
+        with pytest.raises(ValueError, match=r"^PLL clock \(pll_mhz\) must be a number of MHz "
+                                             r"in 16\.\.275, not "):
+            TrainerConfig(pll_mhz=bad)
+
+
+def test_the_training_configuration_sets_the_plls_clock():
+    """``pll_mhz`` clocks an iCE40 board with a PLL (synthesis and the power model build
+    with it); a board without a PLL, and a configuration without the field, keep theirs."""
+    from pezo.boards.targets import clocked_board, get_board
+    ice, ecp = get_board("ice40"), get_board("ulx3s-85f")
+    assert ice.pll_mhz == 48.0 and ecp.pll_mhz is None
+    assert clocked_board(ice, TrainerConfig(pll_mhz=30)).pll_mhz == 30.0
+    assert clocked_board(ice, TrainerConfig()) is ice
+    assert clocked_board(ecp, TrainerConfig(pll_mhz=30)) is ecp
+    assert clocked_board(ice, ice.default) is ice
 
 
 def test_pezo_generate_writes_the_training_design(tmp_path):

@@ -67,7 +67,7 @@ from amaranth.hdl import Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
-from pezo.boards.targets import get_board
+from pezo.boards.targets import clocked_board, get_board
 from pezo.boards.top import ice40_pll_params
 from pezo.designs import REGISTRY, build as build_design, check_design
 from pezo.hw.engine import status_layout
@@ -669,6 +669,8 @@ def estimate_power(design, cfg, board, out, report=None, env=None, progress=prin
         _component(design)
     if isinstance(board, str):
         board = get_board(board)
+    if isinstance(design, str):
+        board = clocked_board(board, cfg)         # the training design's own clock, if set
     if isinstance(design, str) and REGISTRY[design].config == "train" \
             and board.family != "ice40":
         return {"unavailable": "the training design's workload is simulated for the iCE40 "
