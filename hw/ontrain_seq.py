@@ -85,11 +85,20 @@ class Sequencer(wiring.Component):
                      self.rf_addr.eq(k[:6]), self.rf_re.eq(st["DECODE"]),
                      self.io_req.eq(st["IO"]), self.io_unit.eq(k[8:12]), self.io_sub.eq(k[:8])]
 
-        # the ALU: one adder (LD and LDI add to zero), AND, shift right
-        is_sub = op == Op.SUB
-        imm = Cat(k, Mux(op == Op.ADDI, k[11], 0).replicate(20))
-        a_in = Mux((op == Op.LD) | (op == Op.LDI), 0, a)
-        b_in = Mux((op == Op.ADDI) | (op == Op.LDI), imm, self.rf_rdata) ^ is_sub.replicate(32)
+        # the ALU: one adder (LD and LDI add to zero), AND, shift right. Its controls are
+        # decoded in DECODE into flip-flops (the instruction is held from then on), so EXEC's
+        # path is the register read, one LUT per operand bit and the carry chain (timing).
+        is_sub, zero_a, b_imm, sext, w_sum, w_c = (Signal(name=n) for n in (
+            "is_sub", "zero_a", "b_imm", "sext", "w_sum", "w_c"))
+        with m.If(st["DECODE"]):
+            m.d.sync += [is_sub.eq(op == Op.SUB), zero_a.eq((op == Op.LD) | (op == Op.LDI)),
+                         b_imm.eq((op == Op.ADDI) | (op == Op.LDI)), sext.eq(op == Op.ADDI),
+                         w_sum.eq((op == Op.LD) | (op == Op.ADD) | (op == Op.SUB)
+                                  | (op == Op.LDI) | (op == Op.ADDI)),
+                         w_c.eq((op == Op.ADD) | (op == Op.SUB) | (op == Op.ADDI))]
+        imm = Cat(k, (sext & k[11]).replicate(20))
+        a_in = Mux(zero_a, 0, a)
+        b_in = Mux(b_imm, imm, self.rf_rdata) ^ is_sub.replicate(32)
         total = Signal(33)
         m.d.comb += total.eq(a_in + b_in + is_sub)
         z = a == 0
@@ -120,11 +129,11 @@ class Sequencer(wiring.Component):
                 goto("DECODE", "EXEC")
         with m.Elif(st["EXEC"]):
             m.d.sync += pc.eq(pc + 1)
+            with m.If(w_sum):
+                m.d.sync += a.eq(total[:32])
+            with m.If(w_c):
+                m.d.sync += c.eq(total[32])
             with m.Switch(op):
-                with m.Case(Op.LD, Op.ADD, Op.SUB, Op.LDI, Op.ADDI):
-                    m.d.sync += a.eq(total[:32])
-                    with m.If((op != Op.LD) & (op != Op.LDI)):
-                        m.d.sync += c.eq(total[32])
                 if Op.AND in self._ops:
                     with m.Case(Op.AND):
                         m.d.sync += a.eq(a & self.rf_rdata)
