@@ -152,8 +152,6 @@ class SerialBridge(wiring.Component):
         most = max(cfg.words, max_beats, (1 << 15) - 1) if self._train else cfg.words
         left = Signal(range(most + 1))
         done = Signal()                        # left == 0, registered
-        # one beat register: WRITE assembles a beat in it (bytes shift in from the top), READ
-        # takes the engine's word into it and shifts its bytes out from the bottom
         wbeat = Signal(8 * bb)                 # WRITE: the beat being assembled
         wn = Signal(range(bb + 1))             # WRITE: bytes of the beat so far
         wfull = Signal()                       # WRITE: a whole beat is assembled
@@ -166,7 +164,7 @@ class SerialBridge(wiring.Component):
         m.d.comb += [ext[j].eq(eng.rdata.payload[j]) for j in range(lanes)]   # sign-extend
         packed = Cat(*ext)
         rn = Signal(range(bb + 1))             # READ: bytes of the word still to send
-        rword = wbeat                          # READ: the word taken from the engine, shifting out
+        rword = Signal(8 * bb)                 # READ: the word taken from the engine, shifting out
         rready = Signal()                      # READ: rdata.ready, a flip-flop (timing)
 
         # Reply output; the reply CRC covers every byte but RSYNC and the CRC itself.
@@ -424,7 +422,7 @@ class SerialBridge(wiring.Component):
             with m.Elif(rn != 0):
                 m.d.comb += [self.o.valid.eq(1), ocrc.eq(1)]
                 with m.If(self.o.ready):
-                    m.d.sync += [rword.eq(Cat(rword[8:], br_data)), rn.eq(rn - 1),
+                    m.d.sync += [rword.eq(rword >> 8), rn.eq(rn - 1),
                                  rready.eq((rn == 1) & ~done)]
             with m.Elif(done):
                 m.d.sync += data_sent.eq(1)
