@@ -115,8 +115,9 @@ class PerturbEngine(wiring.Component):
         one); the MAC's products live in the SB_MAC16 output registers; block-RAM weights are
         read for the MAC's last stage instead of carried through it; without a mask, a word
         enters the MAC as it is issued and its rounding bits at the stage that uses them; the
-        generator's scaler has no skid slots (input or output). Default False keeps the registers the default
-        engine's timing was closed with.
+        generator's scaler has no skid slots (input or output); the generator's bank and the
+        rounding bank share one seed mixer (one after the other on SEED, :attr:`seed_cycles`).
+        Default False keeps the registers the default engine's timing was closed with.
 
     Members
     -------
