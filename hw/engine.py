@@ -157,6 +157,9 @@ class PerturbEngine(wiring.Component):
         })
 
     config = property(lambda self: self._cfg)
+    shares_seed_mixer = property(
+        lambda self: self._shared_mixer,
+        doc="``lean``: the generator's bank and the rounding bank share one seed mixer.")
 
     @property
     def pass_cycles(self):
@@ -198,8 +201,7 @@ class PerturbEngine(wiring.Component):
 
         # sumsq is not in the command map; the output skid keeps the pass's issue signal off the
         # generator's stage enables (timing).
-        # (lean: no skid slots in the scaler; the training design's timing is still to be
-        # closed)
+        # (lean: no skid slots in the scaler: the training design, closed at 24 MHz)
         streamed = cfg.weights == "stream"
         r_cfg = rounding_config(cfg) if has_r else None
         shared = self._shared_mixer

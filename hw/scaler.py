@@ -144,8 +144,9 @@ class Scaler(wiring.Component):
                     m.d.sync += [va.eq(1), ua.eq(us), vs.eq(0)]
                 with m.Else():
                     m.d.sync += [va.eq(self.i.valid), ua.eq(self.i.payload)]
-            with m.Elif(self.i.valid & ~vs & self._in_skid):
-                m.d.sync += vs.eq(1)
+            if self._in_skid:
+                with m.Elif(self.i.valid & ~vs):
+                    m.d.sync += vs.eq(1)
             with m.If(take_b):
                 m.d.sync += [vb.eq(va), ub.eq(ua)]
         if self._in_skid:

@@ -184,7 +184,7 @@ def test_the_lean_engine_with_a_held_argument_matches_golden(cfg):
     transport holds the payload) change no result."""
     rng = np.random.default_rng(11)
     # the training design's kind shares one seed mixer between its two banks
-    assert PerturbEngine(cfg, lean=True)._shared_mixer == (cfg.generator.reuse == "none")
+    assert PerturbEngine(cfg, lean=True).shares_seed_mixer == (cfg.generator.reuse == "none")
     hw, gold = AmaranthTransport(cfg, lean=True, held_arg=True), GoldenTransport(cfg)
     for op, arg, wdata in _script(cfg, rng):
         rcount = (arg >> 32) if op == Op.READ else 0
@@ -277,7 +277,7 @@ def test_seed_takes_documented_cycles(cfg, lean):
     t.command(Op.SEED, 5)
     assert t.cycles - before == PerturbEngine(cfg, lean=lean).seed_cycles
     if lean:    # the mixer is shared, and the rounding bank's mixing adds its blocks' rounds
-        assert PerturbEngine(cfg, lean=True)._shared_mixer
+        assert PerturbEngine(cfg, lean=True).shares_seed_mixer
         assert t.cycles - before > PerturbEngine(cfg).seed_cycles
 
 
